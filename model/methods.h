@@ -1,0 +1,62 @@
+// The two techniques kvscope models and their parameters.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kvscope {
+
+struct ModelShape;
+
+enum class Method { baseline, fourier, ccv, fourier_ccv };
+
+std::string_view method_name(Method m);  // baseline | fourier | ccv | fourier_ccv
+std::optional<Method> parse_method(std::string_view s);  // also accepts "fourier+ccv"
+const std::vector<Method>& all_methods();
+inline bool uses_fourier(Method m) { return m == Method::fourier || m == Method::fourier_ccv; }
+inline bool uses_ccv(Method m) { return m == Method::ccv || m == Method::fourier_ccv; }
+
+// Fourier-approximated KV cache. In every layer and KV head, the compressed head dimensions of
+// K and V keep only `m` spectral coefficients for the tokens between the sink and the window;
+// the other dimensions, and the sink and window tokens in every dimension, stay exact.
+struct FourierConfig {
+  // Which head dims are compressed. Empty: the lowest `compressed_count` dims, which the paper
+  // finds insensitive to long context (with RoPE, the fastest-rotating pairs).
+  std::vector<int64_t> compressed_dims;
+  int64_t compressed_count = -1;  // -1: half of head_dim
+  int64_t m = 256;                // spectral coefficients kept per compressed dim
+  int64_t sink_tokens = 4;
+  int64_t window_tokens = 64;
+
+  // The dims actually compressed for this head size, sorted; throws InputError if invalid.
+  std::vector<int64_t> resolve_dims(int64_t head_dim) const;
+  void validate(int64_t head_dim) const;
+};
+
+enum class Eviction { lru, lfu, ttl };
+std::string_view eviction_name(Eviction e);
+std::optional<Eviction> parse_eviction(std::string_view s);
+
+// Compressed Context Vector caching: CCV = W_c Z + b_c maps the attention output Z (d1 x N)
+// to d2 x N; after the first l_eff layers a cosine check against a cached CCV decides whether the
+// remaining layers skip attention.
+struct CcvConfig {
+  int64_t d2 = -1;          // -1: d1 / 2 (2048 for Llama-2-7B, as in the paper)
+  int64_t l_eff = 8;        // layers always computed (paper: 5-10)
+  double threshold = 0.8;   // cosine similarity needed for a hit
+  int64_t budget_bytes = int64_t{4} << 30;  // CCV cache capacity
+  Eviction eviction = Eviction::lru;
+  double ttl_s = 600.0;     // expiry for Eviction::ttl
+
+  int64_t resolved_d2(const ModelShape& shape) const;
+  void validate(const ModelShape& shape) const;
+};
+
+// The paper's threshold presets: aggressive 0.7, balanced 0.8, conservative 0.9; or a number in
+// (0, 1]. Returns nullopt for anything else.
+std::optional<double> parse_threshold(std::string_view s);
+
+}  // namespace kvscope

@@ -1,0 +1,12 @@
+#include "sim/cli/commands.h"
+
+namespace kvscope::cli {
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> all = {
+      {"model", "analytic cost and memory of each method over context lengths", run_model},
+  };
+  return all;
+}
+
+}  // namespace kvscope::cli

@@ -1,0 +1,52 @@
+// Shared pieces of the subcommands' option handling.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <boost/program_options.hpp>
+
+#include <memory>
+
+#include "model/cost.h"
+#include "model/memory.h"
+#include "sim/cli/commands.h"
+
+namespace kvscope::cli {
+
+namespace po = boost::program_options;
+
+// A bad command line: reported with the subcommand's name and exit code 2.
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum ExitCode { kOk = 0, kFailure = 1, kUsage = 2 };
+
+// Parses args against desc; on --help prints usage and returns false (caller exits 0).
+bool parse_or_help(const Args& args, const po::options_description& desc, po::variables_map& vm,
+                   const std::string& usage_line);
+
+// "1024,4096,32k" -> {1024, 4096, 32768}; k/m suffixes are powers of two.
+std::vector<int64_t> parse_token_list(const std::string& s, const std::string& option);
+int64_t parse_tokens(const std::string& s, const std::string& option);
+// "80GiB", "512MiB", "4e9" -> bytes.
+int64_t parse_bytes(const std::string& s, const std::string& option);
+
+// The method options every subcommand shares (--fourier-*, --d2, --l-eff, --threshold, --ccv-*).
+void add_method_options(po::options_description& desc);
+MethodConfig method_config_from(const po::variables_map& vm, const ModelShape& shape);
+
+// The options choosing how operations are priced (--gpu now; --profile once calibrated).
+void add_cost_options(po::options_description& desc);
+std::unique_ptr<OpCostModel> cost_model_from(const po::variables_map& vm);
+
+// Runs body, turning UsageError and InputError into a message on stderr and an exit code.
+int guarded(const std::string& command, int (*body)(const Args&), const Args& args);
+
+std::string human_bytes(double bytes);
+
+}  // namespace kvscope::cli
