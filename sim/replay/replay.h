@@ -1,0 +1,115 @@
+// The replay: a trace through a continuous-batching scheduler, a KV pool and the CCV cache,
+// each step priced by an OpCostModel. This header is the public face of the engine that the
+// CLI (kvscope replay / plan / check) and kvscope-gui share.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "model/cost.h"
+#include "model/memory.h"
+#include "model/methods.h"
+#include "model/shape.h"
+
+namespace kvscope {
+
+enum class TraceFormat { automatic, mooncake, azure, kvscope };
+enum class BadRecordPolicy { stop, skip };  // stop: the first bad record is an InputError
+
+struct SchedulerConfig {
+  int64_t max_batch = 256;          // sequences per step
+  int64_t token_budget = 8192;      // tokens (prefill + decode) per step
+  bool chunked_prefill = true;      // split long prompts across steps within the budget
+};
+
+struct ReplayConfig {
+  ModelShape model;
+  MethodConfig method_config;
+  std::vector<Method> methods = all_methods();
+  SchedulerConfig scheduler;
+  int64_t gpu_memory_bytes = int64_t{80} << 30;  // KV pool = this minus weights (and CCV cache)
+  double rate_scale = 1.0;                        // >1 compresses inter-arrival times
+  TraceFormat format = TraceFormat::automatic;
+  BadRecordPolicy bad_records = BadRecordPolicy::stop;
+  int64_t max_requests = -1;                      // -1: the whole trace
+  bool keep_steps = true;     // per-step timeline in the result
+  bool keep_requests = true;  // per-request table in the result
+};
+
+struct Percentiles {
+  double p50 = 0, p90 = 0, p99 = 0, mean = 0;
+};
+
+// One scheduler step of one method.
+struct StepRecord {
+  double start_ms = 0;
+  double paper_ms = 0;  // priced by the paper's attention-only model
+  double full_ms = 0;   // priced by the full-layer model (this drives the simulated clock)
+  int64_t batch = 0, prefill_tokens = 0, decode_tokens = 0;
+  int64_t kv_bytes = 0;         // KV pool in use after the step
+  int64_t ccv_cache_bytes = 0;  // CCV cache in use after the step
+  double hit_rate = 0;          // p measured over all CCV lookups so far
+  // Where the full-layer time went.
+  double attention_ms = 0, dense_ms = 0, ccv_ms = 0, other_ms = 0;
+};
+
+struct RequestRecord {
+  int64_t id = 0;             // 0-based index in the trace
+  int64_t trace_line = 0;
+  double arrival_ms = 0, first_token_ms = 0, finish_ms = 0;
+  int64_t input_tokens = 0, output_tokens = 0;
+  int64_t preemptions = 0;
+  bool ccv_hit = false;
+  double similarity = 0;      // best cosine against the CCV cache at lookup
+};
+
+struct MethodSummary {
+  Method method = Method::baseline;
+  int64_t requests = 0;
+  Percentiles ttft_ms, tbt_ms, e2e_ms;
+  double makespan_s = 0;
+  double throughput_tokens_per_s = 0;   // generated tokens / makespan
+  int64_t peak_kv_bytes = 0;
+  double mean_kv_bytes = 0;             // time-weighted
+  int64_t kv_capacity_bytes = 0;
+  int64_t peak_ccv_cache_bytes = 0;
+  double hit_rate = 0;                  // p over the whole trace; 0 without CCV
+  int64_t ccv_lookups = 0, ccv_hits = 0, ccv_evictions = 0;
+  int64_t preemptions = 0;
+  double busy_paper_ms = 0, busy_full_ms = 0;  // sum of step times under each model
+  double time_saved_vs_baseline_ms = 0;        // baseline busy_full_ms minus this one's
+};
+
+struct MethodResult {
+  MethodSummary summary;
+  std::vector<StepRecord> steps;
+  std::vector<RequestRecord> requests;
+};
+
+struct TraceStats {
+  std::string path;
+  std::string format;
+  int64_t requests = 0, skipped_records = 0;
+  int64_t input_tokens = 0, output_tokens = 0;
+  double duration_s = 0;
+};
+
+struct ReplayResult {
+  TraceStats trace;
+  std::vector<MethodResult> methods;  // in the order of ReplayConfig::methods
+  bool cancelled = false;
+};
+
+// Called now and then with the fraction done in [0, 1] and a short note.
+using ProgressFn = std::function<void(double fraction, const std::string& note)>;
+
+// Replays `trace_path` once per configured method. Throws InputError for a bad trace (under
+// BadRecordPolicy::stop) or configuration. Setting *cancel stops early with cancelled = true.
+ReplayResult run_replay(const std::string& trace_path, const ReplayConfig& config,
+                        const OpCostModel& costs, const ProgressFn& progress = {},
+                        const std::atomic<bool>* cancel = nullptr);
+
+}  // namespace kvscope
