@@ -1,0 +1,322 @@
+#include "gui/charts.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <QBarCategoryAxis>
+#include <QBarSeries>
+#include <QBarSet>
+#include <QLineSeries>
+#include <QLogValueAxis>
+#include <QPen>
+#include <QStackedBarSeries>
+#include <QValueAxis>
+
+namespace kvscope::gui {
+
+ByteUnit byte_unit_for(double max_bytes) {
+  static const std::pair<const char*, double> units[] = {
+      {"TiB", 1099511627776.0}, {"GiB", 1073741824.0}, {"MiB", 1048576.0}, {"KiB", 1024.0}};
+  for (const auto& [name, bytes] : units)
+    if (max_bytes >= bytes) return {name, bytes};
+  return {"B", 1.0};
+}
+
+QString method_label(Method m) {
+  switch (m) {
+    case Method::baseline:
+      return "baseline";
+    case Method::fourier:
+      return "Fourier";
+    case Method::ccv:
+      return "CCV";
+    case Method::fourier_ccv:
+      return "Fourier+CCV";
+  }
+  return {};
+}
+
+namespace {
+
+QColor method_color(Method m) {
+  switch (m) {
+    case Method::baseline:
+      return QColor(0x44, 0x55, 0x66);
+    case Method::fourier:
+      return QColor(0xe0, 0x7b, 0x1a);
+    case Method::ccv:
+      return QColor(0x2a, 0x9d, 0x4a);
+    case Method::fourier_ccv:
+      return QColor(0x7b, 0x3f, 0xb0);
+  }
+  return Qt::black;
+}
+
+QLineSeries* add_line(ChartView* v, const QString& name, const QList<QPointF>& pts, QColor color,
+                      Qt::PenStyle style = Qt::SolidLine, bool markers = false) {
+  auto* s = new QLineSeries();
+  s->setName(name);
+  s->replace(pts);
+  QPen pen(color);
+  pen.setWidthF(2.0);
+  pen.setStyle(style);
+  s->setPen(pen);
+  s->setPointsVisible(markers);
+  v->chart()->addSeries(s);
+  v->track(s);
+  return s;
+}
+
+// Attaches x and y axes to every series of the chart.
+void attach(ChartView* v, QAbstractAxis* x, QAbstractAxis* y) {
+  x->setTitleText(v->x_axis().title());
+  y->setTitleText(v->y_axis().title());
+  v->chart()->addAxis(x, Qt::AlignBottom);
+  v->chart()->addAxis(y, Qt::AlignLeft);
+  for (QAbstractSeries* s : v->chart()->series()) {
+    s->attachAxis(x);
+    s->attachAxis(y);
+  }
+}
+
+// Context lengths span orders of magnitude: a base-2 log axis puts each doubling at equal width.
+QAbstractAxis* tokens_axis() {
+  auto* a = new QLogValueAxis();
+  a->setBase(2);
+  a->setLabelFormat("%.0f");
+  a->setMinorTickCount(0);
+  return a;
+}
+
+QAbstractAxis* value_axis(double min, double max, const char* fmt = "%.3g") {
+  auto* a = new QValueAxis();
+  a->setRange(min, max > min ? max : min + 1);
+  a->setLabelFormat(fmt);
+  a->applyNiceNumbers();
+  return a;
+}
+
+}  // namespace
+
+std::vector<std::size_t> envelope_indices(std::size_t n, std::size_t max_points,
+                                          const std::function<double(std::size_t)>& value) {
+  std::vector<std::size_t> out;
+  if (n <= max_points || max_points < 4) {
+    out.resize(n);
+    for (std::size_t i = 0; i < n; ++i) out[i] = i;
+    return out;
+  }
+  const std::size_t buckets = max_points / 2;
+  out.reserve(max_points + 2);
+  out.push_back(0);
+  for (std::size_t b = 0; b < buckets; ++b) {
+    const std::size_t lo = b * n / buckets, hi = (b + 1) * n / buckets;
+    std::size_t imin = lo, imax = lo;
+    for (std::size_t i = lo; i < hi; ++i) {
+      if (value(i) < value(imin)) imin = i;
+      if (value(i) > value(imax)) imax = i;
+    }
+    for (std::size_t i : {std::min(imin, imax), std::max(imin, imax)})
+      if (i != out.back()) out.push_back(i);
+  }
+  if (out.back() != n - 1) out.push_back(n - 1);
+  return out;
+}
+
+void show_cost_chart(ChartView* v, const std::vector<AnalyticRow>& rows) {
+  v->clear();
+  v->set_axes({"context length N", "tokens"}, {"time per prefill", "ms"});
+  QList<QPointF> tran, ccv, full_tran, full_ccv;
+  double lo = INFINITY, hi = 0;
+  for (const AnalyticRow& r : rows) {
+    const double n = static_cast<double>(r.n_tokens);
+    tran << QPointF(n, r.paper.t_tran_ms);
+    ccv << QPointF(n, r.paper.t_ccv_ms);
+    full_tran << QPointF(n, r.full.t_tran_ms);
+    full_ccv << QPointF(n, r.full.t_ccv_ms);
+    for (double t : {r.paper.t_tran_ms, r.paper.t_ccv_ms, r.full.t_tran_ms, r.full.t_ccv_ms}) {
+      lo = std::min(lo, t);
+      hi = std::max(hi, t);
+    }
+  }
+  add_line(v, "T_tran (paper)", tran, method_color(Method::baseline), Qt::SolidLine, true);
+  add_line(v, "T_ccv (paper)", ccv, method_color(Method::ccv), Qt::SolidLine, true);
+  add_line(v, "T_tran (full layer)", full_tran, method_color(Method::baseline), Qt::DashLine, true);
+  add_line(v, "T_ccv (full layer)", full_ccv, method_color(Method::ccv), Qt::DashLine, true);
+  QAbstractAxis* y = nullptr;
+  if (lo > 0 && std::isfinite(lo)) {
+    auto* log_y = new QLogValueAxis();
+    log_y->setBase(10);
+    log_y->setLabelFormat("%g");
+    log_y->setMinorTickCount(-1);
+    log_y->setRange(std::pow(10.0, std::floor(std::log10(lo))),
+                    std::pow(10.0, std::ceil(std::log10(hi))));
+    y = log_y;
+  } else {
+    y = value_axis(0, hi);
+  }
+  attach(v, tokens_axis(), y);
+}
+
+void show_memory_chart(ChartView* v, const std::vector<AnalyticRow>& rows,
+                       const std::vector<Method>& methods) {
+  v->clear();
+  double max_bytes = 0;
+  for (const AnalyticRow& r : rows)
+    for (Method m : methods) max_bytes = std::max(max_bytes, r.kv_bytes(m));
+  const ByteUnit u = byte_unit_for(max_bytes);
+  v->set_axes({"context length N", "tokens"}, {"KV cache per sequence", u.name});
+  for (Method m : methods) {
+    QList<QPointF> pts;
+    for (const AnalyticRow& r : rows)
+      pts << QPointF(static_cast<double>(r.n_tokens), r.kv_bytes(m) / u.bytes);
+    add_line(v, method_label(m), pts, method_color(m), Qt::SolidLine, true);
+  }
+  attach(v, tokens_axis(), value_axis(0, max_bytes / u.bytes));
+}
+
+void show_memory_timeline(ChartView* v, const ReplayResult& r) {
+  v->clear();
+  double max_bytes = 0, max_s = 0;
+  for (const MethodResult& m : r.methods)
+    for (const StepRecord& s : m.steps) {
+      max_bytes = std::max(max_bytes, static_cast<double>(s.kv_bytes + s.ccv_cache_bytes));
+      max_s = std::max(max_s, (s.start_ms + s.full_ms) / 1e3);
+    }
+  const ByteUnit u = byte_unit_for(max_bytes);
+  v->set_axes({"simulated time", "s"}, {"memory in use", u.name});
+  for (const MethodResult& m : r.methods) {
+    const auto& steps = m.steps;
+    auto add = [&](const QString& name, auto bytes_of, Qt::PenStyle style) {
+      const auto idx = envelope_indices(steps.size(), kMaxTimelinePoints, [&](std::size_t i) {
+        return static_cast<double>(bytes_of(steps[i]));
+      });
+      QList<QPointF> pts;
+      pts.reserve(static_cast<qsizetype>(idx.size()));
+      for (std::size_t i : idx)
+        pts << QPointF((steps[i].start_ms + steps[i].full_ms) / 1e3,
+                       static_cast<double>(bytes_of(steps[i])) / u.bytes);
+      add_line(v, name, pts, method_color(m.summary.method), style);
+    };
+    const Method method = m.summary.method;
+    add(
+        method_label(method) + " KV", [](const StepRecord& s) { return s.kv_bytes; },
+        Qt::SolidLine);
+    if (uses_ccv(method) && m.summary.peak_ccv_cache_bytes > 0)
+      add(
+          method_label(method) + " CCV cache",
+          [](const StepRecord& s) { return s.ccv_cache_bytes; }, Qt::DashLine);
+  }
+  attach(v, value_axis(0, max_s, "%.4g"), value_axis(0, max_bytes / u.bytes));
+  if (v->chart()->series().isEmpty()) v->set_placeholder(QObject::tr("no steps in this replay"));
+}
+
+void show_hit_rate_timeline(ChartView* v, const ReplayResult& r) {
+  v->clear();
+  v->set_axes({"simulated time", "s"}, {"CCV hit rate p (lookups so far)", ""});
+  double max_s = 0;
+  for (const MethodResult& m : r.methods) {
+    if (!uses_ccv(m.summary.method)) continue;
+    const auto& steps = m.steps;
+    const auto idx = envelope_indices(steps.size(), kMaxTimelinePoints,
+                                      [&](std::size_t i) { return steps[i].hit_rate; });
+    QList<QPointF> pts;
+    pts.reserve(static_cast<qsizetype>(idx.size()));
+    for (std::size_t i : idx) {
+      const double t = (steps[i].start_ms + steps[i].full_ms) / 1e3;
+      pts << QPointF(t, steps[i].hit_rate);
+      max_s = std::max(max_s, t);
+    }
+    add_line(v, method_label(m.summary.method), pts, method_color(m.summary.method));
+  }
+  auto* y = new QValueAxis();
+  y->setRange(0, 1);
+  y->setLabelFormat("%.1f");
+  attach(v, value_axis(0, max_s, "%.4g"), y);
+  if (v->chart()->series().isEmpty())
+    v->set_placeholder(QObject::tr("no CCV method in this replay"));
+}
+
+QString latency_metric_label(LatencyMetric m) {
+  switch (m) {
+    case LatencyMetric::ttft:
+      return "time to first token";
+    case LatencyMetric::tbt:
+      return "time between tokens";
+    case LatencyMetric::e2e:
+      return "end-to-end latency";
+  }
+  return {};
+}
+
+void show_latency_chart(ChartView* v, const ReplayResult& r, LatencyMetric metric) {
+  v->clear();
+  v->set_axes({"percentile", ""}, {latency_metric_label(metric), "ms"});
+  const QStringList cats{"p50", "p90", "p99", "mean"};
+  v->set_categories(cats);
+  auto* series = new QBarSeries();
+  double hi = 0;
+  for (const MethodResult& m : r.methods) {
+    const MethodSummary& s = m.summary;
+    const Percentiles& p = metric == LatencyMetric::ttft  ? s.ttft_ms
+                           : metric == LatencyMetric::tbt ? s.tbt_ms
+                                                          : s.e2e_ms;
+    auto* set = new QBarSet(method_label(s.method));
+    set->setColor(method_color(s.method));
+    set->append({p.p50, p.p90, p.p99, p.mean});
+    hi = std::max({hi, p.p50, p.p90, p.p99, p.mean});
+    series->append(set);
+    v->track(set);
+  }
+  v->chart()->addSeries(series);
+  auto* x = new QBarCategoryAxis();
+  x->append(cats);
+  attach(v, x, value_axis(0, hi));
+}
+
+KernelTimes sum_kernel_times(const MethodResult& m) {
+  KernelTimes t;
+  for (const StepRecord& s : m.steps) {
+    t.attention_ms += s.attention_ms;
+    t.dense_ms += s.dense_ms;
+    t.ccv_ms += s.ccv_ms;
+    t.other_ms += s.other_ms;
+  }
+  return t;
+}
+
+void show_step_breakdown(ChartView* v, const ReplayResult& r) {
+  v->clear();
+  v->set_axes({"method", ""}, {"step time, summed over the replay", "s"});
+  QStringList cats;
+  auto* attention = new QBarSet("attention");
+  auto* dense = new QBarSet("dense (QKV/O projections, MLP)");
+  auto* ccv = new QBarSet("CCV (linear layer, cosine)");
+  auto* other = new QBarSet("other (norms, elementwise)");
+  attention->setColor(QColor(0x3b, 0x6e, 0xc4));
+  dense->setColor(QColor(0x9a, 0xa5, 0xb1));
+  ccv->setColor(method_color(Method::ccv));
+  other->setColor(QColor(0xd9, 0xb3, 0x4c));
+  double hi = 0;
+  for (const MethodResult& m : r.methods) {
+    cats << method_label(m.summary.method);
+    const KernelTimes t = sum_kernel_times(m);
+    attention->append(t.attention_ms / 1e3);
+    dense->append(t.dense_ms / 1e3);
+    ccv->append(t.ccv_ms / 1e3);
+    other->append(t.other_ms / 1e3);
+    hi = std::max(hi, (t.attention_ms + t.dense_ms + t.ccv_ms + t.other_ms) / 1e3);
+  }
+  v->set_categories(cats);
+  auto* series = new QStackedBarSeries();
+  for (QBarSet* s : {attention, dense, ccv, other}) {
+    series->append(s);
+    v->track(s);
+  }
+  v->chart()->addSeries(series);
+  auto* x = new QBarCategoryAxis();
+  x->append(cats);
+  attach(v, x, value_axis(0, hi));
+}
+
+}  // namespace kvscope::gui
