@@ -125,7 +125,7 @@ std::vector<std::size_t> envelope_indices(std::size_t n, std::size_t max_points,
 
 void show_cost_chart(ChartView* v, const std::vector<AnalyticRow>& rows) {
   v->clear();
-  v->set_axes({"context length N", "tokens"}, {"time per prefill", "ms"});
+  v->set_axes({"context length N", "tokens"}, {"prefill time", "ms"});
   QList<QPointF> tran, ccv, full_tran, full_ccv;
   double lo = INFINITY, hi = 0;
   for (const AnalyticRow& r : rows) {
@@ -149,6 +149,7 @@ void show_cost_chart(ChartView* v, const std::vector<AnalyticRow>& rows) {
     log_y->setBase(10);
     log_y->setLabelFormat("%g");
     log_y->setMinorTickCount(-1);
+    log_y->setMinorGridLineColor(QColor(235, 235, 235));
     log_y->setRange(std::pow(10.0, std::floor(std::log10(lo))),
                     std::pow(10.0, std::ceil(std::log10(hi))));
     y = log_y;
@@ -165,7 +166,7 @@ void show_memory_chart(ChartView* v, const std::vector<AnalyticRow>& rows,
   for (const AnalyticRow& r : rows)
     for (Method m : methods) max_bytes = std::max(max_bytes, r.kv_bytes(m));
   const ByteUnit u = byte_unit_for(max_bytes);
-  v->set_axes({"context length N", "tokens"}, {"KV cache per sequence", u.name});
+  v->set_axes({"context length N", "tokens"}, {"KV per sequence", u.name});
   for (Method m : methods) {
     QList<QPointF> pts;
     for (const AnalyticRow& r : rows)

@@ -185,6 +185,7 @@ QWidget* MainWindow::build_analytic_tab() {
   w->addWidget(analytic_view_);
   w->setStretchFactor(0, 3);
   w->setStretchFactor(1, 1);
+  w->setSizes({560, 240});  // the charts first; the table scrolls
   return w;
 }
 

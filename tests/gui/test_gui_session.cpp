@@ -217,7 +217,7 @@ class TestGuiSession : public QObject {
     QFile csv(dir.filePath("cost_vs_n.csv"));
     QVERIFY(csv.open(QIODevice::ReadOnly | QIODevice::Text));
     const QStringList lines = QString::fromUtf8(csv.readAll()).split('\n', Qt::SkipEmptyParts);
-    QCOMPARE(lines.front(), QString("series,context length N (tokens),time per prefill (ms)"));
+    QCOMPARE(lines.front(), QString("series,context length N (tokens),prefill time (ms)"));
     const auto pts = points(w.chart("cost_vs_n"), "T_ccv (paper)");
     QStringList rows = lines.filter(QRegularExpression("^T_ccv \\(paper\\),"));
     QCOMPARE(rows.size(), pts.size());
