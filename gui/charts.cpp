@@ -53,12 +53,13 @@ QColor method_color(Method m) {
 }
 
 QLineSeries* add_line(ChartView* v, const QString& name, const QList<QPointF>& pts, QColor color,
-                      Qt::PenStyle style = Qt::SolidLine, bool markers = false) {
+                      Qt::PenStyle style = Qt::SolidLine, bool markers = false,
+                      double width = 2.0) {
   auto* s = new QLineSeries();
   s->setName(name);
   s->replace(pts);
   QPen pen(color);
-  pen.setWidthF(2.0);
+  pen.setWidthF(width);
   pen.setStyle(style);
   s->setPen(pen);
   s->setPointsVisible(markers);
@@ -197,7 +198,8 @@ void show_memory_timeline(ChartView* v, const ReplayResult& r) {
       for (std::size_t i : idx)
         pts << QPointF((steps[i].start_ms + steps[i].full_ms) / 1e3,
                        static_cast<double>(bytes_of(steps[i])) / u.bytes);
-      add_line(v, name, pts, method_color(m.summary.method), style);
+      // Thin lines: a long timeline is drawn as its per-bucket lows and highs.
+      add_line(v, name, pts, method_color(m.summary.method), style, false, 1.0);
     };
     const Method method = m.summary.method;
     add(
@@ -205,19 +207,22 @@ void show_memory_timeline(ChartView* v, const ReplayResult& r) {
         Qt::SolidLine);
     if (uses_ccv(method) && m.summary.peak_ccv_cache_bytes > 0)
       add(
-          method_label(method) + " CCV cache",
-          [](const StepRecord& s) { return s.ccv_cache_bytes; }, Qt::DashLine);
+          method_label(method) + " cache", [](const StepRecord& s) { return s.ccv_cache_bytes; },
+          Qt::DashLine);
   }
-  attach(v, value_axis(0, max_s, "%.4g"), value_axis(0, max_bytes / u.bytes));
+  attach(v, value_axis(0, max_s, "%.0f"), value_axis(0, max_bytes / u.bytes));
+  v->chart()->legend()->setAlignment(Qt::AlignRight);
   if (v->chart()->series().isEmpty()) v->set_placeholder(QObject::tr("no steps in this replay"));
 }
 
-void show_hit_rate_timeline(ChartView* v, const ReplayResult& r) {
+void show_hit_rate_timeline(ChartView* v, const ReplayResult& r, double window_s) {
   v->clear();
-  v->set_axes({"simulated time", "s"}, {"CCV hit rate p (lookups so far)", ""});
-  double max_s = 0;
+  v->set_axes({"simulated time", "s"}, {"CCV hit rate p", ""});
+  double max_s = 0, max_p = 0;
   for (const MethodResult& m : r.methods) {
     if (!uses_ccv(m.summary.method)) continue;
+    const QColor color = method_color(m.summary.method);
+    // p over all lookups so far, as each step saw it.
     const auto& steps = m.steps;
     const auto idx = envelope_indices(steps.size(), kMaxTimelinePoints,
                                       [&](std::size_t i) { return steps[i].hit_rate; });
@@ -227,13 +232,28 @@ void show_hit_rate_timeline(ChartView* v, const ReplayResult& r) {
       const double t = (steps[i].start_ms + steps[i].full_ms) / 1e3;
       pts << QPointF(t, steps[i].hit_rate);
       max_s = std::max(max_s, t);
+      max_p = std::max(max_p, steps[i].hit_rate);
     }
-    add_line(v, method_label(m.summary.method), pts, method_color(m.summary.method));
+    add_line(v, method_label(m.summary.method) + " so far", pts, color, Qt::SolidLine, false, 2.5);
+    // p within each window of simulated time, at the window's middle; windows without a
+    // lookup have no p and are left out.
+    QList<QPointF> win;
+    for (const HitWindow& w : m.hit_windows) {
+      if (w.lookups == 0) continue;
+      const double p = static_cast<double>(w.hits) / static_cast<double>(w.lookups);
+      win << QPointF(w.start_s + window_s / 2, p);
+      max_s = std::max(max_s, w.start_s + window_s);
+      max_p = std::max(max_p, p);
+    }
+    if (!win.isEmpty())
+      add_line(
+          v, method_label(m.summary.method) + QObject::tr(" per %1 s").arg(format_value(window_s)),
+          win, color.lighter(135), Qt::SolidLine, false, 1.0);
   }
-  auto* y = new QValueAxis();
-  y->setRange(0, 1);
-  y->setLabelFormat("%.1f");
-  attach(v, value_axis(0, max_s, "%.4g"), y);
+  // p is often small (the Mooncake trace's is about 0.01): the axis follows the data up to 1.
+  attach(v, value_axis(0, max_s, "%.0f"),
+         value_axis(0, std::min(1.0, std::max(0.01, max_p * 1.15)), "%.3g"));
+  v->chart()->legend()->setAlignment(Qt::AlignRight);
   if (v->chart()->series().isEmpty())
     v->set_placeholder(QObject::tr("no CCV method in this replay"));
 }
@@ -252,27 +272,35 @@ QString latency_metric_label(LatencyMetric m) {
 
 void show_latency_chart(ChartView* v, const ReplayResult& r, LatencyMetric metric) {
   v->clear();
-  v->set_axes({"percentile", ""}, {latency_metric_label(metric), "ms"});
+  auto pick = [metric](const MethodSummary& s) -> const Percentiles& {
+    return metric == LatencyMetric::ttft  ? s.ttft_ms
+           : metric == LatencyMetric::tbt ? s.tbt_ms
+                                          : s.e2e_ms;
+  };
+  double hi_ms = 0;
+  for (const MethodResult& m : r.methods) {
+    const Percentiles& p = pick(m.summary);
+    hi_ms = std::max({hi_ms, p.p50, p.p90, p.p99, p.mean});
+  }
+  // Queueing can make latencies minutes long: seconds read better from 10 s up.
+  const bool seconds = hi_ms >= 1e4;
+  const double scale = seconds ? 1e-3 : 1.0;
+  v->set_axes({"percentile", ""}, {latency_metric_label(metric), seconds ? "s" : "ms"});
   const QStringList cats{"p50", "p90", "p99", "mean"};
   v->set_categories(cats);
   auto* series = new QBarSeries();
-  double hi = 0;
   for (const MethodResult& m : r.methods) {
-    const MethodSummary& s = m.summary;
-    const Percentiles& p = metric == LatencyMetric::ttft  ? s.ttft_ms
-                           : metric == LatencyMetric::tbt ? s.tbt_ms
-                                                          : s.e2e_ms;
-    auto* set = new QBarSet(method_label(s.method));
-    set->setColor(method_color(s.method));
-    set->append({p.p50, p.p90, p.p99, p.mean});
-    hi = std::max({hi, p.p50, p.p90, p.p99, p.mean});
+    const Percentiles& p = pick(m.summary);
+    auto* set = new QBarSet(method_label(m.summary.method));
+    set->setColor(method_color(m.summary.method));
+    set->append({p.p50 * scale, p.p90 * scale, p.p99 * scale, p.mean * scale});
     series->append(set);
     v->track(set);
   }
   v->chart()->addSeries(series);
   auto* x = new QBarCategoryAxis();
   x->append(cats);
-  attach(v, x, value_axis(0, hi));
+  attach(v, x, value_axis(0, hi_ms * scale, hi_ms * scale >= 1000 ? "%.0f" : "%.3g"));
 }
 
 KernelTimes sum_kernel_times(const MethodResult& m) {
@@ -291,9 +319,9 @@ void show_step_breakdown(ChartView* v, const ReplayResult& r) {
   v->set_axes({"method", ""}, {"step time, summed over the replay", "s"});
   QStringList cats;
   auto* attention = new QBarSet("attention");
-  auto* dense = new QBarSet("dense (QKV/O projections, MLP)");
-  auto* ccv = new QBarSet("CCV (linear layer, cosine)");
-  auto* other = new QBarSet("other (norms, elementwise)");
+  auto* dense = new QBarSet("QKV, O, MLP");
+  auto* ccv = new QBarSet("CCV linear + cosine");
+  auto* other = new QBarSet("norms");
   attention->setColor(QColor(0x3b, 0x6e, 0xc4));
   dense->setColor(QColor(0x9a, 0xa5, 0xb1));
   ccv->setColor(method_color(Method::ccv));
@@ -317,7 +345,7 @@ void show_step_breakdown(ChartView* v, const ReplayResult& r) {
   v->chart()->addSeries(series);
   auto* x = new QBarCategoryAxis();
   x->append(cats);
-  attach(v, x, value_axis(0, hi));
+  attach(v, x, value_axis(0, hi, hi >= 1000 ? "%.0f" : "%.3g"));
 }
 
 }  // namespace kvscope::gui

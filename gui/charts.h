@@ -40,7 +40,8 @@ void show_memory_chart(ChartView* v, const std::vector<AnalyticRow>& rows,
 enum class LatencyMetric { ttft, tbt, e2e };
 QString latency_metric_label(LatencyMetric m);
 void show_memory_timeline(ChartView* v, const ReplayResult& r);
-void show_hit_rate_timeline(ChartView* v, const ReplayResult& r);
+// p over all lookups so far (each step's) and p per window of `window_s` simulated seconds.
+void show_hit_rate_timeline(ChartView* v, const ReplayResult& r, double window_s);
 void show_latency_chart(ChartView* v, const ReplayResult& r, LatencyMetric metric);
 void show_step_breakdown(ChartView* v, const ReplayResult& r);
 

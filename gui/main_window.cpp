@@ -1,5 +1,7 @@
 #include "gui/main_window.h"
 
+#include <cmath>
+
 #include <QAction>
 #include <QApplication>
 #include <QClipboard>
@@ -34,6 +36,7 @@
 #include "gui/parameter_panel.h"
 #include "model/error.h"
 #include "sim/cli/options.h"
+#include "sim/report/replay_report.h"
 
 namespace kvscope::gui {
 
@@ -199,6 +202,9 @@ QWidget* MainWindow::build_replay_tab() {
   auto* latency = new QWidget();
   auto* lv = new QVBoxLayout(latency);
   lv->setContentsMargins(0, 0, 0, 0);
+  lv->setSpacing(2);
+  auto* metric_row = new QHBoxLayout();
+  metric_row->addWidget(new QLabel(tr("Latency:")));
   latency_metric_ = new QComboBox();
   for (LatencyMetric m : {LatencyMetric::ttft, LatencyMetric::tbt, LatencyMetric::e2e})
     latency_metric_->addItem(latency_metric_label(m), static_cast<int>(m));
@@ -207,13 +213,16 @@ QWidget* MainWindow::build_replay_tab() {
       show_latency_chart(chart("latency"), *result_,
                          static_cast<LatencyMetric>(latency_metric_->currentData().toInt()));
   });
-  lv->addWidget(latency_metric_);
+  metric_row->addWidget(latency_metric_);
+  metric_row->addStretch(1);
+  lv->addLayout(metric_row);
   lv->addWidget(add_chart("latency", tr("Latency percentiles")), 1);
   bottom->addWidget(latency);
   bottom->addWidget(add_chart("step_breakdown", tr("Step time by kernel (full-layer model)")));
   auto* split = new QSplitter(Qt::Vertical);
   split->addWidget(top);
   split->addWidget(bottom);
+  split->setSizes({420, 420});
   grid->addWidget(split);
   for (const char* id : {"memory_over_time", "hit_rate_over_time", "latency", "step_breakdown"})
     chart(id)->set_placeholder(tr("Open a trace and run a replay (Replay > Run)"));
@@ -578,6 +587,8 @@ bool MainWindow::start_replay() {
     const Resolved r = resolve(session_);
     ReplayConfig cfg = replay_config(session_, r);
     replay_session_ = session_;
+    replay_config_ = cfg;
+    replay_cost_model_ = r.ops->describe();
     runner_->start(session_.trace_path, std::move(cfg), r.ops);
   } catch (const std::exception& e) {
     show_error(tr("Replay not started: %1").arg(describe(e)));
@@ -606,7 +617,7 @@ void MainWindow::update_run_state() {
 void MainWindow::show_replay_result() {
   if (!result_) return;
   show_memory_timeline(chart("memory_over_time"), *result_);
-  show_hit_rate_timeline(chart("hit_rate_over_time"), *result_);
+  show_hit_rate_timeline(chart("hit_rate_over_time"), *result_, replay_config_.hit_window_s);
   show_latency_chart(chart("latency"), *result_,
                      static_cast<LatencyMetric>(latency_metric_->currentData().toInt()));
   show_step_breakdown(chart("step_breakdown"), *result_);
@@ -633,8 +644,12 @@ void MainWindow::show_summary() {
     std::function<double(const MethodSummary&)> get;
   };
   auto d = [](int64_t v) { return static_cast<double>(v); };
+  // Differences from the baseline exist only when the baseline ran too.
+  auto vs_base = [](const MethodSummary& s, double v) { return s.has_baseline ? v : std::nan(""); };
   const std::vector<Metric> metrics = {
-      {tr("requests"), count, [&](const MethodSummary& s) { return d(s.requests); }},
+      {tr("requests served"), count, [&](const MethodSummary& s) { return d(s.requests); }},
+      {tr("requests rejected (KV never fits)"), count,
+       [&](const MethodSummary& s) { return d(s.rejected); }},
       {tr("TTFT p50 (ms)"), ms, [](const MethodSummary& s) { return s.ttft_ms.p50; }},
       {tr("TTFT p90 (ms)"), ms, [](const MethodSummary& s) { return s.ttft_ms.p90; }},
       {tr("TTFT p99 (ms)"), ms, [](const MethodSummary& s) { return s.ttft_ms.p99; }},
@@ -650,6 +665,14 @@ void MainWindow::show_summary() {
       {tr("makespan (s)"), seconds, [](const MethodSummary& s) { return s.makespan_s; }},
       {tr("throughput (generated tokens/s)"), rate,
        [](const MethodSummary& s) { return s.throughput_tokens_per_s; }},
+      {tr("generated tokens"), count,
+       [&](const MethodSummary& s) { return d(s.generated_tokens); }},
+      {tr("prefill tokens (recomputation included)"), count,
+       [&](const MethodSummary& s) { return d(s.prefill_tokens); }},
+      {tr("steps"), count, [&](const MethodSummary& s) { return d(s.steps); }},
+      {tr("weights (bytes)"), bytes, [&](const MethodSummary& s) { return d(s.weight_bytes); }},
+      {tr("peak total: weights + KV + CCV cache (bytes)"), bytes,
+       [&](const MethodSummary& s) { return d(s.peak_total_bytes); }},
       {tr("peak KV (bytes)"), bytes, [&](const MethodSummary& s) { return d(s.peak_kv_bytes); }},
       {tr("mean KV, time-weighted (bytes)"), bytes,
        [](const MethodSummary& s) { return s.mean_kv_bytes; }},
@@ -657,17 +680,23 @@ void MainWindow::show_summary() {
        [&](const MethodSummary& s) { return d(s.kv_capacity_bytes); }},
       {tr("peak CCV cache (bytes)"), bytes,
        [&](const MethodSummary& s) { return d(s.peak_ccv_cache_bytes); }},
+      {tr("mean CCV cache, time-weighted (bytes)"), bytes,
+       [](const MethodSummary& s) { return s.mean_ccv_cache_bytes; }},
       {tr("CCV hit rate p"), ratio, [](const MethodSummary& s) { return s.hit_rate; }},
       {tr("CCV lookups"), count, [&](const MethodSummary& s) { return d(s.ccv_lookups); }},
       {tr("CCV hits"), count, [&](const MethodSummary& s) { return d(s.ccv_hits); }},
+      {tr("CCV insertions"), count, [&](const MethodSummary& s) { return d(s.ccv_insertions); }},
       {tr("CCV evictions"), count, [&](const MethodSummary& s) { return d(s.ccv_evictions); }},
+      {tr("CCV expirations"), count, [&](const MethodSummary& s) { return d(s.ccv_expirations); }},
       {tr("preemptions"), count, [&](const MethodSummary& s) { return d(s.preemptions); }},
       {tr("busy time, paper model (ms)"), ms,
        [](const MethodSummary& s) { return s.busy_paper_ms; }},
       {tr("busy time, full-layer model (ms)"), ms,
        [](const MethodSummary& s) { return s.busy_full_ms; }},
-      {tr("time saved vs baseline (ms)"), ms,
-       [](const MethodSummary& s) { return s.time_saved_vs_baseline_ms; }},
+      {tr("time saved vs baseline, full-layer model (ms)"), ms,
+       [&](const MethodSummary& s) { return vs_base(s, s.time_saved_vs_baseline_ms); }},
+      {tr("time saved vs baseline, paper model (ms)"), ms,
+       [&](const MethodSummary& s) { return vs_base(s, s.time_saved_vs_baseline_paper_ms); }},
   };
   QStringList rows, cols;
   for (const MethodResult& m : r.methods) cols << method_label(m.summary.method);
@@ -680,6 +709,10 @@ void MainWindow::show_summary() {
     for (const MethodResult& m : r.methods) {
       const double x = metric.get(m.summary);
       vrow.push_back(x);
+      if (std::isnan(x)) {
+        srow.push_back(tr("n/a (no baseline)"));
+        continue;
+      }
       switch (metric.kind) {
         case count:
           srow.push_back(QString::number(static_cast<qlonglong>(x)));
@@ -776,6 +809,15 @@ bool MainWindow::export_all(const QString& dir) {
       (result_ && !summary_table_->save_csv(d.filePath("summary.csv"), tr("metric"), &error))) {
     show_error(error);
     return false;
+  }
+  if (result_) {
+    try {
+      write_replay_outputs(d.filePath("replay").toStdString(), *result_,
+                           replay_run_info(replay_config_, replay_cost_model_));
+    } catch (const std::exception& e) {
+      show_error(tr("Replay outputs not written: %1").arg(describe(e)));
+      return false;
+    }
   }
   return true;
 }

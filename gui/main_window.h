@@ -72,6 +72,8 @@ class MainWindow : public QMainWindow {
   // ---- Output ----
   // The kvscope call reproducing the current view (also what Edit > Copy command line copies).
   QString command_line() const;
+  // Every chart (PNG, SVG, CSV) and table (CSV) into `dir`; after a replay also the engine's own
+  // outputs in dir/replay/, the files `kvscope replay --out` writes.
   bool export_all(const QString& dir);
   QString error_text() const;  // the banner's message; empty when there is none
 
@@ -105,7 +107,9 @@ class MainWindow : public QMainWindow {
   NumberTable* current_table() const;
 
   Session session_;
-  Session replay_session_;  // the session the shown replay result was computed from
+  Session replay_session_;      // the session the shown replay result was computed from
+  ReplayConfig replay_config_;  // and the engine's configuration and cost model for it
+  std::string replay_cost_model_;
   std::vector<AnalyticRow> rows_;
   std::shared_ptr<const ReplayResult> result_;
   bool recompute_pending_ = false;

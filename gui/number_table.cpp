@@ -1,5 +1,7 @@
 #include "gui/number_table.h"
 
+#include <cmath>
+
 #include <QSaveFile>
 
 namespace kvscope::gui {
@@ -62,7 +64,9 @@ QString NumberTable::csv(const QString& corner) const {
   for (std::size_t r = 0; r < values_.size(); ++r) {
     QStringList line{
         quote(r < static_cast<std::size_t>(rows_.size()) ? rows_[static_cast<int>(r)] : QString())};
-    for (double v : values_[r]) line << QString::number(v, 'g', 17);
+    // An empty cell for a value that does not exist (NaN), e.g. a difference from a baseline
+    // that was not replayed.
+    for (double v : values_[r]) line << (std::isnan(v) ? QString() : QString::number(v, 'g', 17));
     out += line.join(',') + '\n';
   }
   return out;

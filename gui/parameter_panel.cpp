@@ -221,8 +221,9 @@ ParameterPanel::ParameterPanel(QWidget* parent) : QWidget(parent) {
   // ---- Replay ----
   auto* replay = new QGroupBox(tr("Replay"));
   auto* fr = new QFormLayout(replay);
-  gpu_memory_ = real_spin(0.5, 1e5, 8, 1, tr(" GiB"),
-                          tr("GPU memory; the KV pool is this minus weights (--gpu-memory)"));
+  gpu_memory_ = real_spin(0, 1e5, 8, 1, tr(" GiB"),
+                          tr("GPU memory for weights, KV pool and CCV cache (--gpu-mem)"));
+  gpu_memory_->setSpecialValueText(tr("the GPU preset's"));
   changed_real(gpu_memory_);
   fr->addRow(tr("GPU memory"), gpu_memory_);
   max_batch_ = int_spin(1, 1 << 20, tr(" seqs"), tr("Sequences per step (--max-batch)"));

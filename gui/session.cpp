@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/error.h"
+#include "model/hardware.h"
 #include "sim/cli/options.h"
 #include "sim/io/atomic_file.h"
 
@@ -92,13 +93,14 @@ Args model_command_args(const Session& s) {
 Args replay_command_args(const Session& s) {
   Args a = {s.trace_path.empty() ? std::string("TRACE") : s.trace_path, "--model", s.model};
   if (s.trace_format != "auto") a.insert(a.end(), {"--format", s.trace_format});
+  a.insert(a.end(), {"--method", join_methods(s.methods)});
+  if (s.gpu_memory_gib > 0) a.insert(a.end(), {"--gpu-mem", num(s.gpu_memory_gib) + "GiB"});
   a.insert(a.end(),
-           {"--method", join_methods(s.methods), "--gpu-memory", num(s.gpu_memory_gib) + "GiB",
-            "--max-batch", num(s.max_batch), "--token-budget", num(s.token_budget_tokens)});
+           {"--max-batch", num(s.max_batch), "--token-budget", num(s.token_budget_tokens)});
   if (!s.chunked_prefill) a.push_back("--no-chunked-prefill");
   if (s.rate_scale != 1.0) a.insert(a.end(), {"--rate-scale", num(s.rate_scale)});
   if (s.max_requests >= 0) a.insert(a.end(), {"--max-requests", num(s.max_requests)});
-  if (s.skip_bad_records) a.insert(a.end(), {"--bad-records", "skip"});
+  if (s.skip_bad_records) a.insert(a.end(), {"--on-bad-record", "skip"});
   const Args m = method_args(s);
   a.insert(a.end(), m.begin(), m.end());
   return a;
@@ -156,12 +158,14 @@ ReplayConfig replay_config(const Session& s, const Resolved& r) {
   c.scheduler.max_batch = s.max_batch;
   c.scheduler.token_budget = s.token_budget_tokens;
   c.scheduler.chunked_prefill = s.chunked_prefill;
-  c.gpu_memory_bytes = cli::parse_bytes(num(s.gpu_memory_gib) + "GiB", "--gpu-memory");
+  // As `kvscope replay` reads --gpu-mem, and the --gpu preset's memory without it.
+  c.gpu_memory_bytes = s.gpu_memory_gib > 0
+                           ? cli::parse_bytes(num(s.gpu_memory_gib) + "GiB", "--gpu-mem")
+                           : hardware_preset(s.gpu).memory_bytes;
   c.rate_scale = s.rate_scale;
-  c.format = s.trace_format == "mooncake"  ? TraceFormat::mooncake
-             : s.trace_format == "azure"   ? TraceFormat::azure
-             : s.trace_format == "kvscope" ? TraceFormat::kvscope
-                                           : TraceFormat::automatic;
+  const auto format = parse_trace_format(s.trace_format);
+  if (!format) throw cli::UsageError("--format: expected auto, mooncake, azure or kvscope");
+  c.format = *format;
   c.bad_records = s.skip_bad_records ? BadRecordPolicy::skip : BadRecordPolicy::stop;
   c.max_requests = s.max_requests;
   return c;

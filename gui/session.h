@@ -54,7 +54,7 @@ struct Session {
   double ccv_ttl_s = 600.0;
 
   // The replay.
-  double gpu_memory_gib = 80.0;
+  double gpu_memory_gib = 0;  // 0: the GPU preset's memory (as the CLI without --gpu-mem)
   int64_t max_batch = 256;
   int64_t token_budget_tokens = 8192;
   bool chunked_prefill = true;

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 build=${1:-build/default}
 out=${2:-$build/kvscope-gui.png}
 gui=$build/gui/kvscope-gui
-trace=${KVSCOPE_SCREENSHOT_TRACE:-traces/mooncake_conversation_sample.jsonl}
+trace=${KVSCOPE_SCREENSHOT_TRACE:-traces/mooncake/conversation_trace.jsonl}
 
 [ -x "$gui" ] || { echo "gui-screenshot: $gui not built (needs Qt 6; see README)" >&2; exit 1; }
 [ -f "$trace" ] || { echo "gui-screenshot: no trace at $trace" >&2; exit 1; }

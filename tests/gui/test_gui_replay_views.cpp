@@ -56,6 +56,7 @@ ReplayResult made_up_result(const std::vector<Method>& methods, std::size_t step
       m.summary.busy_full_ms += s.attention_ms + s.dense_ms + s.ccv_ms + s.other_ms;
       m.steps.push_back(s);
     }
+    if (uses_ccv(methods[k])) m.hit_windows = {{0, 4, 2}, {60, 0, 0}, {120, 10, 1}};
     m.summary.peak_ccv_cache_bytes =
         uses_ccv(methods[k]) ? static_cast<int64_t>(steps - 1) * 1024 : 0;
     r.methods.push_back(std::move(m));
@@ -133,13 +134,18 @@ class TestGuiReplayViews : public QObject {
                  static_cast<double>(steps[i].kv_bytes) / 1073741824.0);
       }
     }
-    QCOMPARE(points(mem, "CCV CCV cache").size(), qsizetype{300});
-    QVERIFY(points(mem, "baseline CCV cache").isEmpty());
+    QCOMPARE(points(mem, "CCV cache").size(), qsizetype{300});
+    QVERIFY(points(mem, "baseline cache").isEmpty());
     // Hit rate: only the CCV method, every step.
-    const auto hit = points(w.chart("hit_rate_over_time"), "CCV");
+    const auto hit = points(w.chart("hit_rate_over_time"), "CCV so far");
     QCOMPARE(hit.size(), qsizetype{300});
     QCOMPARE(hit[7].y(), made.methods[1].steps[7].hit_rate);
-    QVERIFY(points(w.chart("hit_rate_over_time"), "baseline").isEmpty());
+    QCOMPARE(hit[7].x(), (made.methods[1].steps[7].start_ms + 1.5) / 1e3);
+    QCOMPARE(kvscope::gui::testing::series_names(w.chart("hit_rate_over_time")),
+             QStringList({"CCV so far", "CCV per 60 s"}));
+    // Per window: hits / lookups at the window's middle; a window without lookups is left out.
+    const auto win = points(w.chart("hit_rate_over_time"), "CCV per 60 s");
+    QCOMPARE(win, QList<QPointF>({QPointF(30, 0.5), QPointF(150, 0.1)}));
 
     // Latency percentiles, per metric chosen above the chart.
     auto bar_values = [](const ChartView* v, const QString& set_label) {
@@ -167,20 +173,29 @@ class TestGuiReplayViews : public QObject {
 
     // The summary table: metrics down, methods across, raw numbers.
     const NumberTable* t = w.summary_table();
+    auto row = [t](const QString& name) {
+      for (int i = 0; i < t->rowCount(); ++i)
+        if (t->headerData(i, Qt::Vertical, Qt::DisplayRole).toString() == name) return i;
+      return -1;
+    };
     QCOMPARE(t->columnCount(), 2);
     QCOMPARE(t->headerData(1, Qt::Horizontal, Qt::DisplayRole).toString(), QString("CCV"));
-    QCOMPARE(t->headerData(3, Qt::Vertical, Qt::DisplayRole).toString(), QString("TTFT p99 (ms)"));
-    QCOMPARE(t->value(3, 1), 31.0);
-    QCOMPARE(t->value(19, 1), 0.25);  // hit rate
-    QCOMPARE(t->data(t->index(15, 0), Qt::DisplayRole).toString(), QString("3.00 GiB"));
+    QCOMPARE(t->value(row("TTFT p99 (ms)"), 1), 31.0);
+    QCOMPARE(t->value(row("CCV hit rate p"), 1), 0.25);
+    QCOMPARE(t->data(t->index(row("peak KV (bytes)"), 0), Qt::DisplayRole).toString(),
+             QString("3.00 GiB"));
+    // No baseline in the result's summary flags: no difference from it is shown.
+    const int saved = row("time saved vs baseline, full-layer model (ms)");
+    QVERIFY(std::isnan(t->value(saved, 1)));
+    QCOMPARE(t->data(t->index(saved, 1), Qt::DisplayRole).toString(), QString("n/a (no baseline)"));
 
     // The replay's command line names the engine's configuration.
     w.set_view(View::replay);
     const QString cmd = w.command_line();
     QVERIFY2(cmd.startsWith("kvscope replay " + dir.filePath("t.jsonl")), qPrintable(cmd));
-    for (const char* part : {"--method baseline,ccv", "--gpu-memory 141GiB", "--max-batch 32",
+    for (const char* part : {"--method baseline,ccv", "--gpu-mem 141GiB", "--max-batch 32",
                              "--token-budget 2048", "--no-chunked-prefill", "--threshold 0.9",
-                             "--l-eff 5", "--max-requests 100", "--bad-records skip"})
+                             "--l-eff 5", "--max-requests 100", "--on-bad-record skip"})
       QVERIFY2(cmd.contains(part), qPrintable(cmd + " lacks " + part));
   }
 
