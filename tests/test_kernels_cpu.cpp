@@ -97,3 +97,79 @@ TEST(DctPlanChoice, LargePrimeLengthsUseBluestein) {
   EXPECT_FALSE(cpu::DctPlan(1024).uses_bluestein());
   EXPECT_FALSE(cpu::DctPlan(3 * 5 * 7 * 16).uses_bluestein());
 }
+
+// fourier_attention has two ways through the middle tokens on the CPU (an FFT per query row, or
+// a GEMM against the cached DCT basis); the cross-backend table only runs the automatic choice,
+// so each path is forced here against the float64 reference.
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/reference/reference.h"
+
+namespace {
+struct MiddlePathCase {
+  cpu::MiddleTransform path;
+  int64_t q_len, tokens, m;
+};
+class CpuMiddlePath : public ::testing::TestWithParam<MiddlePathCase> {
+ protected:
+  void TearDown() override { cpu::set_middle_transform(cpu::MiddleTransform::automatic); }
+};
+}  // namespace
+
+TEST_P(CpuMiddlePath, MatchesReference) {
+  const MiddlePathCase p = GetParam();
+  cpu::set_middle_transform(p.path);
+  auto be = make_backend("cpu");
+  const AttentionArgs a{1, 4, 2, 16, p.q_len, p.tokens, true, DType::f32};
+  const FourierLayout f{{0, 1, 2, 3, 9, 10}, p.m, 4, 8};
+  const KvShape s{1, 2, p.tokens, 16, DType::f32};
+  std::mt19937 gen(11);
+  std::normal_distribution<double> d;
+  auto rnd = [&](size_t n) {
+    reference::Vec v(n);
+    for (auto& x : v) x = static_cast<double>(static_cast<float>(d(gen)));
+    return v;
+  };
+  const reference::Vec q = rnd(static_cast<size_t>(4 * p.q_len * 16));
+  auto f32 = [](const reference::Vec& v) { return std::vector<float>(v.begin(), v.end()); };
+  auto up = [&](const reference::Vec& v) {
+    auto buf = be->alloc(v.size() * 4);
+    const auto h = f32(v);
+    be->upload(*buf, h.data(), h.size() * 4);
+    return buf;
+  };
+  auto make = [&](reference::Fourier64& keep) {
+    keep = reference::fourier_compress(s, f, rnd(static_cast<size_t>(s.elements())));
+    for (auto* part : {&keep.kept, &keep.edge, &keep.coeffs})
+      for (auto& x : *part) x = static_cast<double>(static_cast<float>(x));
+    FourierTensor t;
+    t.kept = up(keep.kept);
+    t.edge = up(keep.edge);
+    t.coeffs = up(keep.coeffs);
+    return t;
+  };
+  reference::Fourier64 k64, v64;
+  FourierTensor k = make(k64), v = make(v64);
+  auto qd = up(q);
+  auto o = be->alloc(q.size() * 4);
+  be->fill(*o, 0xFF);
+  be->fourier_attention(a, f, *qd, k, v, *o);
+  std::vector<float> got(q.size());
+  be->download(*o, got.data(), got.size() * 4);
+  const reference::Vec want = reference::fourier_attention(a, f, q, k64, v64);
+  double max_ref = 0, max_err = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_TRUE(std::isfinite(got[i])) << i;
+    max_ref = std::max(max_ref, std::abs(want[i]));
+    max_err = std::max(max_err, std::abs(static_cast<double>(got[i]) - want[i]));
+  }
+  EXPECT_LE(max_err / max_ref, 2e-4);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Paths, CpuMiddlePath,
+    ::testing::Values(MiddlePathCase{cpu::MiddleTransform::fft, 1, 300, 24},
+                      MiddlePathCase{cpu::MiddleTransform::basis, 1, 300, 24},
+                      MiddlePathCase{cpu::MiddleTransform::fft, 50, 269, 40},  // L prime
+                      MiddlePathCase{cpu::MiddleTransform::basis, 50, 269, 40},
+                      MiddlePathCase{cpu::MiddleTransform::fft, 1, 40, 64},  // M > L
+                      MiddlePathCase{cpu::MiddleTransform::basis, 1, 40, 64}));

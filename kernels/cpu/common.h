@@ -31,6 +31,10 @@ inline int thread_count() {
 #endif
 }
 
+// Below this much work (elements touched or FLOPs) a parallel region costs more than it saves:
+// on a shared, oversubscribed machine a barrier can wait a whole scheduler time slice.
+constexpr double kParallelMinWork = 1 << 20;
+
 inline size_t esize(DType t) { return static_cast<size_t>(dtype_bytes(t)); }
 
 // A tensor viewed as f32: the buffer itself when it already is f32, else a converted copy
@@ -46,7 +50,7 @@ class F32View {
     const auto* src = static_cast<const std::byte*>(buf.data());
     const int64_t chunk = 1 << 16, n = static_cast<int64_t>(count);
     const int64_t chunks = (n + chunk - 1) / chunk;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (static_cast <double>(n) >= kParallelMinWork)
     for (int64_t i = 0; i < chunks; ++i) {
       const int64_t off = i * chunk, len = std::min(chunk, n - off);
       to_f32(t, src + static_cast<size_t>(off) * esize(t), copy_.data() + off,
@@ -107,7 +111,9 @@ void for_each_attention_job(const AttentionArgs& a, F&& f) {
   const int64_t block = std::max<int64_t>(1, 128 / group);
   const int64_t blocks = (a.q_len + block - 1) / block;
   const int64_t jobs = a.batch * a.kv_heads * blocks;
-#pragma omp parallel for schedule(dynamic, 1)
+  const double flops = 4.0 * static_cast<double>(a.batch * a.q_heads * a.q_len) *
+                       static_cast<double>(a.tokens * a.head_dim);
+#pragma omp parallel for schedule(dynamic, 1) if (jobs > 1 && flops >= 4 * kParallelMinWork)
   for (int64_t j = 0; j < jobs; ++j) {
     const int64_t qb = j % blocks, bg = j / blocks;
     const int64_t q0 = qb * block;

@@ -48,7 +48,7 @@ void CpuBackend::cosine_rows(int64_t rows, int64_t dim, DType t, const DeviceBuf
   const auto* bp = static_cast<const std::byte*>(b.data());
   auto* op = static_cast<float*>(out.data());
   const size_t stride = static_cast<size_t>(dim) * esize(t);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (static_cast <double>(rows * dim) >= kParallelMinWork)
   for (int64_t r = 0; r < rows; ++r) {
     const Sums s = row_sums(t, ap + static_cast<size_t>(r) * stride,
                             bp + static_cast<size_t>(r) * stride, dim);
@@ -64,7 +64,8 @@ void CpuBackend::cosine_whole(int64_t rows, int64_t dim, DType t, const DeviceBu
   const auto* bp = static_cast<const std::byte*>(b.data());
   const size_t stride = static_cast<size_t>(dim) * esize(t);
   double dot = 0, aa = 0, bb = 0;
-#pragma omp parallel for schedule(static) reduction(+ : dot, aa, bb)
+#pragma omp parallel for schedule(static) reduction(+ : dot, aa, bb) \
+    if (static_cast<double>(rows * dim) >= kParallelMinWork)
   for (int64_t r = 0; r < rows; ++r) {
     const Sums s = row_sums(t, ap + static_cast<size_t>(r) * stride,
                             bp + static_cast<size_t>(r) * stride, dim);

@@ -97,7 +97,14 @@ void check_attention(const AttentionArgs& a) {
   if (a.q_len > a.tokens) throw std::invalid_argument("attention: q_len must be <= tokens");
 }
 
-CpuBackend::CpuBackend() : allocated_(std::make_shared<std::atomic<int64_t>>(0)) {}
+CpuBackend::CpuBackend() : allocated_(std::make_shared<std::atomic<int64_t>>(0)) {
+#ifdef _OPENMP
+  // Let the OpenMP runtime use fewer threads when the machine is already busy (libgomp looks
+  // at the load average): a team larger than the free cores waits on descheduled threads at
+  // every barrier. OMP_DYNAMIC in the environment overrides this.
+  if (!std::getenv("OMP_DYNAMIC")) omp_set_dynamic(1);
+#endif
+}
 
 DeviceInfo CpuBackend::info() const {
   DeviceInfo d;
@@ -146,7 +153,7 @@ void CpuBackend::copy(const DeviceBuffer& src, DeviceBuffer& dst, size_t bytes) 
   auto* d = static_cast<char*>(dst.data());
   const int64_t chunk = int64_t{1} << 20;
   const int64_t chunks = (static_cast<int64_t>(bytes) + chunk - 1) / chunk;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (bytes >= (size_t{8} << 20))
   for (int64_t i = 0; i < chunks; ++i) {
     const int64_t off = i * chunk;
     const int64_t n = std::min<int64_t>(chunk, static_cast<int64_t>(bytes) - off);

@@ -1,7 +1,9 @@
 #include "kernels/cpu/dct.h"
 
 #include <cmath>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <numbers>
 #include <unordered_map>
 
@@ -122,6 +124,39 @@ DctPlan& dct_plan(int64_t n) {
   // Bounded: a replay touches many lengths, each plan holds O(n) twiddles.
   if (cache.size() >= 16) cache.clear();
   return *cache.emplace(n, std::make_unique<DctPlan>(n)).first->second;
+}
+
+std::shared_ptr<const BasisMatrix> dct_basis(int64_t n_len, int64_t k_count) {
+  if (n_len * k_count * static_cast<int64_t>(sizeof(float)) > kMaxBasisBytes) return nullptr;
+  static std::mutex mu;
+  static std::map<std::pair<int64_t, int64_t>, std::shared_ptr<const BasisMatrix>> cache;
+  static int64_t cached_bytes = 0;
+  {
+    const std::lock_guard<std::mutex> lock(mu);
+    auto it = cache.find({n_len, k_count});
+    if (it != cache.end()) return it->second;
+  }
+  auto b = std::make_shared<BasisMatrix>(k_count, n_len);
+  const double pi = std::numbers::pi;
+#pragma omp parallel for schedule(static)
+  for (int64_t k = 0; k < k_count; ++k) {
+    const double s = static_cast<double>(dct_scale(k, n_len));
+    for (int64_t n = 0; n < n_len; ++n) {
+      // (2n + 1) k mod 4 n_len keeps the angle below 2 pi, exact in double for any length.
+      const int64_t r = ((2 * n + 1) * k) % (4 * n_len);
+      (*b)(k, n) = static_cast<float>(
+          s * std::cos(pi * static_cast<double>(r) / (2.0 * static_cast<double>(n_len))));
+    }
+  }
+  const std::lock_guard<std::mutex> lock(mu);
+  const int64_t bytes = n_len * k_count * static_cast<int64_t>(sizeof(float));
+  if (cached_bytes + bytes > 2 * kMaxBasisBytes) {
+    cache.clear();
+    cached_bytes = 0;
+  }
+  cache[{n_len, k_count}] = b;
+  cached_bytes += bytes;
+  return b;
 }
 
 }  // namespace kvscope::kernels::cpu

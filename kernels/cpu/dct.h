@@ -12,8 +12,10 @@
 
 #include <complex>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
+#include <Eigen/Core>
 #include <unsupported/Eigen/FFT>
 
 namespace kvscope::kernels::cpu {
@@ -46,6 +48,15 @@ class DctPlan {
 
 // This thread's plan for length n (plans are cached per thread; Eigen::FFT is not thread-safe).
 DctPlan& dct_plan(int64_t n);
+
+// The orthonormal DCT-II basis as a matrix, B[k, n] = s_k cos(pi (n + 1/2) k / n_len) for
+// k < k_count, n < n_len: with it the transforms of many rows at once are one GEMM each
+// (scores: U B, outputs: P B^T), which beats one FFT per row when k_count is small against
+// log n_len or when there are many rows (prefill). Cached and shared across threads; null when
+// the matrix would exceed the cache's byte budget.
+using BasisMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+std::shared_ptr<const BasisMatrix> dct_basis(int64_t n_len, int64_t k_count);
+constexpr int64_t kMaxBasisBytes = int64_t{128} << 20;
 
 // Orthonormal DCT-II scale: sqrt(1/n) for k = 0, sqrt(2/n) otherwise.
 inline float dct_scale(int64_t k, int64_t n) {

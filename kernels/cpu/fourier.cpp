@@ -1,8 +1,11 @@
 // The Fourier-compressed cache on the CPU: compression (orthonormal DCT-II of each compressed
 // dim over the middle tokens, through dct.h's FFT), reconstruction (DCT-III), and attention
 // straight from the coefficients.
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 
 #include "kernels/cpu/common.h"
 #include "kernels/cpu/cpu_backend.h"
@@ -39,11 +42,42 @@ void check_tensor(const KvShape& s, const FourierLayout& f, const FourierTensor&
   require_bytes(*t.coeffs, need.coeffs, what);
 }
 
+std::atomic<MiddleTransform>& middle_setting() {
+  static std::atomic<MiddleTransform> setting = [] {
+    const char* env = std::getenv("KVSCOPE_CPU_MIDDLE");
+    const std::string v = env ? env : "auto";
+    return v == "fft"     ? MiddleTransform::fft
+           : v == "basis" ? MiddleTransform::basis
+                          : MiddleTransform::automatic;
+  }();
+  return setting;
+}
+
+// Estimated cost per query row of each path in f32 FLOPs, the FFT's weighted by how much slower
+// kissfft runs per FLOP than Eigen's GEMM. On the quick benchmark shapes (M = 64, L up to 16k,
+// KVSCOPE_CPU_MIDDLE=fft vs =basis) the basis path won everywhere, by 1.5x to 10x.
+bool basis_is_cheaper(int64_t l, int64_t mp, int64_t rows_per_job) {
+  constexpr double kFftSlowdown = 4.0;
+  const DctPlan& plan = dct_plan(l);
+  const double n = plan.uses_bluestein() ? 2.0 * static_cast<double>(l) : static_cast<double>(l);
+  const double fft = 2.0 * kFftSlowdown * 5.0 * n * std::log2(std::max(n, 2.0)) *
+                     (plan.uses_bluestein() ? 3.0 : 1.0);
+  const double gemm = 4.0 * static_cast<double>(mp) * static_cast<double>(l);
+  // A single row cannot amortise building the basis the first time; many rows can.
+  return rows_per_job >= 8 ? gemm < 2.0 * fft : gemm < fft;
+}
+
 // Heads are independent. With at least as many heads as threads each thread takes whole heads;
 // otherwise heads run one after another and the per-dim transforms inside go parallel.
 bool parallel_over_heads(int64_t heads) { return heads >= thread_count(); }
+bool worth_parallel(const KvShape& s) {
+  return static_cast<double>(s.elements()) >= kParallelMinWork / 4;
+}
 
 }  // namespace
+
+void set_middle_transform(MiddleTransform t) { middle_setting() = t; }
+MiddleTransform middle_transform() { return middle_setting(); }
 
 void CpuBackend::fourier_compress(const KvShape& s, const FourierLayout& f, const DeviceBuffer& kv,
                                   FourierTensor& out) {
@@ -58,7 +92,7 @@ void CpuBackend::fourier_compress(const KvShape& s, const FourierLayout& f, cons
   auto* kept_all = static_cast<std::byte*>(out.kept->data());
   auto* edge_all = static_cast<std::byte*>(out.edge->data());
   auto* coef_all = static_cast<std::byte*>(out.coeffs->data());
-  const bool outer = parallel_over_heads(heads);
+  const bool par = worth_parallel(s), outer = par && parallel_over_heads(heads);
 
 #pragma omp parallel for schedule(dynamic, 1) if (outer)
   for (int64_t h = 0; h < heads; ++h) {
@@ -93,7 +127,7 @@ void CpuBackend::fourier_compress(const KvShape& s, const FourierLayout& f, cons
             row[static_cast<size_t>(f.compressed_dims[static_cast<size_t>(c)])];
     }
     std::vector<float> coef(static_cast<size_t>(x.mp * x.c));
-#pragma omp parallel for schedule(static) if (!outer)
+#pragma omp parallel for schedule(static) if (par && !outer)
     for (int64_t c = 0; c < x.c; ++c) {
       std::vector<float> out_k(static_cast<size_t>(x.mp));
       dct_plan(x.l).dct2(cols.data() + c * x.l, out_k.data(), x.mp);
@@ -117,7 +151,7 @@ void CpuBackend::fourier_reconstruct(const KvShape& s, const FourierLayout& f,
   const auto* kept_all = static_cast<const std::byte*>(in.kept->data());
   const auto* edge_all = static_cast<const std::byte*>(in.edge->data());
   const auto* coef_all = static_cast<const std::byte*>(in.coeffs->data());
-  const bool outer = parallel_over_heads(heads);
+  const bool par = worth_parallel(s), outer = par && parallel_over_heads(heads);
 
 #pragma omp parallel for schedule(dynamic, 1) if (outer)
   for (int64_t h = 0; h < heads; ++h) {
@@ -140,7 +174,7 @@ void CpuBackend::fourier_reconstruct(const KvShape& s, const FourierLayout& f,
     std::vector<float> coef(static_cast<size_t>(x.mp * x.c));
     to_f32(s.dtype, coef_all + static_cast<size_t>(h * x.m * x.c) * e, coef.data(), coef.size());
     std::vector<float> cols(static_cast<size_t>(x.c * x.l));
-#pragma omp parallel for schedule(static) if (!outer)
+#pragma omp parallel for schedule(static) if (par && !outer)
     for (int64_t c = 0; c < x.c; ++c) {
       std::vector<float> w(static_cast<size_t>(x.mp));
       for (int64_t k = 0; k < x.mp; ++k)
@@ -198,6 +232,16 @@ void CpuBackend::fourier_attention(const AttentionArgs& a, const FourierLayout& 
   std::vector<float> sk(static_cast<size_t>(x.mp));
   for (int64_t i = 0; i < x.mp; ++i) sk[static_cast<size_t>(i)] = dct_scale(i, x.l);
 
+  std::shared_ptr<const BasisMatrix> basis;
+  if (x.l > 0 && x.c > 0) {
+    const MiddleTransform mode = middle_transform();
+    const int64_t rows_per_job =
+        group * std::min<int64_t>(a.q_len, std::max<int64_t>(1, 128 / group));
+    if (mode == MiddleTransform::basis ||
+        (mode == MiddleTransform::automatic && basis_is_cheaper(x.l, x.mp, rows_per_job)))
+      basis = dct_basis(x.l, x.mp);  // null past the cache budget: the FFT path then
+  }
+
   for_each_attention_job(a, [&](int64_t b, int64_t g, int64_t q0, int64_t nq) {
     RowMat qm;
     load_queries(a, qb, b, g, q0, nq, qm);
@@ -230,7 +274,10 @@ void CpuBackend::fourier_attention(const AttentionArgs& a, const FourierLayout& 
     const int64_t mid_visible = std::clamp<int64_t>(kmax - f.sink, 0, x.l);
     const bool has_middle = x.l > 0 && x.c > 0 && mid_visible > 0;
     std::vector<float> buf(static_cast<size_t>(x.l));
-    if (has_middle) {
+    if (has_middle && basis) {
+      const RowMat u = qc * kcm.transpose();  // [r, mp]; the basis carries s_k
+      s.middleCols(f.sink, mid_visible).noalias() += u * basis->leftCols(mid_visible);
+    } else if (has_middle) {
       RowMat u = qc * kcm.transpose();  // [r, mp]
       for (int64_t i = 0; i < r; ++i) {
         for (int64_t kx = 0; kx < x.mp; ++kx) u(i, kx) *= sk[static_cast<size_t>(kx)];
@@ -254,7 +301,11 @@ void CpuBackend::fourier_attention(const AttentionArgs& a, const FourierLayout& 
       }
       oc.noalias() += pe * vem;
     }
-    if (has_middle) {
+    if (has_middle && basis) {
+      const RowMat wd =
+          s.middleCols(f.sink, mid_visible) * basis->leftCols(mid_visible).transpose();
+      oc.noalias() += wd * vcm;
+    } else if (has_middle) {
       RowMat wd(r, x.mp);
       for (int64_t i = 0; i < r; ++i) {
         const float* srow = s.row(i).data() + f.sink;
