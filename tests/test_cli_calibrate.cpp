@@ -68,9 +68,9 @@ TEST(CliCalibrate, BadArgumentsExitTwo) {
 TEST(CliCalibrate, WritesGoogleBenchmarkJsonWithDeviceBlock) {
   const std::string out = ::testing::TempDir() + "kvscope-calibrate-test.json";
   std::remove(out.c_str());
-  const auto r = run_cli("calibrate --backend cpu --quick --filter '^copy/mib:1/' --out " + out);
+  const auto r = run_cli("calibrate --backend cpu --quick --filter '^copy/mib:16/' --out " + out);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.err.find("copy/mib:1"), std::string::npos) << r.err;  // progress on stderr
+  EXPECT_NE(r.err.find("copy/mib:16"), std::string::npos) << r.err;  // progress on stderr
   std::ifstream in(out);
   ASSERT_TRUE(in.good());
   const auto j = nlohmann::json::parse(in);
@@ -89,7 +89,7 @@ TEST(CliCalibrate, WritesGoogleBenchmarkJsonWithDeviceBlock) {
 TEST(CliCalibrate, CudaWithoutCudaFailsWithoutWriting) {
   const std::string out = ::testing::TempDir() + "kvscope-calibrate-cuda.json";
   std::remove(out.c_str());
-  const auto r = run_cli("calibrate --backend cuda --quick --filter '^copy/mib:1/' --out " + out);
+  const auto r = run_cli("calibrate --backend cuda --quick --filter '^copy/mib:16/' --out " + out);
   if (r.exit_code == 0) GTEST_SKIP() << "a CUDA device is present here";
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("cuda"), std::string::npos) << r.err;
