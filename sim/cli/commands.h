@@ -18,6 +18,7 @@ struct Command {
 const std::vector<Command>& commands();
 
 int run_model(const Args& args);
+int run_calibrate(const Args& args);
 int run_replay(const Args& args);
 
 }  // namespace kvscope::cli
