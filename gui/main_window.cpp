@@ -34,7 +34,9 @@
 #include "gui/file_kind.h"
 #include "gui/number_table.h"
 #include "gui/parameter_panel.h"
+#include "model/calibration.h"
 #include "model/error.h"
+#include "model/hardware.h"
 #include "sim/cli/options.h"
 #include "sim/report/replay_report.h"
 
@@ -176,7 +178,14 @@ ChartView* MainWindow::add_chart(const QString& id, const QString& title) {
 }
 
 QWidget* MainWindow::build_analytic_tab() {
+  auto* outer = new QWidget();
+  auto* ov = new QVBoxLayout(outer);
+  ov->setContentsMargins(0, 0, 0, 0);
+  pricing_ = new QLabel();
+  pricing_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  ov->addWidget(pricing_);
   auto* w = new QSplitter(Qt::Vertical);
+  ov->addWidget(w, 1);
   auto* charts = new QSplitter(Qt::Horizontal);
   charts->addWidget(add_chart("cost_vs_n", tr("Prefill time over N: T_tran vs T_ccv")));
   charts->addWidget(add_chart("kv_vs_n", tr("KV cache per sequence over N")));
@@ -189,7 +198,7 @@ QWidget* MainWindow::build_analytic_tab() {
   w->setStretchFactor(0, 3);
   w->setStretchFactor(1, 1);
   w->setSizes({560, 240});  // the charts first; the table scrolls
-  return w;
+  return outer;
 }
 
 QWidget* MainWindow::build_replay_tab() {
@@ -364,6 +373,12 @@ void MainWindow::recompute_now() {
   try {
     const Resolved r = resolve(session_);
     rows_ = gui::analytic_rows(r, session_.p, context_lengths(session_));
+    pricing_->setText(tr("%1: %2 layers, d1 %3, d2 %4.  Operations priced by %5.")
+                          .arg(qs(r.shape.name))
+                          .arg(r.shape.layers)
+                          .arg(r.shape.d1())
+                          .arg(r.config.ccv.resolved_d2(r.shape))
+                          .arg(qs(r.ops->describe())));
   } catch (const std::exception& e) {
     show_error(tr("Analytic view not updated: %1").arg(describe(e)));
     return;
@@ -475,18 +490,34 @@ bool MainWindow::open_model(const QString& preset_or_path) {
 
 bool MainWindow::open_profile(const QString& path) {
   const QFileInfo info(path);
-  if (!info.isFile()) {
-    show_error(tr("%1: no such calibration profile").arg(path));
-    return false;
-  }
-  if (!profiles_supported()) {
-    show_error(tr("%1: this build of kvscope cannot price operations from a calibration profile "
-                  "yet; the charts keep using the %2 roofline.")
-                   .arg(path, qs(session_.gpu)));
-    return false;
-  }
+  const std::string file = info.absoluteFilePath().toStdString();
   Session s = session_;
-  s.profile_path = info.absoluteFilePath().toStdString();
+  try {
+    // Fit it now so a bad profile is refused with its file and field, before it is used.
+    const CalibrationProfile profile = load_profile(file);
+    (void)CalibratedCostModel(profile);
+    // An explicit --gpu must name the profile's device: follow the profile when the current
+    // preset does not, so its replay gets that device's memory too.
+    auto matches = [&](const std::string& preset) {
+      try {
+        check_profile_matches(profile, preset);
+        return true;
+      } catch (const InputError&) {
+        return false;
+      }
+    };
+    if (!matches(s.gpu))
+      for (const std::string& preset : hardware_preset_names())
+        if (matches(preset)) {
+          note(tr("GPU preset set to %1, the device the profile was measured on").arg(qs(preset)));
+          s.gpu = preset;
+          break;
+        }
+  } catch (const std::exception& e) {
+    show_error(tr("Calibration profile not loaded: %1").arg(describe(e)));
+    return false;
+  }
+  s.profile_path = file;
   set_session(s);
   remember(info.absoluteFilePath());
   return error_text().isEmpty();
@@ -629,13 +660,14 @@ void MainWindow::show_summary() {
   const TraceStats& t = r.trace;
   trace_stats_->setText(
       tr("%1Trace %2 (%3): %4 requests, %5 skipped records, %6 input and %7 output tokens over "
-         "%8 s.")
+         "%8 s. Steps priced by %9.")
           .arg(r.cancelled ? tr("[cancelled, partial] ") : QString(), qs(t.path), qs(t.format))
           .arg(t.requests)
           .arg(t.skipped_records)
           .arg(t.input_tokens)
           .arg(t.output_tokens)
-          .arg(format_value(t.duration_s)));
+          .arg(format_value(t.duration_s))
+          .arg(qs(replay_cost_model_)));
 
   enum Kind { count, ms, seconds, bytes, ratio, rate };
   struct Metric {

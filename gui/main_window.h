@@ -123,6 +123,7 @@ class MainWindow : public QMainWindow {
   QTableView* analytic_view_ = nullptr;
   QTableView* summary_view_ = nullptr;
   QLabel* trace_stats_ = nullptr;
+  QLabel* pricing_ = nullptr;  // what priced the analytic view
   QComboBox* latency_metric_ = nullptr;
   QPushButton* use_measured_p_ = nullptr;
   QLabel* error_ = nullptr;

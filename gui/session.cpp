@@ -125,21 +125,9 @@ std::string command_line(const Session& s, const std::string& program) {
   return out;
 }
 
-bool profiles_supported() {
-  cli::po::options_description desc;
-  cli::add_cost_options(desc);
-  return desc.find_nothrow("profile", false) != nullptr;
-}
-
 Resolved resolve(const Session& s) {
   Resolved r;
   r.shape = load_model(s.model);
-  if (!s.profile_path.empty() && !profiles_supported())
-    throw cli::UsageError(
-        "calibration profile " + s.profile_path +
-        ": this build of kvscope cannot price operations from a profile yet (its cost options "
-        "have no --profile); clear the profile to use the " +
-        s.gpu + " roofline");
   cli::po::options_description desc;
   cli::add_method_options(desc);
   cli::add_cost_options(desc);

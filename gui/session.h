@@ -90,9 +90,6 @@ struct Resolved {
 };
 Resolved resolve(const Session& s);
 
-// Whether this build's cost options can read a calibration profile (--profile).
-bool profiles_supported();
-
 // The replay's configuration for a resolved session.
 ReplayConfig replay_config(const Session& s, const Resolved& r);
 

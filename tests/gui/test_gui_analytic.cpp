@@ -6,6 +6,7 @@
 #include <QDir>
 #include <QDoubleSpinBox>
 #include <QFile>
+#include <QFileInfo>
 #include <QLineEdit>
 #include <QPushButton>
 #include <QSignalSpy>
@@ -20,6 +21,7 @@
 #include "gui/number_table.h"
 #include "gui/parameter_panel.h"
 #include "gui_test_util.h"
+#include "model/calibration.h"
 #include "model/cost.h"
 #include "model/hardware.h"
 #include "model/memory.h"
@@ -76,10 +78,10 @@ void expect_near(double got, double want, const char* what, int64_t n) {
 }
 
 // Checks every point of both analytic charts against model/ at the given L_eff and p.
-void check_charts_hold_library_values(const MainWindow& w, int64_t l_eff, double p) {
+void check_charts_hold_library_values(const MainWindow& w, int64_t l_eff, double p,
+                                      const OpCostModel& ops) {
   const ModelShape shape = load_model("llama-3.1-8b");
   const MethodConfig cfg = test_config(l_eff);
-  const RooflineCostModel ops(hardware_preset("h200"));
   const auto ns = expected_lengths();
 
   const ChartView* cost = w.chart("cost_vs_n");
@@ -136,7 +138,7 @@ class TestGuiAnalytic : public QObject {
     MainWindow w(kvscope::gui::testing::no_replay());
     w.set_session(test_session());
     QVERIFY2(w.error_text().isEmpty(), qPrintable(w.error_text()));
-    check_charts_hold_library_values(w, 6, 0.3);
+    check_charts_hold_library_values(w, 6, 0.3, RooflineCostModel(hardware_preset("h200")));
   }
 
   void panelChangesUpdateTheChartsLive() {
@@ -148,7 +150,7 @@ class TestGuiAnalytic : public QObject {
     // One recomputation per burst of changes, on the next turn of the event loop.
     QTRY_COMPARE(w.session().l_eff, int64_t{10});
     QTRY_VERIFY(points(w.chart("cost_vs_n"), "T_ccv (paper)").back().y() != before);
-    check_charts_hold_library_values(w, 10, 0.75);
+    check_charts_hold_library_values(w, 10, 0.75, RooflineCostModel(hardware_preset("h200")));
   }
 
   void thresholdPresetsSliderAndSpinAgree() {
@@ -190,6 +192,37 @@ class TestGuiAnalytic : public QObject {
       expect_near(points(kv, "Fourier+CCV")[idx].y() * 1073741824.0,
                   row.at("kv_bytes").at("fourier_ccv"), "KV fourier+ccv", n);
     }
+  }
+
+  void aCalibrationProfilePricesTheCharts() {
+    const QString profile = KVSCOPE_SOURCE_DIR "/kernels/profiles/cpu-2core.json";
+    MainWindow w(kvscope::gui::testing::no_replay());
+    w.set_session(test_session());
+    QVERIFY2(w.open_file(profile), qPrintable(w.error_text()));
+    // The GPU preset follows the device the profile was measured on.
+    QCOMPARE(w.session().gpu, std::string("cpu-2core"));
+    QCOMPARE(QString::fromStdString(w.session().profile_path),
+             QFileInfo(profile).absoluteFilePath());
+    check_charts_hold_library_values(w, 6, 0.3,
+                                     CalibratedCostModel(load_profile(profile.toStdString())));
+    // The calibrated prices differ from the roofline's: the charts really changed.
+    const RooflineCostModel roof(hardware_preset("cpu-2core"));
+    const PaperTerms t = paper_terms(roof, load_model("llama-3.1-8b"), 1024, 65536);
+    QVERIFY(points(w.chart("cost_vs_n"), "T_tran (paper)").back().y() != 32 * t.t_sa_ms);
+    // Headless, the same numbers.
+    const QString cmd = w.command_line();
+    QVERIFY2(cmd.contains("--profile "), qPrintable(cmd));
+    const auto r = kvscope::testing::run_cli(cmd.mid(8).toStdString() + " --json");
+    QVERIFY2(r.exit_code == 0, r.err.c_str());
+    const auto rows = nlohmann::json::parse(r.out).at("rows");
+    const auto last = points(w.chart("cost_vs_n"), "T_ccv (full layer)").back().y();
+    expect_near(last, rows.back().at("full_layer").at("t_ccv_ms"), "full T_ccv", 65536);
+    // A preset that is not the profile's device: the library's message, in the window.
+    Session s = w.session();
+    s.gpu = "h100-sxm";
+    w.set_session(s);
+    QVERIFY2(w.error_text().contains("--gpu") && w.error_text().contains("cpu backend"),
+             qPrintable(w.error_text()));
   }
 
   void badParametersAreShownNotThrown() {

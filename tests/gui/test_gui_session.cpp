@@ -238,20 +238,15 @@ class TestGuiSession : public QObject {
     QVERIFY(error.contains("/nonexistent/dir/x.png"));
   }
 
-  void profilesAreRefusedClearlyUntilSupported() {
+  void aBadProfileIsRefusedWithItsFile() {
     QTemporaryDir dir;
     const QString profile = dir.filePath("h100.json");
-    write(profile, R"({"context": {}, "benchmarks": []})");
+    write(profile, R"({"context": {}, "device": {"backend": "cuda"}, "benchmarks": []})");
     MainWindow w(kvscope::gui::testing::no_replay());
-    const bool opened = w.open_file(profile);
-    if (profiles_supported()) {
-      QVERIFY(opened || !w.error_text().isEmpty());
-    } else {
-      QVERIFY(!opened);
-      QVERIFY2(w.error_text().contains(profile) && w.error_text().contains("roofline"),
-               qPrintable(w.error_text()));
-      QVERIFY(w.session().profile_path.empty());
-    }
+    QVERIFY(!w.open_file(profile));
+    QVERIFY2(w.error_text().contains(profile), qPrintable(w.error_text()));
+    QVERIFY(w.session().profile_path.empty());
+    QCOMPARE(w.session().gpu, std::string("h100-sxm"));
   }
 };
 
