@@ -99,31 +99,6 @@ QAbstractAxis* value_axis(double min, double max, const char* fmt = "%.3g") {
 
 }  // namespace
 
-std::vector<std::size_t> envelope_indices(std::size_t n, std::size_t max_points,
-                                          const std::function<double(std::size_t)>& value) {
-  std::vector<std::size_t> out;
-  if (n <= max_points || max_points < 4) {
-    out.resize(n);
-    for (std::size_t i = 0; i < n; ++i) out[i] = i;
-    return out;
-  }
-  const std::size_t buckets = max_points / 2;
-  out.reserve(max_points + 2);
-  out.push_back(0);
-  for (std::size_t b = 0; b < buckets; ++b) {
-    const std::size_t lo = b * n / buckets, hi = (b + 1) * n / buckets;
-    std::size_t imin = lo, imax = lo;
-    for (std::size_t i = lo; i < hi; ++i) {
-      if (value(i) < value(imin)) imin = i;
-      if (value(i) > value(imax)) imax = i;
-    }
-    for (std::size_t i : {std::min(imin, imax), std::max(imin, imax)})
-      if (i != out.back()) out.push_back(i);
-  }
-  if (out.back() != n - 1) out.push_back(n - 1);
-  return out;
-}
-
 void show_cost_chart(ChartView* v, const std::vector<AnalyticRow>& rows) {
   v->clear();
   v->set_axes({"context length N", "tokens"}, {"prefill time", "ms"});
@@ -177,82 +152,110 @@ void show_memory_chart(ChartView* v, const std::vector<AnalyticRow>& rows,
   attach(v, tokens_axis(), value_axis(0, max_bytes / u.bytes));
 }
 
-void show_memory_timeline(ChartView* v, const ReplayResult& r) {
-  v->clear();
-  double max_bytes = 0, max_s = 0;
+namespace {
+
+TimelineLine timeline(const QString& name, Method m, Qt::PenStyle style, double width,
+                      QList<QPointF> pts, bool light = false) {
+  return {name, m, style, width, light, std::move(pts)};
+}
+
+void draw(ChartView* v, const TimelineLine& l) {
+  const QColor c = method_color(l.method);
+  add_line(v, l.name, l.points, l.light ? c.lighter(135) : c, l.style, false, l.width);
+}
+
+}  // namespace
+
+ReplayViews prepare_replay_views(const ReplayResult& r, double window_s) {
+  ReplayViews out;
+  double max_bytes = 0;
   for (const MethodResult& m : r.methods)
     for (const StepRecord& s : m.steps) {
       max_bytes = std::max(max_bytes, static_cast<double>(s.kv_bytes + s.ccv_cache_bytes));
-      max_s = std::max(max_s, (s.start_ms + s.full_ms) / 1e3);
+      out.max_time_s = std::max(out.max_time_s, (s.start_ms + s.full_ms) / 1e3);
     }
-  const ByteUnit u = byte_unit_for(max_bytes);
-  v->set_axes({"simulated time", "s"}, {"memory in use", u.name});
+  out.memory_unit = byte_unit_for(max_bytes);
+  out.max_memory = max_bytes / out.memory_unit.bytes;
+  out.window_s = window_s;
+
   for (const MethodResult& m : r.methods) {
+    const Method method = m.summary.method;
     const auto& steps = m.steps;
-    auto add = [&](const QString& name, auto bytes_of, Qt::PenStyle style) {
+    auto end_s = [&](std::size_t i) { return (steps[i].start_ms + steps[i].full_ms) / 1e3; };
+    // Memory: thin lines, as a long timeline is drawn as its per-bucket lows and highs.
+    auto memory = [&](const QString& name, auto bytes_of, Qt::PenStyle style) {
       const auto idx = envelope_indices(steps.size(), kMaxTimelinePoints, [&](std::size_t i) {
         return static_cast<double>(bytes_of(steps[i]));
       });
       QList<QPointF> pts;
       pts.reserve(static_cast<qsizetype>(idx.size()));
       for (std::size_t i : idx)
-        pts << QPointF((steps[i].start_ms + steps[i].full_ms) / 1e3,
-                       static_cast<double>(bytes_of(steps[i])) / u.bytes);
-      // Thin lines: a long timeline is drawn as its per-bucket lows and highs.
-      add_line(v, name, pts, method_color(m.summary.method), style, false, 1.0);
+        pts << QPointF(end_s(i), static_cast<double>(bytes_of(steps[i])) / out.memory_unit.bytes);
+      out.memory.push_back(timeline(name, method, style, 1.0, std::move(pts)));
     };
-    const Method method = m.summary.method;
-    add(
+    memory(
         method_label(method) + " KV", [](const StepRecord& s) { return s.kv_bytes; },
         Qt::SolidLine);
     if (uses_ccv(method) && m.summary.peak_ccv_cache_bytes > 0)
-      add(
+      memory(
           method_label(method) + " cache", [](const StepRecord& s) { return s.ccv_cache_bytes; },
           Qt::DashLine);
-  }
-  attach(v, value_axis(0, max_s, "%.0f"), value_axis(0, max_bytes / u.bytes));
-  v->chart()->legend()->setAlignment(Qt::AlignRight);
-  if (v->chart()->series().isEmpty()) v->set_placeholder(QObject::tr("no steps in this replay"));
-}
 
-void show_hit_rate_timeline(ChartView* v, const ReplayResult& r, double window_s) {
-  v->clear();
-  v->set_axes({"simulated time", "s"}, {"CCV hit rate p", ""});
-  double max_s = 0, max_p = 0;
-  for (const MethodResult& m : r.methods) {
-    if (!uses_ccv(m.summary.method)) continue;
-    const QColor color = method_color(m.summary.method);
+    KernelTimes t;
+    for (const StepRecord& s : steps) {
+      t.attention_ms += s.attention_ms;
+      t.dense_ms += s.dense_ms;
+      t.ccv_ms += s.ccv_ms;
+      t.other_ms += s.other_ms;
+    }
+    out.kernel_times.push_back(t);
+
+    if (!uses_ccv(method)) continue;
     // p over all lookups so far, as each step saw it.
-    const auto& steps = m.steps;
     const auto idx = envelope_indices(steps.size(), kMaxTimelinePoints,
                                       [&](std::size_t i) { return steps[i].hit_rate; });
-    QList<QPointF> pts;
-    pts.reserve(static_cast<qsizetype>(idx.size()));
+    QList<QPointF> so_far;
+    so_far.reserve(static_cast<qsizetype>(idx.size()));
     for (std::size_t i : idx) {
-      const double t = (steps[i].start_ms + steps[i].full_ms) / 1e3;
-      pts << QPointF(t, steps[i].hit_rate);
-      max_s = std::max(max_s, t);
-      max_p = std::max(max_p, steps[i].hit_rate);
+      so_far << QPointF(end_s(i), steps[i].hit_rate);
+      out.max_hit_rate = std::max(out.max_hit_rate, steps[i].hit_rate);
     }
-    add_line(v, method_label(m.summary.method) + " so far", pts, color, Qt::SolidLine, false, 2.5);
-    // p within each window of simulated time, at the window's middle; windows without a
-    // lookup have no p and are left out.
+    out.hit_rate.push_back(
+        timeline(method_label(method) + " so far", method, Qt::SolidLine, 2.5, std::move(so_far)));
+    // p within each window of simulated time, at the window's middle; windows without a lookup
+    // have no p and are left out.
     QList<QPointF> win;
     for (const HitWindow& w : m.hit_windows) {
       if (w.lookups == 0) continue;
       const double p = static_cast<double>(w.hits) / static_cast<double>(w.lookups);
       win << QPointF(w.start_s + window_s / 2, p);
-      max_s = std::max(max_s, w.start_s + window_s);
-      max_p = std::max(max_p, p);
+      out.max_time_s = std::max(out.max_time_s, w.start_s + window_s);
+      out.max_hit_rate = std::max(out.max_hit_rate, p);
     }
     if (!win.isEmpty())
-      add_line(
-          v, method_label(m.summary.method) + QObject::tr(" per %1 s").arg(format_value(window_s)),
-          win, color.lighter(135), Qt::SolidLine, false, 1.0);
+      out.hit_rate.push_back(
+          timeline(method_label(method) + QObject::tr(" per %1 s").arg(format_value(window_s)),
+                   method, Qt::SolidLine, 1.0, std::move(win), true));
   }
+  return out;
+}
+
+void show_memory_timeline(ChartView* v, const ReplayViews& d) {
+  v->clear();
+  v->set_axes({"simulated time", "s"}, {"memory in use", d.memory_unit.name});
+  for (const TimelineLine& l : d.memory) draw(v, l);
+  attach(v, value_axis(0, d.max_time_s, "%.0f"), value_axis(0, d.max_memory));
+  v->chart()->legend()->setAlignment(Qt::AlignRight);
+  if (v->chart()->series().isEmpty()) v->set_placeholder(QObject::tr("no steps in this replay"));
+}
+
+void show_hit_rate_timeline(ChartView* v, const ReplayViews& d) {
+  v->clear();
+  v->set_axes({"simulated time", "s"}, {"CCV hit rate p", ""});
+  for (const TimelineLine& l : d.hit_rate) draw(v, l);
   // p is often small (the Mooncake trace's is about 0.01): the axis follows the data up to 1.
-  attach(v, value_axis(0, max_s, "%.0f"),
-         value_axis(0, std::min(1.0, std::max(0.01, max_p * 1.15)), "%.3g"));
+  attach(v, value_axis(0, d.max_time_s, "%.0f"),
+         value_axis(0, std::min(1.0, std::max(0.01, d.max_hit_rate * 1.15)), "%.3g"));
   v->chart()->legend()->setAlignment(Qt::AlignRight);
   if (v->chart()->series().isEmpty())
     v->set_placeholder(QObject::tr("no CCV method in this replay"));
@@ -303,18 +306,7 @@ void show_latency_chart(ChartView* v, const ReplayResult& r, LatencyMetric metri
   attach(v, x, value_axis(0, hi_ms * scale, hi_ms * scale >= 1000 ? "%.0f" : "%.3g"));
 }
 
-KernelTimes sum_kernel_times(const MethodResult& m) {
-  KernelTimes t;
-  for (const StepRecord& s : m.steps) {
-    t.attention_ms += s.attention_ms;
-    t.dense_ms += s.dense_ms;
-    t.ccv_ms += s.ccv_ms;
-    t.other_ms += s.other_ms;
-  }
-  return t;
-}
-
-void show_step_breakdown(ChartView* v, const ReplayResult& r) {
+void show_step_breakdown(ChartView* v, const ReplayResult& r, const ReplayViews& d) {
   v->clear();
   v->set_axes({"method", ""}, {"step time, summed over the replay", "s"});
   QStringList cats;
@@ -327,9 +319,9 @@ void show_step_breakdown(ChartView* v, const ReplayResult& r) {
   ccv->setColor(method_color(Method::ccv));
   other->setColor(QColor(0xd9, 0xb3, 0x4c));
   double hi = 0;
-  for (const MethodResult& m : r.methods) {
-    cats << method_label(m.summary.method);
-    const KernelTimes t = sum_kernel_times(m);
+  for (std::size_t k = 0; k < r.methods.size() && k < d.kernel_times.size(); ++k) {
+    cats << method_label(r.methods[k].summary.method);
+    const KernelTimes& t = d.kernel_times[k];
     attention->append(t.attention_ms / 1e3);
     dense->append(t.dense_ms / 1e3);
     ccv->append(t.ccv_ms / 1e3);

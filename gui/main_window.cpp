@@ -136,6 +136,7 @@ MainWindow::MainWindow(ReplayFn replay, QWidget* parent) : QMainWindow(parent) {
   });
   connect(runner_, &ReplayRunner::finished, this, [this] {
     result_ = runner_->result();
+    views_ = runner_->views();
     show_replay_result();
     update_run_state();
     if (result_->cancelled) {
@@ -647,11 +648,11 @@ void MainWindow::update_run_state() {
 
 void MainWindow::show_replay_result() {
   if (!result_) return;
-  show_memory_timeline(chart("memory_over_time"), *result_);
-  show_hit_rate_timeline(chart("hit_rate_over_time"), *result_, replay_config_.hit_window_s);
+  show_memory_timeline(chart("memory_over_time"), *views_);
+  show_hit_rate_timeline(chart("hit_rate_over_time"), *views_);
   show_latency_chart(chart("latency"), *result_,
                      static_cast<LatencyMetric>(latency_metric_->currentData().toInt()));
-  show_step_breakdown(chart("step_breakdown"), *result_);
+  show_step_breakdown(chart("step_breakdown"), *result_, *views_);
   show_summary();
 }
 

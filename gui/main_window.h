@@ -112,6 +112,7 @@ class MainWindow : public QMainWindow {
   std::string replay_cost_model_;
   std::vector<AnalyticRow> rows_;
   std::shared_ptr<const ReplayResult> result_;
+  std::shared_ptr<const ReplayViews> views_;
   bool recompute_pending_ = false;
 
   ParameterPanel* panel_ = nullptr;

@@ -36,11 +36,15 @@ bool ReplayRunner::start(std::string trace_path, ReplayConfig config,
       note_ = note;
     };
     try {
-      return {std::make_shared<const ReplayResult>(fn_(trace, cfg, *ops, progress, &cancel_)), {}};
+      auto result = std::make_shared<const ReplayResult>(fn_(trace, cfg, *ops, progress, &cancel_));
+      progress(1.0, "preparing the charts");
+      auto views =
+          std::make_shared<const ReplayViews>(prepare_replay_views(*result, cfg.hit_window_s));
+      return {std::move(result), std::move(views), QString()};
     } catch (const std::exception& e) {
-      return {nullptr, QString::fromStdString(e.what())};
+      return {nullptr, nullptr, QString::fromStdString(e.what())};
     } catch (...) {
-      return {nullptr, tr("the replay failed with an unknown error")};
+      return {nullptr, nullptr, tr("the replay failed with an unknown error")};
     }
   };
   watcher_.setFuture(QtConcurrent::run(std::move(work)));
@@ -71,6 +75,7 @@ void ReplayRunner::on_done() {
     return;
   }
   result_ = out.result;
+  views_ = out.views;
   emit progressed(1.0, result_->cancelled ? tr("cancelled") : tr("done"));
   emit finished();
 }

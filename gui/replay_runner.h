@@ -14,6 +14,7 @@
 #include <QObject>
 #include <QTimer>
 
+#include "gui/charts.h"
 #include "sim/replay/replay.h"
 
 namespace kvscope::gui {
@@ -37,8 +38,10 @@ class ReplayRunner : public QObject {
   // Blocks until the running replay (if any) has returned. For shutdown and tests.
   void wait();
 
-  // The last finished replay (cancelled ones included); null before the first.
+  // The last finished replay (cancelled ones included); null before the first. views() is what
+  // the replay charts draw of it, prepared on the worker thread.
   std::shared_ptr<const ReplayResult> result() const { return result_; }
+  std::shared_ptr<const ReplayViews> views() const { return views_; }
 
  signals:
   void progressed(double fraction, const QString& note);
@@ -48,6 +51,7 @@ class ReplayRunner : public QObject {
  private:
   struct Outcome {
     std::shared_ptr<const ReplayResult> result;
+    std::shared_ptr<const ReplayViews> views;
     QString error;
   };
   void poll_progress();
@@ -62,6 +66,7 @@ class ReplayRunner : public QObject {
   QTimer poll_;
   QFutureWatcher<Outcome> watcher_;
   std::shared_ptr<const ReplayResult> result_;
+  std::shared_ptr<const ReplayViews> views_;
 };
 
 }  // namespace kvscope::gui

@@ -156,6 +156,7 @@ ReplayConfig replay_config(const Session& s, const Resolved& r) {
   c.format = *format;
   c.bad_records = s.skip_bad_records ? BadRecordPolicy::skip : BadRecordPolicy::stop;
   c.max_requests = s.max_requests;
+  c.keep_requests = false;  // no view shows them; steps feed the timelines
   return c;
 }
 
