@@ -138,6 +138,7 @@ MainWindow::MainWindow(ReplayFn replay, QWidget* parent) : QMainWindow(parent) {
     result_ = runner_->result();
     views_ = runner_->views();
     show_replay_result();
+    mark_stale_replay();
     update_run_state();
     if (result_->cancelled) {
       show_error(tr("The replay was cancelled; the views show what it had done by then."));
@@ -353,11 +354,26 @@ void MainWindow::set_session(const Session& s) {
   session_ = panel_->session(session_);
   tabs_->setCurrentIndex(static_cast<int>(session_.view));
   recompute_now();
+  mark_stale_replay();
 }
 
 void MainWindow::on_panel_changed() {
   session_ = panel_->session(session_);
   schedule_recompute();
+  mark_stale_replay();
+}
+
+void MainWindow::mark_stale_replay() {
+  // The replay views keep showing the last result; say so when the inputs have moved on.
+  Session now = session_, then = replay_session_;
+  now.view = then.view = View::analytic;
+  now.p = then.p;  // the analytic view's own parameters do not change a replay
+  now.n_min_tokens = then.n_min_tokens;
+  now.n_max_tokens = then.n_max_tokens;
+  now.points_per_doubling = then.points_per_doubling;
+  const bool stale = result_ && now != then;
+  tabs_->setTabText(1, stale ? tr("Replay (older inputs)") : tr("Replay"));
+  tabs_->setTabText(2, stale ? tr("Summary (older inputs)") : tr("Summary"));
 }
 
 void MainWindow::schedule_recompute() {

@@ -92,6 +92,7 @@ class MainWindow : public QMainWindow {
   QWidget* build_summary_tab();
   ChartView* add_chart(const QString& id, const QString& title);
   void on_panel_changed();
+  void mark_stale_replay();
   void schedule_recompute();
   void show_replay_result();
   void show_summary();

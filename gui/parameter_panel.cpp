@@ -138,7 +138,7 @@ ParameterPanel::ParameterPanel(QWidget* parent) : QWidget(parent) {
   // ---- Analytic ----
   auto* analytic = new QGroupBox(tr("Analytic model"));
   auto* fa = new QFormLayout(analytic);
-  p_ = real_spin(0, 1, 0.05, 3, "", tr("CCV hit probability p the paper's model assumes (--p)"));
+  p_ = real_spin(0, 1, 0.05, 4, "", tr("CCV hit probability p the paper's model assumes (--p)"));
   changed_real(p_);
   fa->addRow(tr("Hit probability p"), p_);
   n_min_ = int_spin(1, 1 << 24, tr(" tokens"), tr("Shortest context length charted"));

@@ -11,11 +11,14 @@
 #include <QComboBox>
 #include <QProgressBar>
 #include <QSignalSpy>
+#include <QSpinBox>
+#include <QTabWidget>
 #include <QTemporaryDir>
 #include <QTest>
 
 #include "gui/main_window.h"
 #include "gui/number_table.h"
+#include "gui/parameter_panel.h"
 #include "gui_test_util.h"
 #include "model/error.h"
 
@@ -188,6 +191,13 @@ class TestGuiReplayViews : public QObject {
     const int saved = row("time saved vs baseline, full-layer model (ms)");
     QVERIFY(std::isnan(t->value(saved, 1)));
     QCOMPARE(t->data(t->index(saved, 1), Qt::DisplayRole).toString(), QString("n/a (no baseline)"));
+
+    // Changing an input of the replay marks its views as older than the panel.
+    QCOMPARE(w.findChild<QTabWidget*>()->tabText(1), QString("Replay"));
+    w.panel()->l_eff_spin()->setValue(6);
+    QTRY_COMPARE(w.findChild<QTabWidget*>()->tabText(1), QString("Replay (older inputs)"));
+    w.panel()->l_eff_spin()->setValue(5);
+    QTRY_COMPARE(w.findChild<QTabWidget*>()->tabText(1), QString("Replay"));
 
     // The replay's command line names the engine's configuration.
     w.set_view(View::replay);
