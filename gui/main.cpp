@@ -4,6 +4,7 @@
 // screenshot are made.
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 
 #include <QApplication>
 #include <QCommandLineParser>
@@ -38,6 +39,21 @@ int main(int argc, char** argv) {
   cli.addOptions({model, view, max_requests, run, screenshot});
   cli.process(app);
 
+  std::optional<kvscope::gui::View> start_view;
+  if (cli.isSet(view)) {
+    const QString v = cli.value(view);
+    if (v == "analytic")
+      start_view = kvscope::gui::View::analytic;
+    else if (v == "replay")
+      start_view = kvscope::gui::View::replay;
+    else if (v == "summary")
+      start_view = kvscope::gui::View::summary;
+    else {
+      std::fprintf(stderr, "kvscope-gui: --view: expected analytic, replay or summary\n");
+      return 2;
+    }
+  }
+
   kvscope::gui::MainWindow w(kvscope::run_replay);
   bool ok = true;
   for (const QString& f : cli.positionalArguments()) ok = w.open_file(f) && ok;
@@ -56,14 +72,13 @@ int main(int argc, char** argv) {
   w.show();
 
   const QString shot = cli.value(screenshot);
-  int exit_code = 0;
+  // A file that did not open fails a screenshot run even if a later one cleared the banner.
+  int exit_code = ok ? 0 : 1;
+  auto apply_view = [&] {
+    if (start_view) w.set_view(*start_view);
+  };
   auto save_and_quit = [&] {
-    if (cli.isSet(view)) {
-      const QString v = cli.value(view);
-      w.set_view(v == "summary"  ? kvscope::gui::View::summary
-                 : v == "replay" ? kvscope::gui::View::replay
-                                 : kvscope::gui::View::analytic);
-    }
+    apply_view();
     // Let the layout settle and the charts paint before grabbing.
     QTimer::singleShot(300, &w, [&] {
       if (!w.grab().save(shot, "PNG")) {
@@ -91,6 +106,7 @@ int main(int argc, char** argv) {
                    [&] { longest_gap_ms = std::max(longest_gap_ms, since_tick.restart()); });
   if (cli.isSet(run)) {
     QObject::connect(&w, &kvscope::gui::MainWindow::replay_done, &w, [&] {
+      apply_view();
       const double replay_s = static_cast<double>(clock.elapsed()) / 1e3;
       QTimer::singleShot(50, &w, [&, replay_s] {
         probe.stop();
@@ -114,11 +130,8 @@ int main(int argc, char** argv) {
     });
   } else if (!shot.isEmpty()) {
     QTimer::singleShot(0, &w, save_and_quit);
-  } else if (cli.isSet(view)) {
-    const QString v = cli.value(view);
-    w.set_view(v == "summary"  ? kvscope::gui::View::summary
-               : v == "replay" ? kvscope::gui::View::replay
-                               : kvscope::gui::View::analytic);
+  } else {
+    apply_view();
   }
   if (!ok && !shot.isEmpty()) std::fprintf(stderr, "kvscope-gui: %s\n", qPrintable(w.error_text()));
   const int rc = app.exec();
