@@ -56,8 +56,12 @@ int main(int argc, char** argv) {
 
   kvscope::gui::MainWindow w(kvscope::run_replay);
   bool ok = true;
-  for (const QString& f : cli.positionalArguments()) ok = w.open_file(f) && ok;
-  if (cli.isSet(model)) ok = w.open_model(cli.value(model)) && ok;
+  auto opened = [&](bool done) {
+    if (!done) std::fprintf(stderr, "kvscope-gui: %s\n", qPrintable(w.error_text()));
+    ok = ok && done;
+  };
+  for (const QString& f : cli.positionalArguments()) opened(w.open_file(f));
+  if (cli.isSet(model)) opened(w.open_model(cli.value(model)));
   if (cli.isSet(max_requests)) {
     bool is_num = false;
     const qlonglong n = cli.value(max_requests).toLongLong(&is_num);
@@ -87,7 +91,7 @@ int main(int argc, char** argv) {
       } else {
         std::printf("kvscope-gui: screenshot saved to %s\n", qPrintable(shot));
       }
-      if (!w.error_text().isEmpty()) {
+      if (ok && !w.error_text().isEmpty()) {
         std::fprintf(stderr, "kvscope-gui: %s\n", qPrintable(w.error_text()));
         exit_code = 1;
       }
@@ -133,7 +137,6 @@ int main(int argc, char** argv) {
   } else {
     apply_view();
   }
-  if (!ok && !shot.isEmpty()) std::fprintf(stderr, "kvscope-gui: %s\n", qPrintable(w.error_text()));
   const int rc = app.exec();
   return rc != 0 ? rc : exit_code;
 }
