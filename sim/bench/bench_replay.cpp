@@ -86,8 +86,9 @@ std::string concatenated(int k) {
     std::ofstream out(tmp);
     for (int c = 0; c < k; ++c)
       for (const auto& r : recs) {
-        out << "{\"timestamp\": " << r.timestamp_ms + c * span << ", \"input_length\": "
-            << r.input_tokens << ", \"output_length\": " << r.output_tokens << ", \"hash_ids\": [";
+        out << "{\"timestamp\": " << r.timestamp_ms + c * span
+            << ", \"input_length\": " << r.input_tokens
+            << ", \"output_length\": " << r.output_tokens << ", \"hash_ids\": [";
         for (size_t i = 0; i < r.hash_ids.size(); ++i)
           out << (i ? ", " : "") << r.hash_ids[i] + static_cast<uint64_t>(c) * hashes;
         out << "]}\n";
@@ -121,8 +122,8 @@ void run(benchmark::State& state, const std::string& trace, const ReplayConfig& 
   state.counters["requests"] = static_cast<double>(requests);
   state.counters["steps"] = static_cast<double>(steps);
   state.counters["peak_heap_bytes"] = static_cast<double>(peak);
-  state.counters["requests_per_s"] =
-      benchmark::Counter(static_cast<double>(requests), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["requests_per_s"] = benchmark::Counter(
+      static_cast<double>(requests), benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void BM_ReplayWholeTrace(benchmark::State& state) {
