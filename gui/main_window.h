@@ -1,0 +1,140 @@
+// kvscope-gui's main window: the parameter panel (a dock), three views (analytic, replay,
+// summary), menus for files, exports, sessions and the replay, drag and drop, and an error banner.
+// It holds a Session and shows what model/ and sim/ compute from it; a replay runs through a
+// ReplayRunner so the window stays responsive.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include <QMainWindow>
+#include <QStringList>
+
+#include "gui/analytic.h"
+#include "gui/charts.h"
+#include "gui/replay_runner.h"
+#include "gui/session.h"
+
+class QComboBox;
+class QLabel;
+class QMenu;
+class QProgressBar;
+class QPushButton;
+class QTabWidget;
+class QTableView;
+
+namespace kvscope::gui {
+
+class ChartView;
+class NumberTable;
+class ParameterPanel;
+
+class MainWindow : public QMainWindow {
+  Q_OBJECT
+
+ public:
+  explicit MainWindow(ReplayFn replay, QWidget* parent = nullptr);
+  ~MainWindow() override;
+
+  // ---- State ----
+  const Session& session() const { return session_; }
+  void set_session(const Session& s);  // shows it and recomputes the analytic view
+  ParameterPanel* panel() const { return panel_; }
+
+  // ---- Files (each reports problems in the error banner and returns false) ----
+  bool open_file(const QString& path);  // any kind: decided by classify_file
+  bool open_trace(const QString& path);
+  bool open_model(const QString& preset_or_path);
+  bool open_profile(const QString& path);
+  bool open_session(const QString& path);
+  bool save_session(const QString& path);
+  QStringList recent_files() const;
+
+  // ---- Views ----
+  void set_view(View v);
+  ChartView* chart(const QString& id) const;  // cost_vs_n, kv_vs_n, memory_over_time, ...
+  QList<ChartView*> charts() const { return charts_; }
+  NumberTable* analytic_table() const { return analytic_table_; }
+  NumberTable* summary_table() const { return summary_table_; }
+  QComboBox* latency_metric_combo() const { return latency_metric_; }
+  const std::vector<AnalyticRow>& analytic_rows() const { return rows_; }
+  // Recomputes the analytic view now (it is otherwise recomputed right after a change).
+  void recompute_now();
+
+  // ---- Replay ----
+  bool start_replay();
+  void cancel_replay();
+  ReplayRunner* runner() const { return runner_; }
+  std::shared_ptr<const ReplayResult> replay_result() const { return result_; }
+  QProgressBar* progress_bar() const { return progress_; }
+
+  // ---- Output ----
+  // The kvscope call reproducing the current view (also what Edit > Copy command line copies).
+  QString command_line() const;
+  // Every chart (PNG, SVG, CSV) and table (CSV) into `dir`; after a replay also the engine's own
+  // outputs in dir/replay/, the files `kvscope replay --out` writes.
+  bool export_all(const QString& dir);
+  QString error_text() const;  // the banner's message; empty when there is none
+
+ signals:
+  void replay_done();  // results shown (also after a cancel) or the failure reported
+
+ protected:
+  void dragEnterEvent(QDragEnterEvent* e) override;
+  void dropEvent(QDropEvent* e) override;
+  void closeEvent(QCloseEvent* e) override;
+
+ private:
+  void build_menus();
+  QWidget* build_analytic_tab();
+  QWidget* build_replay_tab();
+  QWidget* build_summary_tab();
+  ChartView* add_chart(const QString& id, const QString& title);
+  void on_panel_changed();
+  void schedule_recompute();
+  void show_replay_result();
+  void show_summary();
+  void update_run_state();
+  void show_error(const QString& message);
+  void clear_error();
+  void note(const QString& message);
+  void remember(const QString& path);
+  void rebuild_recent_menu();
+  void export_chart(ChartView* v, const QString& format);
+  void export_table(NumberTable* t, const QString& name);
+  ChartView* current_chart() const;
+  NumberTable* current_table() const;
+
+  Session session_;
+  Session replay_session_;      // the session the shown replay result was computed from
+  ReplayConfig replay_config_;  // and the engine's configuration and cost model for it
+  std::string replay_cost_model_;
+  std::vector<AnalyticRow> rows_;
+  std::shared_ptr<const ReplayResult> result_;
+  std::shared_ptr<const ReplayViews> views_;
+  bool recompute_pending_ = false;
+
+  ParameterPanel* panel_ = nullptr;
+  QTabWidget* tabs_ = nullptr;
+  QList<ChartView*> charts_;
+  ChartView* current_chart_ = nullptr;
+  NumberTable* analytic_table_ = nullptr;
+  NumberTable* summary_table_ = nullptr;
+  QTableView* analytic_view_ = nullptr;
+  QTableView* summary_view_ = nullptr;
+  QLabel* trace_stats_ = nullptr;
+  QLabel* pricing_ = nullptr;  // what priced the analytic view
+  QComboBox* latency_metric_ = nullptr;
+  QPushButton* use_measured_p_ = nullptr;
+  QLabel* error_ = nullptr;
+  QLabel* status_note_ = nullptr;
+  QProgressBar* progress_ = nullptr;
+  QPushButton* cancel_button_ = nullptr;
+  QAction* run_action_ = nullptr;
+  QAction* cancel_action_ = nullptr;
+  QMenu* recent_menu_ = nullptr;
+  ReplayRunner* runner_ = nullptr;
+};
+
+}  // namespace kvscope::gui
