@@ -148,6 +148,30 @@ TEST(RateSearch, SloMissedEverywhereGivesZeroAndNoGpuCount) {
   EXPECT_EQ(gpus_needed(10, s.max_rate_per_s), -1);
 }
 
+TEST(RateSearch, StopsGoingDownOnceLatencyNoLongerDependsOnTheRate) {
+  // Bursts at one timestamp: below half the trace's rate TTFT stays at 5 s.
+  ReplayFn bursty = [](const std::string&, const ReplayConfig& rc, const OpCostModel&,
+                       const ProgressFn&, const std::atomic<bool>*) {
+    ReplayResult r;
+    r.trace.requests = 10;
+    r.trace.duration_s = 10;
+    MethodResult mr;
+    mr.summary.method = rc.methods.at(0);
+    const double ttft = rc.rate_scale > 0.5 ? 5000 * rc.rate_scale * 2 : 5000;
+    mr.summary.ttft_ms = {ttft, ttft, ttft, ttft};
+    mr.summary.tbt_ms = {10, 10, 10, 10};
+    r.methods.push_back(mr);
+    return r;
+  };
+  const ReplayConfig rc = base_config();
+  const RateSearch s = search_max_rate("t", rc, Method::baseline, rc.method_config, Slo{}, {},
+                                       costs(), bursty, nullptr);
+  EXPECT_FALSE(s.best);
+  EXPECT_TRUE(s.rate_independent);
+  ASSERT_EQ(s.points.size(), 3u);  // 1, 0.5, 0.25: the last two agree
+  EXPECT_DOUBLE_EQ(s.points.back().rate_scale, 0.25);
+}
+
 TEST(RateSearch, ScaleCapMarksALowerBound) {
   FakeReplay fake;
   const ReplayConfig rc = base_config();

@@ -54,7 +54,7 @@ Document sample_document() {
   l.title = "Chart <one>";
   l.x_label = "x";
   l.y_label = "y";
-  l.series = {{"a", {1, 2, 3}, {1, 4, 9}}, {"b", {1, 2, 3}, {2, 3, 4}}};
+  l.series = {{"a", {1, 2, 3}, {1, 4, 9}, ""}, {"b", {1, 2, 3}, {2, 3, 4}, ""}};
   l.references = {{"SLO", 5}};
   d.figure({"one", "Caption of one", svg_line_chart(l)});
   BarChart b;
@@ -71,7 +71,7 @@ Document sample_document() {
 TEST(SvgChart, OnePolylinePerSeriesAndGapsSplitThem) {
   LineChart c;
   c.title = "t";
-  c.series = {{"a", {1, 2, 3, 4}, {1, 2, 3, 4}}, {"b", {1, 2, 3, 4, 5}, {1, NAN, 3, 4, 5}}};
+  c.series = {{"a", {1, 2, 3, 4}, {1, 2, 3, 4}, ""}, {"b", {1, 2, 3, 4, 5}, {1, NAN, 3, 4, 5}, ""}};
   const std::string svg = svg_line_chart(c);
   EXPECT_EQ(count(svg, "<polyline"), 2u);  // a; b split at the NaN into [1] (marker only), [3..5]
   EXPECT_EQ(count(svg, "<circle"), 8u);    // every finite point has a marker
@@ -82,10 +82,26 @@ TEST(SvgChart, OnePolylinePerSeriesAndGapsSplitThem) {
 TEST(SvgChart, LogAxesDropNonPositivePoints) {
   LineChart c;
   c.log_x = c.log_y = true;
-  c.series = {{"a", {0, 1, 10, 100}, {5, 5, -1, 50}}};
+  c.series = {{"a", {0, 1, 10, 100}, {5, 5, -1, 50}, ""}};
   const std::string svg = svg_line_chart(c);
   EXPECT_EQ(count(svg, "<circle"), 2u);             // (1,5) and (100,50)
   EXPECT_NE(svg.find(">100<"), std::string::npos);  // a decade tick
+}
+
+TEST(SvgChart, ExplicitColoursOverrideThePalette) {
+  LineChart l;
+  l.series = {{"a", {1, 2}, {1, 2}, "#123456"}, {"b", {1, 2}, {2, 1}, ""}};
+  const std::string line = svg_line_chart(l);
+  EXPECT_NE(line.find("stroke=\"#123456\""), std::string::npos);
+  EXPECT_NE(line.find(std::string("stroke=\"") + series_colour(1)), std::string::npos);
+  BarChart b;
+  b.categories = {"x", "y"};
+  b.series_names = {"only"};
+  b.values = {{1, 2}};
+  b.category_colours = {"#aa0000", "#00aa00"};
+  const std::string bars = svg_bar_chart(b);
+  EXPECT_NE(bars.find("fill=\"#aa0000\""), std::string::npos);
+  EXPECT_NE(bars.find("fill=\"#00aa00\""), std::string::npos);
 }
 
 TEST(SvgChart, EmptyChartSaysSo) {
@@ -109,7 +125,9 @@ TEST(SvgChart, BarsAndTitlesAreEscapedAndWellFormed) {
 
 TEST(SvgChart, TickLabels) {
   EXPECT_EQ(tick_label(0), "0");
-  EXPECT_EQ(tick_label(1500), "1.5e+03");  // below 10k: plain %.3g
+  EXPECT_EQ(tick_label(1500), "1500");
+  EXPECT_EQ(tick_label(1000), "1000");
+  EXPECT_EQ(tick_label(1234.5), "1.23e+03");
   EXPECT_EQ(tick_label(20000), "20k");
   EXPECT_EQ(tick_label(3.2e6), "3.2M");
   EXPECT_EQ(tick_label(0.25), "0.25");

@@ -178,11 +178,18 @@ RateSearch search_max_rate(const std::string& trace_path, const ReplayConfig& ba
   } else {
     hi = 1.0;
     for (double s = 0.5; s >= limits.min_scale; s /= 2) {
-      if (run(s).meets_slo) {
+      const RatePoint& p = run(s);
+      if (p.meets_slo) {
         lo = s;
         break;
       }
       hi = s;
+      // Latency no longer depends on the rate: lower rates cannot meet the SLO either.
+      const RatePoint& before = out.points[out.points.size() - 2];
+      if (p.ttft_ms == before.ttft_ms && p.tbt_ms == before.tbt_ms) {
+        out.rate_independent = true;
+        break;
+      }
     }
   }
   // Bisection in log space: the answer is a rate, and its relative precision is what matters.

@@ -91,7 +91,10 @@ struct RateSearch {
   // 0 when even the smallest scale tried failed.
   double max_rate_scale = 0;
   double max_rate_per_s = 0;
-  bool hit_scale_cap = false;     // every scale up to the cap met the SLO: a lower bound
+  bool hit_scale_cap = false;  // every scale up to the cap met the SLO: a lower bound
+  // The SLO was missed and halving the rate left both latencies unchanged: no lower rate meets
+  // it (what remains is requests sharing a timestamp and each request's own service time).
+  bool rate_independent = false;
   std::optional<RatePoint> best;  // the replay at max_rate_scale
 };
 

@@ -200,7 +200,11 @@ std::string tick_label(double v) {
     suffix = "k";
   }
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.3g%s", scaled, suffix);
+  // Below 10k, whole numbers print in full (1000, 2500) rather than as 1e+03.
+  if (*suffix == '\0' && a >= 1000 && v == std::round(v))
+    std::snprintf(buf, sizeof buf, "%.0f", v);
+  else
+    std::snprintf(buf, sizeof buf, "%.3g%s", scaled, suffix);
   return buf;
 }
 
@@ -234,9 +238,12 @@ std::string svg_line_chart(const LineChart& c) {
   open_svg(o, c.title);
   std::vector<std::string> names, colours;
   std::vector<bool> dashed;
+  auto colour_of = [&](size_t i) {
+    return c.series[i].colour.empty() ? std::string(series_colour(i)) : c.series[i].colour;
+  };
   for (size_t i = 0; i < c.series.size(); ++i) {
     names.push_back(c.series[i].name);
-    colours.push_back(series_colour(i));
+    colours.push_back(colour_of(i));
     dashed.push_back(false);
   }
   for (const auto& r : c.references) {
@@ -268,7 +275,7 @@ std::string svg_line_chart(const LineChart& c) {
   }
   for (size_t si = 0; si < c.series.size(); ++si) {
     const auto& s = c.series[si];
-    const char* colour = series_colour(si);
+    const std::string colour = colour_of(si);
     // Polyline segments between gaps, plus a marker per point (lone points stay visible).
     std::string pts;
     auto flush = [&] {
@@ -310,9 +317,16 @@ std::string svg_bar_chart(const BarChart& c) {
 
   std::ostringstream o;
   open_svg(o, c.title);
-  std::vector<std::string> colours;
-  for (size_t i = 0; i < c.series_names.size(); ++i) colours.push_back(series_colour(i));
-  legend(o, c.series_names, colours, std::vector<bool>(c.series_names.size(), false));
+  const bool per_category =
+      c.values.size() == 1 && c.category_colours.size() == c.categories.size();
+  auto bar_colour = [&](size_t series, size_t category) {
+    return per_category ? c.category_colours[category] : std::string(series_colour(series));
+  };
+  if (!per_category) {
+    std::vector<std::string> colours;
+    for (size_t i = 0; i < c.series_names.size(); ++i) colours.push_back(series_colour(i));
+    legend(o, c.series_names, colours, std::vector<bool>(c.series_names.size(), false));
+  }
   frame(o, p, ya, "", c.y_label);
   if (!any || c.categories.empty()) {
     no_data(o, p);
@@ -336,7 +350,7 @@ std::string svg_bar_chart(const BarChart& c) {
       const double top = p.py(ya, v);
       o << "<rect x=\"" << num(left + 1) << "\" y=\"" << num(std::min(top, base)) << "\" width=\""
         << num(bar_w - 2) << "\" height=\"" << num(std::abs(base - top)) << "\" fill=\""
-        << series_colour(si) << "\"/>\n"
+        << bar_colour(si, ci) << "\"/>\n"
         << "<text x=\"" << num(left + bar_w / 2) << "\" y=\"" << num(std::min(top, base) - 3)
         << "\" font-size=\"10\" text-anchor=\"middle\" fill=\"#222222\">" << tick_label(v)
         << "</text>\n";

@@ -12,6 +12,7 @@ namespace kvscope::report {
 struct Series {
   std::string name;
   std::vector<double> x, y;  // same length; non-finite points (and <= 0 on log axes) are gaps
+  std::string colour;        // "#rrggbb"; empty: series_colour(index)
 };
 
 // A horizontal reference line, e.g. an SLO.
@@ -34,6 +35,8 @@ struct BarChart {
   std::vector<std::string> categories;
   std::vector<std::string> series_names;
   std::vector<std::vector<double>> values;  // [series][category]; non-finite: no bar
+  // With a single series, bars may take a colour per category (e.g. one per method).
+  std::vector<std::string> category_colours;
 };
 
 inline constexpr int kChartWidthPx = 720;
