@@ -5,6 +5,8 @@ namespace kvscope::cli {
 const std::vector<Command>& commands() {
   static const std::vector<Command> all = {
       {"model", "analytic cost and memory of each method over context lengths", run_model},
+      {"replay", "replay a serving trace: latency, memory and CCV hit rate of each method",
+       run_replay},
   };
   return all;
 }
