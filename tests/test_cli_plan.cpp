@@ -30,7 +30,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kTrace = std::string(KVSCOPE_SOURCE_DIR) + "/" KVSCOPE_PLAN_TEST_TRACE;
+const std::string kTrace = KVSCOPE_PLAN_TEST_TRACE;
 constexpr int64_t kRequests = 150;  // a prefix keeps the test fast; the engine is the same
 
 std::string fresh_dir(const std::string& name) {
@@ -111,9 +111,9 @@ class PlanReport : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = fresh_dir("html");
     std::ofstream(dir_ + "/check.json") << kCheck;
-    result_ = run_cli("plan --model llama-2-7b --trace '" + kTrace + "' --requests " +
+    result_ = run_cli("plan --model llama-2-7b --trace '" + kTrace + "' --max-requests " +
                       std::to_string(kRequests) +
-                      " --target-rate 40 --sweep-thresholds 0.7,0.9 --sweep-fourier-m 128 "
+                      " --slo-ttft 20s --target-rate 40 --sweep-thresholds 0.7,0.9 --sweep-fourier-m 128 "
                       "--sweep-l-eff 6 --contexts 4k,32k --check '" +
                       dir_ + "/check.json' --out '" + dir_ + "/plan.html'");
   }
@@ -186,7 +186,7 @@ TEST_F(PlanReport, NumbersEqualThoseOfTheReplayTheyCameFrom) {
         << who;
     // The memory model's capacity is the engine's.
     EXPECT_EQ(row.at("kv_capacity_bytes"), std::to_string(s.kv_capacity_bytes)) << who;
-    EXPECT_LE(s.ttft_ms.p90, 2000.0) << who;
+    EXPECT_LE(s.ttft_ms.p90, 20000.0) << who;
     EXPECT_LE(s.tbt_ms.p90, 100.0) << who;
     EXPECT_EQ(row.at("gpus_for_target"),
               std::to_string(kvscope::gpus_needed(40, scale * base_rate)))
@@ -235,16 +235,19 @@ TEST_F(PlanReport, SweepRowsVaryOneParameter) {
   // ccv, fourier_ccv x (2 thresholds + 1 L_eff); fourier, fourier_ccv x 1 M.
   EXPECT_EQ(sweep.size(), 2u * 3 + 2u * 1);
   for (const auto& row : sweep) {
-    if (row.at("axis") == "threshold") EXPECT_EQ(row.at("threshold"), row.at("value"));
-    if (row.at("axis") == "l_eff") EXPECT_EQ(row.at("l_eff"), "6");
-    if (row.at("axis") == "fourier_m") EXPECT_EQ(row.at("fourier_m"), "128");
+    const std::string axis = row.at("axis");
+    const std::string swept = axis == "threshold" ? row.at("threshold")
+                              : axis == "l_eff"   ? row.at("l_eff")
+                                                  : row.at("fourier_m");
+    EXPECT_EQ(swept, row.at("value")) << axis;
+    EXPECT_TRUE(axis == "threshold" || axis == "l_eff" || axis == "fourier_m") << axis;
   }
 }
 
 TEST(CliPlan, PdfFromTheSameChartsRendersAndIsNotBlank) {
   const std::string dir = fresh_dir("pdf");
   const auto r = run_cli("plan --model llama-2-7b --trace '" + kTrace +
-                         "' --requests 100 --no-sweep "
+                         "' --max-requests 100 --no-sweep "
                          "--quiet --out '" +
                          dir + "/plan.pdf'");
 #if KVSCOPE_HAVE_PDF
@@ -268,9 +271,10 @@ TEST(CliPlan, PdfFromTheSameChartsRendersAndIsNotBlank) {
 
 TEST(CliPlan, MarkdownWritesItsChartsBeside) {
   const std::string dir = fresh_dir("md");
-  const auto r = run_cli("plan --model llama-2-7b --trace '" + kTrace +
-                         "' --requests 100 --no-sweep --methods baseline,fourier --quiet --out '" +
-                         dir + "/plan.md'");
+  const auto r =
+      run_cli("plan --model llama-2-7b --trace '" + kTrace +
+              "' --max-requests 100 --no-sweep --methods baseline,fourier --quiet --out '" + dir +
+              "/plan.md'");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string md = slurp(dir + "/plan.md");
   for (const char* id : {"rate", "ttft", "tbt", "context", "batch"}) {
@@ -280,6 +284,9 @@ TEST(CliPlan, MarkdownWritesItsChartsBeside) {
     EXPECT_EQ(xmllint(dir + "/" + svg), 0) << id;
   }
   EXPECT_EQ(read_csv(dir + "/plan.methods.csv").size(), 2u);
+  // At the default SLO (p90 TTFT <= 2 s) the sample's bursts of long prompts miss it at every
+  // rate, and the report says so rather than printing a rate.
+  EXPECT_NE(md.find("misses the SLO"), std::string::npos);
 }
 
 TEST(CliPlan, InterruptLeavesNoReportAndNoTemporaries) {
@@ -317,7 +324,7 @@ TEST(CliPlan, BadArgumentsAreRefusedBeforeAnyReplay) {
       {base + "--out " + dir + "/r.html --slo-ttft 2", 2, "unit"},
       {base + "--out " + dir + "/r.html --slo-tbt=-5ms", 2, "--slo-tbt"},
       {base + "--out " + dir + "/r.html --slo-percentile p95", 2, "--slo-percentile"},
-      {base + "--out " + dir + "/r.html --requests 1", 2, "--requests"},
+      {base + "--out " + dir + "/r.html --max-requests 1", 2, "--max-requests"},
       {base + "--out " + dir + "/r.html --target-rate 0", 2, "--target-rate"},
       {base + "--out " + dir + "/r.html --sweep-l-eff 4,99", 2, "--l-eff"},
       {base + "--out " + dir + "/no/such/dir/r.html", 2, "does not exist"},
@@ -339,6 +346,6 @@ TEST(CliPlan, HelpNamesEveryOptionWithUnits) {
   EXPECT_EQ(r.exit_code, 0);
   for (const char* opt : {"--model", "--trace", "--out", "--gpu", "--gpu-mem", "--slo-ttft",
                           "--slo-tbt", "--slo-percentile", "--methods", "--target-rate", "--check",
-                          "--requests", "--jobs", "(requests/s)", "(tokens"})
+                          "--max-requests", "--jobs", "--format", "(requests/s)", "(tokens"})
     EXPECT_NE(r.out.find(opt), std::string::npos) << opt;
 }

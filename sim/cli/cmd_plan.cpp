@@ -23,6 +23,7 @@
 #include "sim/plan/check_summary.h"
 #include "sim/plan/plan.h"
 #include "sim/plan/plan_report.h"
+#include "sim/replay/replay.h"
 #include "sim/report/document.h"
 
 namespace kvscope::cli {
@@ -233,8 +234,12 @@ int plan_body(const Args& args) {
                                               "target load (requests/s): report the GPUs it needs")(
       "check", po::value<std::string>(),
       "a kvscope check summary (JSON, schema in README) whose fidelity figures the report quotes")(
-      "requests", po::value<int64_t>(),
-      "replay only the first K requests of the trace (count) [default: all]")(
+      "max-requests", po::value<int64_t>(),
+      "replay only the first N requests of the trace (count) [default: all]")(
+      "format", po::value<std::string>()->default_value("auto"),
+      "trace format: auto (from the content), mooncake, azure, kvscope")(
+      "on-bad-record", po::value<std::string>()->default_value("stop"),
+      "a bad trace record: stop (an error naming file, line and field) or skip (count it)")(
       "contexts",
       po::value<std::string>()->default_value("1k,2k,4k,8k,16k,32k,64k,128k,256k,512k,1m"),
       "context lengths at which to report the largest batch (tokens; k = 1024)")(
@@ -291,11 +296,17 @@ int plan_body(const Args& args) {
     if (!(pc.target_rate_per_s > 0) || !std::isfinite(pc.target_rate_per_s))
       throw UsageError("--target-rate: must be a positive number of requests/s");
   }
-  if (vm.count("requests")) {
-    pc.replay.max_requests = vm["requests"].as<int64_t>();
+  if (vm.count("max-requests")) {
+    pc.replay.max_requests = vm["max-requests"].as<int64_t>();
     if (pc.replay.max_requests < 2)
-      throw UsageError("--requests: at least 2 requests are needed to define a rate");
+      throw UsageError("--max-requests: at least 2 requests are needed to define a rate");
   }
+  const auto format = parse_trace_format(vm["format"].as<std::string>());
+  if (!format) throw UsageError("--format: expected auto, mooncake, azure or kvscope");
+  pc.replay.format = *format;
+  const std::string bad = vm["on-bad-record"].as<std::string>();
+  if (bad != "stop" && bad != "skip") throw UsageError("--on-bad-record: expected stop or skip");
+  pc.replay.bad_records = bad == "stop" ? BadRecordPolicy::stop : BadRecordPolicy::skip;
   pc.batch_contexts_tokens = parse_token_list(vm["contexts"].as<std::string>(), "--contexts");
   pc.sweep.thresholds = parse_threshold_list(vm["sweep-thresholds"].as<std::string>());
   pc.sweep.fourier_m =
@@ -346,7 +357,8 @@ int plan_body(const Args& args) {
   PlanResult plan;
   try {
     plan = make_plan(
-        pc, *costs, run_replay, [&](const PlanProgress& p) { printer(p); }, &g_interrupted);
+        pc, *costs, kvscope::run_replay, [&](const PlanProgress& p) { printer(p); },
+        &g_interrupted);
   } catch (const Cancelled&) {
     printer.done();
     std::cerr << "kvscope plan: interrupted; no report written\n";

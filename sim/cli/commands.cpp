@@ -7,6 +7,8 @@ const std::vector<Command>& commands() {
       {"model", "analytic cost and memory of each method over context lengths", run_model},
       {"replay", "replay a serving trace: latency, memory and CCV hit rate of each method",
        run_replay},
+      {"plan", "capacity plan: requests/s, context and batch per GPU for each method (report)",
+       run_plan},
   };
   return all;
 }

@@ -126,6 +126,7 @@ void add_config(RowBuilder& b, Method m, const MethodConfig& c) {
 
 void add_summary(RowBuilder& b, const MethodSummary& s) {
   b.integer("requests", s.requests);
+  b.integer("rejected", s.rejected);
   add_percentiles(b, "ttft_ms", s.ttft_ms);
   add_percentiles(b, "tbt_ms", s.tbt_ms);
   add_percentiles(b, "e2e_ms", s.e2e_ms);
@@ -154,6 +155,7 @@ void add_answers(RowBuilder& b, const MethodPlan& mp) {
   b.add("answer_from", s.best ? "max_rate" : "scale_1_slo_missed");
   b.num("tokens_per_s_per_gpu", s.best ? s.best->summary.throughput_tokens_per_s : 0.0);
   b.num("hit_rate", at ? at->summary.hit_rate : 0.0);
+  b.integer("rejected_requests", at ? at->summary.rejected : 0);
   b.integer("peak_kv_bytes", at ? at->summary.peak_kv_bytes : 0);
   b.integer("replay_kv_capacity_bytes", at ? at->summary.kv_capacity_bytes : 0);
   b.integer("headroom_bytes", at ? headroom_bytes(at->summary) : 0);
@@ -392,7 +394,11 @@ void answers_section(Document& d, const PlanResult& plan) {
         s << ", " << fmt("%.2f", mp.search.max_rate_per_s / base->search.max_rate_per_s)
           << "x baseline";
     }
-    s << "; p = " << fmt("%.3f", best_or_first(mp.search)->summary.hit_rate) << "; longest context "
+    const MethodSummary& at = best_or_first(mp.search)->summary;
+    if (at.rejected > 0)
+      s << "; " << grouped(at.rejected) << " of the trace's requests can never fit this GPU's KV "
+        << "pool and are not served (latency percentiles leave them out)";
+    s << "; p = " << fmt("%.3f", at.hit_rate) << "; longest context "
       << context_text(mp.memory.max_context_miss) << " tokens";
     if (uses_ccv(mp.method))
       s << " (" << context_text(mp.memory.max_context_hit) << " on a CCV hit)";
