@@ -44,7 +44,7 @@ class Progress {
   void operator()(double fraction, const std::string& note) {
     if (!enabled_) return;
     const double t = seconds();
-    if (t < 1.0 || t - last_ < (tty_ ? 0.25 : 5.0)) return;
+    if (t < 1.0 || (shown_ && t - last_ < (tty_ ? 0.25 : 5.0))) return;
     last_ = t;
     shown_ = true;
     char line[160];

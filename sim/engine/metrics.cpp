@@ -133,6 +133,8 @@ MethodResult ReplayMetrics::take(int64_t kv_capacity_bytes, int64_t weight_bytes
     s.ccv_expirations = ccv->expirations;
     s.ccv_insertions = ccv->insertions;
   }
+  std::sort(result_.requests.begin(), result_.requests.end(),
+            [](const RequestRecord& a, const RequestRecord& b) { return a.id < b.id; });
   return std::move(result_);
 }
 

@@ -31,8 +31,11 @@ void validate(const ReplayConfig& c) {
   if (!(c.hit_window_s > 0) || !std::isfinite(c.hit_window_s))
     throw InputError(src, "hit_window_s", "must be a positive number of seconds");
   if (c.model.layers <= 0) throw InputError(src, "--model", "no model shape given");
-  c.method_config.fourier.validate(c.model.head_dim);
-  c.method_config.ccv.validate(c.model);
+  // Only the configuration of a method that runs must make sense.
+  bool fourier = false, ccv = false;
+  for (Method m : c.methods) fourier = fourier || uses_fourier(m), ccv = ccv || uses_ccv(m);
+  if (fourier) c.method_config.fourier.validate(c.model.head_dim);
+  if (ccv) c.method_config.ccv.validate(c.model);
 }
 
 }  // namespace

@@ -66,15 +66,15 @@ struct Number {
 
 class RecordSax final : public nlohmann::json_sax<nlohmann::json> {
  public:
-  RecordSax(TraceRecord& r, bool kvscope_fields, const ReaderLimits& limits)
-      : r_(r), kvscope_fields_(kvscope_fields), limits_(limits) {}
+  RecordSax(TraceRecord& r, bool kvscope_fields, const ReaderLimits& limits, size_t line_bytes)
+      : r_(r), kvscope_fields_(kvscope_fields), limits_(limits), line_bytes_(line_bytes) {}
 
   std::optional<BadField> error;
   unsigned seen = 0;  // bit per Field
   bool complete = false;
 
-  bool null() override { return value_of_type("null"); }
-  bool boolean(bool) override { return value_of_type("a boolean"); }
+  bool null() override { return ended(), value_of_type("null"); }
+  bool boolean(bool) override { return ended(), value_of_type("a boolean"); }
   bool number_integer(number_integer_t v) override {
     return number(
         Number{v < 0 ? Number::negative : Number::unsigned_int, v, static_cast<uint64_t>(v), 0});
@@ -87,13 +87,14 @@ class RecordSax final : public nlohmann::json_sax<nlohmann::json> {
   }
   bool string(string_t& s) override {
     if (skipping()) return true;
+    ended();
     if (depth_ == 1 && field_ == kSession) {
       r_.session = std::move(s);
       return true;
     }
     return value_of_type("a string");
   }
-  bool binary(binary_t&) override { return value_of_type("binary data"); }
+  bool binary(binary_t&) override { return ended(), value_of_type("binary data"); }
 
   bool start_object(std::size_t) override {
     if (skipping()) return ++skip_depth_, true;
@@ -119,11 +120,13 @@ class RecordSax final : public nlohmann::json_sax<nlohmann::json> {
   bool end_array() override {
     if (skipping()) return end_skipped();
     depth_ = 1;
+    awaiting_value_ = false;
     return true;
   }
   bool key(string_t& k) override {
     if (skipping()) return true;
     field_ = kUnknown;
+    awaiting_value_ = true;
     const int known = kvscope_fields_ ? kFieldCount : kBlockSize;  // Mooncake's four come first
     for (int f = 0; f < known; ++f)
       if (k == kFieldNames[f]) field_ = static_cast<Field>(f);
@@ -138,20 +141,30 @@ class RecordSax final : public nlohmann::json_sax<nlohmann::json> {
     seen |= 1u << field_;
     return true;
   }
-  bool parse_error(std::size_t, const std::string&,
+  bool parse_error(std::size_t position, const std::string&,
                    const nlohmann::detail::exception& ex) override {
     if (error) return false;  // our own rejection surfaces as a parse error too
     std::string what = ex.what();
     const size_t close = what.find("] ");
     if (close != std::string::npos) what.erase(0, close + 2);
-    const bool truncated = what.find("unexpected end of input") != std::string::npos;
-    return fail(depth_ >= 1 && field_ != kUnknown ? kFieldNames[field_] : "record",
+    // Running into the end of the line inside the record means the line was cut, whatever the
+    // lexer was expecting there.
+    const bool truncated = (position >= line_bytes_ && depth_ > 0) ||
+                           what.find("unexpected end of input") != std::string::npos;
+    return fail(awaiting_value_ && field_ != kUnknown ? kFieldNames[field_] : "record",
                 std::string(truncated ? "truncated record: " : "malformed JSON: ") + what);
   }
 
  private:
   bool skipping() const { return skip_depth_ > 0; }
-  bool end_skipped() { return --skip_depth_, true; }
+  bool end_skipped() {
+    if (--skip_depth_ == 0) awaiting_value_ = false;
+    return true;
+  }
+  // A scalar ended; at depth 1 that is the whole value of the current key.
+  void ended() {
+    if (depth_ == 1 && !skipping()) awaiting_value_ = false;
+  }
 
   bool fail(const std::string& field, const std::string& reason) {
     if (!error) error = BadField{field, reason};
@@ -187,6 +200,7 @@ class RecordSax final : public nlohmann::json_sax<nlohmann::json> {
   }
 
   bool number(const Number& n) {
+    ended();
     if (skipping() || (depth_ == 1 && field_ == kUnknown)) return true;
     if (depth_ == 0) return fail("record", "expected a JSON object, got a number");
     const std::optional<int64_t> w = n.whole();
@@ -252,8 +266,10 @@ class RecordSax final : public nlohmann::json_sax<nlohmann::json> {
   TraceRecord& r_;
   bool kvscope_fields_;
   const ReaderLimits& limits_;
+  size_t line_bytes_;
   int depth_ = 0;       // 1 inside the record, 2 inside one of its arrays
   int skip_depth_ = 0;  // > 0 while passing over an unknown field's nested value
+  bool awaiting_value_ = false;  // a key was read and its value has not ended
   Field field_ = kUnknown;
 };
 
@@ -272,7 +288,7 @@ class JsonlReader final : public RecordReader {
     r.ctx.clear();
     r.session.clear();
     r.block_size = 512;
-    RecordSax sax(r, format_ == TraceFormat::kvscope, limits());
+    RecordSax sax(r, format_ == TraceFormat::kvscope, limits(), line.size());
     const bool ok = nlohmann::json::sax_parse(line.begin(), line.end(), &sax,
                                               nlohmann::json::input_format_t::json, true);
     if (sax.error) throw *sax.error;

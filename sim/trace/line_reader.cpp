@@ -19,7 +19,10 @@ bool LineReader::fill() {
     end_ -= begin_;
     begin_ = 0;
   }
-  if (buf_.size() - end_ < kChunkBytes) buf_.resize(end_ + kChunkBytes);
+  // Grow only when an unfinished line fills the buffer (the caller stops at the line limit):
+  // for ordinary lines the buffer keeps the size of its first chunk.
+  if (buf_.empty()) buf_.resize(kChunkBytes);
+  if (end_ == buf_.size()) buf_.resize(buf_.size() * 2);
   in_.read(buf_.data() + end_, static_cast<std::streamsize>(buf_.size() - end_));
   const auto got = static_cast<size_t>(in_.gcount());
   if (got == 0) {

@@ -24,6 +24,7 @@ class LineReader {
 
   int64_t line_number() const { return line_number_; }  // 1-based, of the last line returned
   int64_t bytes_consumed() const { return consumed_; }
+  size_t buffer_bytes() const { return buf_.capacity(); }  // bounded by the line limit
 
  private:
   bool fill();  // reads more input after the unconsumed bytes; false at end of input

@@ -69,13 +69,13 @@ void RecordReader::fail(const std::string& field, const std::string& reason) con
 void RecordReader::check_common(const TraceRecord& r) {
   const char* ts = names_.timestamp;
   if (!std::isfinite(r.timestamp_ms)) fail(ts, "must be a finite number");
+  if (records_ > 0 && r.timestamp_ms < prev_timestamp_ms_)
+    fail(ts, "out of order: " + number(r.timestamp_ms) + " ms is earlier than " +
+                 number(prev_timestamp_ms_) + " ms at line " + std::to_string(prev_line_));
   if (r.timestamp_ms < 0) fail(ts, "must not be negative, got " + number(r.timestamp_ms));
   if (r.timestamp_ms > limits_.max_timestamp_ms)
     fail(ts, number(r.timestamp_ms) + " ms is beyond any real trace (limit " +
                  number(limits_.max_timestamp_ms) + " ms)");
-  if (records_ > 0 && r.timestamp_ms < prev_timestamp_ms_)
-    fail(ts, "out of order: " + number(r.timestamp_ms) + " ms is earlier than " +
-                 number(prev_timestamp_ms_) + " ms at line " + std::to_string(prev_line_));
   const std::string too_long = "longer than " + std::to_string(limits_.max_tokens) + " tokens";
   if (r.input_tokens < 1) fail(names_.input, "must be at least 1 token");
   if (r.input_tokens > limits_.max_tokens) fail(names_.input, too_long);
