@@ -255,8 +255,11 @@ PlanResult make_plan(const PlanConfig& config, const OpCostModel& costs, const R
   if (!(config.limits.tolerance > 0))
     throw InputError("plan", "--rate-tolerance", "must be positive");
   const ModelShape& shape = config.replay.model;
-  config.replay.method_config.fourier.validate(shape.head_dim);
-  config.replay.method_config.ccv.validate(shape);
+  // Like run_replay, only the parameters of methods that run must be valid.
+  for (Method m : config.methods) {
+    if (uses_fourier(m)) config.replay.method_config.fourier.validate(shape.head_dim);
+    if (uses_ccv(m)) config.replay.method_config.ccv.validate(shape);
+  }
 
   // Every search to run, without duplicates; rows point into it.
   std::vector<Task> tasks;
