@@ -111,11 +111,12 @@ class PlanReport : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = fresh_dir("html");
     std::ofstream(dir_ + "/check.json") << kCheck;
-    result_ = run_cli("plan --model llama-2-7b --trace '" + kTrace + "' --max-requests " +
-                      std::to_string(kRequests) +
-                      " --slo-ttft 20s --target-rate 40 --sweep-thresholds 0.7,0.9 --sweep-fourier-m 128 "
-                      "--sweep-l-eff 6 --contexts 4k,32k --check '" +
-                      dir_ + "/check.json' --out '" + dir_ + "/plan.html'");
+    result_ =
+        run_cli("plan --model llama-2-7b --trace '" + kTrace + "' --max-requests " +
+                std::to_string(kRequests) +
+                " --slo-ttft 20s --target-rate 40 --sweep-thresholds 0.7,0.9 --sweep-fourier-m 128 "
+                "--sweep-l-eff 6 --contexts 4k,32k --check '" +
+                dir_ + "/check.json' --out '" + dir_ + "/plan.html'");
   }
   static std::string dir_;
   static kvscope::testing::CliResult result_;
