@@ -347,7 +347,11 @@ PlanResult make_plan(const PlanConfig& config, const OpCostModel& costs, const R
         std::lock_guard lock(mu);
         ++prog.searches_done;
         std::ostringstream note;
-        note << method_name(t.method) << ": " << done[i].search.max_rate_per_s << " req/s";
+        note << method_name(t.method) << ": ";
+        if (done[i].search.best)
+          note << done[i].search.max_rate_per_s << " req/s";
+        else
+          note << "SLO missed";
         prog.note = note.str();
         if (progress) progress(prog);
       } catch (...) {

@@ -17,6 +17,7 @@
 #include <QTextFrame>
 #include <QTextObjectInterface>
 
+#include <cstdio>
 #include <cstdlib>
 #include <sstream>
 #include <stdexcept>
@@ -128,10 +129,23 @@ int swap_in_figures(QTextDocument& qdoc, const std::vector<const Figure*>& figur
   return static_cast<int>(spots.size());
 }
 
+QtMessageHandler g_previous_handler = nullptr;
+
+// Qt's offscreen platform notes on stderr that XDG_RUNTIME_DIR is unset, which says nothing
+// about the report; every other message goes where it went before.
+void drop_runtime_dir_notice(QtMsgType type, const QMessageLogContext& ctx, const QString& msg) {
+  if (msg.contains(QStringLiteral("XDG_RUNTIME_DIR"))) return;
+  if (g_previous_handler)
+    g_previous_handler(type, ctx, msg);
+  else
+    std::fprintf(stderr, "%s\n", qPrintable(msg));
+}
+
 // QTextDocument needs a QGuiApplication (fonts). The CLI has none, so one is made on the
 // offscreen platform; a GUI that calls this already has its own.
 void ensure_gui_application() {
   if (QCoreApplication::instance()) return;
+  g_previous_handler = qInstallMessageHandler(drop_runtime_dir_notice);
   if (!std::getenv("QT_QPA_PLATFORM")) ::setenv("QT_QPA_PLATFORM", "offscreen", 0);
   static int argc = 1;
   static char name[] = "kvscope";
