@@ -313,6 +313,11 @@ TEST(CliPlan, InterruptLeavesNoReportAndNoTemporaries) {
 TEST(CliPlan, BadArgumentsAreRefusedBeforeAnyReplay) {
   const std::string dir = fresh_dir("bad");
   std::ofstream(dir + "/bad-check.json") << R"({"kvscope_check": 1, "model": "m"})";
+  std::ofstream(dir + "/bad.jsonl")
+      << R"({"timestamp": 0, "input_length": 10, "output_length": 5, "hash_ids": [1]})"
+      << "\n"
+      << R"({"timestamp": 1000, "input_length": -3, "output_length": 5, "hash_ids": [1]})"
+      << "\n";
   struct Case {
     std::string args;
     int code;
@@ -333,13 +338,16 @@ TEST(CliPlan, BadArgumentsAreRefusedBeforeAnyReplay) {
       {"plan --model llama-2-7b --trace " + dir + "/missing.jsonl --out " + dir + "/r.html", 2,
        "missing.jsonl"},
       {"plan --trace x --out " + dir + "/r.html", 2, "--model"},
+      // A bad record found by the replays (in worker threads) still names file, line and field.
+      {"plan --model llama-2-7b --quiet --trace " + dir + "/bad.jsonl --out " + dir + "/r.html", 1,
+       "bad.jsonl:2: input_length"},
   };
   for (const auto& c : cases) {
     const auto r = run_cli(c.args);
     EXPECT_EQ(r.exit_code, c.code) << c.args << "\n" << r.err;
     EXPECT_NE(r.err.find(c.says), std::string::npos) << c.args << "\n" << r.err;
   }
-  EXPECT_EQ(files_in(dir), 1u);  // only the bad check file
+  EXPECT_EQ(files_in(dir), 2u);  // only the bad inputs: no report, no temporaries
 }
 
 TEST(CliPlan, HelpNamesEveryOptionWithUnits) {
