@@ -24,6 +24,10 @@ struct Ranked {
 };
 struct by_slot {};
 struct by_rank {};
+
+constexpr int kBucketBits = 16;
+// Fibonacci hashing: spreads dense ids (Mooncake's) and arbitrary 64-bit hashes alike.
+size_t bucket(uint64_t block) { return (block * 0x9E3779B97F4A7C15ULL) >> (64 - kBucketBits); }
 }  // namespace
 
 struct CcvCache::Index {
@@ -39,7 +43,10 @@ struct CcvCache::Index {
 };
 
 CcvCache::CcvCache(const CcvConfig& config)
-    : config_(config), ttl_ms_(config.ttl_s * 1e3), index_(std::make_unique<Index>()) {}
+    : config_(config),
+      ttl_ms_(config.ttl_s * 1e3),
+      index_(std::make_unique<Index>()),
+      bucket_counts_(size_t{1} << kBucketBits, 0) {}
 
 CcvCache::~CcvCache() = default;
 
@@ -51,6 +58,7 @@ void CcvCache::remove(uint32_t slot) {
     dense_slots_.erase(std::find(dense_slots_.begin(), dense_slots_.end(), slot));
   } else {
     for (uint64_t b : s.ctx->blocks) {
+      --bucket_counts_[bucket(b)];
       auto it = postings_.find(b);
       auto& list = it->second;
       *std::find(list.begin(), list.end(), slot) = list.back();
@@ -97,6 +105,7 @@ CcvMatch CcvCache::find(const ContextSignature& ctx, double now_ms) {
   } else if (!ctx.blocks.empty()) {
     if (shared_.size() < slots_.size()) shared_.resize(slots_.size(), 0);
     for (uint64_t b : ctx.blocks) {
+      if (bucket_counts_[bucket(b)] == 0) continue;
       const auto it = postings_.find(b);
       if (it == postings_.end()) continue;
       for (uint32_t slot : it->second)
@@ -153,7 +162,10 @@ bool CcvCache::insert(std::shared_ptr<const ContextSignature> ctx, int64_t bytes
   if (ctx->dense()) {
     dense_slots_.push_back(slot);
   } else {
-    for (uint64_t b : ctx->blocks) postings_[b].push_back(slot);
+    for (uint64_t b : ctx->blocks) {
+      ++bucket_counts_[bucket(b)];
+      postings_[b].push_back(slot);
+    }
   }
   slots_[slot] = Slot{std::move(ctx), bytes, use};
   bytes_ += bytes;

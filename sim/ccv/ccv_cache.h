@@ -86,6 +86,9 @@ class CcvCache {
   std::vector<Slot> slots_;
   std::vector<uint32_t> free_slots_;
   std::unordered_map<uint64_t, std::vector<uint32_t>> postings_;  // block hash -> slots
+  // How many cached blocks fall in each of 2^16 buckets of hashes: a lookup skips the hash map
+  // for blocks whose bucket is empty, which is most of a new context's blocks.
+  std::vector<uint32_t> bucket_counts_;
   std::vector<uint32_t> dense_slots_;                             // entries with context vectors
   std::vector<uint32_t> shared_;   // per slot: blocks shared with the context being looked up
   std::vector<uint32_t> touched_;  // slots with shared_ != 0
