@@ -51,6 +51,7 @@ void render_html(const Document& doc, std::ostream& out) {
          "th { background: #eef2f6; }\n"
          "td.num { text-align: right; font-variant-numeric: tabular-nums; }\n"
          "figure { margin: 1em 0 2em; } figcaption { font-size: 0.9em; color: #555; }\n"
+         "figure svg { max-width: 100%; height: auto; }\n"
          "caption { text-align: left; font-weight: bold; padding-bottom: 0.3em; }\n"
          "</style>\n</head>\n<body>\n"
       << "<h1>" << xml_escape(doc.title) << "</h1>\n";
