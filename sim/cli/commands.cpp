@@ -9,6 +9,8 @@ const std::vector<Command>& commands() {
        run_calibrate},
       {"replay", "replay a serving trace: latency, memory and CCV hit rate of each method",
        run_replay},
+      {"plan", "capacity plan: requests/s, context and batch per GPU for each method (report)",
+       run_plan},
   };
   return all;
 }
