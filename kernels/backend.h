@@ -24,7 +24,12 @@
 // Why DCT-II and not a truncated rfft: its coefficients are real (M values per dim, which is
 // what model/memory.h counts), and its even extension has no jump at the sequence ends, so a
 // smooth non-periodic signal compacts into few coefficients where a DFT would leak. Where
-// L < M the coefficients past L are zero. Tokens that fit in sink + window have no middle.
+// L < M the coefficients past L are zero.
+//
+// Edge slots: with a middle (tokens > sink + window), slot j < sink holds token j and slot
+// sink + j holds token tokens - window + j. Tokens that fit in sink + window have no middle:
+// slot j holds token j for j < tokens, the remaining slots are zero, and coeffs are all zero.
+// fourier_compress writes every byte of kept, edge and coeffs (unused slots as zeros).
 #pragma once
 
 #include <cstddef>
@@ -50,11 +55,11 @@ class DeviceBuffer {
 };
 
 struct DeviceInfo {
-  std::string backend;  // "cpu" | "cuda"
-  std::string name;     // e.g. "NVIDIA H100 80GB HBM3", or the CPU model
+  std::string backend;          // "cpu" | "cuda"
+  std::string name;             // e.g. "NVIDIA H100 80GB HBM3", or the CPU model
   int64_t multiprocessors = 0;  // SMs, or CPU threads used
   int64_t memory_bytes = 0;
-  std::string driver;   // driver/toolkit versions, or the compiler
+  std::string driver;  // driver/toolkit versions, or the compiler
 };
 
 struct KvShape {
@@ -99,6 +104,9 @@ class Backend {
   virtual void upload(DeviceBuffer& dst, const void* host, size_t bytes) = 0;
   virtual void download(const DeviceBuffer& src, void* host, size_t bytes) = 0;
   virtual void fill(DeviceBuffer& dst, uint8_t byte) = 0;  // e.g. poison outputs with 0xFF (NaN)
+  // Device-side copy of the first `bytes` of src into dst: what the benchmarks' copy-bandwidth
+  // measurement times (it reads and writes `bytes` each).
+  virtual void copy(const DeviceBuffer& src, DeviceBuffer& dst, size_t bytes) = 0;
   virtual void synchronize() = 0;
   // Bytes currently allocated through alloc() and not yet freed (the backend's own accounting).
   virtual int64_t allocated_bytes() const = 0;

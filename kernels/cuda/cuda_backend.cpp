@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/backend_factories.h"
 #include "kernels/cuda/ops.h"
 
 namespace kvscope::kernels {
@@ -88,16 +89,6 @@ void need_bytes(const DeviceBuffer& b, size_t bytes, const char* op, const char*
     throw std::invalid_argument(std::string(op) + ": buffer " + what + " holds " +
                                 std::to_string(b.bytes()) + " bytes, needs " +
                                 std::to_string(bytes));
-}
-
-// The sizes backend.h defines for a FourierTensor (same formula as fourier_buffer_bytes; kept
-// here so this library does not depend on the registry's).
-FourierBufferBytes fourier_sizes(const KvShape& s, const FourierLayout& f) {
-  const auto c = static_cast<int64_t>(f.compressed_dims.size());
-  const int64_t heads = s.batch * s.kv_heads, eb = dtype_bytes(s.dtype);
-  return {static_cast<size_t>(heads * s.tokens * (s.head_dim - c) * eb),
-          static_cast<size_t>(heads * f.edge() * c * eb),
-          static_cast<size_t>(heads * f.m * c * eb)};
 }
 
 std::string version_string(int v) {  // 12040 -> "12.4"
@@ -177,6 +168,12 @@ class CudaBackend final : public Backend {
     if (dst.bytes() == 0) return;
     KVS_CUDA(cudaMemsetAsync(dst.data(), byte, dst.bytes(), ctx_.stream));
   }
+  void copy(const DeviceBuffer& src, DeviceBuffer& dst, size_t bytes) override {
+    need_bytes(src, bytes, "copy", "src");
+    need_bytes(dst, bytes, "copy", "dst");
+    if (bytes == 0) return;
+    KVS_CUDA(cudaMemcpyAsync(dst.data(), src.data(), bytes, cudaMemcpyDeviceToDevice, ctx_.stream));
+  }
   void synchronize() override {
     KVS_CUDA(cudaStreamSynchronize(ctx_.side));
     KVS_CUDA(cudaStreamSynchronize(ctx_.stream));
@@ -208,7 +205,7 @@ class CudaBackend final : public Backend {
 
   void fourier_compress(const KvShape& s, const FourierLayout& f, const DeviceBuffer& kv,
                         FourierTensor& out) override {
-    const FourierBufferBytes fb = fourier_sizes(s, f);
+    const FourierBufferBytes fb = fourier_buffer_bytes(s, f);
     need_bytes(kv, static_cast<size_t>(s.elements() * dtype_bytes(s.dtype)), "fourier_compress",
                "kv");
     need_fourier(out, fb, "fourier_compress");
@@ -216,7 +213,7 @@ class CudaBackend final : public Backend {
   }
   void fourier_reconstruct(const KvShape& s, const FourierLayout& f, const FourierTensor& in,
                            DeviceBuffer& kv) override {
-    const FourierBufferBytes fb = fourier_sizes(s, f);
+    const FourierBufferBytes fb = fourier_buffer_bytes(s, f);
     need_bytes(kv, static_cast<size_t>(s.elements() * dtype_bytes(s.dtype)),
                "fourier_reconstruct", "kv");
     need_fourier(in, fb, "fourier_reconstruct");
@@ -226,7 +223,7 @@ class CudaBackend final : public Backend {
                          const FourierTensor& k, const FourierTensor& v,
                          DeviceBuffer& o) override {
     const KvShape ks{a.batch, a.kv_heads, a.tokens, a.head_dim, a.dtype};
-    const FourierBufferBytes fb = fourier_sizes(ks, f);
+    const FourierBufferBytes fb = fourier_buffer_bytes(ks, f);
     need_fourier(k, fb, "fourier_attention");
     need_fourier(v, fb, "fourier_attention");
     const size_t qo = static_cast<size_t>(a.batch * a.q_heads * a.q_len * a.head_dim *
@@ -317,8 +314,15 @@ int cuda_device_count(std::string* why) {
   return n;
 }
 
-std::unique_ptr<Backend> make_cuda_backend(const CudaOptions& options) {
+std::unique_ptr<Backend> make_cuda_backend_with(const CudaOptions& options) {
   return std::make_unique<cuda::CudaBackend>(options);
 }
+
+std::string cuda_unavailable_reason() {
+  std::string why;
+  return cuda_device_count(&why) > 0 ? std::string() : "no CUDA device: " + why;
+}
+
+std::unique_ptr<Backend> make_cuda_backend() { return make_cuda_backend_with(CudaOptions{}); }
 
 }  // namespace kvscope::kernels

@@ -1,5 +1,7 @@
 // The CUDA backend of kernels/backend.h: cuFFT, cuBLASLt and kvscope's own kernels on one device.
-// Built only when KVSCOPE_HAVE_CUDA; the registry (make_backend("cuda")) calls make_cuda_backend.
+// Built only when KVSCOPE_HAVE_CUDA; the registry (make_backend("cuda")) reaches it through
+// make_cuda_backend() and cuda_unavailable_reason() (kernels/backend_factories.h). This header
+// adds what only CUDA-aware callers (tests, benchmarks comparing variants) need.
 #pragma once
 
 #include <memory>
@@ -25,7 +27,8 @@ struct CudaOptions {
 // Number of usable CUDA devices; 0, with the reason in *why, when there is no driver or device.
 int cuda_device_count(std::string* why = nullptr);
 
-// Throws std::runtime_error naming the reason when no device is usable.
-std::unique_ptr<Backend> make_cuda_backend(const CudaOptions& options = {});
+// The backend with chosen implementations (make_cuda_backend() uses the defaults). Throws
+// std::runtime_error naming the reason when no device is usable.
+std::unique_ptr<Backend> make_cuda_backend_with(const CudaOptions& options);
 
 }  // namespace kvscope::kernels

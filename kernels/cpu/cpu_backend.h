@@ -1,0 +1,62 @@
+// The CPU backend: host memory, Eigen for the matrix products, Eigen's FFT module for the DCT,
+// OpenMP across independent heads / row blocks (Eigen's own GEMM threads outside those loops).
+// One file per operation family: fourier.cpp, attention.cpp, gemm.cpp, cosine.cpp.
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include "kernels/backend.h"
+
+namespace kvscope::kernels::cpu {
+
+class CpuBackend final : public Backend {
+ public:
+  CpuBackend();
+  DeviceInfo info() const override;
+
+  std::unique_ptr<DeviceBuffer> alloc(size_t bytes) override;
+  void upload(DeviceBuffer& dst, const void* host, size_t bytes) override;
+  void download(const DeviceBuffer& src, void* host, size_t bytes) override;
+  void fill(DeviceBuffer& dst, uint8_t byte) override;
+  void copy(const DeviceBuffer& src, DeviceBuffer& dst, size_t bytes) override;
+  void synchronize() override {}
+  int64_t allocated_bytes() const override { return allocated_->load(); }
+  double time_ms(const std::function<void()>& fn, int warmup, int reps) override;
+
+  void fourier_compress(const KvShape& s, const FourierLayout& f, const DeviceBuffer& kv,
+                        FourierTensor& out) override;
+  void fourier_reconstruct(const KvShape& s, const FourierLayout& f, const FourierTensor& in,
+                           DeviceBuffer& kv) override;
+  void fourier_attention(const AttentionArgs& a, const FourierLayout& f, const DeviceBuffer& q,
+                         const FourierTensor& k, const FourierTensor& v, DeviceBuffer& o) override;
+  void attention(const AttentionArgs& a, const DeviceBuffer& q, const DeviceBuffer& k,
+                 const DeviceBuffer& v, DeviceBuffer& o) override;
+  void gemm(const GemmArgs& g, const DeviceBuffer& x, const DeviceBuffer& w,
+            const DeviceBuffer* bias, DeviceBuffer& y) override;
+  void cosine_rows(int64_t rows, int64_t dim, DType t, const DeviceBuffer& a, const DeviceBuffer& b,
+                   DeviceBuffer& out) override;
+  void cosine_whole(int64_t rows, int64_t dim, DType t, const DeviceBuffer& a,
+                    const DeviceBuffer& b, DeviceBuffer& out) override;
+
+ private:
+  // Shared with every buffer so a buffer outliving the backend still accounts safely.
+  std::shared_ptr<std::atomic<int64_t>> allocated_;
+};
+
+// How fourier_attention transforms between the middle tokens and the coefficients: one FFT per
+// query row (O(L log L) per row, any M) or one GEMM against the cached DCT basis (O(M L) per
+// row at GEMM speed; wins for small M or many rows). automatic picks by estimated cost. The
+// initial value comes from KVSCOPE_CPU_MIDDLE=fft|basis|auto; tests force each path.
+enum class MiddleTransform { automatic, fft, basis };
+void set_middle_transform(MiddleTransform t);
+MiddleTransform middle_transform();
+
+// Checks that `buf` holds at least `bytes`; throws std::invalid_argument naming `what`.
+void require_bytes(const DeviceBuffer& buf, size_t bytes, const char* what);
+// Checks the shape of a Fourier layout against head_dim; throws std::invalid_argument.
+void check_layout(const FourierLayout& f, int64_t head_dim);
+// Checks GQA and lengths; throws std::invalid_argument.
+void check_attention(const AttentionArgs& a);
+
+}  // namespace kvscope::kernels::cpu
