@@ -78,8 +78,18 @@ __global__ void __launch_bounds__(256) simple_attention_kernel(const SimpleParam
 template <class T>
 void simple_t(Ctx& c, const AttentionArgs& a, const void* q, const void* k, const void* v,
               void* o) {
-  SimpleParams p{q, k, v, o, a.batch, a.kv_heads, a.q_heads / a.kv_heads, a.q_len, a.tokens,
-                 a.head_dim, a.causal, 1.f / std::sqrt(static_cast<float>(a.head_dim))};
+  SimpleParams p{q,
+                 k,
+                 v,
+                 o,
+                 a.batch,
+                 a.kv_heads,
+                 a.q_heads / a.kv_heads,
+                 a.q_len,
+                 a.tokens,
+                 a.head_dim,
+                 a.causal,
+                 1.f / std::sqrt(static_cast<float>(a.head_dim))};
   const int64_t rows = a.batch * a.q_heads * a.q_len;
   simple_attention_kernel<T><<<static_cast<unsigned>((rows + 7) / 8), 256, 0, c.stream>>>(p);
   KVS_LAUNCH();
@@ -112,12 +122,12 @@ void decode_t(Ctx& c, const AttentionArgs& a, const void* q, const void* k, cons
   p.rec = dec_rec_floats(D, 0, 0);
   p.M = p.C = 0;
   p.L = 1;
-  p.partial = static_cast<float*>(
-      c.scratch->get(size_t(heads) * sp.splits * p.rec * sizeof(float), 0));
+  p.partial =
+      static_cast<float*>(c.scratch->get(size_t(heads) * sp.splits * p.rec * sizeof(float), 0));
   KVS_CUDA(cudaFuncSetAttribute(decode_kernel<T, D, 0, kStages>,
                                 cudaFuncAttributeMaxDynamicSharedMemorySize, int(SM::bytes)));
-  decode_kernel<T, D, 0, kStages><<<dim3(unsigned(sp.splits), unsigned(heads)), kDecThreads,
-                                    SM::bytes, c.stream>>>(p);
+  decode_kernel<T, D, 0, kStages>
+      <<<dim3(unsigned(sp.splits), unsigned(heads)), kDecThreads, SM::bytes, c.stream>>>(p);
   KVS_LAUNCH();
   CombineParams cp{};
   cp.partial = p.partial;
@@ -153,8 +163,9 @@ void prefill_t(Ctx& c, const AttentionArgs& a, const void* q, const void* k, con
   KVS_CUDA(cudaFuncSetAttribute(prefill_kernel<T, D, D, 0>,
                                 cudaFuncAttributeMaxDynamicSharedMemorySize, int(SM::bytes)));
   const int64_t qtiles = (a.q_len + kPreRows - 1) / kPreRows;
-  prefill_kernel<T, D, D, 0><<<dim3(unsigned(qtiles), unsigned(a.batch * a.q_heads)),
-                               kPreThreads, SM::bytes, c.stream>>>(p);
+  prefill_kernel<T, D, D, 0>
+      <<<dim3(unsigned(qtiles), unsigned(a.batch * a.q_heads)), kPreThreads, SM::bytes, c.stream>>>(
+          p);
   KVS_LAUNCH();
 }
 
@@ -193,16 +204,19 @@ void attention(Ctx& c, const AttentionArgs& a, const void* q, const void* k, con
                void* o) {
   check_attention(a);
   if (a.batch == 0) return;
-  const bool fast = !c.opt.simple_attention && a.dtype != DType::f32 &&
-                    (a.head_dim == 64 || a.head_dim == 128);
+  const bool fast =
+      !c.opt.simple_attention && a.dtype != DType::f32 && (a.head_dim == 64 || a.head_dim == 128);
   if (fast) {
     if (a.dtype == DType::bf16) return fast_t<bf16>(c, a, q, k, v, o);
     return fast_t<f16>(c, a, q, k, v, o);
   }
   switch (a.dtype) {
-    case DType::f32: return simple_t<float>(c, a, q, k, v, o);
-    case DType::bf16: return simple_t<bf16>(c, a, q, k, v, o);
-    case DType::f16: return simple_t<f16>(c, a, q, k, v, o);
+    case DType::f32:
+      return simple_t<float>(c, a, q, k, v, o);
+    case DType::bf16:
+      return simple_t<bf16>(c, a, q, k, v, o);
+    case DType::f16:
+      return simple_t<f16>(c, a, q, k, v, o);
   }
 }
 

@@ -61,8 +61,8 @@ __device__ __forceinline__ float cosine_of(float dot, float na, float nb) {
 }
 
 template <class T, bool kVec>
-__global__ void __launch_bounds__(256) cosine_rows_kernel(int64_t rows, int64_t dim, const T* a,
-                                                          const T* b, float* out) {
+__global__ void __launch_bounds__(256)
+    cosine_rows_kernel(int64_t rows, int64_t dim, const T* a, const T* b, float* out) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * 8 + threadIdx.x / 32;
   if (row >= rows) return;
   const int lane = threadIdx.x % 32;
@@ -74,8 +74,8 @@ __global__ void __launch_bounds__(256) cosine_rows_kernel(int64_t rows, int64_t 
 }
 
 template <class T, bool kVec>
-__global__ void __launch_bounds__(256) cosine_partial_kernel(int64_t n, const T* a, const T* b,
-                                                             float* partial) {
+__global__ void __launch_bounds__(256)
+    cosine_partial_kernel(int64_t n, const T* a, const T* b, float* partial) {
   float acc[3] = {0.f, 0.f, 0.f};
   const int tid = blockIdx.x * blockDim.x + threadIdx.x;
   const int threads = gridDim.x * blockDim.x;
@@ -144,9 +144,12 @@ void cosine_rows(Ctx& c, int64_t rows, int64_t dim, DType t, const void* a, cons
                  float* out) {
   if (rows <= 0) return;
   switch (t) {
-    case DType::f32: return rows_t<float>(c, rows, dim, a, b, out);
-    case DType::bf16: return rows_t<bf16>(c, rows, dim, a, b, out);
-    case DType::f16: return rows_t<f16>(c, rows, dim, a, b, out);
+    case DType::f32:
+      return rows_t<float>(c, rows, dim, a, b, out);
+    case DType::bf16:
+      return rows_t<bf16>(c, rows, dim, a, b, out);
+    case DType::f16:
+      return rows_t<f16>(c, rows, dim, a, b, out);
   }
 }
 
@@ -154,9 +157,12 @@ void cosine_whole(Ctx& c, int64_t rows, int64_t dim, DType t, const void* a, con
                   float* out) {
   const int64_t n = rows * dim;
   switch (t) {
-    case DType::f32: return whole_t<float>(c, n, a, b, out);
-    case DType::bf16: return whole_t<bf16>(c, n, a, b, out);
-    case DType::f16: return whole_t<f16>(c, n, a, b, out);
+    case DType::f32:
+      return whole_t<float>(c, n, a, b, out);
+    case DType::bf16:
+      return whole_t<bf16>(c, n, a, b, out);
+    case DType::f16:
+      return whole_t<f16>(c, n, a, b, out);
   }
 }
 

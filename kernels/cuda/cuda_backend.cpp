@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -214,30 +215,29 @@ class CudaBackend final : public Backend {
   void fourier_reconstruct(const KvShape& s, const FourierLayout& f, const FourierTensor& in,
                            DeviceBuffer& kv) override {
     const FourierBufferBytes fb = fourier_buffer_bytes(s, f);
-    need_bytes(kv, static_cast<size_t>(s.elements() * dtype_bytes(s.dtype)),
-               "fourier_reconstruct", "kv");
+    need_bytes(kv, static_cast<size_t>(s.elements() * dtype_bytes(s.dtype)), "fourier_reconstruct",
+               "kv");
     need_fourier(in, fb, "fourier_reconstruct");
     cuda::fourier_reconstruct(ctx_, s, f, ptrs(in), kv.data());
   }
   void fourier_attention(const AttentionArgs& a, const FourierLayout& f, const DeviceBuffer& q,
-                         const FourierTensor& k, const FourierTensor& v,
-                         DeviceBuffer& o) override {
+                         const FourierTensor& k, const FourierTensor& v, DeviceBuffer& o) override {
     const KvShape ks{a.batch, a.kv_heads, a.tokens, a.head_dim, a.dtype};
     const FourierBufferBytes fb = fourier_buffer_bytes(ks, f);
     need_fourier(k, fb, "fourier_attention");
     need_fourier(v, fb, "fourier_attention");
-    const size_t qo = static_cast<size_t>(a.batch * a.q_heads * a.q_len * a.head_dim *
-                                          dtype_bytes(a.dtype));
+    const size_t qo =
+        static_cast<size_t>(a.batch * a.q_heads * a.q_len * a.head_dim * dtype_bytes(a.dtype));
     need_bytes(q, qo, "fourier_attention", "q");
     need_bytes(o, qo, "fourier_attention", "o");
     cuda::fourier_attention(ctx_, a, f, q.data(), ptrs(k), ptrs(v), o.data());
   }
   void attention(const AttentionArgs& a, const DeviceBuffer& q, const DeviceBuffer& k,
                  const DeviceBuffer& v, DeviceBuffer& o) override {
-    const size_t qo = static_cast<size_t>(a.batch * a.q_heads * a.q_len * a.head_dim *
-                                          dtype_bytes(a.dtype));
-    const size_t kv = static_cast<size_t>(a.batch * a.kv_heads * a.tokens * a.head_dim *
-                                          dtype_bytes(a.dtype));
+    const size_t qo =
+        static_cast<size_t>(a.batch * a.q_heads * a.q_len * a.head_dim * dtype_bytes(a.dtype));
+    const size_t kv =
+        static_cast<size_t>(a.batch * a.kv_heads * a.tokens * a.head_dim * dtype_bytes(a.dtype));
     need_bytes(q, qo, "attention", "q");
     need_bytes(o, qo, "attention", "o");
     need_bytes(k, kv, "attention", "k");
@@ -256,8 +256,8 @@ class CudaBackend final : public Backend {
     }
     cuda::gemm(ctx_, g, x.data(), w.data(), g.bias ? bias->data() : nullptr, y.data());
   }
-  void cosine_rows(int64_t rows, int64_t dim, DType t, const DeviceBuffer& a,
-                   const DeviceBuffer& b, DeviceBuffer& out) override {
+  void cosine_rows(int64_t rows, int64_t dim, DType t, const DeviceBuffer& a, const DeviceBuffer& b,
+                   DeviceBuffer& out) override {
     const auto n = static_cast<size_t>(rows * dim * dtype_bytes(t));
     need_bytes(a, n, "cosine_rows", "a");
     need_bytes(b, n, "cosine_rows", "b");
@@ -275,10 +275,10 @@ class CudaBackend final : public Backend {
 
  private:
   static cuda::FourierPtrs ptrs(const FourierTensor& t) {
-    return {t.kept ? const_cast<void*>(static_cast<const DeviceBuffer&>(*t.kept).data()) : nullptr,
-            t.edge ? const_cast<void*>(static_cast<const DeviceBuffer&>(*t.edge).data()) : nullptr,
-            t.coeffs ? const_cast<void*>(static_cast<const DeviceBuffer&>(*t.coeffs).data())
-                     : nullptr};
+    return {
+        t.kept ? const_cast<void*>(static_cast<const DeviceBuffer&>(*t.kept).data()) : nullptr,
+        t.edge ? const_cast<void*>(static_cast<const DeviceBuffer&>(*t.edge).data()) : nullptr,
+        t.coeffs ? const_cast<void*>(static_cast<const DeviceBuffer&>(*t.coeffs).data()) : nullptr};
   }
   static void need_fourier(const FourierTensor& t, const FourierBufferBytes& fb, const char* op) {
     auto check = [&](const std::unique_ptr<DeviceBuffer>& b, size_t need, const char* what) {
@@ -323,6 +323,19 @@ std::string cuda_unavailable_reason() {
   return cuda_device_count(&why) > 0 ? std::string() : "no CUDA device: " + why;
 }
 
-std::unique_ptr<Backend> make_cuda_backend() { return make_cuda_backend_with(CudaOptions{}); }
+// The registry's backend: the defaults, unless the environment picks another implementation
+// (how the benchmark binary times the alternatives):
+//   KVSCOPE_CUDA_FOURIER=cufft   KVSCOPE_CUDA_SMALL_GEMM=cublaslt   KVSCOPE_CUDA_SIMPLE_ATTENTION=1
+std::unique_ptr<Backend> make_cuda_backend() {
+  CudaOptions o;
+  auto env = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::string(v ? v : "");
+  };
+  if (env("KVSCOPE_CUDA_FOURIER") == "cufft") o.fourier = CudaOptions::Fourier::cufft;
+  if (env("KVSCOPE_CUDA_SMALL_GEMM") == "cublaslt") o.small_gemm = CudaOptions::SmallGemm::cublaslt;
+  if (env("KVSCOPE_CUDA_SIMPLE_ATTENTION") == "1") o.simple_attention = true;
+  return make_cuda_backend_with(o);
+}
 
 }  // namespace kvscope::kernels

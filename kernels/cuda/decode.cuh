@@ -29,23 +29,23 @@ constexpr int kDecTile = 64;
 constexpr int kDecCols = 8;
 
 struct DecodeParams {
-  const void* q;          // [B, Hq, q_len, D]
-  const void* k;          // rows of DK elements: exact K, or the kept dims of K
+  const void* q;  // [B, Hq, q_len, D]
+  const void* k;  // rows of DK elements: exact K, or the kept dims of K
   const void* v;
-  const void* kc;         // Fourier: coefficients of K [B, Hkv, M, C] (else null)
+  const void* kc;  // Fourier: coefficients of K [B, Hkv, M, C] (else null)
   int64_t kv_heads, group, q_len, head_dim, tokens;
-  int64_t row0;           // token index of row 0 of k/v for this range (0, or sink for Fourier)
-  int64_t rows;           // rows in the range (T, or the middle length L)
-  int64_t pos0;           // absolute position of row 0 (for causal masking)
+  int64_t row0;  // token index of row 0 of k/v for this range (0, or sink for Fourier)
+  int64_t rows;  // rows in the range (T, or the middle length L)
+  int64_t pos0;  // absolute position of row 0 (for causal masking)
   int64_t rows_per_split;
-  int64_t M, C, L;        // Fourier only
+  int64_t M, C, L;  // Fourier only
   bool causal;
-  float scale_log2;       // log2(e) / sqrt(head_dim)
-  float* partial;         // [B*Hkv][splits][rec]
-  int64_t rec;            // floats per partial record
-  int64_t splits_total;   // splits per head in the partial buffer (may include an edge split)
-  int16_t kdim[256];      // query dim of kept dim i (identity for exact attention)
-  int16_t cdim[256];      // query dim of compressed dim c
+  float scale_log2;      // log2(e) / sqrt(head_dim)
+  float* partial;        // [B*Hkv][splits][rec]
+  int64_t rec;           // floats per partial record
+  int64_t splits_total;  // splits per head in the partial buffer (may include an edge split)
+  int16_t kdim[256];     // query dim of kept dim i (identity for exact attention)
+  int16_t cdim[256];     // query dim of compressed dim c
 };
 
 // Partial record layout per (head, split): m[8], l[8], O[8][DK], R[8][MP], OC[8][C].
@@ -55,8 +55,8 @@ __host__ __device__ inline int64_t dec_rec_floats(int64_t dk, int64_t mp, int64_
 
 template <class T, int DK, int MT, int kStages>
 struct DecodeSmem {
-  static constexpr int KS = DK + 8;           // row stride of K/V tiles (16-bit elements)
-  static constexpr int BS = kDecTile + 8;     // row stride of the basis tile
+  static constexpr int KS = DK + 8;        // row stride of K/V tiles (16-bit elements)
+  static constexpr int BS = kDecTile + 8;  // row stride of the basis tile
   static constexpr int MP = MT * 16;
   static constexpr size_t tiles = size_t(kStages) * 2 * kDecTile * KS * sizeof(T);
   static constexpr size_t basis = size_t(MP) * BS * sizeof(T);
@@ -115,10 +115,10 @@ __global__ void __launch_bounds__(kDecThreads) decode_kernel(const DecodeParams 
   uint32_t pf[MT > 0 ? MT : 1][2];
   constexpr int kRowsPerThread = MT > 0 ? (MP + kDecThreads - 1) / kDecThreads : 1;
   float rcd[kRowsPerThread], rsd[kRowsPerThread];  // per basis row: rotation by pi k / L
-  int64_t phase[kRowsPerThread];                    // (2n+1) k mod 4L at the tile's first token
+  int64_t phase[kRowsPerThread];                   // (2n+1) k mod 4L at the tile's first token
   if constexpr (kFourier) {
     float* pbuf = reinterpret_cast<float*>(smem);  // [8][MP] f32, before any tile is loaded
-    float* qc = pbuf + kDecCols * MP;               // [8][C]
+    float* qc = pbuf + kDecCols * MP;              // [8][C]
     for (int i = threadIdx.x; i < kDecCols * p.C; i += kDecThreads) {
       const int j = static_cast<int>(i / p.C), c = static_cast<int>(i % p.C);
       qc[i] = j < ncols ? to_f32(qrow(j)[p.cdim[c]]) : 0.f;
@@ -250,7 +250,8 @@ __global__ void __launch_bounds__(kDecThreads) decode_kernel(const DecodeParams 
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
 #pragma unroll
-      for (int o2 = 4; o2 < 32; o2 <<= 1) mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], o2));
+      for (int o2 = 4; o2 < 32; o2 <<= 1)
+        mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], o2));
       const float mnew = fmaxf(m_run[h], mx[h]);
       mbase[h] = mnew == -INFINITY ? 0.f : mnew;
       alpha[h] = exp2f(m_run[h] - mbase[h]);
@@ -279,8 +280,8 @@ __global__ void __launch_bounds__(kDecThreads) decode_kernel(const DecodeParams 
 #pragma unroll
     for (int i = 0; i < DK / 16; ++i) {
       uint32_t a[4];
-      ldmatrix_x4_trans(a, vt + (16 * warp + (lane % 8) + (lane / 16) * 8) * KS + 16 * i +
-                               ((lane / 8) % 2) * 8);
+      ldmatrix_x4_trans(
+          a, vt + (16 * warp + (lane % 8) + (lane / 16) * 8) * KS + 16 * i + ((lane / 8) % 2) * 8);
       mma16816<T>(o[i], a, wf);
     }
     if constexpr (kFourier) {
@@ -332,7 +333,8 @@ __global__ void __launch_bounds__(kDecThreads) decode_kernel(const DecodeParams 
     const float base = m == -INFINITY ? 0.f : m;
     float s = 0.f;
 #pragma unroll
-    for (int w = 0; w < 4; ++w) s += exp2f(mw[w * kDecCols + j] - base) * acc[(w * kDecCols + j) * W + x];
+    for (int w = 0; w < 4; ++w)
+      s += exp2f(mw[w * kDecCols + j] - base) * acc[(w * kDecCols + j) * W + x];
     out[x < DK ? 2 * kDecCols + j * DK + x : 2 * kDecCols + kDecCols * DK + j * MP + (x - DK)] = s;
     if (x == 0) {
       float l = 0.f;
@@ -366,7 +368,7 @@ __global__ void __launch_bounds__(128) combine_kernel(const CombineParams p) {
   const int64_t b = head / p.kv_heads, kvh = head % p.kv_heads;
   const int ncols = static_cast<int>(p.group * p.q_len);
   const float* part = p.partial + head * p.splits * p.rec;
-  float* wsplit = sh;                     // [8][splits]: 2^(m_s - m) / l
+  float* wsplit = sh;                      // [8][splits]: 2^(m_s - m) / l
   float* rbuf = sh + kDecCols * p.splits;  // [8][MP]
   for (int j = threadIdx.x; j < ncols; j += blockDim.x) {
     float m = -INFINITY;
@@ -385,7 +387,8 @@ __global__ void __launch_bounds__(128) combine_kernel(const CombineParams p) {
     const int64_t qh = kvh * p.group + j / p.q_len, qi = j % p.q_len;
     return o + ((b * p.kv_heads * p.group + qh) * p.q_len + qi) * p.head_dim;
   };
-  const int64_t o_off = 2 * kDecCols, r_off = o_off + kDecCols * p.DK, c_off = r_off + kDecCols * p.MP;
+  const int64_t o_off = 2 * kDecCols, r_off = o_off + kDecCols * p.DK,
+                c_off = r_off + kDecCols * p.MP;
   for (int64_t i = threadIdx.x; i < ncols * p.DK; i += blockDim.x) {
     const int j = static_cast<int>(i / p.DK);
     const int64_t x = i % p.DK;

@@ -94,8 +94,8 @@ __global__ void kept_copy_kernel(int64_t rows, int64_t D, int64_t Dk, const T* s
 
 // edge[h, r, c] <-> kv[h, edge_token(r), dim[c]]; rows without a token are zero in `edge`.
 template <class T, bool kToKv>
-__global__ void edge_copy_kernel(int64_t heads, int64_t T_, int64_t D, int64_t sink,
-                                 int64_t window, int C, const T* src, T* dst, DimTable cd) {
+__global__ void edge_copy_kernel(int64_t heads, int64_t T_, int64_t D, int64_t sink, int64_t window,
+                                 int C, const T* src, T* dst, DimTable cd) {
   const int64_t E = sink + window;
   const int64_t total = heads * E * C;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
@@ -135,14 +135,18 @@ void split_merge_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void*
     auto* kp = static_cast<T*>(p.kept);
     if (to_kv) {
       if (vec)
-        kept_copy_kernel<T, true, true><<<grid, 256, 0, c.stream>>>(rows, s.head_dim, Dk, kp, kvp, kt);
+        kept_copy_kernel<T, true, true>
+            <<<grid, 256, 0, c.stream>>>(rows, s.head_dim, Dk, kp, kvp, kt);
       else
-        kept_copy_kernel<T, false, true><<<grid, 256, 0, c.stream>>>(rows, s.head_dim, Dk, kp, kvp, kt);
+        kept_copy_kernel<T, false, true>
+            <<<grid, 256, 0, c.stream>>>(rows, s.head_dim, Dk, kp, kvp, kt);
     } else {
       if (vec)
-        kept_copy_kernel<T, true, false><<<grid, 256, 0, c.stream>>>(rows, s.head_dim, Dk, kvp, kp, kt);
+        kept_copy_kernel<T, true, false>
+            <<<grid, 256, 0, c.stream>>>(rows, s.head_dim, Dk, kvp, kp, kt);
       else
-        kept_copy_kernel<T, false, false><<<grid, 256, 0, c.stream>>>(rows, s.head_dim, Dk, kvp, kp, kt);
+        kept_copy_kernel<T, false, false>
+            <<<grid, 256, 0, c.stream>>>(rows, s.head_dim, Dk, kvp, kp, kt);
     }
     KVS_LAUNCH();
   }
@@ -150,13 +154,13 @@ void split_merge_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void*
     const int64_t items = heads * f.edge() * C;
     const int grid = grid_for(items, 256, c.sms);
     if (to_kv)
-      edge_copy_kernel<T, true><<<grid, 256, 0, c.stream>>>(
-          heads, s.tokens, s.head_dim, f.sink, f.window, C, static_cast<const T*>(p.edge),
-          static_cast<T*>(kv_out), ct);
+      edge_copy_kernel<T, true>
+          <<<grid, 256, 0, c.stream>>>(heads, s.tokens, s.head_dim, f.sink, f.window, C,
+                                       static_cast<const T*>(p.edge), static_cast<T*>(kv_out), ct);
     else
-      edge_copy_kernel<T, false><<<grid, 256, 0, c.stream>>>(
-          heads, s.tokens, s.head_dim, f.sink, f.window, C, static_cast<const T*>(kv_in),
-          static_cast<T*>(p.edge), ct);
+      edge_copy_kernel<T, false>
+          <<<grid, 256, 0, c.stream>>>(heads, s.tokens, s.head_dim, f.sink, f.window, C,
+                                       static_cast<const T*>(kv_in), static_cast<T*>(p.edge), ct);
     KVS_LAUNCH();
   }
 }
@@ -185,11 +189,11 @@ struct Operand {
 };
 
 struct FwdParams {
-  Operand x;           // middle tokens of kv: row n is token sink + n
+  Operand x;  // middle tokens of kv: row n is token sink + n
   int64_t heads, L, M, kmax, half, rows_per_split;
-  int C;               // compressed dims per head (GEMM columns per head)
-  bool vec;            // 16-byte column groups
-  float* ws;           // [heads][M][C], accumulated
+  int C;      // compressed dims per head (GEMM columns per head)
+  bool vec;   // 16-byte column groups
+  float* ws;  // [heads][M][C], accumulated
   DimTable dims;
 };
 
@@ -255,16 +259,16 @@ constexpr int raw_stride() {
 template <class T>
 constexpr size_t fwd_smem(int stages) {
   constexpr bool split = Mma<T>::split;
-  return size_t(stages) * 2 * BK * raw_stride<T>() * sizeof(T) +       // x and mirror rows
-         (split ? 4 : 2) * BK * (BN + kPadB) * 2 +                      // u, v (hi, lo)
-         (split ? 2 : 1) * BM * (BK + kPadB) * 2;                       // basis (hi, lo)
+  return size_t(stages) * 2 * BK * raw_stride<T>() * sizeof(T) +  // x and mirror rows
+         (split ? 4 : 2) * BK * (BN + kPadB) * 2 +                // u, v (hi, lo)
+         (split ? 2 : 1) * BM * (BK + kPadB) * 2;                 // basis (hi, lo)
 }
 
 // The warp's 64 x 32 tile: acc += A[rows, BK] * B[BK, cols] for one BK step (two k16 steps).
 // A is row-major [m][k] (lda), B row-major [k][n] (ldb).
 template <class TM, bool kATrans>
-__device__ __forceinline__ void warp_mma(float (&acc)[4][4][4], const TM* A, int lda,
-                                         const TM* B, int ldb, int m0, int n0) {
+__device__ __forceinline__ void warp_mma(float (&acc)[4][4][4], const TM* A, int lda, const TM* B,
+                                         int ldb, int m0, int n0) {
   const int lane = threadIdx.x % 32;
 #pragma unroll
   for (int kk = 0; kk < BK; kk += 16) {
@@ -282,8 +286,8 @@ __device__ __forceinline__ void warp_mma(float (&acc)[4][4][4], const TM* A, int
 #pragma unroll
     for (int j = 0; j < 4; j += 2) {
       uint32_t r[4];
-      ldmatrix_x4_trans(r, B + (kk + (lane % 8) + ((lane / 8) % 2) * 8) * ldb + n0 + 8 * j +
-                               (lane / 16) * 8);
+      ldmatrix_x4_trans(
+          r, B + (kk + (lane % 8) + ((lane / 8) % 2) * 8) * ldb + n0 + 8 * j + (lane / 16) * 8);
       b[j][0] = r[0];
       b[j][1] = r[1];
       b[j + 1][0] = r[2];
@@ -339,8 +343,8 @@ __global__ void __launch_bounds__(kThreads) dct_forward_kernel(const FwdParams p
       load_tile<T>(dst, RS, p.x, n0, nb, ne, col0, p.heads, p.C, p.vec, p.dims);
       // Mirror row m pairs with n = L-1-m: n < ne means m >= L - ne, and m >= half keeps the
       // middle token of an odd L (its own mirror) from being counted twice.
-      load_tile<T>(dst + BK * RS, RS, p.x, p.L - n0 - BK, max(p.L - ne, p.half), p.L, col0,
-                   p.heads, p.C, p.vec, p.dims);
+      load_tile<T>(dst + BK * RS, RS, p.x, p.L - n0 - BK, max(p.L - ne, p.half), p.L, col0, p.heads,
+                   p.C, p.vec, p.dims);
     }
     cp_async_commit();
   };
@@ -429,11 +433,11 @@ __global__ void finalize_kernel(int64_t n, const float* ws, float scale, T* out)
 }
 
 struct InvParams {
-  Operand coef;         // coeffs[head][k][c]: row k
+  Operand coef;  // coeffs[head][k][c]: row k
   int64_t heads, L, M, kmax;
   int C;
   bool vec_in, vec_out;
-  void* out;            // kv: element (h, n, c) at out + h*T*D + (sink + n)*D + dims[c]
+  void* out;  // kv: element (h, n, c) at out + h*T*D + (sink + n)*D + dims[c]
   int64_t out_head_stride, out_row_stride;
   DimTable dims, ident;
 };
@@ -442,8 +446,8 @@ template <class T>
 constexpr size_t inv_smem(int stages) {
   constexpr bool split = Mma<T>::split;
   const size_t main = size_t(stages) * BK * raw_stride<T>() * sizeof(T) +
-                      (split ? 2 : 0) * BK * (BN + kPadB) * 2 +     // coef hi, lo
-                      (split ? 2 : 1) * BK * (BM + kPadB) * 2;      // basis [k][n] (hi, lo)
+                      (split ? 2 : 0) * BK * (BN + kPadB) * 2 +  // coef hi, lo
+                      (split ? 2 : 1) * BK * (BM + kPadB) * 2;   // basis [k][n] (hi, lo)
   const size_t epi = size_t(BM) * (BN + 16 / sizeof(T)) * sizeof(T);
   return main > epi ? main : epi;
 }
@@ -471,7 +475,7 @@ __global__ void __launch_bounds__(kThreads) dct_inverse_kernel(const InvParams p
   const int gr = threadIdx.x / 8, gj = (threadIdx.x % 8) * 16;
   const int64_t gn = n0 + gj;
   const int64_t L4 = 4 * p.L;
-  int64_t phase = ((2 * gn + 1) * gr) % L4;              // k = gr at step 0
+  int64_t phase = ((2 * gn + 1) * gr) % L4;             // k = gr at step 0
   const int64_t phase_step = ((2 * gn + 1) * BK) % L4;  // k advances by BK per step
 
   auto issue = [&](int s) {
@@ -625,8 +629,7 @@ void compress_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv
 }
 
 template <class T>
-void reconstruct_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void* coeffs,
-                   void* kv) {
+void reconstruct_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void* coeffs, void* kv) {
   const int64_t heads = s.batch * s.kv_heads;
   const int C = static_cast<int>(f.compressed_dims.size());
   const int64_t L = f.middle(s.tokens), M = f.m;
@@ -683,18 +686,24 @@ void check_layout(const KvShape& s, const FourierLayout& f) {
 void fourier_split(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv,
                    const FourierPtrs& out) {
   switch (s.dtype) {
-    case DType::f32: return split_merge_t<float>(c, s, f, kv, nullptr, out, false);
-    case DType::bf16: return split_merge_t<bf16>(c, s, f, kv, nullptr, out, false);
-    case DType::f16: return split_merge_t<f16>(c, s, f, kv, nullptr, out, false);
+    case DType::f32:
+      return split_merge_t<float>(c, s, f, kv, nullptr, out, false);
+    case DType::bf16:
+      return split_merge_t<bf16>(c, s, f, kv, nullptr, out, false);
+    case DType::f16:
+      return split_merge_t<f16>(c, s, f, kv, nullptr, out, false);
   }
 }
 
 void fourier_merge(Ctx& c, const KvShape& s, const FourierLayout& f, const FourierPtrs& in,
                    void* kv) {
   switch (s.dtype) {
-    case DType::f32: return split_merge_t<float>(c, s, f, nullptr, kv, in, true);
-    case DType::bf16: return split_merge_t<bf16>(c, s, f, nullptr, kv, in, true);
-    case DType::f16: return split_merge_t<f16>(c, s, f, nullptr, kv, in, true);
+    case DType::f32:
+      return split_merge_t<float>(c, s, f, nullptr, kv, in, true);
+    case DType::bf16:
+      return split_merge_t<bf16>(c, s, f, nullptr, kv, in, true);
+    case DType::f16:
+      return split_merge_t<f16>(c, s, f, nullptr, kv, in, true);
   }
 }
 
@@ -712,9 +721,15 @@ void fourier_compress(Ctx& c, const KvShape& s, const FourierLayout& f, const vo
     fourier_compress_cufft(c, s, f, kv, out.coeffs);
   } else {
     switch (s.dtype) {
-      case DType::f32: compress_t<float>(c, s, f, kv, out.coeffs); break;
-      case DType::bf16: compress_t<bf16>(c, s, f, kv, out.coeffs); break;
-      case DType::f16: compress_t<f16>(c, s, f, kv, out.coeffs); break;
+      case DType::f32:
+        compress_t<float>(c, s, f, kv, out.coeffs);
+        break;
+      case DType::bf16:
+        compress_t<bf16>(c, s, f, kv, out.coeffs);
+        break;
+      case DType::f16:
+        compress_t<f16>(c, s, f, kv, out.coeffs);
+        break;
     }
   }
   join_side(c);
@@ -735,9 +750,15 @@ void fourier_reconstruct(Ctx& c, const KvShape& s, const FourierLayout& f, const
     fourier_reconstruct_cufft(c, s, f, in.coeffs, kv);
   } else {
     switch (s.dtype) {
-      case DType::f32: reconstruct_t<float>(c, s, f, in.coeffs, kv); break;
-      case DType::bf16: reconstruct_t<bf16>(c, s, f, in.coeffs, kv); break;
-      case DType::f16: reconstruct_t<f16>(c, s, f, in.coeffs, kv); break;
+      case DType::f32:
+        reconstruct_t<float>(c, s, f, in.coeffs, kv);
+        break;
+      case DType::bf16:
+        reconstruct_t<bf16>(c, s, f, in.coeffs, kv);
+        break;
+      case DType::f16:
+        reconstruct_t<f16>(c, s, f, in.coeffs, kv);
+        break;
     }
   }
   join_side(c);

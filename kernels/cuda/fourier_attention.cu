@@ -141,13 +141,15 @@ __global__ void __launch_bounds__(256) edge_kernel(const FParams p, float* parti
   const int j = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int ncols = static_cast<int>(p.group * p.q_len);
   float* out = partial + (head * splits + split) * rec;
-  const int64_t o_off = 2 * kDecCols, r_off = o_off + kDecCols * p.DK, c_off = r_off + kDecCols * MP;
+  const int64_t o_off = 2 * kDecCols, r_off = o_off + kDecCols * p.DK,
+                c_off = r_off + kDecCols * MP;
   for (int64_t i = threadIdx.x; i < kDecCols * MP; i += blockDim.x) out[r_off + i] = 0.f;
   float m = -INFINITY, l = 0.f;
   float okept[8] = {}, oedge[8] = {};
   if (j < ncols) {
     const int64_t qh = kvh * p.group + j / p.q_len, qi = j % p.q_len;
-    const T* q = static_cast<const T*>(p.q) + ((b * p.kv_heads * p.group + qh) * p.q_len + qi) * p.head_dim;
+    const T* q =
+        static_cast<const T*>(p.q) + ((b * p.kv_heads * p.group + qh) * p.q_len + qi) * p.head_dim;
     const int64_t qpos = p.tokens - p.q_len + qi;
     const int64_t E = p.sink + p.window;
     const T* kk = static_cast<const T*>(p.kk) + head * p.tokens * p.DK;
@@ -239,8 +241,9 @@ void simple_t(Ctx& c, const FParams& p) {
     throw std::invalid_argument("fourier_attention: m too large (" + std::to_string(p.M) + ")");
   KVS_CUDA(cudaFuncSetAttribute(simple_fourier_kernel<T>,
                                 cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  simple_fourier_kernel<T><<<unsigned((rows + kSimpleWarps - 1) / kSimpleWarps),
-                             kSimpleWarps * 32, smem, c.stream>>>(p);
+  simple_fourier_kernel<T>
+      <<<unsigned((rows + kSimpleWarps - 1) / kSimpleWarps), kSimpleWarps * 32, smem, c.stream>>>(
+          p);
   KVS_LAUNCH();
 }
 
@@ -282,12 +285,12 @@ void decode_t(Ctx& c, const FParams& f) {
   if (middle_splits > 0) {
     KVS_CUDA(cudaFuncSetAttribute(decode_kernel<T, DK, MT, kStages>,
                                   cudaFuncAttributeMaxDynamicSharedMemorySize, int(SM::bytes)));
-    decode_kernel<T, DK, MT, kStages><<<dim3(unsigned(middle_splits), unsigned(heads)),
-                                        kDecThreads, SM::bytes, c.stream>>>(p);
+    decode_kernel<T, DK, MT, kStages>
+        <<<dim3(unsigned(middle_splits), unsigned(heads)), kDecThreads, SM::bytes, c.stream>>>(p);
     KVS_LAUNCH();
   }
-  edge_kernel<T><<<unsigned(heads), 256, 0, c.stream>>>(f, p.partial, p.splits_total,
-                                                         middle_splits, p.rec, MP);
+  edge_kernel<T><<<unsigned(heads), 256, 0, c.stream>>>(f, p.partial, p.splits_total, middle_splits,
+                                                        p.rec, MP);
   KVS_LAUNCH();
   CombineParams cp{};
   cp.partial = p.partial;
@@ -381,9 +384,12 @@ void fourier_attention(Ctx& c, const AttentionArgs& a, const FourierLayout& f, c
     if (a.dtype == DType::f16 && fast_t<f16>(c, p)) return;
   }
   switch (a.dtype) {
-    case DType::f32: return simple_t<float>(c, p);
-    case DType::bf16: return simple_t<bf16>(c, p);
-    case DType::f16: return simple_t<f16>(c, p);
+    case DType::f32:
+      return simple_t<float>(c, p);
+    case DType::bf16:
+      return simple_t<bf16>(c, p);
+    case DType::f16:
+      return simple_t<f16>(c, p);
   }
 }
 

@@ -102,7 +102,8 @@ __global__ void scatter_kernel(int64_t L, int64_t T_, int64_t D, int64_t sink, i
   for (int r = threadIdx.y; r < 32; r += 8) {
     const int64_t n = n0 + r;
     const int c = c0 + threadIdx.x;
-    if (n < L && c < C) x[(h * T_ + sink + n) * D + dims.off[c]] = from_f32<T>(tile[r][threadIdx.x]);
+    if (n < L && c < C)
+      x[(h * T_ + sink + n) * D + dims.off[c]] = from_f32<T>(tile[r][threadIdx.x]);
   }
 }
 
@@ -133,8 +134,8 @@ __global__ void twiddle_forward_kernel(int64_t heads, int64_t L, int64_t M, int 
 
 // F[col][k] = e^{i pi k/(2L)} (C_k - i C_{L-k}), C_k = c_k / s_k for k < min(M, L), else 0.
 template <class T>
-__global__ void twiddle_inverse_kernel(int64_t heads, int64_t L, int64_t M, int C,
-                                       const T* coeffs, cufftComplex* F) {
+__global__ void twiddle_inverse_kernel(int64_t heads, int64_t L, int64_t M, int C, const T* coeffs,
+                                       cufftComplex* F) {
   const int64_t nf = L / 2 + 1, total = heads * C * nf;
   const int64_t kmax = M < L ? M : L;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
@@ -179,7 +180,7 @@ void compress_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv
   const dim3 tg(static_cast<unsigned>((L + 31) / 32), static_cast<unsigned>((C + 31) / 32),
                 static_cast<unsigned>(heads));
   gather_kernel<T><<<tg, dim3(32, 8), 0, c.stream>>>(L, s.tokens, s.head_dim, f.sink, C,
-                                                      static_cast<const T*>(kv), v, make_dims(f));
+                                                     static_cast<const T*>(kv), v, make_dims(f));
   KVS_LAUNCH();
   cufftHandle plan = c.fft->get(L, cols, CUFFT_R2C);
   FftPlans::check(cufftSetStream(plan, c.stream), "cufftSetStream");
@@ -190,8 +191,7 @@ void compress_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv
 }
 
 template <class T>
-void reconstruct_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void* coeffs,
-                   void* kv) {
+void reconstruct_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void* coeffs, void* kv) {
   const int64_t heads = s.batch * s.kv_heads, L = f.middle(s.tokens), M = f.m;
   const int C = static_cast<int>(f.compressed_dims.size());
   if (L == 0 || C == 0) return;
@@ -207,7 +207,7 @@ void reconstruct_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void*
   const dim3 tg(static_cast<unsigned>((L + 31) / 32), static_cast<unsigned>((C + 31) / 32),
                 static_cast<unsigned>(heads));
   scatter_kernel<T><<<tg, dim3(32, 8), 0, c.stream>>>(L, s.tokens, s.head_dim, f.sink, C, v,
-                                                       static_cast<T*>(kv), make_dims(f));
+                                                      static_cast<T*>(kv), make_dims(f));
   KVS_LAUNCH();
 }
 
@@ -216,18 +216,24 @@ void reconstruct_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void*
 void fourier_compress_cufft(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv,
                             void* coeffs) {
   switch (s.dtype) {
-    case DType::f32: return compress_t<float>(c, s, f, kv, coeffs);
-    case DType::bf16: return compress_t<bf16>(c, s, f, kv, coeffs);
-    case DType::f16: return compress_t<f16>(c, s, f, kv, coeffs);
+    case DType::f32:
+      return compress_t<float>(c, s, f, kv, coeffs);
+    case DType::bf16:
+      return compress_t<bf16>(c, s, f, kv, coeffs);
+    case DType::f16:
+      return compress_t<f16>(c, s, f, kv, coeffs);
   }
 }
 
-void fourier_reconstruct_cufft(Ctx& c, const KvShape& s, const FourierLayout& f,
-                               const void* coeffs, void* kv) {
+void fourier_reconstruct_cufft(Ctx& c, const KvShape& s, const FourierLayout& f, const void* coeffs,
+                               void* kv) {
   switch (s.dtype) {
-    case DType::f32: return reconstruct_t<float>(c, s, f, coeffs, kv);
-    case DType::bf16: return reconstruct_t<bf16>(c, s, f, coeffs, kv);
-    case DType::f16: return reconstruct_t<f16>(c, s, f, coeffs, kv);
+    case DType::f32:
+      return reconstruct_t<float>(c, s, f, coeffs, kv);
+    case DType::bf16:
+      return reconstruct_t<bf16>(c, s, f, coeffs, kv);
+    case DType::f16:
+      return reconstruct_t<f16>(c, s, f, coeffs, kv);
   }
 }
 

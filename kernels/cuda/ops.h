@@ -16,10 +16,11 @@
 namespace kvscope::kernels::cuda {
 
 [[noreturn]] void throw_cuda(cudaError_t e, const char* what, const char* file, int line);
-#define KVS_CUDA(x)                                                                  \
-  do {                                                                               \
-    const cudaError_t kvs_e_ = (x);                                                  \
-    if (kvs_e_ != cudaSuccess) ::kvscope::kernels::cuda::throw_cuda(kvs_e_, #x, __FILE__, __LINE__); \
+#define KVS_CUDA(x)                                                         \
+  do {                                                                      \
+    const cudaError_t kvs_e_ = (x);                                         \
+    if (kvs_e_ != cudaSuccess)                                              \
+      ::kvscope::kernels::cuda::throw_cuda(kvs_e_, #x, __FILE__, __LINE__); \
   } while (0)
 #define KVS_LAUNCH() KVS_CUDA(cudaGetLastError())
 
@@ -86,8 +87,8 @@ void fourier_merge(Ctx& c, const KvShape& s, const FourierLayout& f, const Fouri
                    void* kv);
 void fourier_compress_cufft(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv,
                             void* coeffs);
-void fourier_reconstruct_cufft(Ctx& c, const KvShape& s, const FourierLayout& f,
-                               const void* coeffs, void* kv);
+void fourier_reconstruct_cufft(Ctx& c, const KvShape& s, const FourierLayout& f, const void* coeffs,
+                               void* kv);
 FftPlans* fft_create();
 void fft_destroy(FftPlans* p);
 

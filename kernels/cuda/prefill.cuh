@@ -26,7 +26,7 @@ struct PrefillParams {
   const void* q;  // [B, Hq, q_len, D]
   const void* k;  // exact: [B, Hkv, T, D]; Fourier: kept [B, Hkv, T, DK]
   const void* v;
-  void* o;        // [B, Hq, q_len, D]
+  void* o;  // [B, Hq, q_len, D]
   // Fourier only
   const void* kc;  // [B, Hkv, M, C]
   const void* vc;
@@ -133,9 +133,12 @@ __global__ void __launch_bounds__(kPreThreads, 1) prefill_kernel(const PrefillPa
           const int64_t tok = t0 + r;
           int64_t er = -1;
           if (tok < T_) {
-            if (p.L == 0) er = tok;
-            else if (tok < p.sink) er = tok;
-            else if (tok >= p.sink + p.L) er = p.sink + (tok - p.sink - p.L);
+            if (p.L == 0)
+              er = tok;
+            else if (tok < p.sink)
+              er = tok;
+            else if (tok >= p.sink + p.L)
+              er = p.sink + (tok - p.sink - p.L);
           }
           if (er >= 0) {
             cp_async16(ks + r * RS + DK + cg, ke + er * C + cg, true);
@@ -213,8 +216,8 @@ __global__ void __launch_bounds__(kPreThreads, 1) prefill_kernel(const PrefillPa
 #pragma unroll
           for (int kk = 0; kk < MT; ++kk) {
             uint32_t a[4], bfr[4];
-            ldmatrix_x4_trans(a, bas + (16 * kk + (lane % 8) + (lane / 16) * 8) * BS + r0 +
-                                     ((lane / 8) % 2) * 8);
+            ldmatrix_x4_trans(
+                a, bas + (16 * kk + (lane % 8) + (lane / 16) * 8) * BS + r0 + ((lane / 8) % 2) * 8);
             ldmatrix_x4_trans(bfr, coef + (16 * kk + (lane % 8) + ((lane / 8) % 2) * 8) * CS +
                                        8 * nt + (lane / 16) * 8);
             const uint32_t b0[2] = {bfr[0], bfr[1]}, b1[2] = {bfr[2], bfr[3]};
@@ -253,7 +256,8 @@ __global__ void __launch_bounds__(kPreThreads, 1) prefill_kernel(const PrefillPa
         mma16816<T>(s[2 * pr + 1], qa[ks2], b1);
       }
     // Mask where the tile reaches past the diagonal or the end, then the online softmax.
-    const bool need_mask = t0 + kPreKeys > T_ || (p.causal && t0 + kPreKeys - 1 > qpos0 + 16 * warp);
+    const bool need_mask =
+        t0 + kPreKeys > T_ || (p.causal && t0 + kPreKeys - 1 > qpos0 + 16 * warp);
     float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
     for (int nt = 0; nt < kPreKeys / 8; ++nt)
@@ -290,7 +294,7 @@ __global__ void __launch_bounds__(kPreThreads, 1) prefill_kernel(const PrefillPa
     for (int dt = 0; dt < D / 8; ++dt)
 #pragma unroll
       for (int e = 0; e < 4; ++e) o[dt][e] *= alpha[e / 2];
-    // O += P V.
+        // O += P V.
 #pragma unroll
     for (int kk = 0; kk < kPreKeys / 16; ++kk) {
       uint32_t a[4];
@@ -301,8 +305,8 @@ __global__ void __launch_bounds__(kPreThreads, 1) prefill_kernel(const PrefillPa
 #pragma unroll
       for (int pr = 0; pr < D / 16; ++pr) {
         uint32_t r[4];
-        ldmatrix_x4_trans(r, vs + (16 * kk + (lane % 8) + ((lane / 8) % 2) * 8) * RS + 16 * pr +
-                                 (lane / 16) * 8);
+        ldmatrix_x4_trans(
+            r, vs + (16 * kk + (lane % 8) + ((lane / 8) % 2) * 8) * RS + 16 * pr + (lane / 16) * 8);
         const uint32_t b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
         mma16816<T>(o[2 * pr], a, b0);
         mma16816<T>(o[2 * pr + 1], a, b1);
@@ -337,7 +341,8 @@ __global__ void __launch_bounds__(kPreThreads, 1) prefill_kernel(const PrefillPa
     for (int i = threadIdx.x; i < kPreRows * D / 8; i += kPreThreads) {
       const int r = i / (D / 8), cg = (i % (D / 8)) * 8;
       if (r < rows_here)
-        *reinterpret_cast<uint4*>(og + r * D + cg) = *reinterpret_cast<const uint4*>(qs + r * RS + cg);
+        *reinterpret_cast<uint4*>(og + r * D + cg) =
+            *reinterpret_cast<const uint4*>(qs + r * RS + cg);
     }
   }
 }
