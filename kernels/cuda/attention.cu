@@ -116,7 +116,12 @@ void decode_t(Ctx& c, const AttentionArgs& a, const void* q, const void* k, cons
   p.scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(D));
   for (int i = 0; i < D; ++i) p.kdim[i] = static_cast<int16_t>(i);
   const int64_t heads = a.batch * a.kv_heads;
-  const DecodeSplit sp = decode_split(heads, a.tokens, c.sms);
+  KVS_CUDA(cudaFuncSetAttribute(decode_kernel<T, D, 0, kStages>,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize, int(SM::bytes)));
+  int per_sm = 1;
+  KVS_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, decode_kernel<T, D, 0, kStages>,
+                                                         kDecThreads, SM::bytes));
+  const DecodeSplit sp = decode_split(heads, a.tokens, int64_t(c.sms) * std::max(per_sm, 1));
   p.rows_per_split = sp.rows_per_split;
   p.splits_total = sp.splits;
   p.rec = dec_rec_floats(D, 0, 0);
@@ -182,10 +187,9 @@ void fast_t(Ctx& c, const AttentionArgs& a, const void* q, const void* k, const 
 
 }  // namespace
 
-DecodeSplit decode_split(int64_t heads, int64_t rows, int sms) {
-  // About 4 blocks per SM, each at least 4 tiles long.
+DecodeSplit decode_split(int64_t heads, int64_t rows, int64_t slots) {
   const int64_t tiles = std::max<int64_t>(1, (rows + kDecTile - 1) / kDecTile);
-  int64_t splits = std::max<int64_t>(1, (4 * int64_t(sms) + heads - 1) / heads);
+  int64_t splits = std::max<int64_t>(1, slots / std::max<int64_t>(heads, 1));
   splits = std::min(splits, std::max<int64_t>(1, tiles / 4));
   const int64_t per = (tiles + splits - 1) / splits * kDecTile;
   return {std::max<int64_t>(1, (rows + per - 1) / per), per};

@@ -32,7 +32,8 @@ struct DecodeParams {
   const void* q;  // [B, Hq, q_len, D]
   const void* k;  // rows of DK elements: exact K, or the kept dims of K
   const void* v;
-  const void* kc;  // Fourier: coefficients of K [B, Hkv, M, C] (else null)
+  const void* kc;    // Fourier: coefficients of K [B, Hkv, M, C] (else null)
+  const void* pmat;  // Fourier: P from fourier_p_kernel [B*Hkv][8][MP]
   int64_t kv_heads, group, q_len, head_dim, tokens;
   int64_t row0;  // token index of row 0 of k/v for this range (0, or sink for Fourier)
   int64_t rows;  // rows in the range (T, or the middle length L)
@@ -53,28 +54,80 @@ __host__ __device__ inline int64_t dec_rec_floats(int64_t dk, int64_t mp, int64_
   return 2 * kDecCols + kDecCols * (dk + mp + c);
 }
 
-template <class T, int DK, int MT, int kStages>
-struct DecodeSmem {
-  static constexpr int KS = DK + 8;        // row stride of K/V tiles (16-bit elements)
-  static constexpr int BS = kDecTile + 8;  // row stride of the basis tile
-  static constexpr int MP = MT * 16;
-  static constexpr size_t tiles = size_t(kStages) * 2 * kDecTile * KS * sizeof(T);
-  static constexpr size_t basis = size_t(MP) * BS * sizeof(T);
-  static constexpr size_t merge = size_t(4) * kDecCols * (DK + MP + 2) * sizeof(float);
-  static constexpr size_t pscratch = size_t(kDecCols) * (MP + 256) * sizeof(float);
-  static constexpr size_t main0 = tiles + basis;
-  static constexpr size_t main = main0 > pscratch ? main0 : pscratch;
-  static constexpr size_t bytes = main > merge ? main : merge;
-};
+// Shared-memory rows are not padded but XOR-swizzled in 16-byte chunks: the 8 rows an ldmatrix
+// reads land in 8 different bank groups, and the tiles fit three blocks per SM.
+template <int kChunksPerRow>
+__device__ __forceinline__ int swz(int row, int chunk) {
+  if constexpr (kChunksPerRow >= 8) return chunk ^ (row & 7);
+  if constexpr (kChunksPerRow == 4) return chunk ^ ((row >> 1) & 3);
+  return chunk ^ ((row >> 2) & 1);
+}
 
 template <class T, int DK, int MT, int kStages>
-__global__ void __launch_bounds__(kDecThreads) decode_kernel(const DecodeParams p) {
+struct DecodeSmem {
+  static constexpr int KC = DK / 8;  // 16-byte chunks per K/V row
+  static constexpr int MP = MT * 16;
+  static constexpr int PS = MP + 8;  // row stride of P ([8][MP], padded: read by ldmatrix rows)
+  static constexpr size_t tiles = size_t(kStages) * 2 * kDecTile * DK * sizeof(T);
+  static constexpr size_t basis = size_t(MP) * kDecTile * sizeof(T);
+  static constexpr size_t pmat = MT > 0 ? size_t(kDecCols) * PS * sizeof(T) : 0;
+  static constexpr size_t merge = size_t(4) * kDecCols * (DK + MP + 2) * sizeof(float);
+  static constexpr size_t loop = tiles + basis;
+  static constexpr size_t front = loop > merge ? loop : merge;
+  static constexpr size_t bytes = front + pmat;  // P lives after everything else
+};
+
+// P[head][j][k] = sum_c q_c(j) Kc[k, c] / sqrt(L) for the (up to 8) query columns j of each KV
+// head, k < MP (zero past min(M, L) and for absent columns): the B operand of the scores of the
+// compressed dims. Once per head, before decode_kernel's splits all read it.
+template <class T>
+__global__ void __launch_bounds__(256) fourier_p_kernel(const DecodeParams p, int64_t MP, T* pout) {
+  extern __shared__ __align__(16) float qc[];  // [8][C]
+  const int64_t head = blockIdx.x;
+  const int64_t b = head / p.kv_heads, kvh = head % p.kv_heads;
+  const int ncols = static_cast<int>(p.group * p.q_len), qlen = static_cast<int>(p.q_len);
+  const int C = static_cast<int>(p.C);
+  const T* q = static_cast<const T*>(p.q);
+  for (int i = threadIdx.x; i < kDecCols * C; i += blockDim.x) {
+    const int j = i / C, c = i % C;
+    float v = 0.f;
+    if (j < ncols) {
+      const int64_t qh = kvh * p.group + j / qlen, qi = j % qlen;
+      v = to_f32(q[((b * p.kv_heads * p.group + qh) * p.q_len + qi) * p.head_dim + p.cdim[c]]);
+    }
+    qc[i] = v;
+  }
+  __syncthreads();
+  const T* kc = static_cast<const T*>(p.kc) + head * p.M * p.C;
+  const int64_t kmax = p.M < p.L ? p.M : p.L;
+  const float inv_sqrt_l = rsqrtf(static_cast<float>(p.L));
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int64_t k = warp; k < MP; k += 8) {
+    float acc[kDecCols] = {};
+    if (k < kmax)
+      for (int c = lane; c < C; c += 32) {
+        const float x = to_f32(kc[k * C + c]);
+#pragma unroll
+        for (int j = 0; j < kDecCols; ++j) acc[j] = fmaf(qc[j * C + c], x, acc[j]);
+      }
+#pragma unroll
+    for (int j = 0; j < kDecCols; ++j) {
+      const float v = warp_sum(acc[j]);
+      if (lane == j) pout[(head * kDecCols + j) * MP + k] = from_f32<T>(v * inv_sqrt_l);
+    }
+  }
+}
+
+template <class T, int DK, int MT, int kStages>
+__global__ void __launch_bounds__(kDecThreads, MT > 0 ? 3 : 2) decode_kernel(const DecodeParams p) {
   using SM = DecodeSmem<T, DK, MT, kStages>;
-  constexpr int KS = SM::KS, BS = SM::BS, MP = SM::MP;
+  constexpr int KC = SM::KC, MP = SM::MP, PS = SM::PS;
   constexpr bool kFourier = MT > 0;
+  constexpr int R = kFourier ? (MP + kDecThreads - 1) / kDecThreads : 1;
   extern __shared__ __align__(16) unsigned char smem[];
   T* tiles = reinterpret_cast<T*>(smem);
-  T* basis = reinterpret_cast<T*>(smem + SM::tiles);
+  T* basis = reinterpret_cast<T*>(smem + SM::tiles);  // [MP][64], swizzled
+  T* pmat = reinterpret_cast<T*>(smem + SM::front);   // [8][PS]
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, tq = lane % 4;
@@ -84,22 +137,36 @@ __global__ void __launch_bounds__(kDecThreads) decode_kernel(const DecodeParams 
   const int64_t nb = int64_t(split) * p.rows_per_split;
   const int64_t ne = min(nb + p.rows_per_split, p.rows);
   const int ncols = static_cast<int>(p.group * p.q_len);
+  const int qlen = static_cast<int>(p.q_len);
   const T* q = static_cast<const T*>(p.q);
   const T* kbase = static_cast<const T*>(p.k) + (head * p.tokens + p.row0) * DK;
   const T* vbase = static_cast<const T*>(p.v) + (head * p.tokens + p.row0) * DK;
 
-  // Query column j = (head in group, query index); its row of Q and its position.
-  auto qrow = [&](int j) {
-    const int64_t qh = kvh * p.group + j / p.q_len, qi = j % p.q_len;
-    return q + ((b * p.kv_heads * p.group + qh) * p.q_len + qi) * p.head_dim;
-  };
-  auto qpos = [&](int j) { return p.tokens - p.q_len + j % p.q_len; };
+  if constexpr (kFourier) {  // P of this head, computed by fourier_p_kernel
+    const T* pg = static_cast<const T*>(p.pmat) + head * kDecCols * MP;
+    for (int i = threadIdx.x; i < kDecCols * MP / 8; i += kDecThreads) {
+      const int j = i / (MP / 8), c8 = (i % (MP / 8)) * 8;
+      cp_async16(pmat + j * PS + c8, pg + j * MP + c8, true);
+    }
+  }
+
+  // This thread's two score columns (2tq, 2tq+1): valid, and the last visible row.
+  bool col_ok[2];
+  int64_t last_row[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int j = 2 * tq + h;
+    col_ok[h] = j < ncols;
+    const int64_t qpos = p.tokens - p.q_len + (j % qlen);
+    last_row[h] = p.causal ? qpos - p.pos0 : INT64_MAX;
+  }
 
   // B fragments of Q over the kept dims: b0 = Q[g][16ks + 2tq, +1], b1 = +8.
   uint32_t qf[DK / 16][2];
   {
     const bool ok = g < ncols;
-    const T* qr = ok ? qrow(g) : q;
+    const int64_t qh = kvh * p.group + (ok ? g / qlen : 0), qi = ok ? g % qlen : 0;
+    const T* qr = q + ((b * p.kv_heads * p.group + qh) * p.q_len + qi) * p.head_dim;
 #pragma unroll
     for (int ks = 0; ks < DK / 16; ++ks)
 #pragma unroll
@@ -111,44 +178,25 @@ __global__ void __launch_bounds__(kDecThreads) decode_kernel(const DecodeParams 
       }
   }
 
-  // Fourier: P[j, k] = sum_c q_c Kc[k, c] / sqrt(L), as B fragments (k = 16ks + 2tq.., col g).
-  uint32_t pf[MT > 0 ? MT : 1][2];
-  constexpr int kRowsPerThread = MT > 0 ? (MP + kDecThreads - 1) / kDecThreads : 1;
-  float rcd[kRowsPerThread], rsd[kRowsPerThread];  // per basis row: rotation by pi k / L
-  int64_t phase[kRowsPerThread];                   // (2n+1) k mod 4L at the tile's first token
+  // Basis rows of this thread: k = threadIdx.x + 128 r. Per tile: an exact start (integer phase
+  // (2n+1)k mod 4L), 4 chains of 16 tokens per row started by rotations of it, each advanced by
+  // the three-term recurrence (one multiply-add per value).
+  float cd[R], sd[R], c16[R][3], s16[R][3], wk[R];
+  int64_t phase[R], step[R];
   if constexpr (kFourier) {
-    float* pbuf = reinterpret_cast<float*>(smem);  // [8][MP] f32, before any tile is loaded
-    float* qc = pbuf + kDecCols * MP;              // [8][C]
-    for (int i = threadIdx.x; i < kDecCols * p.C; i += kDecThreads) {
-      const int j = static_cast<int>(i / p.C), c = static_cast<int>(i % p.C);
-      qc[i] = j < ncols ? to_f32(qrow(j)[p.cdim[c]]) : 0.f;
-    }
-    __syncthreads();
-    const T* kc = static_cast<const T*>(p.kc) + head * p.M * p.C;
-    const float inv_sqrt_l = rsqrtf(static_cast<float>(p.L));
-    for (int i = threadIdx.x; i < kDecCols * MP; i += kDecThreads) {
-      const int j = i / MP, k = i % MP;
-      float s = 0.f;
-      if (k < p.M && j < ncols)
-        for (int c = 0; c < p.C; ++c) s = fmaf(qc[j * p.C + c], to_f32(kc[k * p.C + c]), s);
-      pbuf[j * MP + k] = s * inv_sqrt_l;
-    }
-    __syncthreads();
+    const int64_t L4 = 4 * p.L, kmax = p.M < p.L ? p.M : p.L;
 #pragma unroll
-    for (int ks = 0; ks < MT; ++ks)
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int k = 16 * ks + 2 * tq + 8 * h;
-        pf[ks][h] = pack2<T>(pbuf[g * MP + k], pbuf[g * MP + k + 1]);
-      }
-    __syncthreads();
-    // Basis rows owned by this thread: k = threadIdx.x + 128 r; phase of token nb advances by
-    // 2 * 64 * k per tile.
-#pragma unroll
-    for (int r = 0; r < kRowsPerThread; ++r) {
+    for (int r = 0; r < R; ++r) {
       const int64_t k = threadIdx.x + int64_t(kDecThreads) * r;
-      sincospif(static_cast<float>(k % (2 * p.L)) / static_cast<float>(p.L), &rsd[r], &rcd[r]);
-      phase[r] = ((2 * nb + 1) * k) % (4 * p.L);
+      sincospif(static_cast<float>(k % (2 * p.L)) / static_cast<float>(p.L), &sd[r], &cd[r]);
+#pragma unroll
+      for (int j = 0; j < 3; ++j) {
+        const int64_t pj = (32 * (j + 1) * k) % L4;  // 16 (j + 1) tokens
+        sincospif(static_cast<float>(pj) / static_cast<float>(2 * p.L), &s16[r][j], &c16[r][j]);
+      }
+      wk[r] = k >= kmax ? 0.f : (k == 0 ? 1.f : 1.41421356237309515f);
+      phase[r] = ((2 * nb + 1) * k) % L4;
+      step[r] = (2 * kDecTile * k) % L4;
     }
   }
 
@@ -159,16 +207,20 @@ __global__ void __launch_bounds__(kDecThreads) decode_kernel(const DecodeParams 
   const int tiles_n = static_cast<int>((ne - nb + kDecTile - 1) / kDecTile);
   auto issue = [&](int s) {
     if (s < tiles_n) {
-      T* kt = tiles + size_t(s % kStages) * 2 * kDecTile * KS;
-      T* vt = kt + kDecTile * KS;
+      T* kt = tiles + size_t(s % kStages) * 2 * kDecTile * DK;
+      T* vt = kt + kDecTile * DK;
       const int64_t t0 = nb + int64_t(s) * kDecTile;
-      constexpr int per_row = DK / 8;
-      for (int i = threadIdx.x; i < kDecTile * per_row; i += kDecThreads) {
-        const int r = i / per_row, cg = (i % per_row) * 8;
-        const bool ok = t0 + r < ne;
-        const int64_t off = ok ? (t0 + r) * DK + cg : 0;
-        cp_async16(kt + r * KS + cg, kbase + off, ok);
-        cp_async16(vt + r * KS + cg, vbase + off, ok);
+      const int valid = static_cast<int>(min(int64_t(kDecTile), ne - t0));
+      const T* ks = kbase + t0 * DK;
+      const T* vs = vbase + t0 * DK;
+#pragma unroll
+      for (int i = threadIdx.x; i < kDecTile * KC; i += kDecThreads) {
+        const int r = i / KC, c = i % KC;
+        const bool ok = r < valid;
+        const int off = ok ? r * DK + 8 * c : 0;
+        const int dst = r * DK + 8 * swz<KC>(r, c);
+        cp_async16(kt + dst, ks + off, ok);
+        cp_async16(vt + dst, vs + off, ok);
       }
     }
     cp_async_commit();
@@ -180,38 +232,57 @@ __global__ void __launch_bounds__(kDecThreads) decode_kernel(const DecodeParams 
     cp_async_wait<kStages - 2>();
     __syncthreads();
     issue(s + kStages - 1);
-    const T* kt = tiles + size_t(s % kStages) * 2 * kDecTile * KS;
-    const T* vt = kt + kDecTile * KS;
+    const T* kt = tiles + size_t(s % kStages) * 2 * kDecTile * DK;
+    const T* vt = kt + kDecTile * DK;
     const int64_t t0 = nb + int64_t(s) * kDecTile;
+    const int valid = static_cast<int>(min(int64_t(kDecTile), ne - t0));
     if constexpr (kFourier) {
+      const int lim = static_cast<int>(min(int64_t(kDecTile), p.L - t0));  // basis 0 past L
+      const int64_t L4 = 4 * p.L;
 #pragma unroll
-      for (int r = 0; r < kRowsPerThread; ++r) {
+      for (int r = 0; r < R; ++r) {
         const int k = threadIdx.x + kDecThreads * r;
         if (k >= MP) break;
-        // Exact start for this tile, then 64 rotations.
-        const int64_t kk = k;
-        const int64_t kmax = p.M < p.L ? p.M : p.L;
-        float sv, cv;
-        sincospif(static_cast<float>(phase[r]) / static_cast<float>(2 * p.L), &sv, &cv);
-        phase[r] = (phase[r] + 2 * kDecTile * kk) % (4 * p.L);
-        const float w = kk >= kmax ? 0.f : (kk == 0 ? 1.f : 1.41421356237309515f);
-        T* row = basis + k * BS;
+        float s0, c0;
+        sincospif(static_cast<float>(phase[r]) / static_cast<float>(2 * p.L), &s0, &c0);
+        phase[r] += step[r];
+        if (phase[r] >= L4) phase[r] -= L4;
+        c0 *= wk[r];
+        s0 *= wk[r];
+        float x[4], prev[4];
+        x[0] = c0;
+        prev[0] = c0 * cd[r] + s0 * sd[r];
 #pragma unroll
-        for (int e8 = 0; e8 < kDecTile; e8 += 8) {
-          float v8[8];
+        for (int j = 1; j < 4; ++j) {
+          const float cj = c0 * c16[r][j - 1] - s0 * s16[r][j - 1];
+          const float sj = s0 * c16[r][j - 1] + c0 * s16[r][j - 1];
+          x[j] = cj;
+          prev[j] = cj * cd[r] + sj * sd[r];
+        }
+        const float two_cd = 2.f * cd[r];
+        T* row = basis + k * kDecTile;
 #pragma unroll
-          for (int e = 0; e < 8; ++e) {
-            v8[e] = (t0 + e8 + e < p.L) ? w * cv : 0.f;
-            const float c2 = cv * rcd[r] - sv * rsd[r];
-            sv = sv * rcd[r] + cv * rsd[r];
-            cv = c2;
-          }
-          uint4 u;
-          u.x = pack2<T>(v8[0], v8[1]);
-          u.y = pack2<T>(v8[2], v8[3]);
-          u.z = pack2<T>(v8[4], v8[5]);
-          u.w = pack2<T>(v8[6], v8[7]);
-          *reinterpret_cast<uint4*>(row + e8) = u;
+        for (int half = 0; half < 2; ++half) {
+          uint32_t packed[4][4];
+#pragma unroll
+          for (int e = 0; e < 8; e += 2)
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+              const int n = 16 * j + 8 * half + e;
+              const float v0 = n < lim ? x[j] : 0.f;
+              float nx = fmaf(two_cd, x[j], -prev[j]);
+              prev[j] = x[j];
+              x[j] = nx;
+              const float v1 = n + 1 < lim ? x[j] : 0.f;
+              nx = fmaf(two_cd, x[j], -prev[j]);
+              prev[j] = x[j];
+              x[j] = nx;
+              packed[j][e / 2] = pack2<T>(v0, v1);
+            }
+#pragma unroll
+          for (int j = 0; j < 4; ++j)
+            *reinterpret_cast<uint4*>(row + 8 * swz<8>(k, 2 * j + half)) =
+                make_uint4(packed[j][0], packed[j][1], packed[j][2], packed[j][3]);
         }
       }
       __syncthreads();
@@ -222,16 +293,22 @@ __global__ void __launch_bounds__(kDecThreads) decode_kernel(const DecodeParams 
 #pragma unroll
     for (int ks = 0; ks < DK / 16; ++ks) {
       uint32_t a[4];
-      ldmatrix_x4(a, kt + (16 * warp + lane % 16) * KS + 16 * ks + (lane / 16) * 8);
+      const int row = 16 * warp + lane % 16;
+      ldmatrix_x4(a, kt + row * DK + 8 * swz<KC>(row, 2 * ks + lane / 16));
       mma16816<T>(sc, a, qf[ks]);
     }
     if constexpr (kFourier) {
 #pragma unroll
-      for (int ks = 0; ks < MT; ++ks) {
-        uint32_t a[4];
-        ldmatrix_x4_trans(a, basis + (16 * ks + (lane % 8) + (lane / 16) * 8) * BS + 16 * warp +
-                                 ((lane / 8) % 2) * 8);
-        mma16816<T>(sc, a, pf[ks]);
+      for (int ks = 0; ks < MT; ks += 2) {
+        uint32_t a[4], pb[4];
+        ldmatrix_x4(pb, pmat + (lane % 8) * PS + 16 * ks + (lane / 8) * 8);
+        const uint32_t b0[2] = {pb[0], pb[1]}, b1[2] = {pb[2], pb[3]};
+#pragma unroll
+        for (int u = 0; u < 2; ++u) {
+          const int row = 16 * (ks + u) + (lane % 8) + (lane / 16) * 8;
+          ldmatrix_x4_trans(a, basis + row * kDecTile + 8 * swz<8>(row, 2 * warp + (lane / 8) % 2));
+          mma16816<T>(sc, a, u == 0 ? b0 : b1);
+        }
       }
     }
     // Mask, scale, online softmax per column (this thread: columns 2tq, 2tq+1).
@@ -239,12 +316,10 @@ __global__ void __launch_bounds__(kDecThreads) decode_kernel(const DecodeParams 
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const int row = 16 * warp + g + 8 * (e / 2);
-      const int j = 2 * tq + (e % 2);
-      const int64_t t = t0 + row;
-      bool ok = t < ne && j < ncols;
-      if (ok && p.causal) ok = p.pos0 + t <= qpos(j);
+      const int h = e % 2;
+      const bool ok = row < valid && col_ok[h] && t0 + row <= last_row[h];
       sc[e] = ok ? sc[e] * p.scale_log2 : -INFINITY;
-      mx[e % 2] = fmaxf(mx[e % 2], sc[e]);
+      mx[h] = fmaxf(mx[h], sc[e]);
     }
     float alpha[2], mbase[2];
 #pragma unroll
@@ -280,15 +355,16 @@ __global__ void __launch_bounds__(kDecThreads) decode_kernel(const DecodeParams 
 #pragma unroll
     for (int i = 0; i < DK / 16; ++i) {
       uint32_t a[4];
-      ldmatrix_x4_trans(
-          a, vt + (16 * warp + (lane % 8) + (lane / 16) * 8) * KS + 16 * i + ((lane / 8) % 2) * 8);
+      const int row = 16 * warp + (lane % 8) + (lane / 16) * 8;
+      ldmatrix_x4_trans(a, vt + row * DK + 8 * swz<KC>(row, 2 * i + (lane / 8) % 2));
       mma16816<T>(o[i], a, wf);
     }
     if constexpr (kFourier) {
 #pragma unroll
       for (int i = 0; i < MT; ++i) {
         uint32_t a[4];
-        ldmatrix_x4(a, basis + (16 * i + lane % 16) * BS + 16 * warp + (lane / 16) * 8);
+        const int row = 16 * i + lane % 16;
+        ldmatrix_x4(a, basis + row * kDecTile + 8 * swz<8>(row, 2 * warp + lane / 16));
         mma16816<T>(racc[i], a, wf);
       }
     }

@@ -13,6 +13,7 @@
 // f32 tensors use bf16 tensor cores with each operand split in a high and a low bf16 part
 // (3 products: hi*hi + hi*lo + lo*hi), which keeps about 16 bits of each operand.
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <stdexcept>
 
@@ -220,35 +221,92 @@ __device__ __forceinline__ void store8(TM* hi, TM* lo, const float (&v)[8]) {
   }
 }
 
-// One BK x BN tile of operand rows [r0, r0 + BK) (rows >= limit are zero) into shared memory
-// (row stride BN + pad of T), columns [col0, col0 + BN) of the (head, c) flattening.
+// The column of the (head, c) flattening that this thread loads in every tile: with 256
+// threads and 128 columns per tile, thread i always moves column (i % (BN / G)) * G (16-byte
+// groups) or i % BN (elements), so its address is computed once, not per step.
 template <class T>
-__device__ __forceinline__ void load_tile(T* dst, int stride, const Operand& op, int64_t r0,
-                                          int64_t rlo, int64_t rhi, int64_t col0, int64_t heads,
-                                          int C, bool vec, const DimTable& dims) {
+struct ColumnSource {
+  const T* base = nullptr;  // element (row 0) of the thread's column; null past the last head
+  int row0 = 0;             // first tile row of the thread; then every kThreads / per_row rows
+};
+
+template <class T>
+__device__ __forceinline__ ColumnSource<T> column_source(const Operand& op, int64_t col0,
+                                                         int64_t heads, int C, bool vec,
+                                                         const DimTable& dims) {
   constexpr int G = Vec16<T>::n;
-  const T* base = static_cast<const T*>(op.base);
+  const int per_row = vec ? BN / G : BN;
+  const int cl = (threadIdx.x % per_row) * (vec ? G : 1);
+  const int col = static_cast<int>(col0) + cl;
+  const int h = col / C, c = col - h * C;
+  ColumnSource<T> s;
+  s.row0 = threadIdx.x / per_row;
+  if (h < heads) s.base = static_cast<const T*>(op.base) + h * op.head_stride + dims.off[c];
+  return s;
+}
+
+// One BK x BN tile: operand rows [r0, r0 + BK), rows outside [rlo, rhi) zero, into shared memory
+// with row stride `stride` elements.
+template <class T>
+__device__ __forceinline__ void load_tile(T* dst, int stride, const ColumnSource<T>& cs,
+                                          int64_t row_stride, int64_t r0, int64_t rlo, int64_t rhi,
+                                          bool vec) {
+  constexpr int G = Vec16<T>::n;
   if (vec) {
-    constexpr int groups = BK * BN / G;
-    for (int i = threadIdx.x; i < groups; i += kThreads) {
-      const int row = i / (BN / G), cg = (i % (BN / G)) * G;
-      const int64_t r = r0 + row, col = col0 + cg;
-      const int64_t h = col / C;
-      const int cc = static_cast<int>(col % C);
-      const bool ok = r >= rlo && r < rhi && h < heads;
-      const T* src = ok ? base + h * op.head_stride + r * op.row_stride + dims.off[cc] : base;
-      cp_async16(dst + row * stride + cg, src, ok);
+    const int cl = (threadIdx.x % (BN / G)) * G;
+    constexpr int rows_per_pass = kThreads / (BN / G);
+#pragma unroll
+    for (int row = cs.row0; row < BK; row += rows_per_pass) {
+      const int64_t r = r0 + row;
+      const bool ok = cs.base != nullptr && r >= rlo && r < rhi;
+      cp_async16(dst + row * stride + cl, ok ? cs.base + r * row_stride : dst, ok);
     }
   } else {
-    for (int i = threadIdx.x; i < BK * BN; i += kThreads) {
-      const int row = i / BN, cl = i % BN;
-      const int64_t r = r0 + row, col = col0 + cl;
-      const int64_t h = col / C;
-      const int cc = static_cast<int>(col % C);
-      const bool ok = r >= rlo && r < rhi && h < heads;
-      dst[row * stride + cl] =
-          ok ? base[h * op.head_stride + r * op.row_stride + dims.off[cc]] : from_f32<T>(0.f);
+    const int cl = threadIdx.x % BN;
+    constexpr int rows_per_pass = kThreads / BN;
+    for (int row = cs.row0; row < BK; row += rows_per_pass) {
+      const int64_t r = r0 + row;
+      const bool ok = cs.base != nullptr && r >= rlo && r < rhi;
+      dst[row * stride + cl] = ok ? cs.base[r * row_stride] : from_f32<T>(0.f);
     }
+  }
+}
+
+// 8 consecutive elements of shared memory as floats.
+template <class T>
+__device__ __forceinline__ void load8f(const T* p, float (&v)[8]) {
+  if constexpr (sizeof(T) == 2) {
+    Vec16<T> x;
+    x.u = *reinterpret_cast<const uint4*>(p);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) v[e] = to_f32(x.e[e]);
+  } else {
+    const float4 a = *reinterpret_cast<const float4*>(p);
+    const float4 b = *reinterpret_cast<const float4*>(p + 4);
+    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+  }
+}
+
+// 16 basis values w cos(a + e d), e < 16, as two independent chains of 8 (starting at a and at
+// a + 8d). Each chain uses the three-term (Chebyshev) recurrence
+//   cos(x + d) = 2 cos(d) cos(x) - cos(x - d),
+// one multiply-add per value; its rounding errors grow at most linearly (<= 8 * 6e-8 here).
+__device__ __forceinline__ void basis16(float c, float s, float cd, float sd, float c8, float s8,
+                                        float w, float (&v)[16]) {
+  const float ca = w * c, sa = w * s;
+  const float cb = ca * c8 - sa * s8, sb = sa * c8 + ca * s8;
+  float pa = ca * cd + sa * sd, pb = cb * cd + sb * sd;  // w cos(x - d)
+  float xa = ca, xb = cb;
+  const float two_cd = 2.f * cd;
+#pragma unroll
+  for (int e = 0; e < 8; ++e) {
+    v[e] = xa;
+    v[e + 8] = xb;
+    const float na = fmaf(two_cd, xa, -pa), nb = fmaf(two_cd, xb, -pb);
+    pa = xa;
+    pb = xb;
+    xa = na;
+    xb = nb;
   }
 }
 
@@ -330,9 +388,11 @@ __global__ void __launch_bounds__(kThreads) dct_forward_kernel(const FwdParams p
   const int64_t L4 = 4 * p.L;
   int64_t phase = ((2 * (nb + gj) + 1) * gk) % L4;
   const int64_t phase_step = (2 * BK * gk) % L4;
-  float cd = 0.f, sd = 0.f;
+  float cd = 0.f, sd = 0.f, c8 = 0.f, s8 = 0.f;
   sincospif(static_cast<float>(gk % (2 * p.L)) / static_cast<float>(p.L), &sd, &cd);
+  sincospif(static_cast<float>((16 * gk) % L4) / static_cast<float>(2 * p.L), &s8, &c8);
   const float gw = gk >= p.kmax ? 0.f : (gk == 0 ? 1.f : 1.41421356237309515f);
+  const ColumnSource<T> cs = column_source<T>(p.x, col0, p.heads, p.C, p.vec, p.dims);
 
   auto issue = [&](int s) {
     if (s < steps) {
@@ -340,11 +400,11 @@ __global__ void __launch_bounds__(kThreads) dct_forward_kernel(const FwdParams p
       T* dst = raw + size_t(s % kStages) * 2 * BK * RS;
       // rows n0.. of x, and the mirror rows L-n0-BK .. L-n0-1 (row r holds n = n0+BK-1-r);
       // a mirror row is loaded only when its n is in range and differs from the row itself.
-      load_tile<T>(dst, RS, p.x, n0, nb, ne, col0, p.heads, p.C, p.vec, p.dims);
+      load_tile<T>(dst, RS, cs, p.x.row_stride, n0, nb, ne, p.vec);
       // Mirror row m pairs with n = L-1-m: n < ne means m >= L - ne, and m >= half keeps the
       // middle token of an odd L (its own mirror) from being counted twice.
-      load_tile<T>(dst + BK * RS, RS, p.x, p.L - n0 - BK, max(p.L - ne, p.half), p.L, col0, p.heads,
-                   p.C, p.vec, p.dims);
+      load_tile<T>(dst + BK * RS, RS, cs, p.x.row_stride, p.L - n0 - BK, max(p.L - ne, p.half), p.L,
+                   p.vec);
     }
     cp_async_commit();
   };
@@ -362,13 +422,13 @@ __global__ void __launch_bounds__(kThreads) dct_forward_kernel(const FwdParams p
     const T* r2 = r1 + BK * RS;
     for (int i = threadIdx.x; i < BK * BN / 8; i += kThreads) {
       const int row = i / (BN / 8), cg = (i % (BN / 8)) * 8;
-      float u[8], v[8];
+      float u[8], v[8], a[8], b[8];
+      load8f(r1 + row * RS + cg, a);
+      load8f(r2 + (BK - 1 - row) * RS + cg, b);
 #pragma unroll
       for (int e = 0; e < 8; ++e) {
-        const float a = to_f32(r1[row * RS + cg + e]);
-        const float b = to_f32(r2[(BK - 1 - row) * RS + cg + e]);
-        u[e] = a + b;
-        v[e] = a - b;
+        u[e] = a[e] + b[e];
+        v[e] = a[e] - b[e];
       }
       store8<TM, kSplit>(ub + row * US + cg, ub_lo + row * US + cg, u);
       store8<TM, kSplit>(vb + row * US + cg, vb_lo + row * US + cg, v);
@@ -380,13 +440,7 @@ __global__ void __launch_bounds__(kThreads) dct_forward_kernel(const FwdParams p
       phase += phase_step;
       if (phase >= L4) phase -= L4;
       float vals[16];
-#pragma unroll
-      for (int e = 0; e < 16; ++e) {
-        vals[e] = gw * cv;
-        const float c2 = cv * cd - sv * sd;
-        sv = sv * cd + cv * sd;
-        cv = c2;
-      }
+      basis16(cv, sv, cd, sd, c8, s8, gw, vals);
       store8<TM, kSplit>(ab + gr * AS + gj, ab_lo + gr * AS + gj,
                          *reinterpret_cast<const float(*)[8]>(vals));
       store8<TM, kSplit>(ab + gr * AS + gj + 8, ab_lo + gr * AS + gj + 8,
@@ -416,11 +470,11 @@ __global__ void __launch_bounds__(kThreads) dct_forward_kernel(const FwdParams p
       for (int j = 0; j < 4; ++j)
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-          const int64_t col = col0 + wn * WTN + 8 * j + 2 * t + e;
-          const int64_t h = col / p.C;
+          const int col = static_cast<int>(col0) + wn * WTN + 8 * j + 2 * t + e;
+          const int h = col / p.C;
           if (h >= p.heads) continue;
-          const int64_t c = col % p.C;
-          atomicAdd(p.ws + (h * p.M + k) * p.C + c, acc[i][j][2 * h2 + e]);
+          const int c = col - h * p.C;
+          atomicAdd(p.ws + (int64_t(h) * p.M + k) * p.C + c, acc[i][j][2 * h2 + e]);
         }
     }
 }
@@ -478,10 +532,11 @@ __global__ void __launch_bounds__(kThreads) dct_inverse_kernel(const InvParams p
   int64_t phase = ((2 * gn + 1) * gr) % L4;             // k = gr at step 0
   const int64_t phase_step = ((2 * gn + 1) * BK) % L4;  // k advances by BK per step
 
+  const ColumnSource<T> cs = column_source<T>(p.coef, col0, p.heads, p.C, p.vec_in, p.ident);
   auto issue = [&](int s) {
     if (s < steps) {
-      load_tile<T>(raw + size_t(s % kStages) * BK * RS, RS, p.coef, int64_t(s) * BK, 0, p.kmax,
-                   col0, p.heads, p.C, p.vec_in, p.ident);
+      load_tile<T>(raw + size_t(s % kStages) * BK * RS, RS, cs, p.coef.row_stride, int64_t(s) * BK,
+                   0, p.kmax, p.vec_in);
     }
     cp_async_commit();
   };
@@ -497,27 +552,25 @@ __global__ void __launch_bounds__(kThreads) dct_inverse_kernel(const InvParams p
       for (int i = threadIdx.x; i < BK * BN / 8; i += kThreads) {
         const int row = i / (BN / 8), cg = (i % (BN / 8)) * 8;
         float v[8];
-#pragma unroll
-        for (int e = 0; e < 8; ++e) v[e] = to_f32(rt[row * RS + cg + e]);
+        load8f(rt + row * RS + cg, v);
         store8<TM, true>(chi + row * CS + cg, clo + row * CS + cg, v);
       }
     }
     {
       const int64_t k = int64_t(s) * BK + gr;
-      float sv, cv, sd, cd;
+      float sv, cv, sd, cd, s8, c8;
       sincospif(static_cast<float>(phase) / static_cast<float>(2 * p.L), &sv, &cv);
       sincospif(static_cast<float>(k % (2 * p.L)) / static_cast<float>(p.L), &sd, &cd);
+      sincospif(static_cast<float>((16 * k) % L4) / static_cast<float>(2 * p.L), &s8, &c8);
       phase += phase_step;
       if (phase >= L4) phase -= L4;
       const float w = k >= p.kmax ? 0.f : (k == 0 ? 1.f : 1.41421356237309515f);
       float vals[16];
+      basis16(cv, sv, cd, sd, c8, s8, w, vals);
+      const int lim = static_cast<int>(min(int64_t(16), p.L - gn));
 #pragma unroll
-      for (int e = 0; e < 16; ++e) {
-        vals[e] = gn + e < p.L ? w * cv : 0.f;
-        const float c2 = cv * cd - sv * sd;
-        sv = sv * cd + cv * sd;
-        cv = c2;
-      }
+      for (int e = 0; e < 16; ++e)
+        if (e >= lim) vals[e] = 0.f;
       store8<TM, kSplit>(gb + gr * GS + gj, gb_lo + gr * GS + gj,
                          *reinterpret_cast<const float(*)[8]>(vals));
       store8<TM, kSplit>(gb + gr * GS + gj + 8, gb_lo + gr * GS + gj + 8,
@@ -556,18 +609,20 @@ __global__ void __launch_bounds__(kThreads) dct_inverse_kernel(const InvParams p
   if (p.vec_out) {
     for (int i = threadIdx.x; i < BM * BN / G; i += kThreads) {
       const int r = i / (BN / G), cg = (i % (BN / G)) * G;
-      const int64_t n = n0 + r, col = col0 + cg, h = col / p.C;
+      const int64_t n = n0 + r;
+      const int col = static_cast<int>(col0) + cg, h = col / p.C;
       if (n >= p.L || h >= p.heads) continue;
-      const int c = static_cast<int>(col % p.C);
+      const int c = col - h * p.C;
       *reinterpret_cast<uint4*>(out + h * p.out_head_stride + n * p.out_row_stride +
                                 p.dims.off[c]) = *reinterpret_cast<const uint4*>(st + r * ES + cg);
     }
   } else {
     for (int i = threadIdx.x; i < BM * BN; i += kThreads) {
       const int r = i / BN, cl = i % BN;
-      const int64_t n = n0 + r, col = col0 + cl, h = col / p.C;
+      const int64_t n = n0 + r;
+      const int col = static_cast<int>(col0) + cl, h = col / p.C;
       if (n >= p.L || h >= p.heads) continue;
-      const int c = static_cast<int>(col % p.C);
+      const int c = col - h * p.C;
       out[h * p.out_head_stride + n * p.out_row_stride + p.dims.off[c]] = st[r * ES + cl];
     }
   }
@@ -605,19 +660,24 @@ void compress_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv
 
   const int64_t mtiles = (p.kmax + BM - 1) / BM;
   const int64_t ctiles = (heads * C + BN - 1) / BN;
-  // Split the token pairs so that there are about 4 blocks per SM, each at least 4 steps long.
-  const int64_t base = mtiles * ctiles;
-  int64_t splits = std::max<int64_t>(1, (4 * c.sms + base - 1) / base);
-  const int64_t max_splits = std::max<int64_t>(1, p.half / (4 * BK));
-  splits = std::min(splits, max_splits);
-  p.rows_per_split = ((p.half + splits - 1) / splits + BK - 1) / BK * BK;
-  splits = (p.half + p.rows_per_split - 1) / p.rows_per_split;
-  if (ctiles > 65535 || splits > 65535) throw std::invalid_argument("fourier_compress: too large");
-
   constexpr int S = fwd_stages<T>();
   const size_t smem = fwd_smem<T>(S);
   KVS_CUDA(cudaFuncSetAttribute(dct_forward_kernel<T, S>,
                                 cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  int per_sm = 1;
+  KVS_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, dct_forward_kernel<T, S>,
+                                                         kThreads, smem));
+  // Split the token pairs so that the blocks fill one wave as closely as possible (a partial
+  // second wave costs as much as a full one), each at least 4 steps long.
+  const int64_t base = mtiles * ctiles;
+  int64_t splits = std::max<int64_t>(1, int64_t(c.sms) * std::max(per_sm, 1) / base);
+  const int64_t max_splits = std::max<int64_t>(1, p.half / (4 * BK));
+  splits = std::min(splits, max_splits);
+  p.rows_per_split = ((p.half + splits - 1) / splits + BK - 1) / BK * BK;
+  splits = (p.half + p.rows_per_split - 1) / p.rows_per_split;
+  if (ctiles > 65535 || splits > 65535 || heads * C > INT32_MAX)
+    throw std::invalid_argument("fourier_compress: too large");
+
   const dim3 grid(static_cast<unsigned>(mtiles), static_cast<unsigned>(ctiles),
                   static_cast<unsigned>(splits));
   dct_forward_kernel<T, S><<<grid, kThreads, smem, c.stream>>>(p);
@@ -658,7 +718,8 @@ void reconstruct_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void*
   }
   const int64_t ctiles = (heads * C + BN - 1) / BN;
   const int64_t ntiles = (L + BM - 1) / BM;
-  if (ntiles > 65535) throw std::invalid_argument("fourier_reconstruct: too many tokens");
+  if (ntiles > 65535 || heads * C > INT32_MAX)
+    throw std::invalid_argument("fourier_reconstruct: too large");
   constexpr int S = fwd_stages<T>();
   const size_t smem = inv_smem<T>(S);
   KVS_CUDA(cudaFuncSetAttribute(dct_inverse_kernel<T, S>,

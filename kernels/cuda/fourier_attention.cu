@@ -275,23 +275,34 @@ void decode_t(Ctx& c, const FParams& f) {
     p.kdim[i] = f.kdim[i];
     p.cdim[i] = f.cdim[i];
   }
-  const DecodeSplit sp = decode_split(heads, f.L, c.sms);
+  KVS_CUDA(cudaFuncSetAttribute(decode_kernel<T, DK, MT, kStages>,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize, int(SM::bytes)));
+  int per_sm = 1;
+  KVS_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, decode_kernel<T, DK, MT, kStages>,
+                                                         kDecThreads, SM::bytes));
+  const DecodeSplit sp = decode_split(heads, f.L, int64_t(c.sms) * std::max(per_sm, 1));
   const int64_t middle_splits = f.L > 0 ? sp.splits : 0;
   p.rows_per_split = sp.rows_per_split;
   p.splits_total = middle_splits + 1;  // + the edge split
   p.rec = dec_rec_floats(DK, MP, f.C);
   p.partial = static_cast<float*>(
       c.scratch->get(size_t(heads) * p.splits_total * p.rec * sizeof(float), 0));
+  // The sink and window tokens (edge_kernel) run on the side stream alongside the middle.
+  fork_side(c);
+  edge_kernel<T>
+      <<<unsigned(heads), 256, 0, c.side>>>(f, p.partial, p.splits_total, middle_splits, p.rec, MP);
+  KVS_LAUNCH();
   if (middle_splits > 0) {
-    KVS_CUDA(cudaFuncSetAttribute(decode_kernel<T, DK, MT, kStages>,
-                                  cudaFuncAttributeMaxDynamicSharedMemorySize, int(SM::bytes)));
+    auto* pm = static_cast<T*>(c.scratch->get(size_t(heads) * kDecCols * MP * sizeof(T), 1));
+    fourier_p_kernel<T>
+        <<<unsigned(heads), 256, size_t(kDecCols) * f.C * sizeof(float), c.stream>>>(p, MP, pm);
+    KVS_LAUNCH();
+    p.pmat = pm;
     decode_kernel<T, DK, MT, kStages>
         <<<dim3(unsigned(middle_splits), unsigned(heads)), kDecThreads, SM::bytes, c.stream>>>(p);
     KVS_LAUNCH();
   }
-  edge_kernel<T><<<unsigned(heads), 256, 0, c.stream>>>(f, p.partial, p.splits_total, middle_splits,
-                                                        p.rec, MP);
-  KVS_LAUNCH();
+  join_side(c);
   CombineParams cp{};
   cp.partial = p.partial;
   cp.vc = f.vc;

@@ -120,7 +120,9 @@ void gemm_cublaslt(Ctx& c, const GemmArgs& g, const void* x, const void* w, cons
 // n8 tiles); its 8 warps split `in` in chunks of 32. In a chunk each thread loads 8 consecutive
 // elements of W rows g and g+8 and of X rows g (and g+8): the same permutation of k applies to
 // both operands, so the 16-byte vectors are the fragments as loaded.
-constexpr int kGemvWarps = 8;
+// 16 warps x 8 chunks in flight per warp: for in = 4096 every load of a block is issued before
+// the first multiply, which is what it takes to keep HBM busy with one block per SM.
+constexpr int kGemvWarps = 16;
 
 template <class T, int NT>  // NT: number of n8 tiles (rows <= 8 * NT)
 __global__ void __launch_bounds__(kGemvWarps * 32)
@@ -141,7 +143,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
   }
   float acc[NT][4] = {};
   const int64_t chunks = in / 32;
-  constexpr int U = 4;
+  constexpr int U = 8;
   const uint4 zero = make_uint4(0, 0, 0, 0);
   for (int64_t c0 = warp; c0 < chunks; c0 += kGemvWarps * U) {
     uint4 a0[U], a1[U], b[U][NT];
@@ -176,8 +178,8 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
     red[warp][g + 8][8 * j + 2 * t + 1] = acc[j][3];
   }
   __syncthreads();
-  const int f = threadIdx.x % 16, r = threadIdx.x / 16;  // 256 threads = 16 rows x 16 features
-  if (r < 8 * NT && r < rows && o0 + f < out) {
+  const int f = threadIdx.x % 16, r = threadIdx.x / 16;  // 16 rows x 16 features
+  if (threadIdx.x < 256 && r < 8 * NT && r < rows && o0 + f < out) {
     float s = 0.f;
 #pragma unroll
     for (int k = 0; k < kGemvWarps; ++k) s += red[k][f][r];
