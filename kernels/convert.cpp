@@ -5,12 +5,14 @@
 namespace kvscope::kernels {
 
 void to_f32(DType t, const void* src, float* dst, size_t n) {
+  if (n == 0) return;  // empty tensors may come with null pointers
   switch (t) {
     case DType::f32:
       std::memcpy(dst, src, n * sizeof(float));
       return;
     case DType::bf16: {
       const auto* s = static_cast<const uint16_t*>(src);
+#pragma omp simd
       for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
       return;
     }
@@ -23,12 +25,14 @@ void to_f32(DType t, const void* src, float* dst, size_t n) {
 }
 
 void from_f32(DType t, const float* src, void* dst, size_t n) {
+  if (n == 0) return;
   switch (t) {
     case DType::f32:
       std::memcpy(dst, src, n * sizeof(float));
       return;
     case DType::bf16: {
       auto* d = static_cast<uint16_t*>(dst);
+#pragma omp simd
       for (size_t i = 0; i < n; ++i) d[i] = f32_to_bf16(src[i]);
       return;
     }

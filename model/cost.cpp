@@ -1,6 +1,7 @@
 #include "model/cost.h"
 
 #include <algorithm>
+#include <cmath>
 #include <sstream>
 
 namespace kvscope {
@@ -63,6 +64,19 @@ Work gemm_work(const GemmShape& g) {
 Work cosine_work(int64_t rows, int64_t dim, DType t) {
   const double n = static_cast<double>(rows) * static_cast<double>(dim);
   return Work{6.0 * n, 2.0 * n * static_cast<double>(dtype_bytes(t))};
+}
+
+Work fourier_compress_work(const FourierCompressShape& s) {
+  const double e = static_cast<double>(dtype_bytes(s.dtype)), h = static_cast<double>(s.heads);
+  const double c = static_cast<double>(s.compressed_dims);
+  const double l = static_cast<double>(s.tokens > s.exact_tokens ? s.tokens - s.exact_tokens : 0);
+  const double full = h * static_cast<double>(s.tokens * s.head_dim);
+  const double compressed = h * (static_cast<double>(s.tokens) * (static_cast<double>(s.head_dim) - c) +
+                                 c * (static_cast<double>(s.exact_tokens) + static_cast<double>(s.m)));
+  Work w;
+  w.bytes = e * (full + compressed);
+  w.flops = l > 1 ? h * c * 5.0 * l * std::log2(l) : 0.0;
+  return w;
 }
 
 std::string RooflineCostModel::describe() const {

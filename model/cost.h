@@ -57,6 +57,20 @@ Work fourier_attention_work(const FourierAttentionShape& f);
 Work gemm_work(const GemmShape& g);
 Work cosine_work(int64_t rows, int64_t dim, DType t);  // cos(Z'_row, C_row) over rows x dim
 
+// Compressing one K or V tensor of `heads` = batch * kv_heads sequences into the Fourier form,
+// or reconstructing it: the full tensor is read (written) once and the compressed form written
+// (read) once; FLOPs are a radix-2 FFT's 5 L log2 L per compressed dim and head, L the middle.
+struct FourierCompressShape {
+  int64_t heads = 1;
+  int64_t tokens = 1;
+  int64_t head_dim = 128;
+  int64_t compressed_dims = 0;
+  int64_t m = 0;
+  int64_t exact_tokens = 0;  // sink + window
+  DType dtype = DType::bf16;
+};
+Work fourier_compress_work(const FourierCompressShape& s);
+
 class OpCostModel {
  public:
   virtual ~OpCostModel() = default;

@@ -106,18 +106,18 @@ TEST(DctPlanChoice, LargePrimeLengthsUseBluestein) {
 
 namespace {
 struct MiddlePathCase {
-  cpu::MiddleTransform path;
+  cpu::TransformPath path;
   int64_t q_len, tokens, m;
 };
 class CpuMiddlePath : public ::testing::TestWithParam<MiddlePathCase> {
  protected:
-  void TearDown() override { cpu::set_middle_transform(cpu::MiddleTransform::automatic); }
+  void TearDown() override { cpu::set_transform_path(cpu::TransformPath::automatic); }
 };
 }  // namespace
 
 TEST_P(CpuMiddlePath, MatchesReference) {
   const MiddlePathCase p = GetParam();
-  cpu::set_middle_transform(p.path);
+  cpu::set_transform_path(p.path);
   auto be = make_backend("cpu");
   const AttentionArgs a{1, 4, 2, 16, p.q_len, p.tokens, true, DType::f32};
   const FourierLayout f{{0, 1, 2, 3, 9, 10}, p.m, 4, 8};
@@ -167,9 +167,60 @@ TEST_P(CpuMiddlePath, MatchesReference) {
 
 INSTANTIATE_TEST_SUITE_P(
     Paths, CpuMiddlePath,
-    ::testing::Values(MiddlePathCase{cpu::MiddleTransform::fft, 1, 300, 24},
-                      MiddlePathCase{cpu::MiddleTransform::basis, 1, 300, 24},
-                      MiddlePathCase{cpu::MiddleTransform::fft, 50, 269, 40},  // L prime
-                      MiddlePathCase{cpu::MiddleTransform::basis, 50, 269, 40},
-                      MiddlePathCase{cpu::MiddleTransform::fft, 1, 40, 64},  // M > L
-                      MiddlePathCase{cpu::MiddleTransform::basis, 1, 40, 64}));
+    ::testing::Values(MiddlePathCase{cpu::TransformPath::fft, 1, 300, 24},
+                      MiddlePathCase{cpu::TransformPath::basis, 1, 300, 24},
+                      MiddlePathCase{cpu::TransformPath::fft, 50, 269, 40},  // L prime
+                      MiddlePathCase{cpu::TransformPath::basis, 50, 269, 40},
+                      MiddlePathCase{cpu::TransformPath::fft, 1, 40, 64},  // M > L
+                      MiddlePathCase{cpu::TransformPath::basis, 1, 40, 64}));
+
+// Compression and reconstruction through each path, against the reference.
+class CpuCompressPath : public ::testing::TestWithParam<cpu::TransformPath> {
+ protected:
+  void TearDown() override { cpu::set_transform_path(cpu::TransformPath::automatic); }
+};
+
+TEST_P(CpuCompressPath, MatchesReference) {
+  cpu::set_transform_path(GetParam());
+  auto be = make_backend("cpu");
+  const KvShape s{2, 3, 311, 16, DType::f32};  // L = 299 = 13 * 23
+  const FourierLayout f{{0, 2, 3, 7, 12}, 48, 4, 8};
+  std::mt19937 gen(5);
+  std::normal_distribution<float> d;
+  std::vector<float> kv(static_cast<size_t>(s.elements()));
+  for (auto& v : kv) v = d(gen);
+  auto in = be->alloc(kv.size() * 4);
+  be->upload(*in, kv.data(), kv.size() * 4);
+  FourierTensor t = alloc_fourier_tensor(*be, s, f);
+  be->fill(*t.coeffs, 0xFF);
+  be->fourier_compress(s, f, *in, t);
+  const reference::Fourier64 want =
+      reference::fourier_compress(s, f, reference::Vec(kv.begin(), kv.end()));
+  std::vector<float> coeffs(want.coeffs.size());
+  be->download(*t.coeffs, coeffs.data(), coeffs.size() * 4);
+  double max_ref = 0, max_err = 0;
+  for (size_t i = 0; i < coeffs.size(); ++i) {
+    max_ref = std::max(max_ref, std::abs(want.coeffs[i]));
+    max_err = std::max(max_err, std::abs(static_cast<double>(coeffs[i]) - want.coeffs[i]));
+  }
+  EXPECT_LE(max_err / max_ref, 1e-5);
+  // Reconstruct from exactly those coefficients.
+  reference::Fourier64 seen = want;
+  seen.coeffs.assign(coeffs.begin(), coeffs.end());
+  auto back = be->alloc(kv.size() * 4);
+  be->fill(*back, 0xFF);
+  be->fourier_reconstruct(s, f, t, *back);
+  std::vector<float> got(kv.size());
+  be->download(*back, got.data(), got.size() * 4);
+  const reference::Vec rec = reference::fourier_reconstruct(s, f, seen);
+  max_ref = max_err = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_TRUE(std::isfinite(got[i])) << i;
+    max_ref = std::max(max_ref, std::abs(rec[i]));
+    max_err = std::max(max_err, std::abs(static_cast<double>(got[i]) - rec[i]));
+  }
+  EXPECT_LE(max_err / max_ref, 1e-5);
+}
+
+INSTANTIATE_TEST_SUITE_P(Paths, CpuCompressPath,
+                         ::testing::Values(cpu::TransformPath::fft, cpu::TransformPath::basis));

@@ -87,20 +87,6 @@ void report(benchmark::State& st, const Ctx& c, const Work& w, DType t, double t
   st.counters["floor_pct"] = mean_ms > 0 ? 100.0 * floor_ms / mean_ms : 0.0;
 }
 
-// The bytes a compression must move: read K once, write the compressed form. FLOPs: a
-// radix-2 complex FFT's 5 L log2 L per compressed dim (the transform the CPU and cuFFT run).
-Work compression_work(const KvShape& s, const FourierLayout& f) {
-  const FourierBufferBytes n = fourier_buffer_bytes(s, f);
-  const double l = static_cast<double>(f.middle(s.tokens));
-  Work w;
-  w.bytes = static_cast<double>(s.elements()) * static_cast<double>(esz(s.dtype)) +
-            static_cast<double>(n.kept + n.edge + n.coeffs);
-  w.flops = l > 1 ? static_cast<double>(s.batch * s.kv_heads) *
-                        static_cast<double>(f.compressed_dims.size()) * 5.0 * l * std::log2(l)
-                  : 0.0;
-  return w;
-}
-
 void bm_copy(benchmark::State& st, Ctx c) {
   Backend& b = *c.backend;
   const size_t bytes = static_cast<size_t>(st.range(0)) << 20;
@@ -119,7 +105,11 @@ void bm_compress(benchmark::State& st, Ctx c, bool reconstruct) {
   const double total = reconstruct
                            ? timed_loop(st, b, [&] { b.fourier_reconstruct(s, f, ft, *kv); })
                            : timed_loop(st, b, [&] { b.fourier_compress(s, f, *kv, ft); });
-  report(st, c, compression_work(s, f), t, total);
+  report(st, c,
+         fourier_compress_work(FourierCompressShape{s.batch * s.kv_heads, s.tokens, s.head_dim,
+                                                    static_cast<int64_t>(f.compressed_dims.size()),
+                                                    f.m, f.edge(), t}),
+         t, total);
 }
 
 AttentionArgs attention_args(const benchmark::State& st, bool prefill) {
@@ -228,7 +218,7 @@ void register_benchmarks(Backend& b, const DeviceMeasurement& m, bool quick) {
   // ---- copy ----
   family(
       "copy", [c](benchmark::State& st) { bm_copy(st, c); }, {"mib"}, quick)
-      ->ArgsProduct(quick ? Axes{{1, 16, 64}} : Axes{{64, 512, 2048}});
+      ->ArgsProduct(quick ? Axes{{16, 32, 64}} : Axes{{64, 512, 2048}});
 
   // ---- spectral compression and reconstruction: issue target 64 KV-head-seqs x N=32768 x
   // 64 of 128 dims -> M=256 ----
@@ -288,7 +278,8 @@ void register_benchmarks(Backend& b, const DeviceMeasurement& m, bool quick) {
 
   // ---- cosine checks (T_cos): 65536 x 2048 ----
   const std::vector<std::string> cos_axes{"bf16", "rows", "dim"};
-  const Axes cos = quick ? Axes{{1}, {256, 4096}, {512}} : Axes{{1}, {4096, 65536}, {2048}};
+  const Axes cos =
+      quick ? Axes{{0, 1}, {256, 1024, 4096}, {512}} : Axes{{0, 1}, {4096, 16384, 65536}, {2048}};
   family(
       "cosine_rows", [c](benchmark::State& st) { bm_cosine(st, c, false); }, cos_axes, quick)
       ->ArgsProduct(cos);

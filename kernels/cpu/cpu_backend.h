@@ -44,13 +44,14 @@ class CpuBackend final : public Backend {
   std::shared_ptr<std::atomic<int64_t>> allocated_;
 };
 
-// How fourier_attention transforms between the middle tokens and the coefficients: one FFT per
-// query row (O(L log L) per row, any M) or one GEMM against the cached DCT basis (O(M L) per
-// row at GEMM speed; wins for small M or many rows). automatic picks by estimated cost. The
-// initial value comes from KVSCOPE_CPU_MIDDLE=fft|basis|auto; tests force each path.
-enum class MiddleTransform { automatic, fft, basis };
-void set_middle_transform(MiddleTransform t);
-MiddleTransform middle_transform();
+// How the Fourier operations transform between the middle tokens and the coefficients: one
+// FFT-based DCT per dim or query row (dct.h; O(L log L) each, any M), or one GEMM against the
+// cached DCT basis (O(M L) each at GEMM speed; wins for M well below L). automatic picks by
+// estimated cost (fourier.cpp, use_basis). The initial value comes from
+// KVSCOPE_CPU_DCT=fft|basis|auto; tests force each path.
+enum class TransformPath { automatic, fft, basis };
+void set_transform_path(TransformPath t);
+TransformPath transform_path();
 
 // Checks that `buf` holds at least `bytes`; throws std::invalid_argument naming `what`.
 void require_bytes(const DeviceBuffer& buf, size_t bytes, const char* what);

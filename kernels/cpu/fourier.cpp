@@ -1,6 +1,7 @@
 // The Fourier-compressed cache on the CPU: compression (orthonormal DCT-II of each compressed
-// dim over the middle tokens, through dct.h's FFT), reconstruction (DCT-III), and attention
-// straight from the coefficients.
+// dim over the middle tokens), reconstruction (DCT-III), and attention straight from the
+// coefficients. Each transform runs either through dct.h's FFT or as a GEMM against the cached
+// DCT basis, whichever is estimated cheaper (use_basis below).
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -42,29 +43,34 @@ void check_tensor(const KvShape& s, const FourierLayout& f, const FourierTensor&
   require_bytes(*t.coeffs, need.coeffs, what);
 }
 
-std::atomic<MiddleTransform>& middle_setting() {
-  static std::atomic<MiddleTransform> setting = [] {
-    const char* env = std::getenv("KVSCOPE_CPU_MIDDLE");
+std::atomic<TransformPath>& path_setting() {
+  static std::atomic<TransformPath> setting = [] {
+    const char* env = std::getenv("KVSCOPE_CPU_DCT");
     const std::string v = env ? env : "auto";
-    return v == "fft"     ? MiddleTransform::fft
-           : v == "basis" ? MiddleTransform::basis
-                          : MiddleTransform::automatic;
+    return v == "fft"     ? TransformPath::fft
+           : v == "basis" ? TransformPath::basis
+                          : TransformPath::automatic;
   }();
   return setting;
 }
 
-// Estimated cost per query row of each path in f32 FLOPs, the FFT's weighted by how much slower
-// kissfft runs per FLOP than Eigen's GEMM. On the quick benchmark shapes (M = 64, L up to 16k,
-// KVSCOPE_CPU_MIDDLE=fft vs =basis) the basis path won everywhere, by 1.5x to 10x.
-bool basis_is_cheaper(int64_t l, int64_t mp, int64_t rows_per_job) {
-  constexpr double kFftSlowdown = 4.0;
-  const DctPlan& plan = dct_plan(l);
-  const double n = plan.uses_bluestein() ? 2.0 * static_cast<double>(l) : static_cast<double>(l);
-  const double fft = 2.0 * kFftSlowdown * 5.0 * n * std::log2(std::max(n, 2.0)) *
-                     (plan.uses_bluestein() ? 3.0 : 1.0);
-  const double gemm = 4.0 * static_cast<double>(mp) * static_cast<double>(l);
-  // A single row cannot amortise building the basis the first time; many rows can.
-  return rows_per_job >= 8 ? gemm < 2.0 * fft : gemm < fft;
+// Whether `transforms` length-l transforms of k_count coefficients each should go through the
+// basis GEMM. Costs in f32 FLOPs, the FFT's weighted by how much slower kissfft runs per FLOP
+// than Eigen's GEMM: measured here (2-core EPYC, 2026-11-23) kissfft sustains ~1.5 GFLOP/s
+// nominal (5 n log2 n) on smooth lengths and a Bluestein length costs ~4.6x its smooth
+// neighbour, while the GEMM sustains ~12 GFLOP/s. So the FFT only wins for k_count in the
+// hundreds or more on smooth lengths (e.g. M >= L, the lossless case).
+bool use_basis(int64_t l, int64_t k_count, int64_t transforms) {
+  const TransformPath p = path_setting();
+  if (p != TransformPath::automatic) return p == TransformPath::basis;
+  constexpr double kFftSlowdown = 8.0, kBluesteinFactor = 4.6;
+  const double n = static_cast<double>(l);
+  const double fft = kFftSlowdown * 5.0 * n * std::log2(std::max(n, 2.0)) *
+                     (dct_plan(l).uses_bluestein() ? kBluesteinFactor : 1.0);
+  const double gemm = 2.0 * static_cast<double>(k_count) * n;
+  // Building the basis costs about one transform's worth of cosines per coefficient row; only
+  // many transforms (or a cached basis) pay for it.
+  return transforms >= 8 ? gemm < fft : gemm < 0.5 * fft;
 }
 
 // Heads are independent. With at least as many heads as threads each thread takes whole heads;
@@ -76,8 +82,8 @@ bool worth_parallel(const KvShape& s) {
 
 }  // namespace
 
-void set_middle_transform(MiddleTransform t) { middle_setting() = t; }
-MiddleTransform middle_transform() { return middle_setting(); }
+void set_transform_path(TransformPath t) { path_setting() = t; }
+TransformPath transform_path() { return path_setting(); }
 
 void CpuBackend::fourier_compress(const KvShape& s, const FourierLayout& f, const DeviceBuffer& kv,
                                   FourierTensor& out) {
@@ -93,6 +99,8 @@ void CpuBackend::fourier_compress(const KvShape& s, const FourierLayout& f, cons
   auto* edge_all = static_cast<std::byte*>(out.edge->data());
   auto* coef_all = static_cast<std::byte*>(out.coeffs->data());
   const bool par = worth_parallel(s), outer = par && parallel_over_heads(heads);
+  std::shared_ptr<const BasisMatrix> basis;
+  if (x.l > 0 && x.c > 0 && use_basis(x.l, x.mp, heads * x.c)) basis = dct_basis(x.l, x.mp);
 
 #pragma omp parallel for schedule(dynamic, 1) if (outer)
   for (int64_t h = 0; h < heads; ++h) {
@@ -116,23 +124,27 @@ void CpuBackend::fourier_compress(const KvShape& s, const FourierLayout& f, cons
     std::byte* cp = coef_all + static_cast<size_t>(h * x.m * x.c) * e;
     std::memset(cp, 0, static_cast<size_t>(x.m * x.c) * e);
     if (x.l == 0 || x.c == 0) continue;
-    // Middle block transposed to [C, L] f32 in one row-wise pass, then one DCT per dim.
+    // The middle block of the compressed dims, [L, C] f32, gathered in one row-wise pass.
+    RowMat mid(x.l, x.c);
     std::vector<float> row(static_cast<size_t>(x.d));
-    std::vector<float> cols(static_cast<size_t>(x.c * x.l));
     for (int64_t n = 0; n < x.l; ++n) {
       to_f32(s.dtype, src + static_cast<size_t>((f.sink + n) * x.d) * e, row.data(),
              static_cast<size_t>(x.d));
       for (int64_t c = 0; c < x.c; ++c)
-        cols[static_cast<size_t>(c * x.l + n)] =
-            row[static_cast<size_t>(f.compressed_dims[static_cast<size_t>(c)])];
+        mid(n, c) = row[static_cast<size_t>(f.compressed_dims[static_cast<size_t>(c)])];
     }
-    std::vector<float> coef(static_cast<size_t>(x.mp * x.c));
+    RowMat coef(x.mp, x.c);
+    if (basis) {
+      coef.noalias() = *basis * mid;  // [M', L] x [L, C]
+    } else {
+      const RowMat cols = mid.transpose();  // one contiguous sequence per dim
 #pragma omp parallel for schedule(static) if (par && !outer)
-    for (int64_t c = 0; c < x.c; ++c) {
-      std::vector<float> out_k(static_cast<size_t>(x.mp));
-      dct_plan(x.l).dct2(cols.data() + c * x.l, out_k.data(), x.mp);
-      for (int64_t k = 0; k < x.mp; ++k)
-        coef[static_cast<size_t>(k * x.c + c)] = dct_scale(k, x.l) * out_k[static_cast<size_t>(k)];
+      for (int64_t c = 0; c < x.c; ++c) {
+        std::vector<float> out_k(static_cast<size_t>(x.mp));
+        dct_plan(x.l).dct2(cols.row(c).data(), out_k.data(), x.mp);
+        for (int64_t k = 0; k < x.mp; ++k)
+          coef(k, c) = dct_scale(k, x.l) * out_k[static_cast<size_t>(k)];
+      }
     }
     from_f32(s.dtype, coef.data(), cp, coef.size());
   }
@@ -152,6 +164,8 @@ void CpuBackend::fourier_reconstruct(const KvShape& s, const FourierLayout& f,
   const auto* edge_all = static_cast<const std::byte*>(in.edge->data());
   const auto* coef_all = static_cast<const std::byte*>(in.coeffs->data());
   const bool par = worth_parallel(s), outer = par && parallel_over_heads(heads);
+  std::shared_ptr<const BasisMatrix> basis;
+  if (x.l > 0 && x.c > 0 && use_basis(x.l, x.mp, heads * x.c)) basis = dct_basis(x.l, x.mp);
 
 #pragma omp parallel for schedule(dynamic, 1) if (outer)
   for (int64_t h = 0; h < heads; ++h) {
@@ -171,23 +185,27 @@ void CpuBackend::fourier_reconstruct(const KvShape& s, const FourierLayout& f,
             ep + static_cast<size_t>(slot * x.c + c) * e, e);
     }
     if (x.l == 0 || x.c == 0) continue;
-    std::vector<float> coef(static_cast<size_t>(x.mp * x.c));
-    to_f32(s.dtype, coef_all + static_cast<size_t>(h * x.m * x.c) * e, coef.data(), coef.size());
-    std::vector<float> cols(static_cast<size_t>(x.c * x.l));
+    RowMat coef(x.mp, x.c);
+    to_f32(s.dtype, coef_all + static_cast<size_t>(h * x.m * x.c) * e, coef.data(),
+           static_cast<size_t>(x.mp * x.c));
+    RowMat mid(x.l, x.c);  // the middle block of the compressed dims
+    if (basis) {
+      mid.noalias() = basis->transpose() * coef;  // [L, M'] x [M', C]
+    } else {
+      RowMat cols(x.c, x.l);
 #pragma omp parallel for schedule(static) if (par && !outer)
-    for (int64_t c = 0; c < x.c; ++c) {
-      std::vector<float> w(static_cast<size_t>(x.mp));
-      for (int64_t k = 0; k < x.mp; ++k)
-        w[static_cast<size_t>(k)] = dct_scale(k, x.l) * coef[static_cast<size_t>(k * x.c + c)];
-      dct_plan(x.l).dct3(w.data(), x.mp, cols.data() + c * x.l);
+      for (int64_t c = 0; c < x.c; ++c) {
+        std::vector<float> w(static_cast<size_t>(x.mp));
+        for (int64_t k = 0; k < x.mp; ++k)
+          w[static_cast<size_t>(k)] = dct_scale(k, x.l) * coef(k, c);
+        dct_plan(x.l).dct3(w.data(), x.mp, cols.row(c).data());
+      }
+      mid = cols.transpose();
     }
-    std::vector<float> row(static_cast<size_t>(x.c));
     for (int64_t n = 0; n < x.l; ++n) {
-      for (int64_t c = 0; c < x.c; ++c)
-        row[static_cast<size_t>(c)] = cols[static_cast<size_t>(c * x.l + n)];
       std::byte* r = dst + static_cast<size_t>((f.sink + n) * x.d) * e;
       for (int64_t c = 0; c < x.c; ++c)
-        from_f32(s.dtype, &row[static_cast<size_t>(c)],
+        from_f32(s.dtype, &mid(n, c),
                  r + static_cast<size_t>(f.compressed_dims[static_cast<size_t>(c)]) * e, 1);
     }
   }
@@ -216,13 +234,7 @@ void CpuBackend::fourier_attention(const AttentionArgs& a, const FourierLayout& 
   require_bytes(o, q_elems * e, "fourier_attention o");
   const Dims x = dims_of(ks, f);
   const std::vector<int64_t> kept = kept_dims(f, x.d);
-  const int64_t heads = a.batch * a.kv_heads, group = a.q_heads / a.kv_heads;
-  const size_t kept_elems = static_cast<size_t>(heads * x.t * x.dk);
-  const size_t edge_elems = static_cast<size_t>(heads * x.e * x.c);
-  const size_t coef_elems = static_cast<size_t>(heads * x.m * x.c);
-  const F32View kk(a.dtype, *k.kept, kept_elems), vk(a.dtype, *v.kept, kept_elems);
-  const F32View ke(a.dtype, *k.edge, edge_elems), ve(a.dtype, *v.edge, edge_elems);
-  const F32View kc(a.dtype, *k.coeffs, coef_elems), vc(a.dtype, *v.coeffs, coef_elems);
+  const int64_t group = a.q_heads / a.kv_heads;
   const auto* qb = static_cast<const std::byte*>(q.data());
   auto* ob = static_cast<std::byte*>(o.data());
   const float scale = 1.0f / std::sqrt(static_cast<float>(x.d));
@@ -232,15 +244,10 @@ void CpuBackend::fourier_attention(const AttentionArgs& a, const FourierLayout& 
   std::vector<float> sk(static_cast<size_t>(x.mp));
   for (int64_t i = 0; i < x.mp; ++i) sk[static_cast<size_t>(i)] = dct_scale(i, x.l);
 
+  // Each query row needs two transforms (scores in, probabilities out).
   std::shared_ptr<const BasisMatrix> basis;
-  if (x.l > 0 && x.c > 0) {
-    const MiddleTransform mode = middle_transform();
-    const int64_t rows_per_job =
-        group * std::min<int64_t>(a.q_len, std::max<int64_t>(1, 128 / group));
-    if (mode == MiddleTransform::basis ||
-        (mode == MiddleTransform::automatic && basis_is_cheaper(x.l, x.mp, rows_per_job)))
-      basis = dct_basis(x.l, x.mp);  // null past the cache budget: the FFT path then
-  }
+  if (x.l > 0 && x.c > 0 && use_basis(x.l, x.mp, 2 * a.batch * a.q_heads * a.q_len))
+    basis = dct_basis(x.l, x.mp);  // null past the cache budget: the FFT path then
 
   for_each_attention_job(a, [&](int64_t b, int64_t g, int64_t q0, int64_t nq) {
     RowMat qm;
@@ -252,12 +259,17 @@ void CpuBackend::fourier_attention(const AttentionArgs& a, const FourierLayout& 
 
     const int64_t kmax = visible_keys(a, q0 + nq - 1);
     const int64_t head = b * a.kv_heads + g;
-    const ConstRowMap kkm(kk.data() + head * x.t * x.dk, kmax, x.dk);
-    const ConstRowMap vkm(vk.data() + head * x.t * x.dk, kmax, x.dk);
-    const ConstRowMap kem(ke.data() + head * x.e * x.c, x.e, x.c);
-    const ConstRowMap vem(ve.data() + head * x.e * x.c, x.e, x.c);
-    const ConstRowMap kcm(kc.data() + head * x.m * x.c, x.mp, x.c);
-    const ConstRowMap vcm(vc.data() + head * x.m * x.c, x.mp, x.c);
+    std::vector<float> s1, s2, s3, s4, s5, s6;
+    const DType dt = a.dtype;
+    const size_t ko = static_cast<size_t>(head * x.t * x.dk), kn = static_cast<size_t>(kmax * x.dk);
+    const size_t eo = static_cast<size_t>(head * x.e * x.c), en = static_cast<size_t>(x.e * x.c);
+    const size_t co = static_cast<size_t>(head * x.m * x.c), cn = static_cast<size_t>(x.mp * x.c);
+    const ConstRowMap kkm(f32_slice(dt, *k.kept, ko, kn, s1), kmax, x.dk);
+    const ConstRowMap vkm(f32_slice(dt, *v.kept, ko, kn, s2), kmax, x.dk);
+    const ConstRowMap kem(f32_slice(dt, *k.edge, eo, en, s3), x.e, x.c);
+    const ConstRowMap vem(f32_slice(dt, *v.edge, eo, en, s4), x.e, x.c);
+    const ConstRowMap kcm(f32_slice(dt, *k.coeffs, co, cn, s5), x.mp, x.c);
+    const ConstRowMap vcm(f32_slice(dt, *v.coeffs, co, cn, s6), x.mp, x.c);
 
     RowMat s(r, kmax);
     if (x.dk > 0)

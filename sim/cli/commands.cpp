@@ -5,6 +5,8 @@ namespace kvscope::cli {
 const std::vector<Command>& commands() {
   static const std::vector<Command> all = {
       {"model", "analytic cost and memory of each method over context lengths", run_model},
+      {"calibrate", "measure the kernels on cpu or cuda and write a calibration profile",
+       run_calibrate},
   };
   return all;
 }

@@ -18,5 +18,6 @@ struct Command {
 const std::vector<Command>& commands();
 
 int run_model(const Args& args);
+int run_calibrate(const Args& args);
 
 }  // namespace kvscope::cli

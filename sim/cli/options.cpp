@@ -5,6 +5,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "model/calibration.h"
 #include "model/error.h"
 
 namespace kvscope::cli {
@@ -160,10 +161,19 @@ MethodConfig method_config_from(const po::variables_map& vm, const ModelShape& s
 void add_cost_options(po::options_description& desc) {
   desc.add_options()
     ("gpu", po::value<std::string>()->default_value("h100-sxm"),
-     "hardware preset for the roofline cost model: h100-sxm, h200, cpu-2core");
+     "hardware preset for the roofline cost model: h100-sxm, h200, cpu-2core")
+    ("profile", po::value<std::string>(),
+     "calibration profile from `kvscope calibrate` (e.g. kernels/profiles/h100.json): price "
+     "operations with constants fitted to measured kernels instead of the roofline; an "
+     "explicit --gpu must name the profile's device");
 }
 
 std::unique_ptr<OpCostModel> cost_model_from(const po::variables_map& vm) {
+  if (vm.count("profile")) {
+    const CalibrationProfile p = load_profile(vm["profile"].as<std::string>());
+    if (!vm["gpu"].defaulted()) check_profile_matches(p, vm["gpu"].as<std::string>());
+    return std::make_unique<CalibratedCostModel>(p);
+  }
   return std::make_unique<RooflineCostModel>(hardware_preset(vm["gpu"].as<std::string>()));
 }
 

@@ -40,7 +40,8 @@ int64_t parse_bytes(const std::string& s, const std::string& option);
 void add_method_options(po::options_description& desc);
 MethodConfig method_config_from(const po::variables_map& vm, const ModelShape& shape);
 
-// The options choosing how operations are priced (--gpu now; --profile once calibrated).
+// The options choosing how operations are priced: --gpu (roofline of a preset) or --profile
+// (constants fitted to a calibration profile; model/calibration.h).
 void add_cost_options(po::options_description& desc);
 std::unique_ptr<OpCostModel> cost_model_from(const po::variables_map& vm);
 
