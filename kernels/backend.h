@@ -139,6 +139,7 @@ class Backend {
 
   // ---- 6: cosine checks, accumulated in f32, results f32 ----
   // Row-wise: out[r] = cos(a[r, :], b[r, :]).  Whole-context: out[0] = cos(vec(a), vec(b)).
+  // A zero vector has cosine 0.
   virtual void cosine_rows(int64_t rows, int64_t dim, DType t, const DeviceBuffer& a,
                            const DeviceBuffer& b, DeviceBuffer& out) = 0;
   virtual void cosine_whole(int64_t rows, int64_t dim, DType t, const DeviceBuffer& a,
