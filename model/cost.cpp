@@ -137,14 +137,8 @@ LayerCost layer_cost(const OpCostModel& ops, const ModelShape& s, Method method,
   const double e = static_cast<double>(dtype_bytes(s.dtype));
   LayerCost c;
   c.qkv_ms = ops.gemm_ms(GemmShape{rows, s.d1() + 2 * s.kv_width(), s.hidden, s.qkv_bias, s.dtype});
-  AttentionShape a{batch, s.heads, s.kv_heads, s.head_dim, q_tokens, kv_len, true, s.dtype};
-  if (uses_fourier(method)) {
-    const int64_t cdims = static_cast<int64_t>(fourier.resolve_dims(s.head_dim).size());
-    c.attention_ms = ops.fourier_attention_ms(FourierAttentionShape{
-        a, cdims, fourier.m, fourier.sink_tokens + fourier.window_tokens});
-  } else {
-    c.attention_ms = ops.attention_ms(a);
-  }
+  const int64_t cdims = uses_fourier(method) ? fourier.resolved_count(s.head_dim) : 0;
+  c.attention_ms = layer_attention_ms(ops, s, method, fourier, cdims, batch, q_tokens, kv_len);
   c.o_proj_ms = ops.gemm_ms(GemmShape{rows, s.hidden, s.d1(), false, s.dtype});
   // Gate and up as one GEMM of width 2*intermediate, then down.
   c.mlp_ms = ops.gemm_ms(GemmShape{rows, 2 * s.intermediate, s.hidden, false, s.dtype}) +
@@ -154,6 +148,15 @@ LayerCost layer_cost(const OpCostModel& ops, const ModelShape& s, Method method,
   c.norms_ms = ops.elementwise_ms(r * e * (4.0 * static_cast<double>(s.hidden) +
                                            3.0 * static_cast<double>(s.intermediate)));
   return c;
+}
+
+double layer_attention_ms(const OpCostModel& ops, const ModelShape& s, Method method,
+                          const FourierConfig& fourier, int64_t compressed_dims, int64_t batch,
+                          int64_t q_tokens, int64_t kv_len) {
+  AttentionShape a{batch, s.heads, s.kv_heads, s.head_dim, q_tokens, kv_len, true, s.dtype};
+  if (!uses_fourier(method)) return ops.attention_ms(a);
+  return ops.fourier_attention_ms(FourierAttentionShape{
+      a, compressed_dims, fourier.m, fourier.sink_tokens + fourier.window_tokens});
 }
 
 PassCost full_layer_cost(const OpCostModel& ops, const ModelShape& s, const CcvConfig& ccv,

@@ -139,6 +139,13 @@ LayerCost layer_cost(const OpCostModel& ops, const ModelShape& s, Method method,
                      const FourierConfig& fourier, int64_t batch, int64_t q_tokens,
                      int64_t kv_len);
 
+// The attention part of layer_cost alone. `compressed_dims` is
+// fourier.resolved_count(s.head_dim), resolved once by callers that price many steps (the
+// replay); it is ignored for methods without the Fourier cache.
+double layer_attention_ms(const OpCostModel& ops, const ModelShape& s, Method method,
+                          const FourierConfig& fourier, int64_t compressed_dims, int64_t batch,
+                          int64_t q_tokens, int64_t kv_len);
+
 // The full-layer counterpart of paper_cost for one prefill of n tokens.
 PassCost full_layer_cost(const OpCostModel& ops, const ModelShape& s, const CcvConfig& ccv,
                          int64_t n, double p);

@@ -18,7 +18,7 @@ int64_t exact_layer_kv_bytes(const ModelShape& s, int64_t tokens) {
 // for short middles), which is what makes the memory of those dims independent of N.
 // Coefficients are stored in the cache dtype.
 int64_t fourier_layer_kv_bytes(const ModelShape& s, const FourierConfig& f, int64_t tokens) {
-  const int64_t c = static_cast<int64_t>(f.resolve_dims(s.head_dim).size());
+  const int64_t c = f.resolved_count(s.head_dim);
   const int64_t edge = f.sink_tokens + f.window_tokens;
   const int64_t exact_tokens = std::min(tokens, edge);
   const int64_t coeffs = tokens > edge ? f.m : 0;

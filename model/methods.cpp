@@ -44,6 +44,12 @@ std::vector<int64_t> FourierConfig::resolve_dims(int64_t head_dim) const {
   return dims;
 }
 
+int64_t FourierConfig::resolved_count(int64_t head_dim) const {
+  if (!compressed_dims.empty()) return static_cast<int64_t>(resolve_dims(head_dim).size());
+  validate(head_dim);
+  return compressed_count < 0 ? head_dim / 2 : compressed_count;
+}
+
 void FourierConfig::validate(int64_t head_dim) const {
   const std::string src = "fourier config";
   if (m <= 0) throw InputError(src, "--fourier-m", "must be positive, got " + std::to_string(m));

@@ -33,6 +33,9 @@ struct FourierConfig {
 
   // The dims actually compressed for this head size, sorted; throws InputError if invalid.
   std::vector<int64_t> resolve_dims(int64_t head_dim) const;
+  // resolve_dims(head_dim).size(), without building the list when the count is all that is
+  // needed (the memory model and the replay ask for it per token).
+  int64_t resolved_count(int64_t head_dim) const;
   void validate(int64_t head_dim) const;
 };
 

@@ -7,6 +7,8 @@ const std::vector<Command>& commands() {
       {"model", "analytic cost and memory of each method over context lengths", run_model},
       {"calibrate", "measure the kernels on cpu or cuda and write a calibration profile",
        run_calibrate},
+      {"replay", "replay a serving trace: latency, memory and CCV hit rate of each method",
+       run_replay},
   };
   return all;
 }

@@ -11,7 +11,8 @@
 namespace kvscope::cli {
 
 bool parse_or_help(const Args& args, const po::options_description& desc, po::variables_map& vm,
-                   const std::string& usage_line) {
+                   const std::string& usage_line,
+                   const po::positional_options_description* positional) {
   for (const auto& a : args) {
     if (a == "-h" || a == "--help") {
       std::cout << "usage: " << usage_line << "\n\n" << desc << "\n";
@@ -19,7 +20,10 @@ bool parse_or_help(const Args& args, const po::options_description& desc, po::va
     }
   }
   try {
-    po::store(po::command_line_parser(args).options(desc).run(), vm);
+    po::command_line_parser parser(args);
+    parser.options(desc);
+    if (positional != nullptr) parser.positional(*positional);
+    po::store(parser.run(), vm);
     po::notify(vm);
   } catch (const po::error& e) {
     throw UsageError(e.what());

@@ -27,8 +27,10 @@ class UsageError : public std::runtime_error {
 enum ExitCode { kOk = 0, kFailure = 1, kUsage = 2 };
 
 // Parses args against desc; on --help prints usage and returns false (caller exits 0).
+// `positional` maps bare arguments to options (e.g. the trace of `kvscope replay TRACE`).
 bool parse_or_help(const Args& args, const po::options_description& desc, po::variables_map& vm,
-                   const std::string& usage_line);
+                   const std::string& usage_line,
+                   const po::positional_options_description* positional = nullptr);
 
 // "1024,4096,32k" -> {1024, 4096, 32768}; k/m suffixes are powers of two.
 std::vector<int64_t> parse_token_list(const std::string& s, const std::string& option);

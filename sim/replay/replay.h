@@ -13,16 +13,16 @@
 #include "model/memory.h"
 #include "model/methods.h"
 #include "model/shape.h"
+#include "sim/trace/trace.h"
 
 namespace kvscope {
 
-enum class TraceFormat { automatic, mooncake, azure, kvscope };
-enum class BadRecordPolicy { stop, skip };  // stop: the first bad record is an InputError
+// TraceFormat and BadRecordPolicy are declared in sim/trace/trace.h, with the readers.
 
 struct SchedulerConfig {
-  int64_t max_batch = 256;          // sequences per step
-  int64_t token_budget = 8192;      // tokens (prefill + decode) per step
-  bool chunked_prefill = true;      // split long prompts across steps within the budget
+  int64_t max_batch = 256;      // sequences per step
+  int64_t token_budget = 8192;  // tokens (prefill + decode) per step
+  bool chunked_prefill = true;  // split long prompts across steps within the budget
 };
 
 struct ReplayConfig {
@@ -31,12 +31,13 @@ struct ReplayConfig {
   std::vector<Method> methods = all_methods();
   SchedulerConfig scheduler;
   int64_t gpu_memory_bytes = int64_t{80} << 30;  // KV pool = this minus weights (and CCV cache)
-  double rate_scale = 1.0;                        // >1 compresses inter-arrival times
+  double rate_scale = 1.0;                       // >1 compresses inter-arrival times
   TraceFormat format = TraceFormat::automatic;
   BadRecordPolicy bad_records = BadRecordPolicy::stop;
-  int64_t max_requests = -1;                      // -1: the whole trace
-  bool keep_steps = true;     // per-step timeline in the result
-  bool keep_requests = true;  // per-request table in the result
+  int64_t max_requests = -1;   // -1: the whole trace
+  bool keep_steps = true;      // per-step timeline in the result
+  bool keep_requests = true;   // per-request table in the result
+  double hit_window_s = 60.0;  // width of the windows of MethodResult::hit_windows (simulated s)
 };
 
 struct Percentiles {
@@ -54,16 +55,20 @@ struct StepRecord {
   double hit_rate = 0;          // p measured over all CCV lookups so far
   // Where the full-layer time went.
   double attention_ms = 0, dense_ms = 0, ccv_ms = 0, other_ms = 0;
+  int64_t kv_in_step_bytes = 0;  // KV pool in use while the step runs (before its frees)
+  int64_t waiting = 0;           // requests queued (arrived, not running) when it started
 };
 
 struct RequestRecord {
-  int64_t id = 0;             // 0-based index in the trace
+  int64_t id = 0;  // 0-based index in the trace
   int64_t trace_line = 0;
   double arrival_ms = 0, first_token_ms = 0, finish_ms = 0;
   int64_t input_tokens = 0, output_tokens = 0;
   int64_t preemptions = 0;
   bool ccv_hit = false;
-  double similarity = 0;      // best cosine against the CCV cache at lookup
+  double similarity = 0;  // best cosine against the CCV cache at lookup
+  bool rejected = false;  // its KV could never fit the pool; not served (times are 0)
+  std::string session;    // from the trace, when it has one
 };
 
 struct MethodSummary {
@@ -71,22 +76,40 @@ struct MethodSummary {
   int64_t requests = 0;
   Percentiles ttft_ms, tbt_ms, e2e_ms;
   double makespan_s = 0;
-  double throughput_tokens_per_s = 0;   // generated tokens / makespan
+  double throughput_tokens_per_s = 0;  // generated tokens / makespan
   int64_t peak_kv_bytes = 0;
-  double mean_kv_bytes = 0;             // time-weighted
+  double mean_kv_bytes = 0;  // time-weighted
   int64_t kv_capacity_bytes = 0;
   int64_t peak_ccv_cache_bytes = 0;
-  double hit_rate = 0;                  // p over the whole trace; 0 without CCV
+  double hit_rate = 0;  // p over the whole trace; 0 without CCV
   int64_t ccv_lookups = 0, ccv_hits = 0, ccv_evictions = 0;
   int64_t preemptions = 0;
   double busy_paper_ms = 0, busy_full_ms = 0;  // sum of step times under each model
   double time_saved_vs_baseline_ms = 0;        // baseline busy_full_ms minus this one's
+  // Added with the engine:
+  double time_saved_vs_baseline_paper_ms = 0;  // the same under the paper's model
+  bool has_baseline = false;                   // whether the two above could be computed
+  int64_t rejected = 0;                        // requests whose KV can never fit the pool
+  int64_t steps = 0;
+  int64_t generated_tokens = 0;     // = sum of output lengths of served requests
+  int64_t prefill_tokens = 0;       // prompt tokens computed, recomputation included
+  int64_t weight_bytes = 0;         // model (+ CCV layer for CCV methods)
+  int64_t peak_total_bytes = 0;     // weights + KV + CCV cache, at the worst step
+  double mean_ccv_cache_bytes = 0;  // time-weighted
+  int64_t ccv_insertions = 0, ccv_expirations = 0;
+};
+
+// p over simulated time: lookups made in [start_s, start_s + ReplayConfig::hit_window_s).
+struct HitWindow {
+  double start_s = 0;
+  int64_t lookups = 0, hits = 0;
 };
 
 struct MethodResult {
   MethodSummary summary;
   std::vector<StepRecord> steps;
   std::vector<RequestRecord> requests;
+  std::vector<HitWindow> hit_windows;  // CCV methods; empty otherwise
 };
 
 struct TraceStats {

@@ -1,0 +1,147 @@
+// kvscope replay: a serving trace through the scheduler, the KV pool and the CCV cache, once per
+// method, with every step priced by the cost model.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+#include "model/error.h"
+#include "sim/cli/commands.h"
+#include "sim/cli/options.h"
+#include "sim/replay/replay.h"
+#include "sim/report/replay_report.h"
+
+namespace kvscope::cli {
+
+namespace {
+
+std::vector<Method> parse_methods(const std::string& s) {
+  if (s == "all") return all_methods();
+  std::vector<Method> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    const auto m = parse_method(item);
+    if (!m)
+      throw UsageError("--method: '" + item +
+                       "' is not a method (baseline, fourier, ccv, fourier_ccv, or all)");
+    out.push_back(*m);
+  }
+  if (out.empty()) throw UsageError("--method: expected a comma-separated list of methods");
+  return out;
+}
+
+// Progress on stderr once a replay has run for a second: a line rewritten in place on a
+// terminal, a line every few seconds otherwise.
+class Progress {
+ public:
+  explicit Progress(bool enabled) : enabled_(enabled), tty_(::isatty(2) != 0) {}
+  ~Progress() {
+    if (shown_ && tty_) std::cerr << "\n";
+  }
+  void operator()(double fraction, const std::string& note) {
+    if (!enabled_) return;
+    const double t = seconds();
+    if (t < 1.0 || (shown_ && t - last_ < (tty_ ? 0.25 : 5.0))) return;
+    last_ = t;
+    shown_ = true;
+    char line[160];
+    std::snprintf(line, sizeof line, "kvscope replay: %3.0f%%  %s  (%.0f s)", 100.0 * fraction,
+                  note.c_str(), t);
+    std::cerr << (tty_ ? "\r" : "") << line << (tty_ ? "" : "\n") << std::flush;
+  }
+
+ private:
+  double seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+  bool enabled_, tty_;
+  bool shown_ = false;
+  double last_ = 0;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace
+
+int run_replay(const Args& args) {
+  po::options_description desc("kvscope replay options");
+  desc.add_options()(
+      "trace", po::value<std::string>()->required(),
+      "the trace: Mooncake JSONL, Azure LLM inference CSV or kvscope JSONL (also positional)")(
+      "model", po::value<std::string>()->required(),
+      "model preset (llama-2-7b, llama-3.1-8b, llama-3.1-70b, mistral-7b, qwen2.5-7b, "
+      "kvscope-tiny) or a Hugging Face config.json")(
+      "method", po::value<std::string>()->default_value("all"),
+      "methods to replay, comma-separated: baseline, fourier, ccv, fourier_ccv, or all")(
+      "gpu-mem", po::value<std::string>(),
+      "GPU memory for weights, KV pool and CCV cache (bytes; suffixes KiB, MiB, GiB, KB, MB, GB) "
+      "[default: the --gpu preset's]")(
+      "rate-scale", po::value<double>()->default_value(1.0),
+      "arrival rate multiplier: 2 replays the trace's arrivals twice as fast (factor)")(
+      "max-batch", po::value<int64_t>()->default_value(256), "sequences per step at most (count)")(
+      "token-budget", po::value<int64_t>()->default_value(8192),
+      "prompt and decode tokens per step at most (tokens)")(
+      "no-chunked-prefill", "run each prompt whole in one step instead of in budget-sized chunks")(
+      "format", po::value<std::string>()->default_value("auto"),
+      "trace format: auto (from the content), mooncake, azure, kvscope")(
+      "on-bad-record", po::value<std::string>()->default_value("stop"),
+      "a bad trace record: stop (an error naming file, line and field) or skip (count it)")(
+      "max-requests", po::value<int64_t>(), "replay only the first N requests (count)")(
+      "out", po::value<std::string>(),
+      "directory for summary.json/.csv, hit_rate.csv, steps.csv/.json, requests.csv/.json")(
+      "json", "print the summary as JSON instead of a table")("quiet", "no progress on stderr");
+  add_method_options(desc);
+  add_cost_options(desc);
+  po::positional_options_description pos;
+  pos.add("trace", 1);
+  po::variables_map vm;
+  if (!parse_or_help(args, desc, vm,
+                     "kvscope replay TRACE --model M [--gpu G] [--method ...] [--out DIR] [--json] "
+                     "[options]",
+                     &pos))
+    return kOk;
+
+  ReplayConfig cfg;
+  cfg.model = load_model(vm["model"].as<std::string>());
+  cfg.method_config = method_config_from(vm, cfg.model);
+  cfg.methods = parse_methods(vm["method"].as<std::string>());
+  const auto ops = cost_model_from(vm);
+  cfg.gpu_memory_bytes = vm.count("gpu-mem")
+                             ? parse_bytes(vm["gpu-mem"].as<std::string>(), "--gpu-mem")
+                             : hardware_preset(vm["gpu"].as<std::string>()).memory_bytes;
+  cfg.rate_scale = vm["rate-scale"].as<double>();
+  cfg.scheduler.max_batch = vm["max-batch"].as<int64_t>();
+  cfg.scheduler.token_budget = vm["token-budget"].as<int64_t>();
+  cfg.scheduler.chunked_prefill = vm.count("no-chunked-prefill") == 0;
+  const auto format = parse_trace_format(vm["format"].as<std::string>());
+  if (!format) throw UsageError("--format: expected auto, mooncake, azure or kvscope");
+  cfg.format = *format;
+  const std::string bad = vm["on-bad-record"].as<std::string>();
+  if (bad != "stop" && bad != "skip") throw UsageError("--on-bad-record: expected stop or skip");
+  cfg.bad_records = bad == "stop" ? BadRecordPolicy::stop : BadRecordPolicy::skip;
+  if (vm.count("max-requests")) {
+    cfg.max_requests = vm["max-requests"].as<int64_t>();
+    if (cfg.max_requests < 1) throw UsageError("--max-requests: must be at least 1");
+  }
+  const bool out_dir = vm.count("out") > 0;
+  cfg.keep_steps = out_dir;  // the tables are only kept when they will be written
+  cfg.keep_requests = out_dir;
+
+  Progress progress(vm.count("quiet") == 0);
+  const ReplayResult result =
+      kvscope::run_replay(vm["trace"].as<std::string>(), cfg, *ops,
+                          [&](double f, const std::string& note) { progress(f, note); });
+  const nlohmann::json info = replay_run_info(cfg, ops->describe());
+  if (out_dir) write_replay_outputs(vm["out"].as<std::string>(), result, info);
+  if (vm.count("json")) {
+    std::cout << replay_summary_json(result, info).dump(2) << "\n";
+  } else {
+    print_replay_summary(std::cout, result, info);
+    if (out_dir) std::cout << "wrote " << vm["out"].as<std::string>() << "/\n";
+  }
+  return kOk;
+}
+
+}  // namespace kvscope::cli
