@@ -112,17 +112,17 @@ TEST(CcvCache, TheBestMatchWinsAndTiesGoToTheMostRecentlyUsed) {
 
 TEST(CcvCache, LruEvictsTheLeastRecentlyUsed) {
   CcvCache cache(cache_config(Eviction::lru, 300));
-  cache.insert(blocks({1}), 100, 0);   // A
-  cache.insert(blocks({2}), 100, 1);   // B
-  cache.insert(blocks({3}), 100, 2);   // C
+  cache.insert(blocks({1}), 100, 0);                // A
+  cache.insert(blocks({2}), 100, 1);                // B
+  cache.insert(blocks({3}), 100, 2);                // C
   EXPECT_TRUE(lookup(cache, *blocks({1}), 3).hit);  // A used: B is now the oldest
-  cache.insert(blocks({4}), 100, 4);   // D evicts B
+  cache.insert(blocks({4}), 100, 4);                // D evicts B
   EXPECT_EQ(cache.stats().evictions, 1);
   EXPECT_EQ(cache.entries(), 3);
   EXPECT_EQ(cache.bytes(), 300);
   EXPECT_FALSE(cache.find(*blocks({2}), 5).hit);
   EXPECT_TRUE(cache.find(*blocks({1}), 5).hit);
-  cache.insert(blocks({5}), 200, 6);   // needs two slots: C then A go
+  cache.insert(blocks({5}), 200, 6);  // needs two slots: C then A go
   EXPECT_EQ(cache.stats().evictions, 3);
   EXPECT_FALSE(cache.find(*blocks({3}), 7).hit);
   EXPECT_FALSE(cache.find(*blocks({1}), 7).hit);
@@ -148,8 +148,8 @@ TEST(CcvCache, LfuEvictsTheLeastOftenHitThenTheOldest) {
 
 TEST(CcvCache, TtlExpiresByInsertionTimeWhateverTheHits) {
   CcvCache cache(cache_config(Eviction::ttl, 1000, 0.8, /*ttl_s=*/10));
-  cache.insert(blocks({1}), 100, 0);     // A expires at 10 s
-  cache.insert(blocks({2}), 100, 5000);  // B expires at 15 s
+  cache.insert(blocks({1}), 100, 0);                   // A expires at 10 s
+  cache.insert(blocks({2}), 100, 5000);                // B expires at 15 s
   EXPECT_TRUE(lookup(cache, *blocks({1}), 9999).hit);  // a hit does not extend A
   EXPECT_FALSE(cache.find(*blocks({1}), 10000).hit);
   EXPECT_EQ(cache.stats().expirations, 1);

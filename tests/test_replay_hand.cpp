@@ -170,12 +170,12 @@ TEST(ReplayByHand, CcvHitsEvictionsAndTheirCost) {
   // L_eff (1) and T_l in each remaining layer (2): 19/16 ms; a hit skips QKV in the remaining
   // layers (16 - 2) and adds T_l once: 15/16 ms. The paper's model (attention and T_cos free
   // here) is T_l + L_remain T_l = 3/16 ms per token for a miss and T_l = 1/16 for a hit.
-  const std::string trace = rec(0, 10, 1, ", \"hash_ids\": [1, 2, 3, 4, 5]") +    // miss
-                            rec(100, 10, 1, ", \"hash_ids\": [1, 2, 3, 4, 6]") +  // 0.8: hit
-                            rec(200, 10, 1, ", \"hash_ids\": [7, 8, 9, 10, 11]") +  // miss
-                            rec(300, 10, 1, ", \"hash_ids\": [1, 2, 3, 4, 5]") +  // 1.0: hit
+  const std::string trace = rec(0, 10, 1, ", \"hash_ids\": [1, 2, 3, 4, 5]") +         // miss
+                            rec(100, 10, 1, ", \"hash_ids\": [1, 2, 3, 4, 6]") +       // 0.8: hit
+                            rec(200, 10, 1, ", \"hash_ids\": [7, 8, 9, 10, 11]") +     // miss
+                            rec(300, 10, 1, ", \"hash_ids\": [1, 2, 3, 4, 5]") +       // 1.0: hit
                             rec(400, 10, 1, ", \"hash_ids\": [20, 21, 22, 23, 24]") +  // evicts r2
-                            rec(500, 10, 1, ", \"hash_ids\": [7, 8, 9, 10, 11]") +  // evicts r0
+                            rec(500, 10, 1, ", \"hash_ids\": [7, 8, 9, 10, 11]") +     // evicts r0
                             rec(600, 10, 1, ", \"hash_ids\": [1, 2, 3, 4, 5]");  // r0 is gone: miss
   ReplayConfig c = tiny_config({Method::baseline, Method::ccv}, 1 << 30);
   c.method_config.ccv.threshold = 0.8;

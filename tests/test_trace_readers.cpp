@@ -11,7 +11,8 @@ using namespace kvscope;
 
 namespace {
 
-std::vector<TraceRecord> read_all(const std::string& text, TraceFormat format = TraceFormat::automatic,
+std::vector<TraceRecord> read_all(const std::string& text,
+                                  TraceFormat format = TraceFormat::automatic,
                                   BadRecordPolicy policy = BadRecordPolicy::stop,
                                   int64_t* skipped = nullptr, TraceFormat* detected = nullptr,
                                   const ReaderLimits& limits = {}) {
@@ -149,11 +150,12 @@ const BadCase kBadCases[] = {
     {"truncated", TraceFormat::mooncake, kGoodJson + "{\"timestamp\": 11, \"input_len", "record",
      "truncated"},
     {"truncated_array", TraceFormat::mooncake,
-     kGoodJson + "{\"timestamp\": 11, \"input_length\": 5, \"output_length\": 1, \"hash_ids\": [1, 2",
+     kGoodJson +
+         "{\"timestamp\": 11, \"input_length\": 5, \"output_length\": 1, \"hash_ids\": [1, 2",
      "hash_ids", "truncated"},
     {"string_length", TraceFormat::mooncake,
-     kGoodJson + "{\"timestamp\": 11, \"input_length\": \"100\", \"output_length\": 5}", "input_length",
-     "got a string"},
+     kGoodJson + "{\"timestamp\": 11, \"input_length\": \"100\", \"output_length\": 5}",
+     "input_length", "got a string"},
     {"nan", TraceFormat::mooncake,
      kGoodJson + "{\"timestamp\": NaN, \"input_length\": 100, \"output_length\": 5}", "timestamp",
      "malformed JSON"},
@@ -164,11 +166,12 @@ const BadCase kBadCases[] = {
      kGoodJson + "{\"timestamp\": 11, \"input_length\": 0, \"output_length\": 5}", "input_length",
      "at least 1"},
     {"absurd_input", TraceFormat::mooncake,
-     kGoodJson + "{\"timestamp\": 11, \"input_length\": 99999999999999999999, \"output_length\": 5}",
+     kGoodJson +
+         "{\"timestamp\": 11, \"input_length\": 99999999999999999999, \"output_length\": 5}",
      "input_length", "longer than"},
     {"fraction", TraceFormat::mooncake,
-     kGoodJson + "{\"timestamp\": 11, \"input_length\": 10.5, \"output_length\": 5}", "input_length",
-     "whole number"},
+     kGoodJson + "{\"timestamp\": 11, \"input_length\": 10.5, \"output_length\": 5}",
+     "input_length", "whole number"},
     {"unsorted", TraceFormat::mooncake,
      kGoodJson + "{\"timestamp\": 9, \"input_length\": 100, \"output_length\": 5}", "timestamp",
      "out of order"},
@@ -178,23 +181,27 @@ const BadCase kBadCases[] = {
     {"absurd_timestamp", TraceFormat::mooncake,
      kGoodJson + "{\"timestamp\": 1e300, \"input_length\": 100, \"output_length\": 5}", "timestamp",
      "beyond"},
-    {"missing_field", TraceFormat::mooncake, kGoodJson + "{\"timestamp\": 11, \"input_length\": 100}",
-     "output_length", "missing"},
+    {"missing_field", TraceFormat::mooncake,
+     kGoodJson + "{\"timestamp\": 11, \"input_length\": 100}", "output_length", "missing"},
     {"duplicate_key", TraceFormat::mooncake,
-     kGoodJson + "{\"timestamp\": 11, \"input_length\": 1, \"input_length\": 2, \"output_length\": 5}",
+     kGoodJson +
+         "{\"timestamp\": 11, \"input_length\": 1, \"input_length\": 2, \"output_length\": 5}",
      "input_length", "twice"},
     {"not_an_object", TraceFormat::mooncake, kGoodJson + "[1, 2, 3]", "record", "object"},
     {"trailing_garbage", TraceFormat::mooncake,
      kGoodJson + "{\"timestamp\": 11, \"input_length\": 100, \"output_length\": 5} x", "record",
      "malformed"},
     {"negative_hash", TraceFormat::mooncake,
-     kGoodJson + "{\"timestamp\": 11, \"input_length\": 100, \"output_length\": 5, \"hash_ids\": [-1]}",
+     kGoodJson +
+         "{\"timestamp\": 11, \"input_length\": 100, \"output_length\": 5, \"hash_ids\": [-1]}",
      "hash_ids", ">= 0"},
     {"hash_not_array", TraceFormat::mooncake,
-     kGoodJson + "{\"timestamp\": 11, \"input_length\": 100, \"output_length\": 5, \"hash_ids\": 3}",
+     kGoodJson +
+         "{\"timestamp\": 11, \"input_length\": 100, \"output_length\": 5, \"hash_ids\": 3}",
      "hash_ids", "array"},
     {"kv_tokens_mismatch", TraceFormat::kvscope,
-     kGoodJson + "{\"timestamp\": 11, \"input_length\": 3, \"output_length\": 5, \"tokens\": [1, 2]}",
+     kGoodJson +
+         "{\"timestamp\": 11, \"input_length\": 3, \"output_length\": 5, \"tokens\": [1, 2]}",
      "tokens", "input_length is 3"},
     {"kv_ctx_zero", TraceFormat::kvscope,
      kGoodJson + "{\"timestamp\": 11, \"input_length\": 3, \"output_length\": 5, \"ctx\": [0, 0]}",
@@ -204,7 +211,8 @@ const BadCase kBadCases[] = {
      "{\"timestamp\": 2, \"input_length\": 3, \"output_length\": 5, \"ctx\": [1, 2, 3]}",
      "ctx", "earlier records have 2"},
     {"kv_block_size", TraceFormat::kvscope,
-     kGoodJson + "{\"timestamp\": 11, \"input_length\": 3, \"output_length\": 5, \"block_size\": 0}",
+     kGoodJson +
+         "{\"timestamp\": 11, \"input_length\": 3, \"output_length\": 5, \"block_size\": 0}",
      "block_size", "[1,"},
     {"kv_session_type", TraceFormat::kvscope,
      kGoodJson + "{\"timestamp\": 11, \"input_length\": 3, \"output_length\": 5, \"session\": [1]}",
@@ -213,8 +221,8 @@ const BadCase kBadCases[] = {
      "3 comma-separated"},
     {"azure_datetime", TraceFormat::azure, kGoodAzure + "2023-13-16 18:15:47.0,12,5\n", "TIMESTAMP",
      "date and time"},
-    {"azure_nan", TraceFormat::azure, kGoodAzure + "2023-11-16 18:15:47.0,nan,5\n",
-     "ContextTokens", "whole number"},
+    {"azure_nan", TraceFormat::azure, kGoodAzure + "2023-11-16 18:15:47.0,nan,5\n", "ContextTokens",
+     "whole number"},
     {"azure_negative", TraceFormat::azure, kGoodAzure + "2023-11-16 18:15:47.0,12,-5\n",
      "GeneratedTokens", "negative"},
     {"azure_unsorted", TraceFormat::azure, kGoodAzure + "2023-11-16 18:15:45.0,12,5\n", "TIMESTAMP",
@@ -247,7 +255,8 @@ INSTANTIATE_TEST_SUITE_P(Readers, BadRecords, ::testing::ValuesIn(kBadCases),
 
 TEST(TraceReaders, AllRecordsBadIsAnErrorEvenWhenSkipping) {
   try {
-    read_all("{\"timestamp\": 1}\n{\"timestamp\": 2}\n", TraceFormat::mooncake, BadRecordPolicy::skip);
+    read_all("{\"timestamp\": 1}\n{\"timestamp\": 2}\n", TraceFormat::mooncake,
+             BadRecordPolicy::skip);
     FAIL() << "expected an error";
   } catch (const InputError& e) {
     EXPECT_NE(e.reason().find("no good records (2 bad"), std::string::npos) << e.what();
@@ -258,9 +267,12 @@ TEST(TraceReaders, AllRecordsBadIsAnErrorEvenWhenSkipping) {
 TEST(TraceReaders, AHugeLineIsABadRecordThatCostsNoMoreThanTheLimit) {
   ReaderLimits limits;
   limits.max_line_bytes = 1000;
-  const std::string huge = "{\"timestamp\": 11, \"input_length\": 100, \"output_length\": 5, "
-                           "\"hash_ids\": [" + std::string(100000, '1') + "]}\n";
-  const std::string text = kGoodJson + huge + "{\"timestamp\": 12, \"input_length\": 7, \"output_length\": 5}\n";
+  const std::string huge =
+      "{\"timestamp\": 11, \"input_length\": 100, \"output_length\": 5, "
+      "\"hash_ids\": [" +
+      std::string(100000, '1') + "]}\n";
+  const std::string text =
+      kGoodJson + huge + "{\"timestamp\": 12, \"input_length\": 7, \"output_length\": 5}\n";
   const InputError e = error_of(text, TraceFormat::mooncake, limits);
   EXPECT_EQ(e.line(), 2);
   EXPECT_EQ(e.field(), "line");

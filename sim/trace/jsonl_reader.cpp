@@ -267,8 +267,8 @@ class RecordSax final : public nlohmann::json_sax<nlohmann::json> {
   bool kvscope_fields_;
   const ReaderLimits& limits_;
   size_t line_bytes_;
-  int depth_ = 0;       // 1 inside the record, 2 inside one of its arrays
-  int skip_depth_ = 0;  // > 0 while passing over an unknown field's nested value
+  int depth_ = 0;                // 1 inside the record, 2 inside one of its arrays
+  int skip_depth_ = 0;           // > 0 while passing over an unknown field's nested value
   bool awaiting_value_ = false;  // a key was read and its value has not ended
   Field field_ = kUnknown;
 };
