@@ -11,6 +11,7 @@ void to_f32(DType t, const void* src, float* dst, size_t n) {
       return;
     case DType::bf16: {
       const auto* s = static_cast<const uint16_t*>(src);
+#pragma omp simd
       for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
       return;
     }
@@ -29,6 +30,7 @@ void from_f32(DType t, const float* src, void* dst, size_t n) {
       return;
     case DType::bf16: {
       auto* d = static_cast<uint16_t*>(dst);
+#pragma omp simd
       for (size_t i = 0; i < n; ++i) d[i] = f32_to_bf16(src[i]);
       return;
     }

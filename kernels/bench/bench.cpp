@@ -218,7 +218,7 @@ void register_benchmarks(Backend& b, const DeviceMeasurement& m, bool quick) {
   // ---- copy ----
   family(
       "copy", [c](benchmark::State& st) { bm_copy(st, c); }, {"mib"}, quick)
-      ->ArgsProduct(quick ? Axes{{1, 16, 64}} : Axes{{64, 512, 2048}});
+      ->ArgsProduct(quick ? Axes{{16, 32, 64}} : Axes{{64, 512, 2048}});
 
   // ---- spectral compression and reconstruction: issue target 64 KV-head-seqs x N=32768 x
   // 64 of 128 dims -> M=256 ----

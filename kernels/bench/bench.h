@@ -5,7 +5,7 @@
 //   floor_ms  = max(bytes / measured copy bandwidth, flops / measured GEMM peak)
 //   floor_pct = 100 * floor_ms / measured time      (how close the kernel is to the limit)
 // Families and their axes (names are what the calibration fit reads back, model/calibration.h):
-//   copy/mib                                          device-to-device copy
+//   copy/mib                                          device-to-device copy (MiB)
 //   fourier_compress/bf16/heads/tokens/head_dim/cdims/m   heads = batch * kv_heads
 //   fourier_reconstruct/(same axes)
 //   fourier_attention_decode/bf16/batch/q_heads/kv_heads/head_dim/tokens/cdims/m

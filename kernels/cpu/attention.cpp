@@ -19,7 +19,6 @@ void CpuBackend::attention(const AttentionArgs& a, const DeviceBuffer& q, const 
   require_bytes(v, kv_elems * e, "attention v");
   require_bytes(o, q_elems * e, "attention o");
 
-  const F32View kf(a.dtype, k, kv_elems), vf(a.dtype, v, kv_elems);
   const auto* qb = static_cast<const std::byte*>(q.data());
   auto* ob = static_cast<std::byte*>(o.data());
   const int64_t d = a.head_dim, group = a.q_heads / a.kv_heads;
@@ -30,7 +29,10 @@ void CpuBackend::attention(const AttentionArgs& a, const DeviceBuffer& q, const 
     load_queries(a, qb, b, g, q0, nq, qm);
     const int64_t kmax = visible_keys(a, q0 + nq - 1);
     const size_t head_off = static_cast<size_t>((b * a.kv_heads + g) * a.tokens * d);
-    const ConstRowMap km(kf.data() + head_off, kmax, d), vm(vf.data() + head_off, kmax, d);
+    std::vector<float> ks, vs;
+    const size_t n = static_cast<size_t>(kmax * d);
+    const ConstRowMap km(f32_slice(a.dtype, k, head_off, n, ks), kmax, d);
+    const ConstRowMap vm(f32_slice(a.dtype, v, head_off, n, vs), kmax, d);
     s.resize(qm.rows(), kmax);
     s.noalias() = qm * km.transpose();
     for (int64_t h = 0; h < group; ++h)

@@ -65,6 +65,17 @@ class F32View {
   std::vector<float> copy_;
 };
 
+// `count` elements of `buf` from element `offset` as f32: a pointer into the buffer when it is
+// f32, else converted into `scratch`. Attention converts each job's own K/V rows this way, in
+// parallel and while they are hot in cache, instead of a whole-tensor pass up front.
+inline const float* f32_slice(DType t, const DeviceBuffer& buf, size_t offset, size_t count,
+                              std::vector<float>& scratch) {
+  if (t == DType::f32) return static_cast<const float*>(buf.data()) + offset;
+  scratch.resize(count);
+  to_f32(t, static_cast<const std::byte*>(buf.data()) + offset * esize(t), scratch.data(), count);
+  return scratch.data();
+}
+
 // The token held in edge slot `slot`, or -1 when the slot is unused (backend.h, "Edge slots").
 inline int64_t edge_token(const FourierLayout& f, int64_t tokens, int64_t slot) {
   if (f.middle(tokens) == 0) return slot < tokens ? slot : -1;

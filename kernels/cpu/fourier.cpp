@@ -234,13 +234,7 @@ void CpuBackend::fourier_attention(const AttentionArgs& a, const FourierLayout& 
   require_bytes(o, q_elems * e, "fourier_attention o");
   const Dims x = dims_of(ks, f);
   const std::vector<int64_t> kept = kept_dims(f, x.d);
-  const int64_t heads = a.batch * a.kv_heads, group = a.q_heads / a.kv_heads;
-  const size_t kept_elems = static_cast<size_t>(heads * x.t * x.dk);
-  const size_t edge_elems = static_cast<size_t>(heads * x.e * x.c);
-  const size_t coef_elems = static_cast<size_t>(heads * x.m * x.c);
-  const F32View kk(a.dtype, *k.kept, kept_elems), vk(a.dtype, *v.kept, kept_elems);
-  const F32View ke(a.dtype, *k.edge, edge_elems), ve(a.dtype, *v.edge, edge_elems);
-  const F32View kc(a.dtype, *k.coeffs, coef_elems), vc(a.dtype, *v.coeffs, coef_elems);
+  const int64_t group = a.q_heads / a.kv_heads;
   const auto* qb = static_cast<const std::byte*>(q.data());
   auto* ob = static_cast<std::byte*>(o.data());
   const float scale = 1.0f / std::sqrt(static_cast<float>(x.d));
@@ -265,12 +259,17 @@ void CpuBackend::fourier_attention(const AttentionArgs& a, const FourierLayout& 
 
     const int64_t kmax = visible_keys(a, q0 + nq - 1);
     const int64_t head = b * a.kv_heads + g;
-    const ConstRowMap kkm(kk.data() + head * x.t * x.dk, kmax, x.dk);
-    const ConstRowMap vkm(vk.data() + head * x.t * x.dk, kmax, x.dk);
-    const ConstRowMap kem(ke.data() + head * x.e * x.c, x.e, x.c);
-    const ConstRowMap vem(ve.data() + head * x.e * x.c, x.e, x.c);
-    const ConstRowMap kcm(kc.data() + head * x.m * x.c, x.mp, x.c);
-    const ConstRowMap vcm(vc.data() + head * x.m * x.c, x.mp, x.c);
+    std::vector<float> s1, s2, s3, s4, s5, s6;
+    const DType dt = a.dtype;
+    const size_t ko = static_cast<size_t>(head * x.t * x.dk), kn = static_cast<size_t>(kmax * x.dk);
+    const size_t eo = static_cast<size_t>(head * x.e * x.c), en = static_cast<size_t>(x.e * x.c);
+    const size_t co = static_cast<size_t>(head * x.m * x.c), cn = static_cast<size_t>(x.mp * x.c);
+    const ConstRowMap kkm(f32_slice(dt, *k.kept, ko, kn, s1), kmax, x.dk);
+    const ConstRowMap vkm(f32_slice(dt, *v.kept, ko, kn, s2), kmax, x.dk);
+    const ConstRowMap kem(f32_slice(dt, *k.edge, eo, en, s3), x.e, x.c);
+    const ConstRowMap vem(f32_slice(dt, *v.edge, eo, en, s4), x.e, x.c);
+    const ConstRowMap kcm(f32_slice(dt, *k.coeffs, co, cn, s5), x.mp, x.c);
+    const ConstRowMap vcm(f32_slice(dt, *v.coeffs, co, cn, s6), x.mp, x.c);
 
     RowMat s(r, kmax);
     if (x.dk > 0)
