@@ -9,6 +9,8 @@ const std::vector<Command>& commands() {
        run_calibrate},
       {"replay", "replay a serving trace: latency, memory and CCV hit rate of each method",
        run_replay},
+      {"check", "run the replay's steps on the real kernels and report each prediction's error",
+       run_check},
   };
   return all;
 }
