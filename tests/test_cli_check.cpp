@@ -92,6 +92,21 @@ TEST(CliCheck, RunsEveryMethodsStepsWithExactKvMemory) {
   std::string first;
   std::getline(svg, first);
   EXPECT_EQ(first.rfind("<svg", 0), 0u);
+
+  // --reprice with the same cost model gives back the same predictions for the same steps;
+  // with another (the roofline) it keeps the measurements and prices anew.
+  const fs::path again = out / "again";
+  const auto rp = run_cli("check " + kTrace + kTiny + " --profile " + kProfile +
+                          " --reprice " + (out / "steps.jsonl").string() + " --out " +
+                          again.string());
+  ASSERT_EQ(rp.exit_code, 0) << rp.err;
+  EXPECT_EQ(lines_of(again / "steps.csv"), rows);
+  const auto roof = run_cli("check " + kTrace + kTiny + " --gpu cpu-2core --reprice " +
+                            (out / "steps.jsonl").string() + " --json");
+  ASSERT_EQ(roof.exit_code, 0) << roof.err;
+  const auto rj = nlohmann::json::parse(roof.out);
+  EXPECT_EQ(rj.at("memory"), s.at("memory"));
+  EXPECT_NE(rj.at("latency"), s.at("latency"));
 }
 
 TEST(CliCheck, BadArgumentsExitTwo) {

@@ -3,12 +3,17 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <fstream>
 #include <limits>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 
+#include <nlohmann/json.hpp>
+
 #include "model/error.h"
 #include "sim/check/executor.h"
+#include "sim/engine/step_pricer.h"
 #include "sim/trace/trace.h"
 
 namespace kvscope::check {
@@ -85,6 +90,7 @@ CheckStep describe(const ObservedStep& s) {
   c.pred_ccv_ms = s.ccv_ms;
   c.pred_other_ms = s.other_ms;
   c.predicted_kv_bytes = s.kv_in_step_bytes;
+  c.items = s.items;
   int64_t min_kv = std::numeric_limits<int64_t>::max(), max_dkv = 0, sum_dkv = 0;
   std::ostringstream chunks;
   int listed = 0;
@@ -142,6 +148,151 @@ ExecutorLimits limits_for(const std::string& trace, const ReplayConfig& rc) {
 
 }  // namespace
 
+StepShape step_shape(const ObservedStep& s, bool decode_per_sequence, bool lm_head) {
+  StepShape shape;
+  for (const auto& it : s.items) {
+    const int hit = it.ccv_hit ? 1 : 0;
+    if (it.prefill) {
+      shape.chunks.push_back({it.q_tokens, it.kv_len, it.ccv_hit, it.cache_tokens});
+    } else {
+      ++shape.decode_seqs[hit];
+      shape.decode_kv_sum[hit] += it.kv_len;
+      if (decode_per_sequence) shape.decode_kv[hit].push_back(it.kv_len);
+    }
+    if (lm_head && it.emits) ++shape.emitting;
+  }
+  return shape;
+}
+
+void summarize(CheckResult& res, const std::vector<Method>& methods) {
+  res.latency.clear();
+  for (Method m : methods) {
+    for (const std::string kind : {"prefill", "decode", "mixed", "all"}) {
+      std::vector<double> e;
+      ErrorStats st;
+      st.method = m;
+      st.kind = kind;
+      double signed_sum = 0;
+      for (const CheckStep& c : res.steps) {
+        if (c.method != m || (kind != "all" && step_kind_name(c.kind) != kind)) continue;
+        e.push_back(c.rel_error());
+        st.predicted_ms += c.predicted_ms;
+        st.measured_ms += c.measured_ms;
+        signed_sum += (c.predicted_ms - c.measured_ms) / c.measured_ms;
+      }
+      if (e.empty()) continue;
+      st.mean_signed = signed_sum / static_cast<double>(e.size());
+      fill_error_stats(std::move(e), st);
+      res.latency.push_back(st);
+    }
+  }
+  std::vector<MemoryStats> mem;
+  for (Method m : methods) {
+    MemoryStats st;
+    st.method = m;
+    for (const auto& old : res.memory)
+      if (old.method == m) {
+        st.weights_predicted_bytes = old.weights_predicted_bytes;
+        st.weights_allocated_bytes = old.weights_allocated_bytes;
+      }
+    for (const CheckStep& c : res.steps) {
+      if (c.method != m) continue;
+      ++st.steps;
+      st.equal_steps += c.allocated_kv_bytes == c.predicted_kv_bytes ? 1 : 0;
+      st.max_abs_diff_bytes =
+          std::max(st.max_abs_diff_bytes, std::abs(c.allocated_kv_bytes - c.predicted_kv_bytes));
+      if (c.predicted_kv_bytes >= st.peak_predicted_bytes) {
+        st.peak_predicted_bytes = c.predicted_kv_bytes;
+        st.peak_allocated_bytes = c.allocated_kv_bytes;
+      }
+      st.device_peak_used_bytes = std::max(st.device_peak_used_bytes, c.device_used_bytes);
+    }
+    mem.push_back(st);
+  }
+  res.memory = std::move(mem);
+}
+
+CheckResult reprice_check(const std::string& path, const ReplayConfig& rc,
+                          const OpCostModel& costs) {
+  std::ifstream in(path);
+  if (!in) throw InputError(path, "--reprice", "cannot open the steps of an earlier check");
+  CheckResult res;
+  res.cost_model = costs.describe();
+  std::vector<std::unique_ptr<StepPricer>> pricers;
+  for (Method m : rc.methods)
+    pricers.push_back(
+        std::make_unique<StepPricer>(costs, rc.model, m, rc.method_config,
+                                     rc.scheduler.token_budget + rc.scheduler.max_batch, true));
+  std::string line;
+  int64_t n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& e) {
+      throw InputError(path, n, "", std::string("not valid JSON: ") + e.what());
+    }
+    try {
+      if (j.contains("header")) {
+        const auto& h = j["header"];
+        if (h.at("model").get<std::string>() != rc.model.name)
+          throw InputError(
+              path, n, "header.model",
+              "measured for " + h.at("model").get<std::string>() + ", not " + rc.model.name);
+        res.trace.path = h.at("trace").get<std::string>();
+        res.trace.requests = h.at("requests").get<int64_t>();
+        res.device.name = h.at("device").get<std::string>();
+        res.device.backend = h.at("backend").get<std::string>();
+        res.device.driver = h.value("driver", std::string());
+        res.gpu_memory_bytes = h.value("gpu_memory_bytes", int64_t{0});
+        res.replay_steps = h.value("replay_steps", std::vector<int64_t>{});
+        for (const auto& w : h.at("weights")) {
+          MemoryStats m;
+          m.method = *parse_method(w.at("method").get<std::string>());
+          m.weights_predicted_bytes = w.at("predicted_bytes");
+          m.weights_allocated_bytes = w.at("allocated_bytes");
+          res.memory.push_back(m);
+        }
+        continue;
+      }
+      const auto method = parse_method(j.at("method").get<std::string>());
+      if (!method) throw InputError(path, n, "method", "unknown method");
+      const auto pos = std::find(rc.methods.begin(), rc.methods.end(), *method);
+      if (pos == rc.methods.end()) continue;  // a method not asked for now
+      ObservedStep o;
+      o.method = *method;
+      o.index = j.at("step");
+      o.kv_in_step_bytes = j.at("predicted_kv_bytes");
+      for (const auto& it : j.at("items"))
+        o.items.push_back(
+            {it.at(0), it.at(1), it.at(2), it.at(3), it.at(4) != 0, it.at(5) != 0, it.at(6) != 0});
+      const StepPrice p =
+          pricers[static_cast<size_t>(pos - rc.methods.begin())]->price(step_shape(o, true, true));
+      o.full_ms = p.full_ms;
+      o.attention_ms = p.attention_ms;
+      o.dense_ms = p.dense_ms;
+      o.ccv_ms = p.ccv_ms;
+      o.other_ms = p.other_ms;
+      CheckStep c = describe(o);
+      c.measured_ms = j.at("measured_ms");
+      c.reps = j.at("reps");
+      c.allocated_kv_bytes = j.at("allocated_kv_bytes");
+      c.device_used_bytes = j.at("device_used_bytes");
+      const auto& parts = j.at("measured_parts_ms");
+      c.meas_attention_ms = parts.at(0);
+      c.meas_dense_ms = parts.at(1);
+      c.meas_ccv_ms = parts.at(2);
+      c.meas_other_ms = parts.at(3);
+      res.steps.push_back(std::move(c));
+    } catch (const nlohmann::json::exception& e) {
+      throw InputError(path, n, "", std::string("bad step record: ") + e.what());
+    }
+  }
+  summarize(res, rc.methods);
+  return res;
+}
+
 CheckResult run_check(const std::string& trace_path, const CheckConfig& cfg,
                       const OpCostModel& costs, const ProgressFn& progress) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -198,6 +349,15 @@ CheckResult run_check(const std::string& trace_path, const CheckConfig& cfg,
   size_t done = 0;
   for (size_t mi = 0; mi < rc.methods.size(); ++mi) {
     const Method m = rc.methods[mi];
+    // step_shape() (what --reprice prices) must see the steps as the engine priced them.
+    const StepPricer pricer(costs, rc.model, m, rc.method_config,
+                            rc.scheduler.token_budget + rc.scheduler.max_batch, true);
+    for (size_t idx : picks[mi]) {
+      const ObservedStep& s = recorded[mi][idx];
+      const double again = pricer.price(step_shape(s, true, true)).full_ms;
+      if (std::abs(again - s.full_ms) > 1e-9 * std::max(1.0, s.full_ms))
+        throw std::logic_error("check: step_shape() prices a step unlike the engine");
+    }
     ex.set_method(m);
     MemoryStats mem;
     mem.method = m;
@@ -256,27 +416,8 @@ CheckResult run_check(const std::string& trace_path, const CheckConfig& cfg,
     res.memory.push_back(mem);
   }
 
-  // 3. Error statistics per method and kind.
-  for (Method m : rc.methods) {
-    for (const std::string kind : {"prefill", "decode", "mixed", "all"}) {
-      std::vector<double> e;
-      ErrorStats st;
-      st.method = m;
-      st.kind = kind;
-      double signed_sum = 0;
-      for (const CheckStep& c : res.steps) {
-        if (c.method != m || (kind != "all" && step_kind_name(c.kind) != kind)) continue;
-        e.push_back(c.rel_error());
-        st.predicted_ms += c.predicted_ms;
-        st.measured_ms += c.measured_ms;
-        signed_sum += (c.predicted_ms - c.measured_ms) / c.measured_ms;
-      }
-      if (e.empty()) continue;
-      st.mean_signed = signed_sum / static_cast<double>(e.size());
-      fill_error_stats(std::move(e), st);
-      res.latency.push_back(st);
-    }
-  }
+  // 3. Error statistics per method and kind, memory per method.
+  summarize(res, rc.methods);
   res.wall_s = seconds_since(t0);
   return res;
 }

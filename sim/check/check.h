@@ -17,6 +17,7 @@
 
 #include "kernels/backend.h"
 #include "model/cost.h"
+#include "sim/engine/step_pricer.h"
 #include "sim/replay/replay.h"
 
 namespace kvscope::check {
@@ -54,7 +55,8 @@ struct CheckStep {
   int64_t allocated_kv_bytes = 0;  // backend allocated_bytes() held by the caches
   int64_t device_used_bytes = -1;  // total - free from the device (cudaMemGetInfo); -1: unknown
   int reps = 0;
-  std::string shape;  // human description of the step's sequences
+  std::string shape;                      // human description of the step's sequences
+  std::vector<ObservedStep::Item> items;  // the step as scheduled (for steps.jsonl)
   double rel_error() const {
     return measured_ms > 0 ? std::abs(predicted_ms - measured_ms) / measured_ms : 0.0;
   }
@@ -97,6 +99,19 @@ using ProgressFn = std::function<void(double fraction, const std::string& note)>
 // the backend is missing.
 CheckResult run_check(const std::string& trace_path, const CheckConfig& config,
                       const OpCostModel& costs, const ProgressFn& progress = {});
+
+// The StepShape the engine prices for a step as observed (MethodReplay::step's rules).
+StepShape step_shape(const ObservedStep& s, bool decode_per_sequence, bool lm_head);
+
+// Re-prices the steps of an earlier check (its steps.jsonl, check_outputs) with `costs`: the
+// same steps and measurements, new predictions. `rc` must describe the same model, methods and
+// scheduler as the check that measured them (model and methods are checked).
+CheckResult reprice_check(const std::string& steps_jsonl, const ReplayConfig& rc,
+                          const OpCostModel& costs);
+
+// Per method and kind error statistics, and per method memory statistics, from r.steps
+// (weights kept from r.memory where present).
+void summarize(CheckResult& r, const std::vector<Method>& methods);
 
 // Steps chosen when only `max_steps` of `kinds.size()` can run: an equal share per kind (what a
 // kind does not use goes to the others), evenly spaced within each kind. Indices, sorted.

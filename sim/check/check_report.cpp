@@ -283,9 +283,51 @@ void write_check_svg(std::ostream& out, const CheckResult& r, const std::string&
   out << "</svg>\n";
 }
 
+void write_steps_jsonl(std::ostream& out, const CheckResult& r, const nlohmann::json& run) {
+  nlohmann::json weights = nlohmann::json::array();
+  for (const auto& m : r.memory)
+    weights.push_back({{"method", method_name(m.method)},
+                       {"predicted_bytes", m.weights_predicted_bytes},
+                       {"allocated_bytes", m.weights_allocated_bytes}});
+  out << nlohmann::json{{"header",
+                         {{"model", run.value("model", std::string())},
+                          {"trace", r.trace.path},
+                          {"requests", r.trace.requests},
+                          {"device", r.device.name},
+                          {"backend", r.device.backend},
+                          {"driver", r.device.driver},
+                          {"gpu_memory_bytes", r.gpu_memory_bytes},
+                          {"replay_steps", r.replay_steps},
+                          {"weights", weights},
+                          {"run", run}}}}
+             .dump()
+      << "\n";
+  for (const auto& s : r.steps) {
+    nlohmann::json items = nlohmann::json::array();
+    for (const auto& it : s.items)
+      items.push_back({it.request, it.q_tokens, it.kv_len, it.cache_tokens, it.prefill ? 1 : 0,
+                       it.ccv_hit ? 1 : 0, it.emits ? 1 : 0});
+    out << nlohmann::json{{"method", method_name(s.method)},
+                          {"step", s.index},
+                          {"predicted_ms", s.predicted_ms},
+                          {"measured_ms", s.measured_ms},
+                          {"measured_parts_ms",
+                           {s.meas_attention_ms, s.meas_dense_ms, s.meas_ccv_ms, s.meas_other_ms}},
+                          {"reps", s.reps},
+                          {"predicted_kv_bytes", s.predicted_kv_bytes},
+                          {"allocated_kv_bytes", s.allocated_kv_bytes},
+                          {"device_used_bytes", s.device_used_bytes},
+                          {"items", items}}
+               .dump()
+        << "\n";
+  }
+}
+
 void write_check_outputs(const std::string& dir, const CheckResult& r, const nlohmann::json& run) {
   std::filesystem::create_directories(dir);
   write_file_atomically(dir + "/steps.csv", [&](std::ostream& o) { write_steps_csv(o, r); });
+  write_file_atomically(dir + "/steps.jsonl",
+                        [&](std::ostream& o) { write_steps_jsonl(o, r, run); });
   write_file_atomically(dir + "/summary.txt",
                         [&](std::ostream& o) { print_check_summary(o, r, run, 20); });
   write_file_atomically(dir + "/check_summary.json",

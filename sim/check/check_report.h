@@ -23,8 +23,12 @@ nlohmann::json check_json(const CheckResult& r, const nlohmann::json& run, int w
 // +-10% band.
 void write_check_svg(std::ostream& out, const CheckResult& r, const std::string& title);
 
-// steps.csv, summary.txt, check_summary.json, check.json, pred_vs_meas.svg in `dir` (created),
-// each written atomically.
+// One JSON line per step run with its sequences as scheduled and what was measured, after a
+// header line: what `kvscope check --reprice` prices again with another cost model.
+void write_steps_jsonl(std::ostream& out, const CheckResult& r, const nlohmann::json& run);
+
+// steps.csv, steps.jsonl, summary.txt, check_summary.json, check.json, pred_vs_meas.svg in
+// `dir` (created), each written atomically.
 void write_check_outputs(const std::string& dir, const CheckResult& r, const nlohmann::json& run);
 
 }  // namespace kvscope::check

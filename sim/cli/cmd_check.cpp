@@ -102,7 +102,11 @@ int run_check(const Args& args) {
       "out", po::value<std::string>(),
       "directory for steps.csv, summary.txt, check_summary.json (what kvscope plan --check "
       "reads), check.json and pred_vs_meas.svg")("json", "print check_summary.json on stdout")(
-      "quiet", "no progress on stderr");
+      "quiet", "no progress on stderr")(
+      "reprice", po::value<std::string>(),
+      "run nothing: price the steps of an earlier check (its steps.jsonl) again with this "
+      "cost model (--profile or --gpu) and report against the times measured then; the "
+      "model, method and scheduler options must be the earlier run's");
   add_method_options(desc);
   add_cost_options(desc);
   po::positional_options_description pos;
@@ -152,23 +156,27 @@ int run_check(const Args& args) {
   const std::string trace = vm["trace"].as<std::string>();
 
   check::CheckResult result;
-  {
+  if (vm.count("reprice")) {
+    result = check::reprice_check(vm["reprice"].as<std::string>(), rc, *ops);
+  } else {
     Progress progress(vm.count("quiet") == 0);
     result = check::run_check(trace, cfg, *ops,
                               [&](double f, const std::string& note) { progress(f, note); });
   }
-  nlohmann::json run = {{"model", rc.model.name},
-                        {"backend", cfg.backend},
-                        {"device", result.device.name},
-                        {"date", utc_date()},
-                        {"command", command.str()},
-                        {"trace", trace},
-                        {"requests", result.trace.requests},
-                        {"max_steps", cfg.max_steps},
-                        {"length_scale", rc.length_scale},
-                        {"token_budget", rc.scheduler.token_budget},
-                        {"max_batch", rc.scheduler.max_batch},
-                        {"profile", vm.count("profile") ? vm["profile"].as<std::string>() : ""}};
+  nlohmann::json run = {
+      {"model", rc.model.name},
+      {"backend", result.device.backend},
+      {"device", result.device.name},
+      {"date", utc_date()},
+      {"command", command.str()},
+      {"trace", trace},
+      {"requests", result.trace.requests},
+      {"max_steps", cfg.max_steps},
+      {"length_scale", rc.length_scale},
+      {"token_budget", rc.scheduler.token_budget},
+      {"max_batch", rc.scheduler.max_batch},
+      {"profile", vm.count("profile") ? vm["profile"].as<std::string>() : ""},
+      {"repriced_from", vm.count("reprice") ? vm["reprice"].as<std::string>() : ""}};
   if (vm.count("out")) check::write_check_outputs(vm["out"].as<std::string>(), result, run);
   if (vm.count("json")) {
     std::cout << check::check_summary_json(result, run).dump(2) << "\n";
