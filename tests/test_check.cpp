@@ -22,7 +22,8 @@ using nlohmann::json;
 
 namespace {
 
-const std::string kTrace = std::string(KVSCOPE_SOURCE_DIR) + "/traces/mooncake/conversation_trace.jsonl";
+const std::string kTrace =
+    std::string(KVSCOPE_SOURCE_DIR) + "/traces/mooncake/conversation_trace.jsonl";
 
 json device_block() {
   return {{"backend", "cpu"},
@@ -48,10 +49,10 @@ json profile_with(const std::vector<json>& extra) {
         row("attention_prefill/bf16:1/batch:1/q_heads:4/kv_heads:2/head_dim:64/tokens:" + n, i));
     j["benchmarks"].push_back(
         row("attention_decode/bf16:1/batch:1/q_heads:4/kv_heads:2/head_dim:64/tokens:" + n, i));
-    j["benchmarks"].push_back(row(
-        "fourier_attention_decode/bf16:1/batch:1/q_heads:4/kv_heads:2/head_dim:64/tokens:" + n +
-            "/cdims:32/m:64",
-        i));
+    j["benchmarks"].push_back(
+        row("fourier_attention_decode/bf16:1/batch:1/q_heads:4/kv_heads:2/head_dim:64/tokens:" + n +
+                "/cdims:32/m:64",
+            i));
     j["benchmarks"].push_back(row("gemm/bf16:1/rows:" + n + "/out:512/in:512/bias:0", i));
     j["benchmarks"].push_back(row("cosine_rows/bf16:1/rows:" + n + "/dim:512", i));
     j["benchmarks"].push_back(row("copy/mib:" + std::to_string(i), i));
@@ -64,7 +65,7 @@ json profile_with(const std::vector<json>& extra) {
 
 TEST(CheckSampling, EqualSharesPerKindEvenlySpread) {
   std::vector<StepKind> kinds;
-  kinds.push_back(StepKind::prefill);                            // 1 prefill
+  kinds.push_back(StepKind::prefill);                               // 1 prefill
   for (int i = 0; i < 100; ++i) kinds.push_back(StepKind::decode);  // 100 decodes
   for (int i = 0; i < 20; ++i) kinds.push_back(StepKind::mixed);    // 20 mixed
   const auto all = sample_steps(kinds, 0);
@@ -83,8 +84,18 @@ TEST(CheckSampling, EqualSharesPerKindEvenlySpread) {
   std::vector<size_t> dec;
   for (size_t i : s)
     if (kinds[i] == StepKind::decode) dec.push_back(i);
-  EXPECT_EQ(dec.front(), 1u + 3u);    // floor(0.5 * 100 / 15) = 3, after the prefill at 0
-  EXPECT_EQ(dec.back(), 1u + 96u);    // floor(14.5 * 100 / 15) = 96
+  EXPECT_EQ(dec.front(), 1u + 3u);  // floor(0.5 * 100 / 15) = 3, after the prefill at 0
+  EXPECT_EQ(dec.back(), 1u + 96u);  // floor(14.5 * 100 / 15) = 96
+}
+
+TEST(CheckSampling, InterleavedOrderSpreadsEveryPrefix) {
+  EXPECT_EQ(interleaved_order(8), (std::vector<size_t>{0, 4, 2, 6, 1, 5, 3, 7}));
+  EXPECT_EQ(interleaved_order(5), (std::vector<size_t>{0, 4, 2, 1, 3}));
+  EXPECT_TRUE(interleaved_order(0).empty());
+  auto o = interleaved_order(100);
+  ASSERT_EQ(o.size(), 100u);
+  std::sort(o.begin(), o.end());
+  for (size_t i = 0; i < o.size(); ++i) EXPECT_EQ(o[i], i);
 }
 
 TEST(CheckStats, MedianP90MaxByNearestRank) {
@@ -120,18 +131,17 @@ TEST(StepTables, ExactAtMeasuredPointsLogLinearBetween) {
   // Outside the measured range: the nearest point's ratio.
   EXPECT_NEAR(g(1024), fitted(1024) * 4.0 / fitted(256), 1e-9);
   // Another shape: the generic gemm fit, not the table.
-  EXPECT_DOUBLE_EQ(m.gemm_ms(GemmShape{16, 512, 512, false, DType::bf16}),
-                   m.fit("gemm").predict_ms(gemm_work(GemmShape{16, 512, 512, false, DType::bf16})));
+  EXPECT_DOUBLE_EQ(
+      m.gemm_ms(GemmShape{16, 512, 512, false, DType::bf16}),
+      m.fit("gemm").predict_ms(gemm_work(GemmShape{16, 512, 512, false, DType::bf16})));
 }
 
 TEST(StepTables, AttentionInterpolatesOverQueriesAndContext) {
   const std::string pre = "step_attention/bf16:1/batch:1/q_heads:4/kv_heads:2/head_dim:64/";
-  const json p = profile_with({row(pre + "q_len:1/tokens:1024", 0.1),
-                               row(pre + "q_len:1/tokens:4096", 0.3),
-                               row(pre + "q_len:64/tokens:1024", 1.0),
-                               row(pre + "q_len:64/tokens:4096", 2.0),
-                               row(pre + "q_len:256/tokens:1024", 2.0),
-                               row(pre + "q_len:256/tokens:4096", 5.0)});
+  const json p = profile_with(
+      {row(pre + "q_len:1/tokens:1024", 0.1), row(pre + "q_len:1/tokens:4096", 0.3),
+       row(pre + "q_len:64/tokens:1024", 1.0), row(pre + "q_len:64/tokens:4096", 2.0),
+       row(pre + "q_len:256/tokens:1024", 2.0), row(pre + "q_len:256/tokens:4096", 5.0)});
   const CalibratedCostModel m(parse_profile(p, "test"));
   auto a = [&](int64_t q, int64_t kv) {
     return m.attention_ms(AttentionShape{1, 4, 2, 64, q, kv, true, DType::bf16});
@@ -214,8 +224,8 @@ TEST(StepObserver, SeesEveryStepWithTheKvThePoolHolds) {
       int64_t held = 0, tokens = 0;
       for (const auto& h : o.held) {
         held += h.bytes;
-        EXPECT_EQ(h.bytes, sequence_kv_bytes(rc.model, o.method, rc.method_config, h.tokens,
-                                             h.ccv_hit));
+        EXPECT_EQ(h.bytes,
+                  sequence_kv_bytes(rc.model, o.method, rc.method_config, h.tokens, h.ccv_hit));
       }
       EXPECT_EQ(held, o.kv_in_step_bytes);
       for (const auto& it : o.items) {
@@ -276,8 +286,8 @@ TEST(StepExecutor, CachesAreTheMemoryModelToTheByte) {
                   {8, 100, 250, 300, true, held[8].ccv_hit, false},
                   {2, 40, 40, 40, true, false, true}};
     EXPECT_NO_THROW(ex.run(step));
-    for (unsigned part : {StepExecutor::kAttention, StepExecutor::kDense, StepExecutor::kCcv,
-                          StepExecutor::kOther})
+    for (unsigned part :
+         {StepExecutor::kAttention, StepExecutor::kDense, StepExecutor::kCcv, StepExecutor::kOther})
       EXPECT_NO_THROW(ex.run(step, part));
     step.items.push_back({999, 1, 10, 10, false, false, true});
     EXPECT_THROW(ex.run(step), std::logic_error);  // not held

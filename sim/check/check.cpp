@@ -63,6 +63,19 @@ std::vector<size_t> sample_steps(const std::vector<StepKind>& kinds, int64_t max
   return out;
 }
 
+std::vector<size_t> interleaved_order(size_t n) {
+  std::vector<size_t> out;
+  size_t bits = 0;
+  while ((size_t{1} << bits) < n) ++bits;
+  for (size_t i = 0; i < (size_t{1} << bits); ++i) {
+    size_t r = 0;
+    for (size_t b = 0; b < bits; ++b)
+      if (i & (size_t{1} << b)) r |= size_t{1} << (bits - 1 - b);
+    if (r < n) out.push_back(r);
+  }
+  return out;
+}
+
 void fill_error_stats(std::vector<double> e, ErrorStats& out) {
   out.steps = static_cast<int64_t>(e.size());
   if (e.empty()) return;
@@ -337,6 +350,7 @@ CheckResult run_check(const std::string& trace_path, const CheckConfig& cfg,
   if (progress) progress(0.02, "allocating the model's weights");
   StepExecutor ex(*backend, rc.model, rc.method_config, any_ccv, lim);
   const int64_t base_bytes = backend->allocated_bytes();  // weights and scratch
+  const auto run_start = std::chrono::steady_clock::now();
 
   std::vector<std::vector<size_t>> picks;
   size_t total = 0;
@@ -366,7 +380,16 @@ CheckResult run_check(const std::string& trace_path, const CheckConfig& cfg,
         (uses_ccv(m) ? ccv_layer_weight_bytes(rc.model, rc.method_config.ccv) : 0);
     mem.weights_allocated_bytes =
         ex.model_weight_bytes() + (uses_ccv(m) ? ex.ccv_weight_bytes() : 0);
-    for (size_t idx : picks[mi]) {
+    const auto method_start = std::chrono::steady_clock::now();
+    const double budget_s = cfg.time_budget_s > 0 ? (cfg.time_budget_s - seconds_since(run_start)) /
+                                                        static_cast<double>(rc.methods.size() - mi)
+                                                  : 0.0;
+    const size_t first = res.steps.size();
+    for (size_t order : interleaved_order(picks[mi].size())) {
+      if (budget_s > 0 && seconds_since(method_start) > budget_s) {
+        break;
+      }
+      const size_t idx = picks[mi][order];
       const ObservedStep& s = recorded[mi][idx];
       ex.hold(s.held);
       CheckStep c = describe(s);
@@ -412,6 +435,8 @@ CheckResult run_check(const std::string& trace_path, const CheckConfig& cfg,
       }
       res.steps.push_back(std::move(c));
     }
+    std::sort(res.steps.begin() + static_cast<std::ptrdiff_t>(first), res.steps.end(),
+              [](const CheckStep& a, const CheckStep& b) { return a.index < b.index; });
     ex.set_method(Method::baseline);  // frees the caches
     res.memory.push_back(mem);
   }

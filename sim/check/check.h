@@ -37,6 +37,10 @@ struct CheckConfig {
   int warmup = 1;          // untimed runs of a step before it is timed
   int reps = 0;            // timed runs per step (median); 0: enough for ~100 ms, 1..5
   bool breakdown = false;  // also time each part of each step alone (attention, dense, ...)
+  // Wall-clock seconds for running steps (0: no limit), shared out between the methods still to
+  // run. Each method runs its chosen steps in an interleaved order (a bit-reversal of their
+  // sequence), so a method cut short still has steps from all over its replay.
+  double time_budget_s = 0;
 };
 
 struct CheckStep {
@@ -116,6 +120,9 @@ void summarize(CheckResult& r, const std::vector<Method>& methods);
 // Steps chosen when only `max_steps` of `kinds.size()` can run: an equal share per kind (what a
 // kind does not use goes to the others), evenly spaced within each kind. Indices, sorted.
 std::vector<size_t> sample_steps(const std::vector<StepKind>& kinds, int64_t max_steps);
+
+// 0..n-1 in bit-reversed (van der Corput) order: every prefix spreads over the whole range.
+std::vector<size_t> interleaved_order(size_t n);
 
 // Error statistics of a set of relative errors (sorted copy; p90 by nearest rank).
 void fill_error_stats(std::vector<double> rel_errors, ErrorStats& out);

@@ -81,6 +81,9 @@ int run_check(const Args& args) {
       "reps", po::value<int>()->default_value(0),
       "timed runs per step, median taken (0: enough for ~100 ms, 1 to 5)")(
       "warmup", po::value<int>()->default_value(1), "untimed runs of a step before timing it")(
+      "time-budget", po::value<double>()->default_value(0),
+      "seconds for running steps, shared between the methods; each runs its steps interleaved "
+      "over its replay and stops when its share is spent (0: no limit)")(
       "breakdown",
       "also time each part of each step alone (attention, dense, CCV, elementwise) into "
       "steps.csv, to see which part a prediction misses")(
@@ -133,6 +136,8 @@ int run_check(const Args& args) {
   cfg.reps = vm["reps"].as<int>();
   cfg.warmup = vm["warmup"].as<int>();
   cfg.breakdown = vm.count("breakdown") > 0;
+  cfg.time_budget_s = vm["time-budget"].as<double>();
+  if (cfg.time_budget_s < 0) throw UsageError("--time-budget: must not be negative");
   if (cfg.reps < 0 || cfg.warmup < 0) throw UsageError("--reps, --warmup: must not be negative");
   if (vm.count("gpu-mem"))
     rc.gpu_memory_bytes = parse_bytes(vm["gpu-mem"].as<std::string>(), "--gpu-mem");
