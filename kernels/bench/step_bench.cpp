@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <set>
+#include <stdexcept>
 #include <string>
 
 #include "kernels/buffer_view.h"
@@ -96,7 +97,15 @@ size_t fourier_bytes(const KvShape& s, const FourierLayout& f) {
 benchmark::internal::Benchmark* family(const std::string& name,
                                        std::function<void(benchmark::State&)> fn,
                                        const std::vector<std::string>& axes) {
-  auto* r = benchmark::RegisterBenchmark(name.c_str(), [fn](benchmark::State& st) { fn(st); });
+  // A shape a backend refuses (or memory it cannot give) becomes an error row, which the
+  // profile skips, instead of ending the whole calibration.
+  auto* r = benchmark::RegisterBenchmark(name.c_str(), [fn](benchmark::State& st) {
+    try {
+      fn(st);
+    } catch (const std::exception& e) {
+      st.SkipWithError(e.what());
+    }
+  });
   r->ArgNames(axes)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);
   return r;
 }

@@ -391,25 +391,35 @@ CheckResult run_check(const std::string& trace_path, const CheckConfig& cfg,
       }
       const size_t idx = picks[mi][order];
       const ObservedStep& s = recorded[mi][idx];
-      ex.hold(s.held);
       CheckStep c = describe(s);
-      c.allocated_kv_bytes = backend->allocated_bytes() - base_bytes;
-      if (c.allocated_kv_bytes != ex.cache_bytes())
-        throw std::logic_error("check: the backend's allocation count and the caches disagree");
-      const kernels::Backend::MemoryInfo dm = backend->device_memory();
-      if (dm.free_bytes >= 0) c.device_used_bytes = dm.total_bytes - dm.free_bytes;
-      c.reps = cfg.reps > 0 ? cfg.reps
-                            : static_cast<int>(std::clamp(
-                                  std::ceil(100.0 / std::max(c.predicted_ms, 1e-3)), 1.0, 5.0));
-      c.measured_ms = backend->time_ms([&] { ex.run(s); }, cfg.warmup, c.reps);
-      if (cfg.breakdown) {
-        auto part = [&](unsigned p) {
-          return backend->time_ms([&] { ex.run(s, p); }, cfg.warmup, c.reps);
-        };
-        c.meas_attention_ms = part(StepExecutor::kAttention);
-        c.meas_dense_ms = part(StepExecutor::kDense);
-        c.meas_ccv_ms = uses_ccv(m) ? part(StepExecutor::kCcv) : 0.0;
-        c.meas_other_ms = part(StepExecutor::kOther);
+      try {
+        ex.hold(s.held);
+        c.allocated_kv_bytes = backend->allocated_bytes() - base_bytes;
+        if (c.allocated_kv_bytes != ex.cache_bytes())
+          throw std::logic_error("check: the backend's allocation count and the caches disagree");
+        const kernels::Backend::MemoryInfo dm = backend->device_memory();
+        if (dm.free_bytes >= 0) c.device_used_bytes = dm.total_bytes - dm.free_bytes;
+        c.reps = cfg.reps > 0 ? cfg.reps
+                              : static_cast<int>(std::clamp(
+                                    std::ceil(100.0 / std::max(c.predicted_ms, 1e-3)), 1.0, 5.0));
+        c.measured_ms = backend->time_ms([&] { ex.run(s); }, cfg.warmup, c.reps);
+        if (cfg.breakdown) {
+          auto part = [&](unsigned p) {
+            return backend->time_ms([&] { ex.run(s, p); }, cfg.warmup, c.reps);
+          };
+          c.meas_attention_ms = part(StepExecutor::kAttention);
+          c.meas_dense_ms = part(StepExecutor::kDense);
+          c.meas_ccv_ms = uses_ccv(m) ? part(StepExecutor::kCcv) : 0.0;
+          c.meas_other_ms = part(StepExecutor::kOther);
+        }
+      } catch (const std::exception& e) {
+        // A step the backend cannot run (out of memory, a shape it refuses) is reported, not
+        // fatal: what ran is still worth its report.
+        if (res.failed_steps++ == 0)
+          res.first_failure =
+              std::string(method_name(m)) + " step " + std::to_string(s.index) + ": " + e.what();
+        ex.set_method(m);  // drop the caches: the next step holds what it needs afresh
+        continue;
       }
 
       ++mem.steps;

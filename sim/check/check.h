@@ -95,6 +95,8 @@ struct CheckResult {
   std::vector<ErrorStats> latency;    // per method and kind, then "all"
   std::vector<MemoryStats> memory;    // per method
   double wall_s = 0;
+  int64_t failed_steps = 0;  // steps the backend could not run (left out of the statistics)
+  std::string first_failure;
 };
 
 using ProgressFn = std::function<void(double fraction, const std::string& note)>;

@@ -83,7 +83,10 @@ void print_check_summary(std::ostream& out, const CheckResult& r, const nlohmann
   out << "replay GPU memory " << mib(r.gpu_memory_bytes) << "; steps scheduled:";
   for (size_t i = 0; i < r.replay_steps.size(); ++i) out << (i ? ", " : " ") << r.replay_steps[i];
   out << "; steps run: " << r.steps.size() << " in " << std::fixed << std::setprecision(1)
-      << r.wall_s << " s\n\n";
+      << r.wall_s << " s\n";
+  if (r.failed_steps > 0)
+    out << "FAILED steps (left out): " << r.failed_steps << "; first: " << r.first_failure << "\n";
+  out << "\n";
 
   out << "step latency, |predicted - measured| / measured\n";
   out << std::left << std::setw(13) << "method" << std::setw(9) << "kind" << std::right
@@ -161,6 +164,8 @@ nlohmann::json check_json(const CheckResult& r, const nlohmann::json& run, int w
   j["gpu_memory_bytes"] = r.gpu_memory_bytes;
   j["replay_steps"] = r.replay_steps;
   j["steps_run"] = r.steps.size();
+  j["failed_steps"] = r.failed_steps;
+  j["first_failure"] = r.first_failure;
   j["wall_s"] = r.wall_s;
   for (size_t i = 0; i < r.latency.size(); ++i) {
     j["latency"][i]["predicted_sum_ms"] = r.latency[i].predicted_ms;
