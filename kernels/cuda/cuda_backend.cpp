@@ -180,6 +180,11 @@ class CudaBackend final : public Backend {
     KVS_CUDA(cudaStreamSynchronize(ctx_.stream));
   }
   int64_t allocated_bytes() const override { return allocated_.load(); }
+  MemoryInfo device_memory() const override {
+    size_t free_b = 0, total_b = 0;
+    KVS_CUDA(cudaMemGetInfo(&free_b, &total_b));
+    return {static_cast<int64_t>(free_b), static_cast<int64_t>(total_b)};
+  }
 
   // Median of `reps` CUDA-event-timed runs. Before each timed run the L2 cache is overwritten
   // (outside the timed region), so memory-bound kernels are measured against HBM, as their

@@ -11,6 +11,8 @@ const std::vector<Command>& commands() {
        run_replay},
       {"plan", "capacity plan: requests/s, context and batch per GPU for each method (report)",
        run_plan},
+      {"check", "run the replay's steps on the real kernels and report each prediction's error",
+       run_check},
   };
   return all;
 }

@@ -21,5 +21,6 @@ int run_model(const Args& args);
 int run_calibrate(const Args& args);
 int run_replay(const Args& args);
 int run_plan(const Args& args);
+int run_check(const Args& args);
 
 }  // namespace kvscope::cli
