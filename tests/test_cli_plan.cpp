@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "cli_runner.h"
+#include "model/calibration.h"
 #include "model/hardware.h"
 #include "model/memory.h"
 #include "page_image.h"
@@ -288,6 +289,25 @@ TEST(CliPlan, MarkdownWritesItsChartsBeside) {
   // At the default SLO (p90 TTFT <= 2 s) the sample's bursts of long prompts miss it at every
   // rate, and the report says so rather than printing a rate.
   EXPECT_NE(md.find("misses the SLO"), std::string::npos);
+}
+
+TEST(CliPlan, ACalibrationProfileNamesItsDeviceAndDate) {
+  const std::string dir = fresh_dir("profile");
+  const std::string profile = std::string(KVSCOPE_SOURCE_DIR) + "/kernels/profiles/cpu-2core.json";
+  const kvscope::CalibrationProfile p = kvscope::load_profile(profile);
+  const auto r =
+      run_cli("plan --model kvscope-tiny --profile '" + profile + "' --trace '" + kTrace +
+              "' --max-requests 40 --no-sweep --methods baseline,fourier --l-eff 2 --slo-ttft 600s "
+              "--slo-tbt 10s --rate-tolerance 0.2 --quiet --out '" +
+              dir + "/plan.html'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string html = slurp(dir + "/plan.html");
+  EXPECT_NE(html.find(p.device.name), std::string::npos);
+  EXPECT_NE(html.find("measured " + p.device.date), std::string::npos);
+  EXPECT_NE(html.find("calibrated("), std::string::npos);
+  // GPU memory defaults to the profiled device's.
+  for (const auto& row : read_csv(dir + "/plan.methods.csv"))
+    EXPECT_EQ(row.at("gpu_memory_bytes"), std::to_string(p.device.memory_bytes));
 }
 
 TEST(CliPlan, InterruptLeavesNoReportAndNoTemporaries) {

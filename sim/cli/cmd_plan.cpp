@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
@@ -15,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "model/calibration.h"
 #include "model/error.h"
 #include "model/hardware.h"
 #include "sim/cli/commands.h"
@@ -222,9 +224,10 @@ int plan_body(const Args& args) {
       "the report: .html (charts inline as SVG), .md (charts as .svg files beside it) or .pdf; "
       "CSV files with every number are written beside it as <stem>.<table>.csv")(
       "gpu-mem", po::value<std::string>(),
-      "memory of one GPU (bytes; suffixes KiB, MiB, GiB, KB, MB, GB) [default: the --gpu "
-      "preset's, 80GiB for h100-sxm]")("slo-ttft", po::value<std::string>()->default_value("2s"),
-                                       "SLO on time to first token (duration with unit, ms or s)")(
+      "memory of one GPU (bytes; suffixes KiB, MiB, GiB, KB, MB, GB) [default: the --profile "
+      "device's, else the --gpu preset's: 80GiB for h100-sxm]")(
+      "slo-ttft", po::value<std::string>()->default_value("2s"),
+      "SLO on time to first token (duration with unit, ms or s)")(
       "slo-tbt", po::value<std::string>()->default_value("100ms"),
       "SLO on time between tokens (duration with unit, ms or s)")(
       "slo-percentile", po::value<std::string>()->default_value("p90"),
@@ -332,18 +335,31 @@ int plan_body(const Args& args) {
     for (const auto& a : args) cmd += " " + shell_quoted(a);
     ctx.command_line = cmd;
   }
-  pc.replay.gpu_memory_bytes = int64_t{80} << 30;
+  // What priced the replays, for the report's inputs: the preset's datasheet figures, or the
+  // calibration profile's device and measurement date. GPU memory defaults to that device's.
+  auto figure = [](double v, const char* unit) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.4g %s", v, unit);
+    return std::string(buf);
+  };
+  pc.replay.gpu_memory_bytes = hardware_preset(vm["gpu"].as<std::string>()).memory_bytes;
   if (const auto* roof = dynamic_cast<const RooflineCostModel*>(costs.get())) {
     const HardwareProfile& hw = roof->hardware();
-    pc.replay.gpu_memory_bytes = hw.memory_bytes;
     ctx.cost_details = {
         {"GPU", hw.name},
-        {"profile", hw.source == "datasheet"
-                        ? "none: datasheet figures (no calibration profile, so no measurement date)"
-                        : hw.source},
-        {"peak 16-bit FLOP/s", std::to_string(hw.peak_flops_16 / 1e12) + " T"},
-        {"memory bandwidth", std::to_string(hw.mem_bytes_per_s / 1e12) + " TB/s"},
-        {"kernel launch overhead", std::to_string(hw.launch_overhead_ms * 1000) + " us"}};
+        {"profile", "none: " + hw.source +
+                        " figures (no calibration profile, so no measurement date; see --profile)"},
+        {"peak 16-bit", figure(hw.peak_flops_16 / 1e12, "TFLOP/s")},
+        {"memory bandwidth", figure(hw.mem_bytes_per_s / 1e12, "TB/s")},
+        {"kernel launch overhead", figure(hw.launch_overhead_ms * 1000, "us")}};
+  } else if (const auto* cal = dynamic_cast<const CalibratedCostModel*>(costs.get())) {
+    const ProfileDevice& d = cal->device();
+    if (d.memory_bytes > 0) pc.replay.gpu_memory_bytes = d.memory_bytes;
+    ctx.cost_details = {{"GPU", d.name + " (" + d.backend + ")"},
+                        {"profile", vm["profile"].as<std::string>() + ", measured " + d.date},
+                        {"driver and toolkit", d.driver},
+                        {"measured copy bandwidth", figure(d.copy_bytes_per_s / 1e9, "GB/s")},
+                        {"measured bf16 GEMM", figure(d.gemm_flops_per_s_bf16 / 1e12, "TFLOP/s")}};
   } else {
     ctx.cost_details = {{"GPU", costs->describe()}};
   }
