@@ -110,6 +110,11 @@ class Backend {
   virtual void synchronize() = 0;
   // Bytes currently allocated through alloc() and not yet freed (the backend's own accounting).
   virtual int64_t allocated_bytes() const = 0;
+  // The device's own view of its memory (cudaMemGetInfo on the GPU); -1 where not known.
+  struct MemoryInfo {
+    int64_t free_bytes = -1, total_bytes = -1;
+  };
+  virtual MemoryInfo device_memory() const { return {}; }
 
   // ---- timing: runs fn `warmup` times, then `reps` times; returns the median ms of one run
   // measured with the backend's clock (CUDA events on the GPU, a steady clock on the CPU).
@@ -139,6 +144,7 @@ class Backend {
 
   // ---- 6: cosine checks, accumulated in f32, results f32 ----
   // Row-wise: out[r] = cos(a[r, :], b[r, :]).  Whole-context: out[0] = cos(vec(a), vec(b)).
+  // A zero vector has cosine 0.
   virtual void cosine_rows(int64_t rows, int64_t dim, DType t, const DeviceBuffer& a,
                            const DeviceBuffer& b, DeviceBuffer& out) = 0;
   virtual void cosine_whole(int64_t rows, int64_t dim, DType t, const DeviceBuffer& a,

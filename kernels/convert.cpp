@@ -5,6 +5,7 @@
 namespace kvscope::kernels {
 
 void to_f32(DType t, const void* src, float* dst, size_t n) {
+  if (n == 0) return;  // empty tensors may come with null pointers
   switch (t) {
     case DType::f32:
       std::memcpy(dst, src, n * sizeof(float));
@@ -24,6 +25,7 @@ void to_f32(DType t, const void* src, float* dst, size_t n) {
 }
 
 void from_f32(DType t, const float* src, void* dst, size_t n) {
+  if (n == 0) return;
   switch (t) {
     case DType::f32:
       std::memcpy(dst, src, n * sizeof(float));

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <fstream>
 #include <iomanip>
+#include <iterator>
 #include <sstream>
 
 #include <Eigen/Dense>
@@ -154,6 +155,23 @@ CalibrationProfile load_profile(const std::string& path) {
 
 std::optional<Work> row_work(const CalibrationProfile& p, const ProfileRow& r) {
   const std::string& f = r.family;
+  // Step families (kernels/bench/step_bench.h): the same work counts, with q_len an axis.
+  if (f == "step_copy") return Work{0.0, 2.0 * static_cast<double>(arg(p, r, "kib") << 10)};
+  if (f == "step_gemm")
+    return gemm_work(GemmShape{arg(p, r, "rows"), arg(p, r, "out"), arg(p, r, "in"),
+                               arg(p, r, "bias") != 0, dtype_arg(p, r)});
+  if (f == "step_attention" || f == "step_fourier_attention") {
+    AttentionShape a = attention_shape(p, r, false);
+    a.q_len = arg(p, r, "q_len");
+    if (f == "step_attention") return attention_work(a);
+    return fourier_attention_work(FourierAttentionShape{a, arg(p, r, "cdims"), arg(p, r, "m"),
+                                                        p.fourier_sink + p.fourier_window});
+  }
+  if (f == "step_fourier_compress" || f == "step_fourier_reconstruct")
+    return fourier_compress_work(FourierCompressShape{
+        arg(p, r, "heads"), arg(p, r, "tokens"), arg(p, r, "head_dim"), arg(p, r, "cdims"),
+        arg(p, r, "m"), p.fourier_sink + p.fourier_window, dtype_arg(p, r)});
+  if (f == "step_cosine_rows") return cosine_work(arg(p, r, "rows"), arg(p, r, "dim"), dtype_arg(p, r));
   if (f == "copy") return Work{0.0, 2.0 * static_cast<double>(arg(p, r, "mib") << 20)};
   if (f == "attention_decode" || f == "attention_prefill")
     return attention_work(attention_shape(p, r, f == "attention_prefill"));
@@ -171,6 +189,66 @@ std::optional<Work> row_work(const CalibrationProfile& p, const ProfileRow& r) {
         arg(p, r, "heads"), arg(p, r, "tokens"), arg(p, r, "head_dim"), arg(p, r, "cdims"),
         arg(p, r, "m"), p.fourier_sink + p.fourier_window, dtype_arg(p, r)});
   return std::nullopt;
+}
+
+bool step_axes(const CalibrationProfile& p, const ProfileRow& r, StepAxes& out) {
+  const std::string& f = r.family;
+  auto a = [&](const char* k) { return arg(p, r, k); };
+  const int64_t exact = p.fourier_sink + p.fourier_window;
+  out = StepAxes{};
+  if (f == "step_copy") {
+    out.inner = a("kib");
+  } else if (f == "step_gemm") {
+    out.key = {a("bf16"), a("out"), a("in"), a("bias")};
+    out.inner = a("rows");
+  } else if (f == "step_attention") {
+    out.key = {a("bf16"), a("batch"), a("q_heads"), a("kv_heads"), a("head_dim")};
+    out.outer = a("q_len");
+    out.inner = a("tokens");
+  } else if (f == "step_fourier_attention") {
+    out.key = {a("bf16"), a("batch"), a("q_heads"), a("kv_heads"), a("head_dim"),
+               a("cdims"), a("m"),    exact};
+    out.outer = a("q_len");
+    out.inner = a("tokens");
+  } else if (f == "step_fourier_compress" || f == "step_fourier_reconstruct") {
+    out.key = {a("bf16"), a("heads"), a("head_dim"), a("cdims"), a("m"), exact};
+    out.inner = a("tokens");
+  } else if (f == "step_cosine_rows") {
+    out.key = {a("bf16"), a("dim")};
+    out.inner = a("rows");
+  } else {
+    return false;
+  }
+  return true;
+}
+
+namespace {
+// Linear interpolation of y over log(x) in sorted (x, y) points; the end values outside them.
+double interp_log(const std::vector<std::pair<int64_t, double>>& pts, int64_t x) {
+  if (pts.empty()) return 0.0;
+  if (x <= pts.front().first) return pts.front().second;
+  if (x >= pts.back().first) return pts.back().second;
+  const auto hi = std::lower_bound(pts.begin(), pts.end(), x,
+                                   [](const auto& p, int64_t v) { return p.first < v; });
+  if (hi->first == x) return hi->second;
+  const auto lo = hi - 1;
+  const double t = std::log(static_cast<double>(x) / static_cast<double>(lo->first)) /
+                   std::log(static_cast<double>(hi->first) / static_cast<double>(lo->first));
+  return lo->second + t * (hi->second - lo->second);
+}
+}  // namespace
+
+double StepGrid::log_ratio(int64_t outer, int64_t inner) const {
+  if (points.empty()) return 0.0;
+  auto hi = points.lower_bound(outer);
+  if (hi == points.end()) return interp_log(std::prev(hi)->second, inner);
+  if (hi->first == outer || hi == points.begin()) return interp_log(hi->second, inner);
+  const auto lo = std::prev(hi);
+  const double a = interp_log(lo->second, inner), b = interp_log(hi->second, inner);
+  // outer values are >= 1 for 2-D tables (q_len); 1-D tables have the single outer value 0.
+  const double t = std::log(static_cast<double>(outer) / static_cast<double>(lo->first)) /
+                   std::log(static_cast<double>(hi->first) / static_cast<double>(lo->first));
+  return a + t * (b - a);
 }
 
 double OpFit::predict_ms(const Work& w) const {
@@ -259,6 +337,43 @@ CalibratedCostModel::CalibratedCostModel(const CalibrationProfile& p)
   }
   for (const auto& [family, data] : by_family)
     fits_.emplace(family, fit_family(family, data.first, data.second));
+
+  // Step tables: each measured point's ratio to its family's fit, by fixed axes.
+  for (const ProfileRow& r : p.rows) {
+    StepAxes ax;
+    if (!step_axes(p, r, ax)) continue;
+    StepTable& t = steps_[r.family];
+    t.fit = fits_.at(r.family);
+    const double base = std::max(t.fit.predict_ms(*row_work(p, r)), 1e-12);
+    auto& pts = t.grids[ax.key].points[ax.outer];
+    pts.emplace_back(ax.inner, std::log(r.time_ms / base));
+    ++t.rows;
+  }
+  for (auto& [family, t] : steps_)
+    for (auto& [key, grid] : t.grids)
+      for (auto& [outer, pts] : grid.points) {
+        // Repeated measurements of one point: their mean log ratio.
+        std::sort(pts.begin(), pts.end());
+        std::vector<std::pair<int64_t, double>> merged;
+        for (size_t i = 0; i < pts.size();) {
+          size_t j = i;
+          double sum = 0;
+          for (; j < pts.size() && pts[j].first == pts[i].first; ++j) sum += pts[j].second;
+          merged.emplace_back(pts[i].first, sum / static_cast<double>(j - i));
+          i = j;
+        }
+        pts = std::move(merged);
+      }
+}
+
+double CalibratedCostModel::step_price(const std::string& family, const std::vector<int64_t>& key,
+                                       int64_t outer, int64_t inner, const Work& w) const {
+  const auto t = steps_.find(family);
+  if (t == steps_.end()) return -1.0;
+  const auto g = t->second.grids.find(key);
+  if (g == t->second.grids.end()) return -1.0;
+  const double base = std::max(t->second.fit.predict_ms(w), 1e-12);
+  return base * std::exp(g->second.log_ratio(outer, inner));
 }
 
 const OpFit& CalibratedCostModel::fit(const std::string& family) const {
@@ -278,26 +393,72 @@ std::string CalibratedCostModel::describe() const {
   return s.str();
 }
 
+namespace {
+int64_t bf16_flag(DType t) { return t == DType::bf16 ? 1 : 0; }
+}  // namespace
+
 double CalibratedCostModel::attention_ms(const AttentionShape& a) const {
-  return fit(a.q_len == 1 ? "attention_decode" : "attention_prefill").predict_ms(attention_work(a));
+  const Work w = attention_work(a);
+  const double step = step_price(
+      "step_attention", {bf16_flag(a.dtype), a.batch, a.q_heads, a.kv_heads, a.head_dim},
+      a.q_len, a.kv_len, w);
+  if (step >= 0) return step;
+  return fit(a.q_len == 1 ? "attention_decode" : "attention_prefill").predict_ms(w);
 }
 
 double CalibratedCostModel::fourier_attention_ms(const FourierAttentionShape& f) const {
+  const Work w = fourier_attention_work(f);
+  const AttentionShape& a = f.attn;
+  const double step = step_price("step_fourier_attention",
+                                 {bf16_flag(a.dtype), a.batch, a.q_heads, a.kv_heads, a.head_dim,
+                                  f.compressed_dims, f.m, f.exact_tokens},
+                                 a.q_len, a.kv_len, w);
+  if (step >= 0) return step;
   const bool prefill = f.attn.q_len > 1 && fits_.count("fourier_attention_prefill");
-  return fit(prefill ? "fourier_attention_prefill" : "fourier_attention_decode")
-      .predict_ms(fourier_attention_work(f));
+  return fit(prefill ? "fourier_attention_prefill" : "fourier_attention_decode").predict_ms(w);
 }
 
 double CalibratedCostModel::gemm_ms(const GemmShape& g) const {
-  return fit("gemm").predict_ms(gemm_work(g));
+  const Work w = gemm_work(g);
+  const double step = step_price(
+      "step_gemm", {bf16_flag(g.dtype), g.out, g.in, g.bias ? 1 : 0}, 0, g.rows, w);
+  return step >= 0 ? step : fit("gemm").predict_ms(w);
 }
 
 double CalibratedCostModel::cosine_ms(int64_t rows, int64_t dim, DType t) const {
-  return fit("cosine_rows").predict_ms(cosine_work(rows, dim, t));
+  const Work w = cosine_work(rows, dim, t);
+  const double step = step_price("step_cosine_rows", {bf16_flag(t), dim}, 0, rows, w);
+  return step >= 0 ? step : fit("cosine_rows").predict_ms(w);
 }
 
 double CalibratedCostModel::elementwise_ms(double bytes) const {
-  return fit("copy").predict_ms(Work{0.0, bytes});
+  const Work w{0.0, bytes};
+  // step_copy's axis is the copied size in KiB; a copy moves twice that (read and write).
+  const auto kib = std::max<int64_t>(1, std::llround(bytes / 2048.0));
+  const double step = step_price("step_copy", {}, 0, kib, w);
+  return step >= 0 ? step : fit("copy").predict_ms(w);
+}
+
+double CalibratedCostModel::fourier_compress_ms(const FourierCompressShape& s) const {
+  const Work w = fourier_compress_work(s);
+  const double step = step_price(
+      "step_fourier_compress",
+      {bf16_flag(s.dtype), s.heads, s.head_dim, s.compressed_dims, s.m, s.exact_tokens}, 0,
+      s.tokens, w);
+  if (step >= 0) return step;
+  if (fits_.count("fourier_compress")) return fit("fourier_compress").predict_ms(w);
+  return OpCostModel::fourier_compress_ms(s);
+}
+
+double CalibratedCostModel::fourier_reconstruct_ms(const FourierCompressShape& s) const {
+  const Work w = fourier_compress_work(s);
+  const double step = step_price(
+      "step_fourier_reconstruct",
+      {bf16_flag(s.dtype), s.heads, s.head_dim, s.compressed_dims, s.m, s.exact_tokens}, 0,
+      s.tokens, w);
+  if (step >= 0) return step;
+  if (fits_.count("fourier_reconstruct")) return fit("fourier_reconstruct").predict_ms(w);
+  return OpCostModel::fourier_reconstruct_ms(s);
 }
 
 std::string CalibratedCostModel::fit_report() const {
@@ -324,6 +485,12 @@ std::string CalibratedCostModel::fit_report() const {
       << 100.0 * f.max_rel_residual << "%\n";
   }
   s << "(-: that term did not help the fit and is left out; residuals relative to measured)\n";
+  if (!steps_.empty()) {
+    s << "step tables (measured at the model's shapes; priced as fit x interpolated ratio):\n";
+    for (const auto& [family, t] : steps_)
+      s << "  " << std::left << std::setw(26) << family << std::right << std::setw(6) << t.rows
+        << " points at " << t.grids.size() << " shape(s)\n";
+  }
   return s.str();
 }
 

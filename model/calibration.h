@@ -9,6 +9,18 @@
 // CalibratedCostModel prices T_sa (attention_prefill), decode attention (attention_decode),
 // attention over the Fourier cache (fourier_attention_decode / _prefill), T_l and the dense
 // layers (gemm), T_cos (cosine_rows) and elementwise work (copy) from those fits.
+//
+// Step tables. A profile measured with `kvscope calibrate --model M` also holds the step_*
+// families (kernels/bench/step_bench.h): the operations of M's steps at M's own shapes, timed
+// the way a step runs them (back to back, over inputs rotated so the L2 cache holds no weights).
+// One straight line per family cannot follow a GEMM from its weight-bound to its compute-bound
+// regime, nor a kernel's tile and split choices; so where a query's fixed axes (everything but
+// the row or token counts) match measured rows, the price is the step family's fit times the
+// measured/fitted ratio interpolated between the measured points (linearly in the logarithms of
+// the free axes: rows for GEMM and cosine, q_len and tokens for attention, tokens for the
+// Fourier transforms, size for copies), and outside the measured range the nearest point's
+// ratio. At a measured point the price is the measurement. Queries that match no step table
+// fall back to the plain family fits above.
 #pragma once
 
 #include <cstdint>
@@ -73,6 +85,20 @@ struct OpFit {
 OpFit fit_family(const std::string& family, const std::vector<Work>& work,
                  const std::vector<double>& time_ms);
 
+// Measured/fitted ratios of one step family at one setting of its fixed axes, over its free
+// axes (1 or 2 of them: `outer` is the slower axis, 0 for 1-D tables).
+struct StepGrid {
+  // outer value -> (inner value, log(measured / fit)) sorted by inner value
+  std::map<int64_t, std::vector<std::pair<int64_t, double>>> points;
+  double log_ratio(int64_t outer, int64_t inner) const;
+};
+
+struct StepTable {
+  OpFit fit;
+  std::map<std::vector<int64_t>, StepGrid> grids;  // fixed axes -> grid
+  int64_t rows = 0;
+};
+
 class CalibratedCostModel final : public OpCostModel {
  public:
   // Families the model needs; a profile without at least 3 rows of each is rejected.
@@ -86,8 +112,12 @@ class CalibratedCostModel final : public OpCostModel {
   double gemm_ms(const GemmShape& g) const override;
   double cosine_ms(int64_t rows, int64_t dim, DType t) const override;
   double elementwise_ms(double bytes) const override;
+  double fourier_compress_ms(const FourierCompressShape& s) const override;
+  double fourier_reconstruct_ms(const FourierCompressShape& s) const override;
 
   const ProfileDevice& device() const { return device_; }
+  // The step tables (family -> table); empty for a profile measured without --model.
+  const std::map<std::string, StepTable>& step_tables() const { return steps_; }
   const std::map<std::string, OpFit>& fits() const { return fits_; }
   const OpFit& fit(const std::string& family) const;
   // A table of the fits and their residuals, one family per line.
@@ -97,7 +127,20 @@ class CalibratedCostModel final : public OpCostModel {
   std::string source_;
   ProfileDevice device_;
   std::map<std::string, OpFit> fits_;
+  std::map<std::string, StepTable> steps_;
+  // The step table's price of `w` at fixed axes `key` and free axes (outer, inner), or a
+  // negative number when the family or key was not measured.
+  double step_price(const std::string& family, const std::vector<int64_t>& key, int64_t outer,
+                    int64_t inner, const Work& w) const;
 };
+
+// The fixed axes and free axes of a step_* row, in the order step_price() takes them; false for
+// a family that is not a step family.
+struct StepAxes {
+  std::vector<int64_t> key;
+  int64_t outer = 0, inner = 0;
+};
+bool step_axes(const CalibrationProfile& p, const ProfileRow& r, StepAxes& out);
 
 // Rejects (InputError on field "--gpu") a profile measured on other hardware than the named
 // preset (h100-sxm, h200: the GPU's name; cpu-2core: the cpu backend).

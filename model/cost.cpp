@@ -106,6 +106,13 @@ double RooflineCostModel::elementwise_ms(double bytes) const {
   return hw_.launch_overhead_ms + 1e3 * bytes / hw_.mem_bytes_per_s;
 }
 
+double RooflineCostModel::fourier_compress_ms(const FourierCompressShape& s) const {
+  return time_ms(fourier_compress_work(s), s.dtype);
+}
+double RooflineCostModel::fourier_reconstruct_ms(const FourierCompressShape& s) const {
+  return time_ms(fourier_compress_work(s), s.dtype);
+}
+
 PassCost paper_cost(const PaperTerms& t, int64_t layers, int64_t l_eff, double p) {
   const double L = static_cast<double>(layers), le = static_cast<double>(l_eff);
   const double remain = L - le;

@@ -81,6 +81,14 @@ class OpCostModel {
   virtual double cosine_ms(int64_t rows, int64_t dim, DType t) const = 0;
   // Memory-bound elementwise work (norms, RoPE, activations) moving `bytes`.
   virtual double elementwise_ms(double bytes) const = 0;
+  // Building one K or V tensor's Fourier form from its exact values, and the inverse. A model
+  // without its own figures prices them as memory-bound work over fourier_compress_work()'s bytes.
+  virtual double fourier_compress_ms(const FourierCompressShape& s) const {
+    return elementwise_ms(fourier_compress_work(s).bytes);
+  }
+  virtual double fourier_reconstruct_ms(const FourierCompressShape& s) const {
+    return elementwise_ms(fourier_compress_work(s).bytes);
+  }
 };
 
 // time = launch overhead + max(flops / peak, bytes / bandwidth)
@@ -93,6 +101,8 @@ class RooflineCostModel final : public OpCostModel {
   double gemm_ms(const GemmShape& g) const override;
   double cosine_ms(int64_t rows, int64_t dim, DType t) const override;
   double elementwise_ms(double bytes) const override;
+  double fourier_compress_ms(const FourierCompressShape& s) const override;
+  double fourier_reconstruct_ms(const FourierCompressShape& s) const override;
   const HardwareProfile& hardware() const { return hw_; }
   double time_ms(const Work& w, DType t) const;
 

@@ -14,6 +14,8 @@ packages=(
   qt6-base-dev qt6-charts-dev qt6-svg-dev libgl-dev  # kvscope-gui, report charts, PDF
   xvfb xauth                          # GUI screenshot under a virtual display
   poppler-utils                       # pdftoppm: report PDFs rendered in tests
+  libxml2-utils                       # xmllint: report HTML checked well-formed in tests
+  fonts-dejavu-core                   # the font report PDFs are typeset in
   clang libclang-rt-14-dev            # libFuzzer targets for the trace readers
   clang-format
 )

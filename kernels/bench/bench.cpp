@@ -11,6 +11,7 @@
 #include <sstream>
 #include <vector>
 
+#include "kernels/bench/step_bench.h"
 #include "kernels/convert.h"
 #include "model/cost.h"
 
@@ -345,7 +346,7 @@ nlohmann::json run_registered(std::ostream& progress, const std::string& filter)
 }
 
 nlohmann::json calibrate(const std::string& backend, bool quick, std::ostream& progress,
-                         const std::string& filter) {
+                         const std::string& filter, const StepBenchConfig* steps) {
   std::unique_ptr<Backend> b = make_backend(backend);
   const DeviceInfo d = b->info();
   progress << "calibrate: " << d.backend << " backend on " << d.name << " (" << d.multiprocessors
@@ -357,6 +358,7 @@ nlohmann::json calibrate(const std::string& backend, bool quick, std::ostream& p
            << " TFLOP/s f32 (n=" << m.gemm_n << ")\n";
   benchmark::ClearRegisteredBenchmarks();
   register_benchmarks(*b, m, quick);
+  if (steps != nullptr) register_step_benchmarks(*b, m, *steps);
   nlohmann::json profile = run_registered(progress, filter);
   benchmark::ClearRegisteredBenchmarks();
   profile["device"] = device_block(*b, m);
@@ -365,6 +367,13 @@ nlohmann::json calibrate(const std::string& backend, bool quick, std::ostream& p
                         {"filter", filter},
                         {"fourier_sink", 4},
                         {"fourier_window", 64}};
+  if (steps != nullptr)
+    profile["kvscope"]["step_model"] = {{"model", steps->model.name},
+                                        {"max_context", steps->max_context},
+                                        {"max_rows", steps->max_rows},
+                                        {"max_seqs", steps->max_seqs},
+                                        {"fourier", steps->fourier},
+                                        {"ccv", steps->ccv}};
   return profile;
 }
 

@@ -55,7 +55,10 @@ nlohmann::json run_registered(std::ostream& progress, const std::string& filter 
 
 // `kvscope calibrate`: measure the device, run every family, and return the profile: Google
 // Benchmark's JSON plus {"device": device_block(...)}.
+struct StepBenchConfig;  // step_bench.h
+// With `steps`, the step families of one model's shapes are measured too (step_bench.h).
 nlohmann::json calibrate(const std::string& backend, bool quick, std::ostream& progress,
-                         const std::string& filter = ".");
+                         const std::string& filter = ".",
+                         const StepBenchConfig* steps = nullptr);
 
 }  // namespace kvscope::kernels::bench

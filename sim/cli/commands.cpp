@@ -9,6 +9,10 @@ const std::vector<Command>& commands() {
        run_calibrate},
       {"replay", "replay a serving trace: latency, memory and CCV hit rate of each method",
        run_replay},
+      {"plan", "capacity plan: requests/s, context and batch per GPU for each method (report)",
+       run_plan},
+      {"check", "run the replay's steps on the real kernels and report each prediction's error",
+       run_check},
   };
   return all;
 }

@@ -20,5 +20,7 @@ const std::vector<Command>& commands();
 int run_model(const Args& args);
 int run_calibrate(const Args& args);
 int run_replay(const Args& args);
+int run_plan(const Args& args);
+int run_check(const Args& args);
 
 }  // namespace kvscope::cli

@@ -82,6 +82,22 @@ int64_t parse_bytes(const std::string& s, const std::string& option) {
   return static_cast<int64_t>(std::llround(v));
 }
 
+std::vector<Method> parse_method_list(const std::string& s) {
+  if (s == "all") return all_methods();
+  std::vector<Method> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    const auto m = parse_method(item);
+    if (!m)
+      throw UsageError("--method: '" + item +
+                       "' is not a method (baseline, fourier, ccv, fourier_ccv, or all)");
+    out.push_back(*m);
+  }
+  if (out.empty()) throw UsageError("--method: expected a comma-separated list of methods");
+  return out;
+}
+
 void add_method_options(po::options_description& desc) {
   desc.add_options()
     ("fourier-m", po::value<int64_t>()->default_value(256),

@@ -38,6 +38,9 @@ int64_t parse_tokens(const std::string& s, const std::string& option);
 // "80GiB", "512MiB", "4e9" -> bytes.
 int64_t parse_bytes(const std::string& s, const std::string& option);
 
+// "baseline,fourier" or "all" -> methods; UsageError naming --method otherwise.
+std::vector<Method> parse_method_list(const std::string& s);
+
 // The method options every subcommand shares (--fourier-*, --d2, --l-eff, --threshold, --ccv-*).
 void add_method_options(po::options_description& desc);
 MethodConfig method_config_from(const po::variables_map& vm, const ModelShape& shape);

@@ -42,7 +42,8 @@ MethodReplay::MethodReplay(Method method, const ReplayConfig& config, const OpCo
           ccv_.get()},
       scheduler_(config.scheduler),
       pricer_(costs, config.model, method, config.method_config,
-              config.scheduler.token_budget + config.scheduler.max_batch),
+              config.scheduler.token_budget + config.scheduler.max_batch,
+              config.decode_attention_per_sequence),
       metrics_(method, config),
       weight_bytes_(resident_weight_bytes(config, method)) {}
 
@@ -159,17 +160,23 @@ void MethodReplay::step() {
   const int64_t kv_in_step = replica_.pool.used();
 
   shape_.clear();
+  const bool per_seq = config_.decode_attention_per_sequence;
   for (const BatchItem& it : batch_.items) {
-    const bool hit = replica_.at(it.slot).ccv_hit;
+    const Request& r = replica_.at(it.slot);
+    const bool hit = r.ccv_hit;
     if (it.prefill) {
-      shape_.chunks.emplace_back(it.q_tokens, it.kv_len, hit);
+      shape_.chunks.push_back({it.q_tokens, it.kv_len, hit, r.alloc_tokens});
+      if (config_.price_lm_head && emits(r, it)) ++shape_.emitting;
     } else {
       ++shape_.decode_seqs[hit];
       shape_.decode_kv_sum[hit] += it.kv_len;
+      if (per_seq) shape_.decode_kv[hit].push_back(it.kv_len);
+      if (config_.price_lm_head) ++shape_.emitting;
     }
   }
   const StepPrice price = pricer_.price(shape_);
   const double end = start + price.full_ms;
+  if (config_.on_step) observe(start, kv_in_step, price);
 
   int64_t steady = 0, done = 0;
   for (const BatchItem& it : batch_.items) {
@@ -215,6 +222,38 @@ void MethodReplay::step() {
   s.waiting = waiting;
   metrics_.step(s, ccv_at_start);
   now_ms_ = end;
+  ++steps_seen_;
+}
+
+bool MethodReplay::emits(const Request& r, const BatchItem& it) {
+  if (!it.prefill) return true;
+  return r.prefilled + it.q_tokens >= r.prefill_target && r.generated < r.output_tokens;
+}
+
+void MethodReplay::observe(double start_ms, int64_t kv_in_step, const StepPrice& price) {
+  ObservedStep& o = observed_;
+  o.method = method_;
+  o.index = steps_seen_;
+  o.start_ms = start_ms;
+  o.items.clear();
+  for (const BatchItem& it : batch_.items) {
+    const Request& r = replica_.at(it.slot);
+    o.items.push_back(ObservedStep::Item{r.id, it.q_tokens, it.kv_len, r.alloc_tokens, it.prefill,
+                                         r.ccv_hit, emits(r, it)});
+  }
+  o.held.clear();
+  for (uint32_t slot : replica_.running) {
+    const Request& r = replica_.at(slot);
+    o.held.push_back(ObservedStep::Held{r.id, r.alloc_tokens, r.alloc_bytes, r.ccv_hit});
+  }
+  o.kv_in_step_bytes = kv_in_step;
+  o.paper_ms = price.paper_ms;
+  o.full_ms = price.full_ms;
+  o.attention_ms = price.attention_ms;
+  o.dense_ms = price.dense_ms;
+  o.ccv_ms = price.ccv_ms;
+  o.other_ms = price.other_ms;
+  config_.on_step(o);
 }
 
 MethodResult MethodReplay::finish() {

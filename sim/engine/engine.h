@@ -50,6 +50,8 @@ class MethodReplay final : private SchedulerEvents {
   void emit_token(Request& r, double end_ms, int64_t& steady, double start_ms);
   void retire(uint32_t slot, double finish_ms);
   RequestRecord record_of(const Request& r) const;
+  static bool emits(const Request& r, const BatchItem& it);  // produces a token this step
+  void observe(double start_ms, int64_t kv_in_step, const StepPrice& price);
 
   void on_preempt(Request& r) override;
   void on_reject(Request& r) override;
@@ -68,6 +70,8 @@ class MethodReplay final : private SchedulerEvents {
   Batch batch_;
   StepShape shape_;
   std::vector<uint32_t> rejected_;  // slots to free after scheduling
+  ObservedStep observed_;           // reused for ReplayConfig::on_step
+  int64_t steps_seen_ = 0;
 };
 
 }  // namespace kvscope

@@ -1,11 +1,13 @@
 #include "sim/engine/step_pricer.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace kvscope {
 
 StepPricer::StepPricer(const OpCostModel& ops, const ModelShape& shape, Method method,
-                       const MethodConfig& config, int64_t max_step_tokens)
+                       const MethodConfig& config, int64_t max_step_tokens,
+                       bool decode_per_sequence)
     : ops_(ops),
       shape_(shape),
       method_(method),
@@ -17,6 +19,7 @@ StepPricer::StepPricer(const OpCostModel& ops, const ModelShape& shape, Method m
   const int64_t l_eff = uses_ccv(method) ? config.ccv.l_eff : shape.layers;
   full_layers_ = static_cast<double>(l_eff);
   remain_layers_ = static_cast<double>(shape.layers - l_eff);
+  decode_per_sequence_ = decode_per_sequence;
 }
 
 const StepPricer::Dense& StepPricer::dense(int64_t rows) const {
@@ -40,9 +43,27 @@ const StepPricer::Ccv& StepPricer::ccv_ops(int64_t rows) const {
   return c;
 }
 
-double StepPricer::attention_ms(int64_t seqs, int64_t q_tokens, int64_t kv_len) const {
-  return layer_attention_ms(ops_, shape_, method_, config_.fourier, compressed_dims_, seqs,
-                            q_tokens, kv_len);
+double StepPricer::attention_ms(int64_t seqs, int64_t q_tokens, int64_t kv_len,
+                                int64_t cache_tokens) const {
+  // A cache no longer than sink + window has no middle: memory.h counts it exact, and it is
+  // attended exactly.
+  const bool exact = uses_fourier(method_) && std::max(kv_len, cache_tokens) <=
+                                                  config_.fourier.sink_tokens +
+                                                      config_.fourier.window_tokens;
+  return layer_attention_ms(ops_, shape_, exact ? Method::baseline : method_, config_.fourier,
+                            compressed_dims_, seqs, q_tokens, kv_len);
+}
+
+double StepPricer::fourier_rebuild_ms(int64_t q_tokens, int64_t kv_len) const {
+  const int64_t edge = config_.fourier.sink_tokens + config_.fourier.window_tokens;
+  FourierCompressShape f{shape_.kv_heads, kv_len,          shape_.head_dim, compressed_dims_,
+                         config_.fourier.m, edge, shape_.dtype};
+  double ms = ops_.fourier_compress_ms(f);
+  if (kv_len > q_tokens) {
+    f.tokens = kv_len - q_tokens;
+    ms += ops_.fourier_reconstruct_ms(f);
+  }
+  return 2.0 * ms;  // K and V
 }
 
 StepPrice StepPricer::price(const StepShape& step) const {
@@ -52,8 +73,12 @@ StepPrice StepPricer::price(const StepShape& step) const {
   int64_t rows = 0, miss_rows = 0, prompt_rows[2] = {0, 0};
   double attn_all = 0, attn_miss = 0, paper = 0;
 
-  auto group = [&](int64_t seqs, int64_t q, int64_t kv, bool hit, bool prefill) {
-    const double a = attention_ms(seqs, q, kv);
+  const int64_t edge = config_.fourier.sink_tokens + config_.fourier.window_tokens;
+  auto group = [&](int64_t seqs, int64_t q, int64_t kv, bool hit, bool prefill,
+                   int64_t cache_tokens = 0) {
+    double a = attention_ms(seqs, q, kv, cache_tokens);
+    if (prefill && uses_fourier(method_) && std::max(cache_tokens, kv) > edge)
+      a += fourier_rebuild_ms(q, kv);
     const int64_t r = seqs * q;
     rows += r;
     attn_all += a;
@@ -71,11 +96,16 @@ StepPrice StepPricer::price(const StepShape& step) const {
   for (int hit = 0; hit < 2; ++hit) {
     const int64_t n = step.decode_seqs[hit];
     if (n == 0) continue;
+    if (decode_per_sequence_) {
+      for (int64_t kv : step.decode_kv[hit]) group(1, 1, kv, hit != 0, false);
+      continue;
+    }
     const auto mean_kv = static_cast<int64_t>(
         std::llround(static_cast<double>(step.decode_kv_sum[hit]) / static_cast<double>(n)));
     group(n, 1, mean_kv, hit != 0, false);
   }
-  for (const auto& c : step.chunks) group(1, c.q_tokens, c.kv_len, c.ccv_hit, true);
+  for (const auto& c : step.chunks)
+    group(1, c.q_tokens, c.kv_len, c.ccv_hit, true, c.cache_tokens);
 
   StepPrice p;
   p.paper_ms = paper;
@@ -85,6 +115,9 @@ StepPrice StepPricer::price(const StepShape& step) const {
   const double L = static_cast<double>(layers);
   p.attention_ms = full_layers_ * attn_all + remain_layers_ * attn_miss;
   p.dense_ms = full_layers_ * all.qkv_ms + remain_layers_ * qkv_miss + L * all.o_mlp_ms;
+  if (step.emitting > 0)
+    p.dense_ms +=
+        ops_.gemm_ms(GemmShape{step.emitting, shape_.vocab, shape_.hidden, false, shape_.dtype});
   p.other_ms = L * all.norms_ms;
   if (ccv && prompt_rows[0] + prompt_rows[1] > 0) {
     p.ccv_ms = ccv_ops(prompt_rows[0] + prompt_rows[1]).t_l_ms;

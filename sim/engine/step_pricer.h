@@ -16,17 +16,27 @@ namespace kvscope {
 // a calibrated model sees the batch's mean). Prefill chunks are priced one by one.
 struct StepShape {
   struct Chunk {
+    Chunk(int64_t q, int64_t kv, bool hit, int64_t cache = 0)
+        : q_tokens(q), kv_len(kv), ccv_hit(hit), cache_tokens(cache) {}
     int64_t q_tokens = 0;  // prompt tokens processed this step
     int64_t kv_len = 0;    // keys attended to, the chunk included
     bool ccv_hit = false;
+    int64_t cache_tokens = 0;  // tokens its cache holds room for; 0: kv_len
   };
   int64_t decode_seqs[2] = {0, 0};    // [ccv_hit]
   int64_t decode_kv_sum[2] = {0, 0};  // [ccv_hit] summed context lengths
   std::vector<Chunk> chunks;
+  // Each decode's context, [ccv_hit]: filled when decode attention is priced per sequence.
+  std::vector<int64_t> decode_kv[2];
+  // Sequences producing a token this step: the LM head's rows (0: the LM head is not priced).
+  int64_t emitting = 0;
 
   void clear() {
     decode_seqs[0] = decode_seqs[1] = decode_kv_sum[0] = decode_kv_sum[1] = 0;
     chunks.clear();
+    decode_kv[0].clear();
+    decode_kv[1].clear();
+    emitting = 0;
   }
 };
 
@@ -38,6 +48,10 @@ struct StepPrice {
 };
 
 // Per layer, a step runs (L layers; CCV methods compute the first L_eff fully):
+//   (with the Fourier cache, a prefill chunk first rebuilds its sequence's compressed form:
+//   the cached prefix reconstructed, then the whole context compressed, for K and V, since the
+//   DCT basis depends on the middle's length and every coefficient changes as tokens arrive;
+//   caches that fit in sink + window are held exact and attended exactly, as memory.h counts)
 //   projections, MLP, norms over all the step's tokens in every layer, except that in the
 //   remaining L - L_eff layers CCV hits skip the QKV projection and attention (they reuse the
 //   cached context); attention per sequence group;
@@ -45,10 +59,13 @@ struct StepPrice {
 //   layers, then per remaining layer T_cos for hits and T_l for misses (the cache update).
 // For one unchunked prefill this is full_layer_cost() at p = 0 or 1, and the paper part is
 // paper_cost(paper_terms()) (tests/test_step_pricer.cpp holds the two to that).
+// After the last layer, the LM head (vocab x hidden) runs over the `emitting` sequences' last
+// rows, when StepShape says how many there are.
 class StepPricer {
  public:
   StepPricer(const OpCostModel& ops, const ModelShape& shape, Method method,
-             const MethodConfig& config, int64_t max_step_tokens);
+             const MethodConfig& config, int64_t max_step_tokens,
+             bool decode_per_sequence = false);
 
   StepPrice price(const StepShape& step) const;
 
@@ -61,7 +78,12 @@ class StepPricer {
   };
   const Dense& dense(int64_t rows) const;
   const Ccv& ccv_ops(int64_t rows) const;
-  double attention_ms(int64_t seqs, int64_t q_tokens, int64_t kv_len) const;
+  // cache_tokens: the tokens the sequence's cache holds room for (0: kv_len); it decides the
+  // cache's form.
+  double attention_ms(int64_t seqs, int64_t q_tokens, int64_t kv_len,
+                      int64_t cache_tokens = 0) const;
+  // A prefill chunk's rebuild of its Fourier cache (K and V), per layer holding KV.
+  double fourier_rebuild_ms(int64_t q_tokens, int64_t kv_len) const;
 
   const OpCostModel& ops_;
   ModelShape shape_;
@@ -70,6 +92,7 @@ class StepPricer {
   int64_t d2_;
   int64_t compressed_dims_;
   double full_layers_, remain_layers_;  // L_eff and L - L_eff; L and 0 without CCV
+  bool decode_per_sequence_;
   // The dense and CCV ops depend on the row count alone: priced once per count. This assumes
   // the OpCostModel is a pure function of the shapes, as its interface promises.
   mutable std::vector<Dense> dense_memo_;

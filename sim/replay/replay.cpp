@@ -1,5 +1,6 @@
 #include "sim/replay/replay.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -28,6 +29,8 @@ void validate(const ReplayConfig& c) {
     throw InputError(src, "--max-batch", "more than 1M sequences per step is not a GPU step");
   if (!(c.rate_scale > 0) || !std::isfinite(c.rate_scale))
     throw InputError(src, "--rate-scale", "must be a positive number");
+  if (!(c.length_scale > 0) || !std::isfinite(c.length_scale))
+    throw InputError(src, "--length-scale", "must be a positive number");
   if (!(c.hit_window_s > 0) || !std::isfinite(c.hit_window_s))
     throw InputError(src, "hit_window_s", "must be a positive number of seconds");
   if (c.model.layers <= 0) throw InputError(src, "--model", "no model shape given");
@@ -39,6 +42,15 @@ void validate(const ReplayConfig& c) {
 }
 
 }  // namespace
+
+void scale_lengths(TraceRecord& rec, double scale) {
+  auto scaled = [&](int64_t n) {
+    if (n == 0) return n;
+    return std::max<int64_t>(1, static_cast<int64_t>(std::llround(static_cast<double>(n) * scale)));
+  };
+  rec.input_tokens = scaled(rec.input_tokens);
+  rec.output_tokens = scaled(rec.output_tokens);
+}
 
 ReplayResult run_replay(const std::string& trace_path, const ReplayConfig& config,
                         const OpCostModel& costs, const ProgressFn& progress,
@@ -63,6 +75,7 @@ ReplayResult run_replay(const std::string& trace_path, const ReplayConfig& confi
   int64_t id = 0;
   auto cancelled = [&] { return cancel != nullptr && cancel->load(std::memory_order_relaxed); };
   while ((config.max_requests < 0 || id < config.max_requests) && reader->next(rec)) {
+    if (config.length_scale != 1.0) scale_lengths(rec, config.length_scale);
     if (id == 0) first_ts = rec.timestamp_ms;
     last_ts = rec.timestamp_ms;
     const double arrival = (rec.timestamp_ms - first_ts) / config.rate_scale;

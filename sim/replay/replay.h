@@ -1,6 +1,9 @@
 // The replay: a trace through a continuous-batching scheduler, a KV pool and the CCV cache,
 // each step priced by an OpCostModel. This header is the public face of the engine that the
-// CLI (kvscope replay / plan / check) and kvscope-gui share.
+// CLI (kvscope replay / plan / check) and kvscope-gui share. The engine behind it lives in
+// sim/engine/ (events, scheduler, KV pool, step pricer, metrics), sim/ccv/ and sim/trace/;
+// README's "kvscope replay" section states its semantics; sim/report/replay_report.h writes
+// and prints results.
 #pragma once
 
 #include <atomic>
@@ -25,6 +28,36 @@ struct SchedulerConfig {
   bool chunked_prefill = true;  // split long prompts across steps within the budget
 };
 
+// One step as the engine scheduled it, for observers that need more than its price: kvscope
+// check runs the same steps on the kernels (sim/check/). Built only when ReplayConfig::on_step
+// is set, so a plain replay pays nothing for it.
+struct ObservedStep {
+  struct Item {             // one sequence's part in the step
+    int64_t request = 0;    // 0-based index in the trace
+    int64_t q_tokens = 0;   // new tokens: a prefill chunk, or 1 for a decode
+    int64_t kv_len = 0;     // keys attended to, the new tokens included
+    int64_t cache_tokens = 0;  // tokens its KV cache is allocated for (>= kv_len)
+    bool prefill = false;
+    bool ccv_hit = false;
+    bool emits = false;     // produces an output token this step (needs the LM head)
+  };
+  struct Held {             // a running sequence's KV while the step runs
+    int64_t request = 0;
+    int64_t tokens = 0;     // tokens allocated
+    int64_t bytes = 0;      // the KV pool's count for them (model/memory.h)
+    bool ccv_hit = false;
+  };
+  Method method = Method::baseline;
+  int64_t index = 0;  // step number within this method's replay
+  double start_ms = 0;
+  std::vector<Item> items;
+  std::vector<Held> held;
+  int64_t kv_in_step_bytes = 0;  // the KV pool in use while the step runs
+  // The price (StepRecord's fields of the same names).
+  double paper_ms = 0, full_ms = 0, attention_ms = 0, dense_ms = 0, ccv_ms = 0, other_ms = 0;
+};
+using StepObserver = std::function<void(const ObservedStep&)>;
+
 struct ReplayConfig {
   ModelShape model;
   MethodConfig method_config;
@@ -32,12 +65,24 @@ struct ReplayConfig {
   SchedulerConfig scheduler;
   int64_t gpu_memory_bytes = int64_t{80} << 30;  // KV pool = this minus weights (and CCV cache)
   double rate_scale = 1.0;                       // >1 compresses inter-arrival times
+  // Multiplies every request's input and output lengths (rounded, at least 1 token unless 0): a real
+  // trace shrunk to a small machine (kvscope check on a CPU), arrivals and prefix sharing kept.
+  double length_scale = 1.0;
   TraceFormat format = TraceFormat::automatic;
   BadRecordPolicy bad_records = BadRecordPolicy::stop;
   int64_t max_requests = -1;   // -1: the whole trace
   bool keep_steps = true;      // per-step timeline in the result
   bool keep_requests = true;   // per-request table in the result
   double hit_window_s = 60.0;  // width of the windows of MethodResult::hit_windows (simulated s)
+  // How decode attention is priced: false, one batched call per group at the group's mean
+  // context (a paged kernel over all sequences); true, one call per sequence at its own context
+  // (what kvscope check's executor runs over its per-sequence caches).
+  bool decode_attention_per_sequence = false;
+  // Whether steps pay for the LM head (vocab x hidden GEMM over the sequences producing a token).
+  // Off by default so far: the hand-computed replays of tests/test_replay_hand.cpp leave it out;
+  // kvscope check turns it on, as its executor runs it.
+  bool price_lm_head = false;
+  StepObserver on_step;  // called once per step with the step as scheduled (may be empty)
 };
 
 struct Percentiles {
@@ -126,11 +171,17 @@ struct ReplayResult {
   bool cancelled = false;
 };
 
+// ReplayConfig::length_scale applied to one record.
+void scale_lengths(TraceRecord& rec, double scale);
+
 // Called now and then with the fraction done in [0, 1] and a short note.
 using ProgressFn = std::function<void(double fraction, const std::string& note)>;
 
-// Replays `trace_path` once per configured method. Throws InputError for a bad trace (under
-// BadRecordPolicy::stop) or configuration. Setting *cancel stops early with cancelled = true.
+// Replays `trace_path` with every configured method, in lockstep from one pass over the file.
+// Throws InputError for a bad trace (under BadRecordPolicy::stop) or configuration (its field
+// names the CLI option, e.g. "--gpu-mem"). Setting *cancel stops early with cancelled = true
+// and the results of what was replayed. The progress callback runs on the calling thread.
+// Deterministic: the same inputs give the same result, bit for bit.
 ReplayResult run_replay(const std::string& trace_path, const ReplayConfig& config,
                         const OpCostModel& costs, const ProgressFn& progress = {},
                         const std::atomic<bool>* cancel = nullptr);

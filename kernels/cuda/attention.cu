@@ -1,0 +1,227 @@
+// Exact attention (backend.h op 4), GQA, causal or not:
+//  - decode (q_len * group <= 8): split-K over the tokens on tensor cores (decode.cuh), then a
+//    combine kernel; K and V are read once per KV head.
+//  - otherwise: the flash-style tiled kernel (prefill.cuh).
+//  - f32, other head dims, or CudaOptions::simple_attention: one warp per query row, CUDA cores.
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "kernels/cuda/attention_dispatch.h"
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/decode.cuh"
+#include "kernels/cuda/ops.h"
+#include "kernels/cuda/prefill.cuh"
+
+namespace kvscope::kernels::cuda {
+namespace {
+
+struct SimpleParams {
+  const void *q, *k, *v;
+  void* o;
+  int64_t batch, kv_heads, group, q_len, tokens, head_dim;
+  bool causal;
+  float scale;
+};
+
+// One warp per query row; lanes split the head dims (up to 8 each).
+template <class T>
+__global__ void __launch_bounds__(256) simple_attention_kernel(const SimpleParams p) {
+  const int64_t rows = p.batch * p.kv_heads * p.group * p.q_len;
+  const int64_t row = int64_t(blockIdx.x) * 8 + threadIdx.x / 32;
+  if (row >= rows) return;
+  const int lane = threadIdx.x % 32;
+  const int64_t qi = row % p.q_len, bqh = row / p.q_len;
+  const int64_t b = bqh / (p.kv_heads * p.group), qh = bqh % (p.kv_heads * p.group);
+  const int64_t head = b * p.kv_heads + qh / p.group;
+  const T* q = static_cast<const T*>(p.q) + row * p.head_dim;
+  const T* k = static_cast<const T*>(p.k) + head * p.tokens * p.head_dim;
+  const T* v = static_cast<const T*>(p.v) + head * p.tokens * p.head_dim;
+  float qv[8], acc[8];
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const int64_t d = lane + 32 * i;
+    qv[i] = d < p.head_dim ? to_f32(q[d]) : 0.f;
+    acc[i] = 0.f;
+  }
+  const int64_t qpos = p.tokens - p.q_len + qi;
+  const int64_t end = p.causal ? min(p.tokens, qpos + 1) : p.tokens;
+  float m = -INFINITY, l = 0.f;
+  for (int64_t t = 0; t < end; ++t) {
+    float s = 0.f;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const int64_t d = lane + 32 * i;
+      if (d < p.head_dim) s = fmaf(qv[i], to_f32(k[t * p.head_dim + d]), s);
+    }
+    s = warp_sum(s) * p.scale;
+    const float mn = fmaxf(m, s);
+    const float alpha = expf(m - mn), w = expf(s - mn);
+    l = l * alpha + w;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const int64_t d = lane + 32 * i;
+      acc[i] = acc[i] * alpha + (d < p.head_dim ? w * to_f32(v[t * p.head_dim + d]) : 0.f);
+    }
+    m = mn;
+  }
+  T* o = static_cast<T*>(p.o) + row * p.head_dim;
+  const float inv_l = l > 0.f ? 1.f / l : 0.f;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const int64_t d = lane + 32 * i;
+    if (d < p.head_dim) o[d] = from_f32<T>(acc[i] * inv_l);
+  }
+}
+
+template <class T>
+void simple_t(Ctx& c, const AttentionArgs& a, const void* q, const void* k, const void* v,
+              void* o) {
+  SimpleParams p{q,
+                 k,
+                 v,
+                 o,
+                 a.batch,
+                 a.kv_heads,
+                 a.q_heads / a.kv_heads,
+                 a.q_len,
+                 a.tokens,
+                 a.head_dim,
+                 a.causal,
+                 1.f / std::sqrt(static_cast<float>(a.head_dim))};
+  const int64_t rows = a.batch * a.q_heads * a.q_len;
+  simple_attention_kernel<T><<<static_cast<unsigned>((rows + 7) / 8), 256, 0, c.stream>>>(p);
+  KVS_LAUNCH();
+}
+
+template <class T, int D>
+void decode_t(Ctx& c, const AttentionArgs& a, const void* q, const void* k, const void* v,
+              void* o) {
+  constexpr int kStages = 3;
+  using SM = DecodeSmem<T, D, 0, kStages>;
+  DecodeParams p{};
+  p.q = q;
+  p.k = k;
+  p.v = v;
+  p.kv_heads = a.kv_heads;
+  p.group = a.q_heads / a.kv_heads;
+  p.q_len = a.q_len;
+  p.head_dim = D;
+  p.tokens = a.tokens;
+  p.row0 = 0;
+  p.rows = a.tokens;
+  p.pos0 = 0;
+  p.causal = a.causal;
+  p.scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(D));
+  for (int i = 0; i < D; ++i) p.kdim[i] = static_cast<int16_t>(i);
+  const int64_t heads = a.batch * a.kv_heads;
+  KVS_CUDA(cudaFuncSetAttribute(decode_kernel<T, D, 0, kStages>,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize, int(SM::bytes)));
+  int per_sm = 1;
+  KVS_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, decode_kernel<T, D, 0, kStages>,
+                                                         kDecThreads, SM::bytes));
+  const DecodeSplit sp = decode_split(heads, a.tokens, int64_t(c.sms) * std::max(per_sm, 1));
+  p.rows_per_split = sp.rows_per_split;
+  p.splits_total = sp.splits;
+  p.rec = dec_rec_floats(D, 0, 0);
+  p.M = p.C = 0;
+  p.L = 1;
+  p.partial =
+      static_cast<float*>(c.scratch->get(size_t(heads) * sp.splits * p.rec * sizeof(float), 0));
+  KVS_CUDA(cudaFuncSetAttribute(decode_kernel<T, D, 0, kStages>,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize, int(SM::bytes)));
+  decode_kernel<T, D, 0, kStages>
+      <<<dim3(unsigned(sp.splits), unsigned(heads)), kDecThreads, SM::bytes, c.stream>>>(p);
+  KVS_LAUNCH();
+  CombineParams cp{};
+  cp.partial = p.partial;
+  cp.o = o;
+  cp.kv_heads = a.kv_heads;
+  cp.group = p.group;
+  cp.q_len = a.q_len;
+  cp.head_dim = D;
+  cp.splits = sp.splits;
+  cp.rec = p.rec;
+  cp.DK = D;
+  for (int i = 0; i < D; ++i) cp.kdim[i] = static_cast<int16_t>(i);
+  const size_t smem = size_t(kDecCols) * sp.splits * sizeof(float);
+  combine_kernel<T><<<unsigned(heads), 128, smem, c.stream>>>(cp);
+  KVS_LAUNCH();
+}
+
+template <class T, int D>
+void prefill_t(Ctx& c, const AttentionArgs& a, const void* q, const void* k, const void* v,
+               void* o) {
+  using SM = PrefillSmem<T, D, D, 0>;
+  PrefillParams p{};
+  p.q = q;
+  p.k = k;
+  p.v = v;
+  p.o = o;
+  p.kv_heads = a.kv_heads;
+  p.group = a.q_heads / a.kv_heads;
+  p.q_len = a.q_len;
+  p.tokens = a.tokens;
+  p.causal = a.causal;
+  p.scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(D));
+  KVS_CUDA(cudaFuncSetAttribute(prefill_kernel<T, D, D, 0>,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize, int(SM::bytes)));
+  const int64_t qtiles = (a.q_len + kPreRows - 1) / kPreRows;
+  prefill_kernel<T, D, D, 0>
+      <<<dim3(unsigned(qtiles), unsigned(a.batch * a.q_heads)), kPreThreads, SM::bytes, c.stream>>>(
+          p);
+  KVS_LAUNCH();
+}
+
+template <class T>
+void fast_t(Ctx& c, const AttentionArgs& a, const void* q, const void* k, const void* v, void* o) {
+  const int64_t cols = (a.q_heads / a.kv_heads) * a.q_len;
+  if (cols <= kDecCols) {
+    if (a.head_dim == 128) return decode_t<T, 128>(c, a, q, k, v, o);
+    return decode_t<T, 64>(c, a, q, k, v, o);
+  }
+  if (a.head_dim == 128) return prefill_t<T, 128>(c, a, q, k, v, o);
+  return prefill_t<T, 64>(c, a, q, k, v, o);
+}
+
+}  // namespace
+
+DecodeSplit decode_split(int64_t heads, int64_t rows, int64_t slots) {
+  const int64_t tiles = std::max<int64_t>(1, (rows + kDecTile - 1) / kDecTile);
+  int64_t splits = std::max<int64_t>(1, slots / std::max<int64_t>(heads, 1));
+  splits = std::min(splits, std::max<int64_t>(1, tiles / 4));
+  const int64_t per = (tiles + splits - 1) / splits * kDecTile;
+  return {std::max<int64_t>(1, (rows + per - 1) / per), per};
+}
+
+void check_attention(const AttentionArgs& a) {
+  if (a.batch < 0 || a.q_heads <= 0 || a.kv_heads <= 0 || a.q_heads % a.kv_heads != 0)
+    throw std::invalid_argument("attention: q_heads must be a positive multiple of kv_heads");
+  if (a.head_dim <= 0 || a.head_dim > 256)
+    throw std::invalid_argument("attention: head_dim must be in 1..256");
+  if (a.q_len <= 0 || a.tokens < a.q_len)
+    throw std::invalid_argument("attention: need 0 < q_len <= tokens");
+}
+
+void attention(Ctx& c, const AttentionArgs& a, const void* q, const void* k, const void* v,
+               void* o) {
+  check_attention(a);
+  if (a.batch == 0) return;
+  const bool fast =
+      !c.opt.simple_attention && a.dtype != DType::f32 && (a.head_dim == 64 || a.head_dim == 128);
+  if (fast) {
+    if (a.dtype == DType::bf16) return fast_t<bf16>(c, a, q, k, v, o);
+    return fast_t<f16>(c, a, q, k, v, o);
+  }
+  switch (a.dtype) {
+    case DType::f32:
+      return simple_t<float>(c, a, q, k, v, o);
+    case DType::bf16:
+      return simple_t<bf16>(c, a, q, k, v, o);
+    case DType::f16:
+      return simple_t<f16>(c, a, q, k, v, o);
+  }
+}
+
+}  // namespace kvscope::kernels::cuda

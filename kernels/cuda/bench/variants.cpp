@@ -1,0 +1,233 @@
+// kvscope-cuda-variants: the CUDA backend's alternative implementations side by side, at the
+// issue's target shapes and at the shapes of the PyTorch peer script (shared/bench/
+// torch_peers.py), so kernels/BENCHMARKS.md can say which is faster and by how much. Rows carry
+// bytes, the floor (bytes / measured copy bandwidth, or FLOPs / measured GEMM peak when larger)
+// and the percentage of it reached. The calibration profile comes from kvscope-bench /
+// `kvscope calibrate`; this binary only compares variants.
+//   kvscope-cuda-variants [--benchmark_* flags]
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <functional>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "kernels/bench/bench.h"
+#include "kernels/convert.h"
+#include "kernels/cuda/cuda_backend.h"
+
+using namespace kvscope;
+using namespace kvscope::kernels;
+
+namespace {
+
+bench::DeviceMeasurement g_dev;
+
+std::unique_ptr<DeviceBuffer> random_buffer(Backend& b, DType t, size_t n, uint64_t seed) {
+  std::vector<float> v(n);
+  uint64_t x = seed * 0x9e3779b97f4a7c15ull + 7;
+  for (auto& f : v) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    f = static_cast<float>(static_cast<double>(x >> 11) * 0x1.0p-53 * 2.0 - 1.0);
+  }
+  const auto bytes = encode(t, v);
+  auto buf = b.alloc(bytes.size());
+  b.upload(*buf, bytes.data(), bytes.size());
+  return buf;
+}
+
+void run(benchmark::State& st, Backend& b, const std::function<void()>& fn, double bytes,
+         double flops, DType t) {
+  fn();
+  b.synchronize();
+  double total = 0;
+  for (auto _ : st) {
+    const double ms = b.time_ms(fn, 0, 1);
+    st.SetIterationTime(ms / 1e3);
+    total += ms;
+  }
+  const double mean = total / double(std::max<int64_t>(st.iterations(), 1));
+  const double floor_ms = 1e3 * std::max(bytes / g_dev.copy_bytes_per_s,
+                                         flops / (t == DType::f32 ? g_dev.gemm_flops_per_s_f32
+                                                                  : g_dev.gemm_flops_per_s_bf16));
+  st.counters["GBps"] = benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
+  st.counters["floor_ms"] = floor_ms;
+  st.counters["floor_pct"] = 100.0 * floor_ms / mean;
+}
+
+std::unique_ptr<Backend> backend(int fourier_cufft, int gemm_lt, int simple) {
+  CudaOptions o;
+  if (fourier_cufft) o.fourier = CudaOptions::Fourier::cufft;
+  if (gemm_lt) o.small_gemm = CudaOptions::SmallGemm::cublaslt;
+  o.simple_attention = simple != 0;
+  return make_cuda_backend_with(o);
+}
+
+FourierLayout lower(int64_t c, int64_t m) {
+  FourierLayout f;
+  for (int64_t d = 0; d < c; ++d) f.compressed_dims.push_back(d);
+  f.m = m;
+  f.sink = 4;
+  f.window = 64;
+  return f;
+}
+
+// args: cufft, f32, heads, tokens, head_dim, cdims, m, reconstruct
+void bm_fourier(benchmark::State& st) {
+  auto b = backend(int(st.range(0)), 0, 0);
+  const DType t = st.range(1) ? DType::f32 : DType::bf16;
+  const KvShape s{1, st.range(2), st.range(3), st.range(4), t};
+  const FourierLayout f = lower(st.range(5), st.range(6));
+  const bool recon = st.range(7) != 0;
+  auto kv = random_buffer(*b, t, size_t(s.elements()), 1);
+  FourierTensor ft = alloc_fourier_tensor(*b, s, f);
+  b->fourier_compress(s, f, *kv, ft);
+  const FourierBufferBytes n = fourier_buffer_bytes(s, f);
+  const double bytes = double(s.elements() * dtype_bytes(t)) + double(n.kept + n.edge + n.coeffs);
+  run(
+      st, *b,
+      [&] {
+        if (recon)
+          b->fourier_reconstruct(s, f, ft, *kv);
+        else
+          b->fourier_compress(s, f, *kv, ft);
+      },
+      bytes, 0.0, t);
+}
+
+// args: fourier (0 exact, 1 Fourier), batch, q_heads, kv_heads, head_dim, tokens, cdims, m
+void bm_decode(benchmark::State& st) {
+  auto b = backend(0, 0, 0);
+  const DType t = DType::bf16;
+  AttentionArgs a{st.range(1), st.range(2), st.range(3), st.range(4), 1, st.range(5), true, t};
+  const size_t qn = size_t(a.batch * a.q_heads * a.head_dim);
+  auto q = random_buffer(*b, t, qn, 2), o = b->alloc(qn * 2);
+  const KvShape s{a.batch, a.kv_heads, a.tokens, a.head_dim, t};
+  if (st.range(0)) {
+    const FourierLayout f = lower(st.range(6), st.range(7));
+    FourierTensor k = alloc_fourier_tensor(*b, s, f), v = alloc_fourier_tensor(*b, s, f);
+    auto kv = random_buffer(*b, t, size_t(s.elements()), 3);
+    b->fourier_compress(s, f, *kv, k);
+    b->fourier_compress(s, f, *kv, v);
+    kv.reset();
+    const FourierBufferBytes n = fourier_buffer_bytes(s, f);
+    const double bytes = 2.0 * double(n.kept + n.edge + n.coeffs) + 2.0 * double(qn) * 2;
+    run(
+        st, *b, [&] { b->fourier_attention(a, f, *q, k, v, *o); }, bytes, 0.0, t);
+  } else {
+    auto k = random_buffer(*b, t, size_t(s.elements()), 4);
+    auto v = random_buffer(*b, t, size_t(s.elements()), 5);
+    const double bytes = 2.0 * double(s.elements()) * 2 + 2.0 * double(qn) * 2;
+    run(
+        st, *b, [&] { b->attention(a, *q, *k, *v, *o); }, bytes, 0.0, t);
+  }
+}
+
+// args: fourier, heads, tokens, m  (32 q heads = kv heads, head_dim 128, causal prefill)
+void bm_prefill(benchmark::State& st) {
+  auto b = backend(0, 0, 0);
+  const DType t = DType::bf16;
+  AttentionArgs a{1, st.range(1), st.range(1), 128, st.range(2), st.range(2), true, t};
+  const size_t n = size_t(a.q_heads * a.tokens * 128);
+  auto q = random_buffer(*b, t, n, 6), o = b->alloc(n * 2);
+  const double flops = 4.0 * double(a.tokens) * double(a.tokens) * 128.0 * double(a.q_heads) / 2;
+  const KvShape s{1, a.kv_heads, a.tokens, 128, t};
+  if (st.range(0)) {
+    const FourierLayout f = lower(64, st.range(3));
+    FourierTensor k = alloc_fourier_tensor(*b, s, f), v = alloc_fourier_tensor(*b, s, f);
+    auto kv = random_buffer(*b, t, n, 7);
+    b->fourier_compress(s, f, *kv, k);
+    b->fourier_compress(s, f, *kv, v);
+    run(
+        st, *b, [&] { b->fourier_attention(a, f, *q, k, v, *o); }, 0.0, flops, t);
+  } else {
+    auto k = random_buffer(*b, t, n, 8), v = random_buffer(*b, t, n, 9);
+    run(
+        st, *b, [&] { b->attention(a, *q, *k, *v, *o); }, 4.0 * double(n), flops, t);
+  }
+}
+
+// args: cublaslt, rows, out, in
+void bm_gemm(benchmark::State& st) {
+  auto b = backend(0, int(st.range(0)), 0);
+  const GemmArgs g{st.range(1), st.range(2), st.range(3), true, DType::bf16};
+  auto x = random_buffer(*b, g.dtype, size_t(g.rows * g.in), 10);
+  auto w = random_buffer(*b, g.dtype, size_t(g.out * g.in), 11);
+  auto bias = random_buffer(*b, g.dtype, size_t(g.out), 12);
+  auto y = b->alloc(size_t(g.rows * g.out) * 2);
+  const double bytes = 2.0 * double(g.rows * g.in + g.out * g.in + g.out + g.rows * g.out);
+  const double flops = 2.0 * double(g.rows) * double(g.out) * double(g.in);
+  run(
+      st, *b, [&] { b->gemm(g, *x, *w, bias.get(), *y); }, bytes, flops, g.dtype);
+}
+
+// args: whole, rows, dim
+void bm_cosine(benchmark::State& st) {
+  auto b = backend(0, 0, 0);
+  const int64_t rows = st.range(1), dim = st.range(2);
+  auto x = random_buffer(*b, DType::bf16, size_t(rows * dim), 13);
+  auto y = random_buffer(*b, DType::bf16, size_t(rows * dim), 14);
+  auto out = b->alloc(size_t(rows) * 4);
+  run(
+      st, *b,
+      [&] {
+        if (st.range(0))
+          b->cosine_whole(rows, dim, DType::bf16, *x, *y, *out);
+        else
+          b->cosine_rows(rows, dim, DType::bf16, *x, *y, *out);
+      },
+      4.0 * double(rows * dim), 0.0, DType::bf16);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
+  try {
+    auto b = make_cuda_backend_with({});
+    g_dev = bench::measure_device(*b, false);
+    std::cerr << bench::device_block(*b, g_dev).dump(2) << "\n";
+  } catch (const std::exception& e) {
+    std::cerr << "kvscope-cuda-variants: " << e.what() << "\n";
+    return 1;
+  }
+  auto reg = [](const char* name, void (*fn)(benchmark::State&),
+                const std::vector<std::string>& names) {
+    return benchmark::RegisterBenchmark(name, fn)
+        ->ArgNames(names)
+        ->UseManualTime()
+        ->Unit(benchmark::kMillisecond)
+        ->MinTime(0.2);
+  };
+  const std::vector<std::string> fa{"cufft",    "f32",   "heads", "tokens",
+                                    "head_dim", "cdims", "m",     "recon"};
+  // The layout (64 KV heads x 32768 x 128, lower 64 dims -> M = 256), fused and cuFFT;
+  // torch_peers' [64, 32768, 64] all-compressed shape (its rfft+slice peer is f32) in f32 and
+  // bf16; M = 64 and 1024 for the trend.
+  reg("fourier", bm_fourier, fa)
+      ->ArgsProduct({{0, 1}, {0}, {64}, {32768}, {128}, {64}, {256}, {0, 1}});
+  reg("fourier", bm_fourier, fa)
+      ->ArgsProduct({{0}, {0, 1}, {64}, {32768}, {64}, {64}, {256}, {0, 1}});
+  reg("fourier", bm_fourier, fa)->ArgsProduct({{1}, {0, 1}, {64}, {32768}, {64}, {64}, {256}, {0}});
+  reg("fourier", bm_fourier, fa)
+      ->ArgsProduct({{0}, {0}, {64}, {32768}, {64}, {64}, {64, 1024}, {0}});
+  reg("decode", bm_decode,
+      {"fourier", "batch", "q_heads", "kv_heads", "head_dim", "tokens", "cdims", "m"})
+      ->ArgsProduct({{0, 1}, {8}, {32}, {8}, {128}, {4096, 32768, 131072}, {64}, {256}})
+      ->Args({1, 8, 32, 8, 128, 32768, 64, 128})
+      ->Args({0, 8, 32, 32, 128, 32768, 0, 0});
+  reg("prefill", bm_prefill, {"fourier", "heads", "tokens", "m"})
+      ->ArgsProduct({{0}, {32}, {1024, 4096, 16384}, {0}})
+      ->ArgsProduct({{1}, {32}, {4096, 16384}, {256}});
+  reg("gemm", bm_gemm, {"cublaslt", "rows", "out", "in"})
+      ->ArgsProduct({{0, 1}, {1, 2, 4, 8, 16}, {2048}, {4096}})
+      ->ArgsProduct({{1}, {1024, 16384, 65536}, {2048}, {4096}});
+  reg("cosine", bm_cosine, {"whole", "rows", "dim"})->ArgsProduct({{0, 1}, {4096, 65536}, {2048}});
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

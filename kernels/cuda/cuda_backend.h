@@ -1,0 +1,34 @@
+// The CUDA backend of kernels/backend.h: cuFFT, cuBLASLt and kvscope's own kernels on one device.
+// Built only when KVSCOPE_HAVE_CUDA; the registry (make_backend("cuda")) reaches it through
+// make_cuda_backend() and cuda_unavailable_reason() (kernels/backend_factories.h). This header
+// adds what only CUDA-aware callers (tests, benchmarks comparing variants) need.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "kernels/backend.h"
+
+namespace kvscope::kernels {
+
+// Which implementation of an operation runs. The defaults are the fastest measured on the H100
+// (kernels/BENCHMARKS.md); the others stay selectable so the benchmarks can compare them.
+struct CudaOptions {
+  enum class Fourier { fused, cufft };  // DCT as a tensor-core GEMM, or cuFFT + separate passes
+  Fourier fourier = Fourier::fused;
+  enum class SmallGemm { own, cublaslt };  // rows <= 16: kvscope's GEMV kernel or cuBLASLt
+  SmallGemm small_gemm = SmallGemm::own;
+  // Attention: the tiled tensor-core kernels, or the simple one-warp-per-query kernels that
+  // exist for any dtype / head_dim (and are what f32 always uses).
+  bool simple_attention = false;
+  int device = 0;
+};
+
+// Number of usable CUDA devices; 0, with the reason in *why, when there is no driver or device.
+int cuda_device_count(std::string* why = nullptr);
+
+// The backend with chosen implementations (make_cuda_backend() uses the defaults). Throws
+// std::runtime_error naming the reason when no device is usable.
+std::unique_ptr<Backend> make_cuda_backend_with(const CudaOptions& options);
+
+}  // namespace kvscope::kernels

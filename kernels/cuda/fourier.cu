@@ -1,0 +1,828 @@
+// Spectral compression and reconstruction of one K or V tensor (backend.h, ops 1 and 2), fused:
+// the orthonormal DCT-II over the middle tokens is a tensor-core GEMM against a basis that each
+// block generates in shared memory as it goes (no table in memory, any L), and the copies of
+// the kept dims and the sink/window tokens run concurrently on a second stream (they touch other
+// bytes, so the two overlap compute with memory traffic).
+//
+// Forward, per head: coeffs[k, c] = sum_n B[k, n] x[n, c], B[k, n] = s_k cos(pi (2n+1) k / (2L)).
+// B[k, L-1-n] = (-1)^k B[k, n], so with u = x_n + x_{L-1-n} and v = x_n - x_{L-1-n} (n < L/2)
+// even k need only u and odd k only v: half the multiply-adds and half the basis of a direct
+// GEMM. Columns of the GEMM are (head, compressed dim) pairs, so one basis tile serves 128
+// columns; the token axis is split over blocks (split-K, f32 atomics into a scratch buffer).
+// Inverse, per head: x[n, c] = sum_k B[k, n] coeffs[k, c], one output tile per block.
+// f32 tensors use bf16 tensor cores with each operand split in a high and a low bf16 part
+// (3 products: hi*hi + hi*lo + lo*hi), which keeps about 16 bits of each operand.
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <stdexcept>
+
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/ops.h"
+
+namespace kvscope::kernels::cuda {
+
+std::vector<int> kept_dims(int64_t head_dim, const std::vector<int64_t>& compressed) {
+  std::vector<int> out;
+  size_t j = 0;
+  for (int64_t d = 0; d < head_dim; ++d) {
+    if (j < compressed.size() && compressed[j] == d) {
+      ++j;
+      continue;
+    }
+    out.push_back(static_cast<int>(d));
+  }
+  return out;
+}
+
+namespace {
+
+constexpr int kMaxHeadDim = 256;
+
+// Where each of `n` columns lives in a row, and whether groups of `vec` columns are contiguous
+// and aligned so they can move as one 16-byte vector.
+struct DimTable {
+  int16_t off[kMaxHeadDim];
+};
+
+bool groups_contiguous(const std::vector<int>& dims, int vec, int64_t row_elems) {
+  if (row_elems % vec != 0 || dims.size() % vec != 0) return false;
+  for (size_t i = 0; i < dims.size(); i += vec) {
+    if (dims[i] % vec != 0) return false;
+    for (int e = 1; e < vec; ++e)
+      if (dims[i + e] != dims[i] + e) return false;
+  }
+  return true;
+}
+
+DimTable make_table(const std::vector<int>& dims) {
+  DimTable t{};
+  for (size_t i = 0; i < dims.size(); ++i) t.off[i] = static_cast<int16_t>(dims[i]);
+  return t;
+}
+
+std::vector<int> to_int(const std::vector<int64_t>& v) { return {v.begin(), v.end()}; }
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
+// ---- kept and edge copies -----------------------------------------------------------------
+// kept[h, t, i] <-> kv[h, t, kept_dim[i]]; one thread per 16-byte group (or per element).
+template <class T, bool kVec, bool kToKv>
+__global__ void kept_copy_kernel(int64_t rows, int64_t D, int64_t Dk, const T* src, T* dst,
+                                 DimTable kd) {
+  constexpr int G = kVec ? Vec16<T>::n : 1;
+  const int64_t per_row = Dk / G;
+  const int64_t total = rows * per_row;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t row = i / per_row;
+    const int j = static_cast<int>(i % per_row) * G;
+    const int64_t kv_off = row * D + kd.off[j];
+    const int64_t kept_off = row * Dk + j;
+    if constexpr (kVec) {
+      if constexpr (kToKv)
+        *reinterpret_cast<uint4*>(dst + kv_off) = ldg16_stream(src + kept_off);
+      else
+        *reinterpret_cast<uint4*>(dst + kept_off) = ldg16_stream(src + kv_off);
+    } else {
+      if constexpr (kToKv)
+        dst[kv_off] = src[kept_off];
+      else
+        dst[kept_off] = src[kv_off];
+    }
+  }
+}
+
+// edge[h, r, c] <-> kv[h, edge_token(r), dim[c]]; rows without a token are zero in `edge`.
+template <class T, bool kToKv>
+__global__ void edge_copy_kernel(int64_t heads, int64_t T_, int64_t D, int64_t sink, int64_t window,
+                                 int C, const T* src, T* dst, DimTable cd) {
+  const int64_t E = sink + window;
+  const int64_t total = heads * E * C;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int c = static_cast<int>(i % C);
+    const int64_t r = (i / C) % E, h = i / (C * E);
+    const int64_t tok = T_ <= E ? (r < T_ ? r : -1) : (r < sink ? r : T_ - window + (r - sink));
+    if constexpr (kToKv) {
+      if (tok >= 0) dst[(h * T_ + tok) * D + cd.off[c]] = src[i];
+    } else {
+      dst[i] = tok >= 0 ? src[(h * T_ + tok) * D + cd.off[c]] : from_f32<T>(0.f);
+    }
+  }
+}
+
+int grid_for(int64_t items, int threads, int sms) {
+  const int64_t b = (items + threads - 1) / threads;
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(b, int64_t(sms) * 16)));
+}
+
+template <class T>
+void split_merge_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv_in,
+                   void* kv_out, const FourierPtrs& p, bool to_kv) {
+  const int64_t heads = s.batch * s.kv_heads;
+  const std::vector<int> kd = kept_dims(s.head_dim, f.compressed_dims);
+  const int64_t Dk = static_cast<int64_t>(kd.size());
+  const int C = static_cast<int>(f.compressed_dims.size());
+  const DimTable kt = make_table(kd), ct = make_table(to_int(f.compressed_dims));
+  constexpr int G = Vec16<T>::n;
+  const void* kv = to_kv ? kv_out : kv_in;
+  const bool vec = groups_contiguous(kd, G, s.head_dim) && aligned16(kv) && aligned16(p.kept);
+  const int64_t rows = heads * s.tokens;
+  if (Dk > 0) {
+    const int64_t items = rows * (vec ? Dk / G : Dk);
+    const int grid = grid_for(items, 256, c.sms);
+    auto* kvp = static_cast<T*>(to_kv ? kv_out : const_cast<void*>(kv_in));
+    auto* kp = static_cast<T*>(p.kept);
+    if (to_kv) {
+      if (vec)
+        kept_copy_kernel<T, true, true>
+            <<<grid, 256, 0, c.stream>>>(rows, s.head_dim, Dk, kp, kvp, kt);
+      else
+        kept_copy_kernel<T, false, true>
+            <<<grid, 256, 0, c.stream>>>(rows, s.head_dim, Dk, kp, kvp, kt);
+    } else {
+      if (vec)
+        kept_copy_kernel<T, true, false>
+            <<<grid, 256, 0, c.stream>>>(rows, s.head_dim, Dk, kvp, kp, kt);
+      else
+        kept_copy_kernel<T, false, false>
+            <<<grid, 256, 0, c.stream>>>(rows, s.head_dim, Dk, kvp, kp, kt);
+    }
+    KVS_LAUNCH();
+  }
+  if (C > 0 && f.edge() > 0) {
+    const int64_t items = heads * f.edge() * C;
+    const int grid = grid_for(items, 256, c.sms);
+    if (to_kv)
+      edge_copy_kernel<T, true>
+          <<<grid, 256, 0, c.stream>>>(heads, s.tokens, s.head_dim, f.sink, f.window, C,
+                                       static_cast<const T*>(p.edge), static_cast<T*>(kv_out), ct);
+    else
+      edge_copy_kernel<T, false>
+          <<<grid, 256, 0, c.stream>>>(heads, s.tokens, s.head_dim, f.sink, f.window, C,
+                                       static_cast<const T*>(kv_in), static_cast<T*>(p.edge), ct);
+    KVS_LAUNCH();
+  }
+}
+
+// ---- the DCT GEMMs ------------------------------------------------------------------------
+constexpr int kThreads = 256;  // 8 warps: 2 (m) x 4 (n), each a 64 x 32 tile
+constexpr int BM = 128, BN = 128, BK = 32;
+constexpr int WTM = 64, WTN = 32;
+constexpr int kPadB = 8;  // 16-bit elements of padding per shared-memory row: no bank conflicts
+
+template <class T>
+struct Mma {  // tensor-core operand type: T itself for 16-bit T, bf16 hi/lo pairs for float
+  using type = T;
+  static constexpr bool split = false;
+};
+template <>
+struct Mma<float> {
+  using type = bf16;
+  static constexpr bool split = true;
+};
+
+// Element (head, row, c) of a GEMM operand in memory: base + head*hs + row*rs + off[c].
+struct Operand {
+  const void* base;
+  int64_t head_stride, row_stride;
+};
+
+struct FwdParams {
+  Operand x;  // middle tokens of kv: row n is token sink + n
+  int64_t heads, L, M, kmax, half, rows_per_split;
+  int C;      // compressed dims per head (GEMM columns per head)
+  bool vec;   // 16-byte column groups
+  float* ws;  // [heads][M][C], accumulated
+  DimTable dims;
+};
+
+// Stores 8 f32 values as the MMA type (or as hi and lo bf16 parts) into shared memory.
+template <class TM, bool kSplit>
+__device__ __forceinline__ void store8(TM* hi, TM* lo, const float (&v)[8]) {
+  uint4 h;
+  h.x = pack2<TM>(v[0], v[1]);
+  h.y = pack2<TM>(v[2], v[3]);
+  h.z = pack2<TM>(v[4], v[5]);
+  h.w = pack2<TM>(v[6], v[7]);
+  *reinterpret_cast<uint4*>(hi) = h;
+  if constexpr (kSplit) {
+    const TM* hv = reinterpret_cast<const TM*>(&h);
+    float r[8];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) r[e] = v[e] - to_f32(hv[e]);
+    uint4 l;
+    l.x = pack2<TM>(r[0], r[1]);
+    l.y = pack2<TM>(r[2], r[3]);
+    l.z = pack2<TM>(r[4], r[5]);
+    l.w = pack2<TM>(r[6], r[7]);
+    *reinterpret_cast<uint4*>(lo) = l;
+  }
+}
+
+// The column of the (head, c) flattening that this thread loads in every tile: with 256
+// threads and 128 columns per tile, thread i always moves column (i % (BN / G)) * G (16-byte
+// groups) or i % BN (elements), so its address is computed once, not per step.
+template <class T>
+struct ColumnSource {
+  const T* base = nullptr;  // element (row 0) of the thread's column; null past the last head
+  int row0 = 0;             // first tile row of the thread; then every kThreads / per_row rows
+};
+
+template <class T>
+__device__ __forceinline__ ColumnSource<T> column_source(const Operand& op, int64_t col0,
+                                                         int64_t heads, int C, bool vec,
+                                                         const DimTable& dims) {
+  constexpr int G = Vec16<T>::n;
+  const int per_row = vec ? BN / G : BN;
+  const int cl = (threadIdx.x % per_row) * (vec ? G : 1);
+  const int col = static_cast<int>(col0) + cl;
+  const int h = col / C, c = col - h * C;
+  ColumnSource<T> s;
+  s.row0 = threadIdx.x / per_row;
+  if (h < heads) s.base = static_cast<const T*>(op.base) + h * op.head_stride + dims.off[c];
+  return s;
+}
+
+// One BK x BN tile: operand rows [r0, r0 + BK), rows outside [rlo, rhi) zero, into shared memory
+// with row stride `stride` elements.
+template <class T>
+__device__ __forceinline__ void load_tile(T* dst, int stride, const ColumnSource<T>& cs,
+                                          int64_t row_stride, int64_t r0, int64_t rlo, int64_t rhi,
+                                          bool vec) {
+  constexpr int G = Vec16<T>::n;
+  if (vec) {
+    const int cl = (threadIdx.x % (BN / G)) * G;
+    constexpr int rows_per_pass = kThreads / (BN / G);
+#pragma unroll
+    for (int row = cs.row0; row < BK; row += rows_per_pass) {
+      const int64_t r = r0 + row;
+      const bool ok = cs.base != nullptr && r >= rlo && r < rhi;
+      cp_async16(dst + row * stride + cl, ok ? cs.base + r * row_stride : dst, ok);
+    }
+  } else {
+    const int cl = threadIdx.x % BN;
+    constexpr int rows_per_pass = kThreads / BN;
+    for (int row = cs.row0; row < BK; row += rows_per_pass) {
+      const int64_t r = r0 + row;
+      const bool ok = cs.base != nullptr && r >= rlo && r < rhi;
+      dst[row * stride + cl] = ok ? cs.base[r * row_stride] : from_f32<T>(0.f);
+    }
+  }
+}
+
+// 8 consecutive elements of shared memory as floats.
+template <class T>
+__device__ __forceinline__ void load8f(const T* p, float (&v)[8]) {
+  if constexpr (sizeof(T) == 2) {
+    Vec16<T> x;
+    x.u = *reinterpret_cast<const uint4*>(p);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) v[e] = to_f32(x.e[e]);
+  } else {
+    const float4 a = *reinterpret_cast<const float4*>(p);
+    const float4 b = *reinterpret_cast<const float4*>(p + 4);
+    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+  }
+}
+
+// 16 basis values w cos(a + e d), e < 16, as two independent chains of 8 (starting at a and at
+// a + 8d). Each chain uses the three-term (Chebyshev) recurrence
+//   cos(x + d) = 2 cos(d) cos(x) - cos(x - d),
+// one multiply-add per value; its rounding errors grow at most linearly (<= 8 * 6e-8 here).
+__device__ __forceinline__ void basis16(float c, float s, float cd, float sd, float c8, float s8,
+                                        float w, float (&v)[16]) {
+  const float ca = w * c, sa = w * s;
+  const float cb = ca * c8 - sa * s8, sb = sa * c8 + ca * s8;
+  float pa = ca * cd + sa * sd, pb = cb * cd + sb * sd;  // w cos(x - d)
+  float xa = ca, xb = cb;
+  const float two_cd = 2.f * cd;
+#pragma unroll
+  for (int e = 0; e < 8; ++e) {
+    v[e] = xa;
+    v[e + 8] = xb;
+    const float na = fmaf(two_cd, xa, -pa), nb = fmaf(two_cd, xb, -pb);
+    pa = xa;
+    pb = xb;
+    xa = na;
+    xb = nb;
+  }
+}
+
+template <class T>
+constexpr int raw_stride() {
+  return BN + 16 / int(sizeof(T));
+}
+template <class T>
+constexpr size_t fwd_smem(int stages) {
+  constexpr bool split = Mma<T>::split;
+  return size_t(stages) * 2 * BK * raw_stride<T>() * sizeof(T) +  // x and mirror rows
+         (split ? 4 : 2) * BK * (BN + kPadB) * 2 +                // u, v (hi, lo)
+         (split ? 2 : 1) * BM * (BK + kPadB) * 2;                 // basis (hi, lo)
+}
+
+// The warp's 64 x 32 tile: acc += A[rows, BK] * B[BK, cols] for one BK step (two k16 steps).
+// A is row-major [m][k] (lda), B row-major [k][n] (ldb).
+template <class TM, bool kATrans>
+__device__ __forceinline__ void warp_mma(float (&acc)[4][4][4], const TM* A, int lda, const TM* B,
+                                         int ldb, int m0, int n0) {
+  const int lane = threadIdx.x % 32;
+#pragma unroll
+  for (int kk = 0; kk < BK; kk += 16) {
+    uint32_t a[4][4], b[4][2];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      if constexpr (kATrans) {  // A stored as [k][m]
+        const int k = kk + (lane % 8) + (lane / 16) * 8;
+        const int m = m0 + 16 * i + ((lane / 8) % 2) * 8;
+        ldmatrix_x4_trans(a[i], A + k * lda + m);
+      } else {
+        ldmatrix_x4(a[i], A + (m0 + 16 * i + lane % 16) * lda + kk + (lane / 16) * 8);
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < 4; j += 2) {
+      uint32_t r[4];
+      ldmatrix_x4_trans(
+          r, B + (kk + (lane % 8) + ((lane / 8) % 2) * 8) * ldb + n0 + 8 * j + (lane / 16) * 8);
+      b[j][0] = r[0];
+      b[j][1] = r[1];
+      b[j + 1][0] = r[2];
+      b[j + 1][1] = r[3];
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) mma16816<TM>(acc[i][j], a[i], b[j]);
+  }
+}
+
+template <class T, int kStages>
+__global__ void __launch_bounds__(kThreads) dct_forward_kernel(const FwdParams p) {
+  using TM = typename Mma<T>::type;
+  constexpr bool kSplit = Mma<T>::split;
+  constexpr int RS = raw_stride<T>();
+  constexpr int US = BN + kPadB, AS = BK + kPadB;
+  extern __shared__ __align__(16) unsigned char smem[];
+  T* raw = reinterpret_cast<T*>(smem);
+  TM* ub = reinterpret_cast<TM*>(smem + size_t(kStages) * 2 * BK * RS * sizeof(T));
+  TM* vb = ub + BK * US;
+  TM* ub_lo = vb + BK * US;  // used when kSplit
+  TM* vb_lo = ub_lo + BK * US;
+  TM* ab = ub + (kSplit ? 4 : 2) * BK * US;
+  TM* ab_lo = ab + BM * AS;
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int wm = warp / 4, wn = warp % 4;
+  const int64_t k0 = int64_t(blockIdx.x) * BM;
+  const int64_t col0 = int64_t(blockIdx.y) * BN;
+  const int64_t nb = int64_t(blockIdx.z) * p.rows_per_split;
+  const int64_t ne = min(nb + p.rows_per_split, p.half);
+  const int steps = static_cast<int>((ne - nb + BK - 1) / BK);
+
+  // Basis generator: thread owns row r of the A tile (k even in the first half, odd in the
+  // second) and 16 consecutive tokens of each step; its phase advances by 2*BK*k mod 4L.
+  const int gr = threadIdx.x / 2, gj = (threadIdx.x % 2) * 16;
+  const int64_t gk = k0 + (gr < BM / 2 ? 2 * gr : 2 * (gr - BM / 2) + 1);
+  const int64_t L4 = 4 * p.L;
+  int64_t phase = ((2 * (nb + gj) + 1) * gk) % L4;
+  const int64_t phase_step = (2 * BK * gk) % L4;
+  float cd = 0.f, sd = 0.f, c8 = 0.f, s8 = 0.f;
+  sincospif(static_cast<float>(gk % (2 * p.L)) / static_cast<float>(p.L), &sd, &cd);
+  sincospif(static_cast<float>((16 * gk) % L4) / static_cast<float>(2 * p.L), &s8, &c8);
+  const float gw = gk >= p.kmax ? 0.f : (gk == 0 ? 1.f : 1.41421356237309515f);
+  const ColumnSource<T> cs = column_source<T>(p.x, col0, p.heads, p.C, p.vec, p.dims);
+
+  auto issue = [&](int s) {
+    if (s < steps) {
+      const int64_t n0 = nb + int64_t(s) * BK;
+      T* dst = raw + size_t(s % kStages) * 2 * BK * RS;
+      // rows n0.. of x, and the mirror rows L-n0-BK .. L-n0-1 (row r holds n = n0+BK-1-r);
+      // a mirror row is loaded only when its n is in range and differs from the row itself.
+      load_tile<T>(dst, RS, cs, p.x.row_stride, n0, nb, ne, p.vec);
+      // Mirror row m pairs with n = L-1-m: n < ne means m >= L - ne, and m >= half keeps the
+      // middle token of an odd L (its own mirror) from being counted twice.
+      load_tile<T>(dst + BK * RS, RS, cs, p.x.row_stride, p.L - n0 - BK, max(p.L - ne, p.half), p.L,
+                   p.vec);
+    }
+    cp_async_commit();
+  };
+
+  float acc[4][4][4] = {};
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) issue(s);
+
+  for (int s = 0; s < steps; ++s) {
+    cp_async_wait<kStages - 2>();
+    __syncthreads();
+    issue(s + kStages - 1);
+    // u, v of this step's rows (f32 arithmetic, stored as MMA operands).
+    const T* r1 = raw + size_t(s % kStages) * 2 * BK * RS;
+    const T* r2 = r1 + BK * RS;
+    for (int i = threadIdx.x; i < BK * BN / 8; i += kThreads) {
+      const int row = i / (BN / 8), cg = (i % (BN / 8)) * 8;
+      float u[8], v[8], a[8], b[8];
+      load8f(r1 + row * RS + cg, a);
+      load8f(r2 + (BK - 1 - row) * RS + cg, b);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        u[e] = a[e] + b[e];
+        v[e] = a[e] - b[e];
+      }
+      store8<TM, kSplit>(ub + row * US + cg, ub_lo + row * US + cg, u);
+      store8<TM, kSplit>(vb + row * US + cg, vb_lo + row * US + cg, v);
+    }
+    // The basis tile.
+    {
+      float sv, cv;
+      sincospif(static_cast<float>(phase) / static_cast<float>(2 * p.L), &sv, &cv);
+      phase += phase_step;
+      if (phase >= L4) phase -= L4;
+      float vals[16];
+      basis16(cv, sv, cd, sd, c8, s8, gw, vals);
+      store8<TM, kSplit>(ab + gr * AS + gj, ab_lo + gr * AS + gj,
+                         *reinterpret_cast<const float(*)[8]>(vals));
+      store8<TM, kSplit>(ab + gr * AS + gj + 8, ab_lo + gr * AS + gj + 8,
+                         *reinterpret_cast<const float(*)[8]>(vals + 8));
+    }
+    __syncthreads();
+    const TM* bop = wm == 0 ? ub : vb;
+    warp_mma<TM, false>(acc, ab, AS, bop, US, wm * WTM, wn * WTN);
+    if constexpr (kSplit) {
+      const TM* bop_lo = wm == 0 ? ub_lo : vb_lo;
+      warp_mma<TM, false>(acc, ab, AS, bop_lo, US, wm * WTM, wn * WTN);
+      warp_mma<TM, false>(acc, ab_lo, AS, bop, US, wm * WTM, wn * WTN);
+    }
+  }
+  cp_async_wait<0>();
+
+  // Epilogue: add the partial sums into ws[head][k][c].
+  const int g = lane / 4, t = lane % 4;
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int h2 = 0; h2 < 2; ++h2) {
+      const int r = wm * WTM + 16 * i + g + 8 * h2;
+      const int64_t k = k0 + (r < BM / 2 ? 2 * r : 2 * (r - BM / 2) + 1);
+      if (k >= p.kmax) continue;
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int col = static_cast<int>(col0) + wn * WTN + 8 * j + 2 * t + e;
+          const int h = col / p.C;
+          if (h >= p.heads) continue;
+          const int c = col - h * p.C;
+          atomicAdd(p.ws + (int64_t(h) * p.M + k) * p.C + c, acc[i][j][2 * h2 + e]);
+        }
+    }
+}
+
+template <class T>
+__global__ void finalize_kernel(int64_t n, const float* ws, float scale, T* out) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    out[i] = from_f32<T>(ws[i] * scale);
+}
+
+struct InvParams {
+  Operand coef;  // coeffs[head][k][c]: row k
+  int64_t heads, L, M, kmax;
+  int C;
+  bool vec_in, vec_out;
+  void* out;  // kv: element (h, n, c) at out + h*T*D + (sink + n)*D + dims[c]
+  int64_t out_head_stride, out_row_stride;
+  DimTable dims, ident;
+};
+
+template <class T>
+constexpr size_t inv_smem(int stages) {
+  constexpr bool split = Mma<T>::split;
+  const size_t main = size_t(stages) * BK * raw_stride<T>() * sizeof(T) +
+                      (split ? 2 : 0) * BK * (BN + kPadB) * 2 +  // coef hi, lo
+                      (split ? 2 : 1) * BK * (BM + kPadB) * 2;   // basis [k][n] (hi, lo)
+  const size_t epi = size_t(BM) * (BN + 16 / sizeof(T)) * sizeof(T);
+  return main > epi ? main : epi;
+}
+
+template <class T, int kStages>
+__global__ void __launch_bounds__(kThreads) dct_inverse_kernel(const InvParams p) {
+  using TM = typename Mma<T>::type;
+  constexpr bool kSplit = Mma<T>::split;
+  constexpr int RS = raw_stride<T>();
+  constexpr int CS = BN + kPadB, GS = BM + kPadB;
+  extern __shared__ __align__(16) unsigned char smem[];
+  T* raw = reinterpret_cast<T*>(smem);
+  TM* chi = reinterpret_cast<TM*>(smem + size_t(kStages) * BK * RS * sizeof(T));
+  TM* clo = chi + BK * CS;
+  TM* gb = chi + (kSplit ? 2 : 0) * BK * CS;
+  TM* gb_lo = gb + BK * GS;
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int wm = warp / 4, wn = warp % 4;
+  const int64_t col0 = int64_t(blockIdx.x) * BN;
+  const int64_t n0 = int64_t(blockIdx.y) * BM;
+  const int steps = static_cast<int>((p.kmax + BK - 1) / BK);
+
+  // Basis generator: thread owns k row (threadIdx / 8) of each step and 16 tokens.
+  const int gr = threadIdx.x / 8, gj = (threadIdx.x % 8) * 16;
+  const int64_t gn = n0 + gj;
+  const int64_t L4 = 4 * p.L;
+  int64_t phase = ((2 * gn + 1) * gr) % L4;             // k = gr at step 0
+  const int64_t phase_step = ((2 * gn + 1) * BK) % L4;  // k advances by BK per step
+
+  const ColumnSource<T> cs = column_source<T>(p.coef, col0, p.heads, p.C, p.vec_in, p.ident);
+  auto issue = [&](int s) {
+    if (s < steps) {
+      load_tile<T>(raw + size_t(s % kStages) * BK * RS, RS, cs, p.coef.row_stride, int64_t(s) * BK,
+                   0, p.kmax, p.vec_in);
+    }
+    cp_async_commit();
+  };
+  float acc[4][4][4] = {};
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) issue(s);
+  for (int s = 0; s < steps; ++s) {
+    cp_async_wait<kStages - 2>();
+    __syncthreads();
+    issue(s + kStages - 1);
+    const T* rt = raw + size_t(s % kStages) * BK * RS;
+    if constexpr (kSplit) {
+      for (int i = threadIdx.x; i < BK * BN / 8; i += kThreads) {
+        const int row = i / (BN / 8), cg = (i % (BN / 8)) * 8;
+        float v[8];
+        load8f(rt + row * RS + cg, v);
+        store8<TM, true>(chi + row * CS + cg, clo + row * CS + cg, v);
+      }
+    }
+    {
+      const int64_t k = int64_t(s) * BK + gr;
+      float sv, cv, sd, cd, s8, c8;
+      sincospif(static_cast<float>(phase) / static_cast<float>(2 * p.L), &sv, &cv);
+      sincospif(static_cast<float>(k % (2 * p.L)) / static_cast<float>(p.L), &sd, &cd);
+      sincospif(static_cast<float>((16 * k) % L4) / static_cast<float>(2 * p.L), &s8, &c8);
+      phase += phase_step;
+      if (phase >= L4) phase -= L4;
+      const float w = k >= p.kmax ? 0.f : (k == 0 ? 1.f : 1.41421356237309515f);
+      float vals[16];
+      basis16(cv, sv, cd, sd, c8, s8, w, vals);
+      const int lim = static_cast<int>(min(int64_t(16), p.L - gn));
+#pragma unroll
+      for (int e = 0; e < 16; ++e)
+        if (e >= lim) vals[e] = 0.f;
+      store8<TM, kSplit>(gb + gr * GS + gj, gb_lo + gr * GS + gj,
+                         *reinterpret_cast<const float(*)[8]>(vals));
+      store8<TM, kSplit>(gb + gr * GS + gj + 8, gb_lo + gr * GS + gj + 8,
+                         *reinterpret_cast<const float(*)[8]>(vals + 8));
+    }
+    __syncthreads();
+    if constexpr (kSplit) {
+      warp_mma<TM, true>(acc, gb, GS, chi, CS, wm * WTM, wn * WTN);
+      warp_mma<TM, true>(acc, gb, GS, clo, CS, wm * WTM, wn * WTN);
+      warp_mma<TM, true>(acc, gb_lo, GS, chi, CS, wm * WTM, wn * WTN);
+    } else {
+      warp_mma<TM, true>(acc, gb, GS, reinterpret_cast<const TM*>(rt), RS, wm * WTM, wn * WTN);
+    }
+  }
+  cp_async_wait<0>();
+  __syncthreads();
+
+  // Epilogue: scale, stage the tile in shared memory, write rows with whole-row vectors.
+  constexpr int ES = BN + 16 / int(sizeof(T));
+  T* st = reinterpret_cast<T*>(smem);
+  const float scale = rsqrtf(static_cast<float>(p.L));
+  const int g = lane / 4, t = lane % 4;
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int r = wm * WTM + 16 * i + g + 8 * (e / 2);
+        const int cl = wn * WTN + 8 * j + 2 * t + (e % 2);
+        st[r * ES + cl] = from_f32<T>(acc[i][j][e] * scale);
+      }
+  __syncthreads();
+  T* out = static_cast<T*>(p.out);
+  constexpr int G = Vec16<T>::n;
+  if (p.vec_out) {
+    for (int i = threadIdx.x; i < BM * BN / G; i += kThreads) {
+      const int r = i / (BN / G), cg = (i % (BN / G)) * G;
+      const int64_t n = n0 + r;
+      const int col = static_cast<int>(col0) + cg, h = col / p.C;
+      if (n >= p.L || h >= p.heads) continue;
+      const int c = col - h * p.C;
+      *reinterpret_cast<uint4*>(out + h * p.out_head_stride + n * p.out_row_stride +
+                                p.dims.off[c]) = *reinterpret_cast<const uint4*>(st + r * ES + cg);
+    }
+  } else {
+    for (int i = threadIdx.x; i < BM * BN; i += kThreads) {
+      const int r = i / BN, cl = i % BN;
+      const int64_t n = n0 + r;
+      const int col = static_cast<int>(col0) + cl, h = col / p.C;
+      if (n >= p.L || h >= p.heads) continue;
+      const int c = col - h * p.C;
+      out[h * p.out_head_stride + n * p.out_row_stride + p.dims.off[c]] = st[r * ES + cl];
+    }
+  }
+}
+
+template <class T>
+constexpr int fwd_stages() {
+  return Mma<T>::split ? 2 : 3;
+}
+
+template <class T>
+void compress_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv, void* coeffs) {
+  const int64_t heads = s.batch * s.kv_heads;
+  const int C = static_cast<int>(f.compressed_dims.size());
+  const int64_t L = f.middle(s.tokens), M = f.m;
+  const size_t coef_bytes = size_t(heads) * M * C * sizeof(T);
+  if (L == 0 || C == 0 || M == 0) {
+    if (coef_bytes) KVS_CUDA(cudaMemsetAsync(coeffs, 0, coef_bytes, c.stream));
+    return;
+  }
+  FwdParams p{};
+  p.x = {static_cast<const T*>(kv) + f.sink * s.head_dim, s.tokens * s.head_dim, s.head_dim};
+  p.heads = heads;
+  p.L = L;
+  p.M = M;
+  p.kmax = std::min(M, L);
+  p.half = (L + 1) / 2;
+  p.C = C;
+  const std::vector<int> cd = to_int(f.compressed_dims);
+  p.vec = groups_contiguous(cd, Vec16<T>::n, s.head_dim) && aligned16(kv);
+  p.dims = make_table(cd);
+  const size_t ws_bytes = size_t(heads) * M * C * sizeof(float);
+  p.ws = static_cast<float*>(c.scratch->get(ws_bytes, 0));
+  KVS_CUDA(cudaMemsetAsync(p.ws, 0, ws_bytes, c.stream));
+
+  const int64_t mtiles = (p.kmax + BM - 1) / BM;
+  const int64_t ctiles = (heads * C + BN - 1) / BN;
+  constexpr int S = fwd_stages<T>();
+  const size_t smem = fwd_smem<T>(S);
+  KVS_CUDA(cudaFuncSetAttribute(dct_forward_kernel<T, S>,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  int per_sm = 1;
+  KVS_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, dct_forward_kernel<T, S>,
+                                                         kThreads, smem));
+  // Split the token pairs so that the blocks fill one wave as closely as possible (a partial
+  // second wave costs as much as a full one), each at least 4 steps long.
+  const int64_t base = mtiles * ctiles;
+  int64_t splits = std::max<int64_t>(1, int64_t(c.sms) * std::max(per_sm, 1) / base);
+  const int64_t max_splits = std::max<int64_t>(1, p.half / (4 * BK));
+  splits = std::min(splits, max_splits);
+  p.rows_per_split = ((p.half + splits - 1) / splits + BK - 1) / BK * BK;
+  splits = (p.half + p.rows_per_split - 1) / p.rows_per_split;
+  if (ctiles > 65535 || splits > 65535 || heads * C > INT32_MAX)
+    throw std::invalid_argument("fourier_compress: too large");
+
+  const dim3 grid(static_cast<unsigned>(mtiles), static_cast<unsigned>(ctiles),
+                  static_cast<unsigned>(splits));
+  dct_forward_kernel<T, S><<<grid, kThreads, smem, c.stream>>>(p);
+  KVS_LAUNCH();
+  const int64_t n = heads * M * C;
+  finalize_kernel<T><<<grid_for(n, 256, c.sms), 256, 0, c.stream>>>(
+      n, p.ws, 1.f / std::sqrt(static_cast<float>(L)), static_cast<T*>(coeffs));
+  KVS_LAUNCH();
+}
+
+template <class T>
+void reconstruct_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void* coeffs, void* kv) {
+  const int64_t heads = s.batch * s.kv_heads;
+  const int C = static_cast<int>(f.compressed_dims.size());
+  const int64_t L = f.middle(s.tokens), M = f.m;
+  if (L == 0 || C == 0) return;
+  InvParams p{};
+  p.coef = {coeffs, M * C, C};
+  p.heads = heads;
+  p.L = L;
+  p.M = M;
+  p.kmax = std::min(M, L);
+  p.C = C;
+  constexpr int G = Vec16<T>::n;
+  std::vector<int> ident(static_cast<size_t>(C));
+  for (int i = 0; i < C; ++i) ident[static_cast<size_t>(i)] = i;
+  const std::vector<int> cd = to_int(f.compressed_dims);
+  p.vec_in = C % G == 0 && aligned16(coeffs);
+  p.vec_out = groups_contiguous(cd, G, s.head_dim) && aligned16(kv);
+  p.out = static_cast<T*>(kv) + f.sink * s.head_dim;
+  p.out_head_stride = s.tokens * s.head_dim;
+  p.out_row_stride = s.head_dim;
+  p.dims = make_table(cd);
+  p.ident = make_table(ident);
+  if (p.kmax == 0) {
+    // No coefficient survives (M = 0): the middle tokens' compressed dims are zero.
+    throw std::invalid_argument("fourier_reconstruct: m must be positive");
+  }
+  const int64_t ctiles = (heads * C + BN - 1) / BN;
+  const int64_t ntiles = (L + BM - 1) / BM;
+  if (ntiles > 65535 || heads * C > INT32_MAX)
+    throw std::invalid_argument("fourier_reconstruct: too large");
+  constexpr int S = fwd_stages<T>();
+  const size_t smem = inv_smem<T>(S);
+  KVS_CUDA(cudaFuncSetAttribute(dct_inverse_kernel<T, S>,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  const dim3 grid(static_cast<unsigned>(ctiles), static_cast<unsigned>(ntiles));
+  dct_inverse_kernel<T, S><<<grid, kThreads, smem, c.stream>>>(p);
+  KVS_LAUNCH();
+}
+
+void check_layout(const KvShape& s, const FourierLayout& f) {
+  if (s.head_dim > kMaxHeadDim)
+    throw std::invalid_argument("fourier: head_dim above " + std::to_string(kMaxHeadDim));
+  int64_t prev = -1;
+  for (int64_t d : f.compressed_dims) {
+    if (d <= prev || d >= s.head_dim)
+      throw std::invalid_argument("fourier: compressed_dims must be sorted, unique, < head_dim");
+    prev = d;
+  }
+  if (f.m < 0 || f.sink < 0 || f.window < 0)
+    throw std::invalid_argument("fourier: m, sink and window must be non-negative");
+}
+
+}  // namespace
+
+void fourier_split(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv,
+                   const FourierPtrs& out) {
+  switch (s.dtype) {
+    case DType::f32:
+      return split_merge_t<float>(c, s, f, kv, nullptr, out, false);
+    case DType::bf16:
+      return split_merge_t<bf16>(c, s, f, kv, nullptr, out, false);
+    case DType::f16:
+      return split_merge_t<f16>(c, s, f, kv, nullptr, out, false);
+  }
+}
+
+void fourier_merge(Ctx& c, const KvShape& s, const FourierLayout& f, const FourierPtrs& in,
+                   void* kv) {
+  switch (s.dtype) {
+    case DType::f32:
+      return split_merge_t<float>(c, s, f, nullptr, kv, in, true);
+    case DType::bf16:
+      return split_merge_t<bf16>(c, s, f, nullptr, kv, in, true);
+    case DType::f16:
+      return split_merge_t<f16>(c, s, f, nullptr, kv, in, true);
+  }
+}
+
+void fourier_compress(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv,
+                      const FourierPtrs& out) {
+  check_layout(s, f);
+  // The copies read and write other bytes than the transform: run them alongside it.
+  fork_side(c);
+  {
+    Ctx side = c;
+    side.stream = c.side;
+    fourier_split(side, s, f, kv, out);
+  }
+  if (c.opt.fourier == CudaOptions::Fourier::cufft) {
+    fourier_compress_cufft(c, s, f, kv, out.coeffs);
+  } else {
+    switch (s.dtype) {
+      case DType::f32:
+        compress_t<float>(c, s, f, kv, out.coeffs);
+        break;
+      case DType::bf16:
+        compress_t<bf16>(c, s, f, kv, out.coeffs);
+        break;
+      case DType::f16:
+        compress_t<f16>(c, s, f, kv, out.coeffs);
+        break;
+    }
+  }
+  join_side(c);
+}
+
+void fourier_reconstruct(Ctx& c, const KvShape& s, const FourierLayout& f, const FourierPtrs& in,
+                         void* kv) {
+  check_layout(s, f);
+  if (f.middle(s.tokens) > 0 && f.m == 0)
+    throw std::invalid_argument("fourier_reconstruct: m must be positive");
+  fork_side(c);
+  {
+    Ctx side = c;
+    side.stream = c.side;
+    fourier_merge(side, s, f, in, kv);
+  }
+  if (c.opt.fourier == CudaOptions::Fourier::cufft) {
+    fourier_reconstruct_cufft(c, s, f, in.coeffs, kv);
+  } else {
+    switch (s.dtype) {
+      case DType::f32:
+        reconstruct_t<float>(c, s, f, in.coeffs, kv);
+        break;
+      case DType::bf16:
+        reconstruct_t<bf16>(c, s, f, in.coeffs, kv);
+        break;
+      case DType::f16:
+        reconstruct_t<f16>(c, s, f, in.coeffs, kv);
+        break;
+    }
+  }
+  join_side(c);
+}
+
+}  // namespace kvscope::kernels::cuda

@@ -1,0 +1,407 @@
+// Attention over a Fourier-compressed K and V (backend.h op 3) without rebuilding K or V in
+// global memory: the FlashFourierAttention analogue.
+//  - decode (q_len * group <= 8): decode.cuh computes the middle tokens' scores from the
+//    coefficients (P = Kc q_c, scores = B^T P) and accumulates the weights' DCT (R = B W), split
+//    over the tokens; edge_kernel does the sink and window tokens exactly; combine_kernel applies
+//    R to the value coefficients. Per token it reads only the kept dims of K and V.
+//  - prefill: prefill.cuh with the key tiles assembled in shared memory.
+//  - anything else (f32, other shapes, CudaOptions::simple_attention): one warp per query row on
+//    CUDA cores, same algebra (P, R), the basis evaluated per (k, token).
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "kernels/cuda/attention_dispatch.h"
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/decode.cuh"
+#include "kernels/cuda/ops.h"
+#include "kernels/cuda/prefill.cuh"
+
+namespace kvscope::kernels::cuda {
+namespace {
+
+struct FParams {
+  const void* q;
+  const void *kk, *vk;  // kept [B*Hkv, T, DK]
+  const void *ke, *ve;  // edge [B*Hkv, E, C]
+  const void *kc, *vc;  // coeffs [B*Hkv, M, C]
+  void* o;
+  int64_t batch, kv_heads, group, q_len, tokens, head_dim;
+  int64_t DK, C, M, L, sink, window;
+  bool causal;
+  float scale;
+  int16_t kdim[256], cdim[256];
+};
+
+// Edge row of token t (sink or window), or -1 for a middle token.
+__device__ __forceinline__ int64_t edge_row(int64_t t, int64_t L, int64_t sink) {
+  if (L == 0) return t;
+  if (t < sink) return t;
+  if (t >= sink + L) return sink + (t - sink - L);
+  return -1;
+}
+
+constexpr int kSimpleWarps = 4;
+
+template <class T>
+__global__ void __launch_bounds__(kSimpleWarps * 32) simple_fourier_kernel(const FParams p) {
+  extern __shared__ __align__(16) float sh[];
+  const int64_t rows = p.batch * p.kv_heads * p.group * p.q_len;
+  const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t row = int64_t(blockIdx.x) * kSimpleWarps + w;
+  const int64_t kmax = std::min(p.M, p.L);
+  const int64_t MPw = p.M + 1;
+  float* qs = sh + w * (p.head_dim + 3 * MPw);
+  float* P = qs + p.head_dim;
+  float* R = P + MPw;
+  float* Bc = R + MPw;
+  if (row >= rows) return;
+  const int64_t qi = row % p.q_len, bqh = row / p.q_len;
+  const int64_t b = bqh / (p.kv_heads * p.group), qh = bqh % (p.kv_heads * p.group);
+  const int64_t head = b * p.kv_heads + qh / p.group;
+  const T* q = static_cast<const T*>(p.q) + row * p.head_dim;
+  for (int64_t d = lane; d < p.head_dim; d += 32) qs[d] = to_f32(q[d]);
+  __syncwarp();
+  const T* kc = static_cast<const T*>(p.kc) + head * p.M * p.C;
+  const T* vc = static_cast<const T*>(p.vc) + head * p.M * p.C;
+  const float inv_sqrt_l = p.L > 0 ? rsqrtf(static_cast<float>(p.L)) : 0.f;
+  for (int64_t k = lane; k < p.M; k += 32) {
+    float s = 0.f;
+    if (k < kmax)
+      for (int64_t c = 0; c < p.C; ++c) s = fmaf(qs[p.cdim[c]], to_f32(kc[k * p.C + c]), s);
+    P[k] = s * inv_sqrt_l;
+    R[k] = 0.f;
+  }
+  __syncwarp();
+  const int64_t E = p.sink + p.window;
+  const T* kk = static_cast<const T*>(p.kk) + head * p.tokens * p.DK;
+  const T* vk = static_cast<const T*>(p.vk) + head * p.tokens * p.DK;
+  const T* ke = static_cast<const T*>(p.ke) + head * E * p.C;
+  const T* ve = static_cast<const T*>(p.ve) + head * E * p.C;
+  float okept[8] = {}, oedge[8] = {};
+  const int64_t qpos = p.tokens - p.q_len + qi;
+  const int64_t end = p.causal ? min(p.tokens, qpos + 1) : p.tokens;
+  const int64_t L4 = 4 * p.L;
+  float m = -INFINITY, l = 0.f;
+  for (int64_t t = 0; t < end; ++t) {
+    const int64_t er = edge_row(t, p.L, p.sink);
+    float s = 0.f;
+    for (int64_t i = lane; i < p.DK; i += 32) s = fmaf(qs[p.kdim[i]], to_f32(kk[t * p.DK + i]), s);
+    if (er < 0) {
+      const int64_t n = t - p.sink;
+      for (int64_t k = lane; k < p.M; k += 32) {
+        float bk = 0.f;
+        if (k < kmax) {
+          const int64_t ph = ((2 * n + 1) * k) % L4;
+          bk = (k == 0 ? 1.f : 1.41421356237309515f) *
+               cospif(static_cast<float>(ph) / static_cast<float>(2 * p.L));
+        }
+        Bc[k] = bk;
+        s = fmaf(bk, P[k], s);
+      }
+    } else {
+      for (int64_t c = lane; c < p.C; c += 32) s = fmaf(qs[p.cdim[c]], to_f32(ke[er * p.C + c]), s);
+    }
+    s = warp_sum(s) * p.scale;
+    const float mn = fmaxf(m, s);
+    const float alpha = expf(m - mn), wt = expf(s - mn);
+    l = l * alpha + wt;
+    m = mn;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const int64_t i = lane + 32 * j;
+      okept[j] = okept[j] * alpha + (i < p.DK ? wt * to_f32(vk[t * p.DK + i]) : 0.f);
+      oedge[j] = oedge[j] * alpha + (er >= 0 && i < p.C ? wt * to_f32(ve[er * p.C + i]) : 0.f);
+    }
+    for (int64_t k = lane; k < p.M; k += 32) R[k] = R[k] * alpha + (er < 0 ? wt * Bc[k] : 0.f);
+  }
+  __syncwarp();
+  T* o = static_cast<T*>(p.o) + row * p.head_dim;
+  const float inv_l = l > 0.f ? 1.f / l : 0.f;
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    const int64_t i = lane + 32 * j;
+    if (i < p.DK) o[p.kdim[i]] = from_f32<T>(okept[j] * inv_l);
+    if (i < p.C) {
+      float acc = 0.f;
+      for (int64_t k = 0; k < kmax; ++k) acc = fmaf(R[k], to_f32(vc[k * p.C + i]), acc);
+      o[p.cdim[i]] = from_f32<T>((acc * inv_sqrt_l + oedge[j]) * inv_l);
+    }
+  }
+}
+
+// Sink and window tokens of one (batch, kv head), exactly: one warp per query column; writes the
+// partial record at split index `split` (log2-domain maxima, like decode_kernel).
+template <class T>
+__global__ void __launch_bounds__(256) edge_kernel(const FParams p, float* partial, int64_t splits,
+                                                   int64_t split, int64_t rec, int64_t MP) {
+  const int64_t head = blockIdx.x;
+  const int64_t b = head / p.kv_heads, kvh = head % p.kv_heads;
+  const int j = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int ncols = static_cast<int>(p.group * p.q_len);
+  float* out = partial + (head * splits + split) * rec;
+  const int64_t o_off = 2 * kDecCols, r_off = o_off + kDecCols * p.DK,
+                c_off = r_off + kDecCols * MP;
+  for (int64_t i = threadIdx.x; i < kDecCols * MP; i += blockDim.x) out[r_off + i] = 0.f;
+  float m = -INFINITY, l = 0.f;
+  float okept[8] = {}, oedge[8] = {};
+  if (j < ncols) {
+    const int64_t qh = kvh * p.group + j / p.q_len, qi = j % p.q_len;
+    const T* q =
+        static_cast<const T*>(p.q) + ((b * p.kv_heads * p.group + qh) * p.q_len + qi) * p.head_dim;
+    const int64_t qpos = p.tokens - p.q_len + qi;
+    const int64_t E = p.sink + p.window;
+    const T* kk = static_cast<const T*>(p.kk) + head * p.tokens * p.DK;
+    const T* vk = static_cast<const T*>(p.vk) + head * p.tokens * p.DK;
+    const T* ke = static_cast<const T*>(p.ke) + head * E * p.C;
+    const T* ve = static_cast<const T*>(p.ve) + head * E * p.C;
+    float qk[8], qc[8];
+#pragma unroll
+    for (int x = 0; x < 8; ++x) {
+      const int64_t i = lane + 32 * x;
+      qk[x] = i < p.DK ? to_f32(q[p.kdim[i]]) : 0.f;
+      qc[x] = i < p.C ? to_f32(q[p.cdim[i]]) : 0.f;
+    }
+    for (int64_t r = 0; r < E; ++r) {
+      const int64_t t = p.tokens <= E ? (r < p.tokens ? r : -1)
+                                      : (r < p.sink ? r : p.tokens - p.window + (r - p.sink));
+      if (t < 0 || (p.causal && t > qpos)) continue;
+      float s = 0.f;
+#pragma unroll
+      for (int x = 0; x < 8; ++x) {
+        const int64_t i = lane + 32 * x;
+        if (i < p.DK) s = fmaf(qk[x], to_f32(kk[t * p.DK + i]), s);
+        if (i < p.C) s = fmaf(qc[x], to_f32(ke[r * p.C + i]), s);
+      }
+      s = warp_sum(s) * p.scale * 1.4426950408889634f;
+      const float mn = fmaxf(m, s);
+      const float alpha = exp2f(m - mn), wt = exp2f(s - mn);
+      l = l * alpha + wt;
+      m = mn;
+#pragma unroll
+      for (int x = 0; x < 8; ++x) {
+        const int64_t i = lane + 32 * x;
+        okept[x] = okept[x] * alpha + (i < p.DK ? wt * to_f32(vk[t * p.DK + i]) : 0.f);
+        oedge[x] = oedge[x] * alpha + (i < p.C ? wt * to_f32(ve[r * p.C + i]) : 0.f);
+      }
+    }
+  }
+  if (j < kDecCols) {
+    if (lane == 0) {
+      out[j] = m;
+      out[kDecCols + j] = l;
+    }
+#pragma unroll
+    for (int x = 0; x < 8; ++x) {
+      const int64_t i = lane + 32 * x;
+      if (i < p.DK) out[o_off + j * p.DK + i] = okept[x];
+      if (i < p.C) out[c_off + j * p.C + i] = oedge[x];
+    }
+  }
+}
+
+FParams make_params(const AttentionArgs& a, const FourierLayout& f, const void* q,
+                    const FourierPtrs& k, const FourierPtrs& v, void* o) {
+  FParams p{};
+  p.q = q;
+  p.kk = k.kept;
+  p.vk = v.kept;
+  p.ke = k.edge;
+  p.ve = v.edge;
+  p.kc = k.coeffs;
+  p.vc = v.coeffs;
+  p.o = o;
+  p.batch = a.batch;
+  p.kv_heads = a.kv_heads;
+  p.group = a.q_heads / a.kv_heads;
+  p.q_len = a.q_len;
+  p.tokens = a.tokens;
+  p.head_dim = a.head_dim;
+  p.C = static_cast<int64_t>(f.compressed_dims.size());
+  p.DK = a.head_dim - p.C;
+  p.M = f.m;
+  p.L = f.middle(a.tokens);
+  p.sink = f.sink;
+  p.window = f.window;
+  p.causal = a.causal;
+  p.scale = 1.f / std::sqrt(static_cast<float>(a.head_dim));
+  const std::vector<int> kd = kept_dims(a.head_dim, f.compressed_dims);
+  for (size_t i = 0; i < kd.size(); ++i) p.kdim[i] = static_cast<int16_t>(kd[i]);
+  for (size_t i = 0; i < f.compressed_dims.size(); ++i)
+    p.cdim[i] = static_cast<int16_t>(f.compressed_dims[i]);
+  return p;
+}
+
+template <class T>
+void simple_t(Ctx& c, const FParams& p) {
+  const int64_t rows = p.batch * p.kv_heads * p.group * p.q_len;
+  const size_t smem = size_t(kSimpleWarps) * (p.head_dim + 3 * (p.M + 1)) * sizeof(float);
+  if (smem > c.smem_optin)
+    throw std::invalid_argument("fourier_attention: m too large (" + std::to_string(p.M) + ")");
+  KVS_CUDA(cudaFuncSetAttribute(simple_fourier_kernel<T>,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  simple_fourier_kernel<T>
+      <<<unsigned((rows + kSimpleWarps - 1) / kSimpleWarps), kSimpleWarps * 32, smem, c.stream>>>(
+          p);
+  KVS_LAUNCH();
+}
+
+template <class T, int DK, int MT>
+void decode_t(Ctx& c, const FParams& f) {
+  constexpr int kStages = 2;
+  using SM = DecodeSmem<T, DK, MT, kStages>;
+  constexpr int MP = MT * 16;
+  const int64_t heads = f.batch * f.kv_heads;
+  DecodeParams p{};
+  p.q = f.q;
+  p.k = f.kk;
+  p.v = f.vk;
+  p.kc = f.kc;
+  p.kv_heads = f.kv_heads;
+  p.group = f.group;
+  p.q_len = f.q_len;
+  p.head_dim = f.head_dim;
+  p.tokens = f.tokens;
+  p.row0 = f.sink;
+  p.rows = f.L;
+  p.pos0 = f.sink;
+  p.M = f.M;
+  p.C = f.C;
+  p.L = f.L;
+  p.causal = f.causal;
+  p.scale_log2 = f.scale * 1.4426950408889634f;
+  for (int i = 0; i < 256; ++i) {
+    p.kdim[i] = f.kdim[i];
+    p.cdim[i] = f.cdim[i];
+  }
+  KVS_CUDA(cudaFuncSetAttribute(decode_kernel<T, DK, MT, kStages>,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize, int(SM::bytes)));
+  int per_sm = 1;
+  KVS_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, decode_kernel<T, DK, MT, kStages>,
+                                                         kDecThreads, SM::bytes));
+  const DecodeSplit sp = decode_split(heads, f.L, int64_t(c.sms) * std::max(per_sm, 1));
+  const int64_t middle_splits = f.L > 0 ? sp.splits : 0;
+  p.rows_per_split = sp.rows_per_split;
+  p.splits_total = middle_splits + 1;  // + the edge split
+  p.rec = dec_rec_floats(DK, MP, f.C);
+  p.partial = static_cast<float*>(
+      c.scratch->get(size_t(heads) * p.splits_total * p.rec * sizeof(float), 0));
+  // The sink and window tokens (edge_kernel) run on the side stream alongside the middle.
+  fork_side(c);
+  edge_kernel<T>
+      <<<unsigned(heads), 256, 0, c.side>>>(f, p.partial, p.splits_total, middle_splits, p.rec, MP);
+  KVS_LAUNCH();
+  if (middle_splits > 0) {
+    auto* pm = static_cast<T*>(c.scratch->get(size_t(heads) * kDecCols * MP * sizeof(T), 1));
+    fourier_p_kernel<T>
+        <<<unsigned(heads), 256, size_t(kDecCols) * f.C * sizeof(float), c.stream>>>(p, MP, pm);
+    KVS_LAUNCH();
+    p.pmat = pm;
+    decode_kernel<T, DK, MT, kStages>
+        <<<dim3(unsigned(middle_splits), unsigned(heads)), kDecThreads, SM::bytes, c.stream>>>(p);
+    KVS_LAUNCH();
+  }
+  join_side(c);
+  CombineParams cp{};
+  cp.partial = p.partial;
+  cp.vc = f.vc;
+  cp.o = f.o;
+  cp.kv_heads = f.kv_heads;
+  cp.group = f.group;
+  cp.q_len = f.q_len;
+  cp.head_dim = f.head_dim;
+  cp.splits = p.splits_total;
+  cp.rec = p.rec;
+  cp.DK = DK;
+  cp.MP = MP;
+  cp.M = f.M;
+  cp.C = f.C;
+  cp.L = f.L;
+  for (int i = 0; i < 256; ++i) {
+    cp.kdim[i] = f.kdim[i];
+    cp.cdim[i] = f.cdim[i];
+  }
+  const size_t smem = size_t(kDecCols) * (p.splits_total + MP) * sizeof(float);
+  KVS_CUDA(cudaFuncSetAttribute(combine_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                int(smem)));
+  combine_kernel<T><<<unsigned(heads), 128, smem, c.stream>>>(cp);
+  KVS_LAUNCH();
+}
+
+template <class T, int D, int DK, int MT>
+bool prefill_t(Ctx& c, const FParams& f) {
+  using SM = PrefillSmem<T, D, DK, MT>;
+  if (SM::bytes > c.smem_optin) return false;
+  PrefillParams p{};
+  p.q = f.q;
+  p.k = f.kk;
+  p.v = f.vk;
+  p.o = f.o;
+  p.kc = f.kc;
+  p.vc = f.vc;
+  p.ke = f.ke;
+  p.ve = f.ve;
+  p.kv_heads = f.kv_heads;
+  p.group = f.group;
+  p.q_len = f.q_len;
+  p.tokens = f.tokens;
+  p.M = f.M;
+  p.L = f.L;
+  p.sink = f.sink;
+  p.window = f.window;
+  p.causal = f.causal;
+  p.scale_log2 = f.scale * 1.4426950408889634f;
+  for (int i = 0; i < DK; ++i) p.perm[i] = f.kdim[i];
+  for (int i = 0; i < D - DK; ++i) p.perm[DK + i] = f.cdim[i];
+  KVS_CUDA(cudaFuncSetAttribute(prefill_kernel<T, D, DK, MT>,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize, int(SM::bytes)));
+  const int64_t qtiles = (f.q_len + kPreRows - 1) / kPreRows;
+  prefill_kernel<T, D, DK, MT><<<dim3(unsigned(qtiles), unsigned(f.batch * f.kv_heads * f.group)),
+                                 kPreThreads, SM::bytes, c.stream>>>(p);
+  KVS_LAUNCH();
+  return true;
+}
+
+template <class T, int D, int DK, int MT>
+bool fast_shape(Ctx& c, const FParams& f) {
+  if (f.group * f.q_len <= kDecCols) {
+    decode_t<T, DK, MT>(c, f);
+    return true;
+  }
+  return prefill_t<T, D, DK, MT>(c, f);
+}
+
+template <class T>
+bool fast_t(Ctx& c, const FParams& f) {
+  if (f.M > 256 || f.M <= 0) return false;
+  const bool m128 = f.M <= 128;
+  if (f.head_dim == 128 && f.DK == 64)
+    return m128 ? fast_shape<T, 128, 64, 8>(c, f) : fast_shape<T, 128, 64, 16>(c, f);
+  if (f.head_dim == 64 && f.DK == 32)
+    return m128 ? fast_shape<T, 64, 32, 8>(c, f) : fast_shape<T, 64, 32, 16>(c, f);
+  return false;
+}
+
+}  // namespace
+
+void fourier_attention(Ctx& c, const AttentionArgs& a, const FourierLayout& f, const void* q,
+                       const FourierPtrs& k, const FourierPtrs& v, void* o) {
+  check_attention(a);
+  if (a.batch == 0) return;
+  const FParams p = make_params(a, f, q, k, v, o);
+  if (!c.opt.simple_attention && a.dtype != DType::f32) {
+    if (a.dtype == DType::bf16 && fast_t<bf16>(c, p)) return;
+    if (a.dtype == DType::f16 && fast_t<f16>(c, p)) return;
+  }
+  switch (a.dtype) {
+    case DType::f32:
+      return simple_t<float>(c, p);
+    case DType::bf16:
+      return simple_t<bf16>(c, p);
+    case DType::f16:
+      return simple_t<f16>(c, p);
+  }
+}
+
+}  // namespace kvscope::kernels::cuda

@@ -1,0 +1,348 @@
+#include "sim/check/check_report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iomanip>
+#include <sstream>
+
+#include "sim/io/atomic_file.h"
+
+namespace kvscope::check {
+
+namespace {
+
+std::string csv_quote(const std::string& s) {
+  std::string q = "\"";
+  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+std::string pct(double rel) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f%%", 100.0 * rel);
+  return b;
+}
+
+std::string mib(int64_t bytes) {
+  char b[48];
+  std::snprintf(b, sizeof b, "%.2f MiB", static_cast<double>(bytes) / 1048576.0);
+  return b;
+}
+
+std::vector<const CheckStep*> worst_steps(const CheckResult& r, int n) {
+  std::vector<const CheckStep*> w;
+  for (const auto& s : r.steps) w.push_back(&s);
+  std::sort(w.begin(), w.end(),
+            [](const CheckStep* a, const CheckStep* b) { return a->rel_error() > b->rel_error(); });
+  if (static_cast<int>(w.size()) > n) w.resize(static_cast<size_t>(n));
+  return w;
+}
+
+nlohmann::json step_json(const CheckStep& s) {
+  return {{"method", method_name(s.method)},
+          {"step", s.index},
+          {"kind", step_kind_name(s.kind)},
+          {"prefill_seqs", s.prefill_seqs},
+          {"decode_seqs", s.decode_seqs},
+          {"prefill_tokens", s.prefill_tokens},
+          {"max_kv", s.max_kv},
+          {"predicted_ms", s.predicted_ms},
+          {"measured_ms", s.measured_ms},
+          {"rel_error", s.rel_error()},
+          {"shape", s.shape}};
+}
+
+}  // namespace
+
+void write_steps_csv(std::ostream& out, const CheckResult& r) {
+  out << "method,step,kind,prefill_seqs,decode_seqs,prefill_tokens,decode_tokens,ccv_hits,max_kv,"
+         "mean_decode_kv,predicted_ms,measured_ms,rel_error,pred_attention_ms,pred_dense_ms,"
+         "pred_ccv_ms,pred_other_ms,predicted_kv_bytes,allocated_kv_bytes,device_used_bytes,"
+         "reps,meas_attention_ms,meas_dense_ms,meas_ccv_ms,meas_other_ms,shape\n";
+  out << std::setprecision(9);
+  for (const auto& s : r.steps)
+    out << method_name(s.method) << "," << s.index << "," << step_kind_name(s.kind) << ","
+        << s.prefill_seqs << "," << s.decode_seqs << "," << s.prefill_tokens << ","
+        << s.decode_tokens << "," << s.hits << "," << s.max_kv << "," << s.mean_decode_kv << ","
+        << s.predicted_ms << "," << s.measured_ms << "," << s.rel_error() << ","
+        << s.pred_attention_ms << "," << s.pred_dense_ms << "," << s.pred_ccv_ms << ","
+        << s.pred_other_ms << "," << s.predicted_kv_bytes << "," << s.allocated_kv_bytes << ","
+        << s.device_used_bytes << "," << s.reps << "," << s.meas_attention_ms << ","
+        << s.meas_dense_ms << "," << s.meas_ccv_ms << "," << s.meas_other_ms << ","
+        << csv_quote(s.shape) << "\n";
+}
+
+void print_check_summary(std::ostream& out, const CheckResult& r, const nlohmann::json& run,
+                         int worst) {
+  out << "trace " << r.trace.path << ": first " << r.trace.requests << " requests\n";
+  out << "model " << run.value("model", "") << " on " << r.device.name << " (" << r.device.backend
+      << ", " << r.device.driver << ")\n";
+  out << "predictions: " << r.cost_model << "\n";
+  out << "replay GPU memory " << mib(r.gpu_memory_bytes) << "; steps scheduled:";
+  for (size_t i = 0; i < r.replay_steps.size(); ++i) out << (i ? ", " : " ") << r.replay_steps[i];
+  out << "; steps run: " << r.steps.size() << " in " << std::fixed << std::setprecision(1)
+      << r.wall_s << " s\n";
+  if (r.failed_steps > 0)
+    out << "FAILED steps (left out): " << r.failed_steps << "; first: " << r.first_failure << "\n";
+  out << "\n";
+
+  out << "step latency, |predicted - measured| / measured\n";
+  out << std::left << std::setw(13) << "method" << std::setw(9) << "kind" << std::right
+      << std::setw(7) << "steps" << std::setw(13) << "pred sum ms" << std::setw(13) << "meas sum ms"
+      << std::setw(9) << "bias" << std::setw(9) << "median" << std::setw(9) << "p90" << std::setw(9)
+      << "max"
+      << "\n";
+  for (const auto& e : r.latency)
+    out << std::left << std::setw(13) << method_name(e.method) << std::setw(9) << e.kind
+        << std::right << std::setw(7) << e.steps << std::setw(13) << std::setprecision(1)
+        << e.predicted_ms << std::setw(13) << e.measured_ms << std::setw(9) << pct(e.mean_signed)
+        << std::setw(9) << pct(e.median) << std::setw(9) << pct(e.p90) << std::setw(9) << pct(e.max)
+        << "\n";
+  out << "(bias: mean of (predicted - measured) / measured; sums over the steps run)\n\n";
+
+  out << "KV memory, predicted (model/memory.h, the replay's KV pool) vs allocated (backend "
+         "allocated_bytes(), caches laid out as the kernels need them)\n";
+  out << std::left << std::setw(13) << "method" << std::right << std::setw(7) << "steps"
+      << std::setw(8) << "equal" << std::setw(14) << "max |diff| B" << std::setw(20)
+      << "peak predicted" << std::setw(20) << "peak allocated" << std::setw(18) << "weights pred"
+      << std::setw(18) << "weights alloc" << std::setw(18) << "device used"
+      << "\n";
+  for (const auto& m : r.memory)
+    out << std::left << std::setw(13) << method_name(m.method) << std::right << std::setw(7)
+        << m.steps << std::setw(8) << m.equal_steps << std::setw(14) << m.max_abs_diff_bytes
+        << std::setw(20) << m.peak_predicted_bytes << std::setw(20) << m.peak_allocated_bytes
+        << std::setw(18) << m.weights_predicted_bytes << std::setw(18) << m.weights_allocated_bytes
+        << std::setw(18)
+        << (m.device_peak_used_bytes >= 0 ? mib(m.device_peak_used_bytes) : std::string("-"))
+        << "\n";
+  out << "(device used: the device's total - free memory at the fullest step, all allocations "
+         "and the backend's workspaces)\n\n";
+
+  out << "worst steps\n";
+  for (const CheckStep* s : worst_steps(r, worst))
+    out << "  " << std::left << std::setw(12) << method_name(s->method) << std::right << " step "
+        << std::setw(6) << s->index << "  " << std::left << std::setw(8) << step_kind_name(s->kind)
+        << std::right << " pred " << std::setw(10) << std::setprecision(3) << s->predicted_ms
+        << " ms  meas " << std::setw(10) << s->measured_ms << " ms  " << std::setw(7)
+        << pct(s->rel_error()) << "  " << s->shape << "\n";
+  out << std::defaultfloat;
+}
+
+nlohmann::json check_summary_json(const CheckResult& r, const nlohmann::json& run) {
+  nlohmann::json j;
+  j["kvscope_check"] = 1;
+  for (const char* k : {"model", "backend", "device", "date", "command", "trace"})
+    j[k] = run.value(k, std::string());
+  j["requests"] = r.trace.requests;
+  j["latency"] = nlohmann::json::array();
+  for (const auto& e : r.latency)
+    j["latency"].push_back({{"method", method_name(e.method)},
+                            {"step_kind", e.kind},
+                            {"steps", e.steps},
+                            {"median_rel_error", e.median},
+                            {"p90_rel_error", e.p90},
+                            {"max_rel_error", e.max}});
+  j["memory"] = nlohmann::json::array();
+  for (const auto& m : r.memory)
+    j["memory"].push_back({{"method", method_name(m.method)},
+                           {"predicted_bytes", m.peak_predicted_bytes},
+                           {"allocated_bytes", m.peak_allocated_bytes}});
+  return j;
+}
+
+nlohmann::json check_json(const CheckResult& r, const nlohmann::json& run, int worst) {
+  nlohmann::json j = check_summary_json(r, run);
+  j["run"] = run;
+  j["cost_model"] = r.cost_model;
+  j["device_info"] = {{"backend", r.device.backend},
+                      {"name", r.device.name},
+                      {"multiprocessors", r.device.multiprocessors},
+                      {"memory_bytes", r.device.memory_bytes},
+                      {"driver", r.device.driver}};
+  j["gpu_memory_bytes"] = r.gpu_memory_bytes;
+  j["replay_steps"] = r.replay_steps;
+  j["steps_run"] = r.steps.size();
+  j["failed_steps"] = r.failed_steps;
+  j["first_failure"] = r.first_failure;
+  j["wall_s"] = r.wall_s;
+  for (size_t i = 0; i < r.latency.size(); ++i) {
+    j["latency"][i]["predicted_sum_ms"] = r.latency[i].predicted_ms;
+    j["latency"][i]["measured_sum_ms"] = r.latency[i].measured_ms;
+    j["latency"][i]["mean_signed_rel_error"] = r.latency[i].mean_signed;
+  }
+  for (size_t i = 0; i < r.memory.size(); ++i) {
+    const MemoryStats& m = r.memory[i];
+    j["memory"][i]["steps"] = m.steps;
+    j["memory"][i]["equal_steps"] = m.equal_steps;
+    j["memory"][i]["max_abs_diff_bytes"] = m.max_abs_diff_bytes;
+    j["memory"][i]["weights_predicted_bytes"] = m.weights_predicted_bytes;
+    j["memory"][i]["weights_allocated_bytes"] = m.weights_allocated_bytes;
+    j["memory"][i]["device_peak_used_bytes"] = m.device_peak_used_bytes;
+  }
+  j["worst_steps"] = nlohmann::json::array();
+  for (const CheckStep* s : worst_steps(r, worst)) j["worst_steps"].push_back(step_json(*s));
+  return j;
+}
+
+void write_check_svg(std::ostream& out, const CheckResult& r, const std::string& title) {
+  const double W = 720, H = 560, left = 80, right = 170, top = 50, bottom = 60;
+  const double pw = W - left - right, ph = H - top - bottom;
+  double lo = 1e300, hi = 0;
+  for (const auto& s : r.steps)
+    for (double v : {s.predicted_ms, s.measured_ms})
+      if (v > 0) lo = std::min(lo, v), hi = std::max(hi, v);
+  if (hi <= 0) lo = 0.1, hi = 1;
+  double l0 = std::floor(std::log10(lo)), l1 = std::ceil(std::log10(hi));
+  if (l1 <= l0) l1 = l0 + 1;
+  auto X = [&](double v) { return left + pw * (std::log10(v) - l0) / (l1 - l0); };
+  auto Y = [&](double v) { return top + ph - ph * (std::log10(v) - l0) / (l1 - l0); };
+  const char* kind_colour[] = {"#1f77b4", "#2ca02c", "#ff7f0e"};  // prefill, decode, mixed
+  out << std::fixed << std::setprecision(1);
+  out << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H
+      << "\" viewBox=\"0 0 " << W << " " << H
+      << "\" font-family=\"sans-serif\" font-size=\"12\">\n";
+  out << "<rect x=\"0\" y=\"0\" width=\"" << W << "\" height=\"" << H << "\" fill=\"white\"/>\n";
+  out << "<text x=\"" << W / 2 << "\" y=\"24\" text-anchor=\"middle\" font-size=\"14\">" << title
+      << "</text>\n";
+  // Grid and decade labels.
+  for (double d = l0; d <= l1 + 1e-9; d += 1) {
+    const double v = std::pow(10.0, d);
+    std::ostringstream lab;
+    lab << std::defaultfloat << v;
+    out << "<line x1=\"" << X(v) << "\" y1=\"" << top << "\" x2=\"" << X(v) << "\" y2=\""
+        << top + ph << "\" stroke=\"#dddddd\"/>\n";
+    out << "<line x1=\"" << left << "\" y1=\"" << Y(v) << "\" x2=\"" << left + pw << "\" y2=\""
+        << Y(v) << "\" stroke=\"#dddddd\"/>\n";
+    out << "<text x=\"" << X(v) << "\" y=\"" << top + ph + 18 << "\" text-anchor=\"middle\">"
+        << lab.str() << "</text>\n";
+    out << "<text x=\"" << left - 8 << "\" y=\"" << Y(v) + 4 << "\" text-anchor=\"end\">"
+        << lab.str() << "</text>\n";
+  }
+  out << "<rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << pw << "\" height=\"" << ph
+      << "\" fill=\"none\" stroke=\"#444444\"/>\n";
+  // y = x and the +-10% band.
+  const double a = std::pow(10.0, l0), b = std::pow(10.0, l1);
+  out << "<line x1=\"" << X(a) << "\" y1=\"" << Y(a) << "\" x2=\"" << X(b) << "\" y2=\"" << Y(b)
+      << "\" stroke=\"#444444\"/>\n";
+  for (double f : {1.1, 1.0 / 1.1})
+    out << "<line x1=\"" << X(a) << "\" y1=\"" << Y(a * f) << "\" x2=\"" << X(b / f) << "\" y2=\""
+        << Y(b) << "\" stroke=\"#888888\" stroke-dasharray=\"4,3\"/>\n";
+  // Points: colour by step kind, shape by method.
+  for (const auto& s : r.steps) {
+    if (s.measured_ms <= 0 || s.predicted_ms <= 0) continue;
+    const double x = X(s.measured_ms), y = Y(s.predicted_ms);
+    const char* c = kind_colour[static_cast<int>(s.kind)];
+    switch (s.method) {
+      case Method::baseline:
+        out << "<circle cx=\"" << x << "\" cy=\"" << y << "\" r=\"3\" fill=\"" << c
+            << "\" fill-opacity=\"0.6\"/>\n";
+        break;
+      case Method::fourier:
+        out << "<rect x=\"" << x - 3 << "\" y=\"" << y - 3 << "\" width=\"6\" height=\"6\" fill=\""
+            << c << "\" fill-opacity=\"0.6\"/>\n";
+        break;
+      case Method::ccv:
+        out << "<polygon points=\"" << x << "," << y - 4 << " " << x - 4 << "," << y + 3 << " "
+            << x + 4 << "," << y + 3 << "\" fill=\"" << c << "\" fill-opacity=\"0.6\"/>\n";
+        break;
+      case Method::fourier_ccv:
+        out << "<polygon points=\"" << x << "," << y - 4 << " " << x + 4 << "," << y << " " << x
+            << "," << y + 4 << " " << x - 4 << "," << y << "\" fill=\"" << c
+            << "\" fill-opacity=\"0.6\"/>\n";
+        break;
+    }
+  }
+  out << "<text x=\"" << left + pw / 2 << "\" y=\"" << H - 16
+      << "\" text-anchor=\"middle\">measured step time (ms)</text>\n";
+  out << "<text x=\"20\" y=\"" << top + ph / 2
+      << "\" text-anchor=\"middle\" transform=\"rotate(-90 20 " << top + ph / 2
+      << ")\">predicted step time (ms)</text>\n";
+  // Legend.
+  double ly = top + 10;
+  const double lx = left + pw + 16;
+  const char* kinds[] = {"prefill", "decode", "mixed"};
+  for (int k = 0; k < 3; ++k, ly += 18)
+    out << "<rect x=\"" << lx << "\" y=\"" << ly - 9 << "\" width=\"10\" height=\"10\" fill=\""
+        << kind_colour[k] << "\"/><text x=\"" << lx + 16 << "\" y=\"" << ly << "\">" << kinds[k]
+        << "</text>\n";
+  ly += 8;
+  const char* shapes[] = {"baseline: circle", "fourier: square", "ccv: triangle",
+                          "fourier_ccv: diamond"};
+  for (const char* s : shapes) {
+    out << "<text x=\"" << lx << "\" y=\"" << ly << "\">" << s << "</text>\n";
+    ly += 16;
+  }
+  ly += 8;
+  out << "<text x=\"" << lx << "\" y=\"" << ly << "\">dashed: +-10%</text>\n";
+  ly += 22;
+  for (const auto& e : r.latency) {
+    if (e.kind != "all") continue;
+    out << "<text x=\"" << lx << "\" y=\"" << ly << "\">" << method_name(e.method) << "</text>\n";
+    ly += 15;
+    out << "<text x=\"" << lx + 8 << "\" y=\"" << ly << "\">median " << pct(e.median) << ", p90 "
+        << pct(e.p90) << "</text>\n";
+    ly += 18;
+  }
+  out << "</svg>\n";
+}
+
+void write_steps_jsonl(std::ostream& out, const CheckResult& r, const nlohmann::json& run) {
+  nlohmann::json weights = nlohmann::json::array();
+  for (const auto& m : r.memory)
+    weights.push_back({{"method", method_name(m.method)},
+                       {"predicted_bytes", m.weights_predicted_bytes},
+                       {"allocated_bytes", m.weights_allocated_bytes}});
+  out << nlohmann::json{{"header",
+                         {{"model", run.value("model", std::string())},
+                          {"trace", r.trace.path},
+                          {"requests", r.trace.requests},
+                          {"device", r.device.name},
+                          {"backend", r.device.backend},
+                          {"driver", r.device.driver},
+                          {"gpu_memory_bytes", r.gpu_memory_bytes},
+                          {"replay_steps", r.replay_steps},
+                          {"weights", weights},
+                          {"run", run}}}}
+             .dump()
+      << "\n";
+  for (const auto& s : r.steps) {
+    nlohmann::json items = nlohmann::json::array();
+    for (const auto& it : s.items)
+      items.push_back({it.request, it.q_tokens, it.kv_len, it.cache_tokens, it.prefill ? 1 : 0,
+                       it.ccv_hit ? 1 : 0, it.emits ? 1 : 0});
+    out << nlohmann::json{{"method", method_name(s.method)},
+                          {"step", s.index},
+                          {"predicted_ms", s.predicted_ms},
+                          {"measured_ms", s.measured_ms},
+                          {"measured_parts_ms",
+                           {s.meas_attention_ms, s.meas_dense_ms, s.meas_ccv_ms, s.meas_other_ms}},
+                          {"reps", s.reps},
+                          {"predicted_kv_bytes", s.predicted_kv_bytes},
+                          {"allocated_kv_bytes", s.allocated_kv_bytes},
+                          {"device_used_bytes", s.device_used_bytes},
+                          {"items", items}}
+               .dump()
+        << "\n";
+  }
+}
+
+void write_check_outputs(const std::string& dir, const CheckResult& r, const nlohmann::json& run) {
+  std::filesystem::create_directories(dir);
+  write_file_atomically(dir + "/steps.csv", [&](std::ostream& o) { write_steps_csv(o, r); });
+  write_file_atomically(dir + "/steps.jsonl",
+                        [&](std::ostream& o) { write_steps_jsonl(o, r, run); });
+  write_file_atomically(dir + "/summary.txt",
+                        [&](std::ostream& o) { print_check_summary(o, r, run, 20); });
+  write_file_atomically(dir + "/check_summary.json",
+                        [&](std::ostream& o) { o << check_summary_json(r, run).dump(2) << "\n"; });
+  write_file_atomically(dir + "/check.json",
+                        [&](std::ostream& o) { o << check_json(r, run).dump(2) << "\n"; });
+  const std::string title = "kvscope check: " + run.value("model", std::string()) + " on " +
+                            r.device.name + ", " + std::to_string(r.steps.size()) + " steps";
+  write_file_atomically(dir + "/pred_vs_meas.svg",
+                        [&](std::ostream& o) { write_check_svg(o, r, title); });
+}
+
+}  // namespace kvscope::check
