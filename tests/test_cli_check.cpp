@@ -39,9 +39,9 @@ std::vector<std::string> lines_of(const fs::path& p) {
 TEST(CliCheck, RunsEveryMethodsStepsWithExactKvMemory) {
   const fs::path out = fs::path(::testing::TempDir()) / "kvscope_cli_check";
   fs::remove_all(out);
-  const auto r = run_cli("check " + kTrace + kTiny + " --profile " + kProfile +
-                         " --backend cpu --requests 8 --max-steps 6 --reps 1 --quiet --out " +
-                         out.string());
+  const auto r =
+      run_cli("check " + kTrace + kTiny + " --profile " + kProfile +
+              " --backend cpu --requests 8 --max-steps 6 --reps 1 --quiet --out " + out.string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("step latency"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("worst steps"), std::string::npos);
@@ -96,9 +96,8 @@ TEST(CliCheck, RunsEveryMethodsStepsWithExactKvMemory) {
   // --reprice with the same cost model gives back the same predictions for the same steps;
   // with another (the roofline) it keeps the measurements and prices anew.
   const fs::path again = out / "again";
-  const auto rp = run_cli("check " + kTrace + kTiny + " --profile " + kProfile +
-                          " --reprice " + (out / "steps.jsonl").string() + " --out " +
-                          again.string());
+  const auto rp = run_cli("check " + kTrace + kTiny + " --profile " + kProfile + " --reprice " +
+                          (out / "steps.jsonl").string() + " --out " + again.string());
   ASSERT_EQ(rp.exit_code, 0) << rp.err;
   EXPECT_EQ(lines_of(again / "steps.csv"), rows);
   const auto roof = run_cli("check " + kTrace + kTiny + " --gpu cpu-2core --reprice " +
