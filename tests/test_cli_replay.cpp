@@ -47,12 +47,12 @@ TEST(CliReplay, PrintsTheSummaryOfEveryMethod) {
 TEST(CliReplay, JsonAndTheOutputFilesAgree) {
   const std::string dir = temp_dir("out");
   const auto r = run_cli("replay " + kTrace +
-                         " --model llama-2-7b --max-requests 400 --method baseline,ccv "
+                         " --model llama-2-7b --max-requests 200 --method baseline,ccv "
                          "--threshold aggressive --ccv-budget 16GiB --json --out " +
                          dir);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
-  EXPECT_EQ(j.at("trace").at("requests"), 400);
+  EXPECT_EQ(j.at("trace").at("requests"), 200);
   EXPECT_EQ(j.at("run").at("model"), "llama-2-7b");
   EXPECT_DOUBLE_EQ(j.at("run").at("ccv").at("threshold").get<double>(), 0.7);
   ASSERT_EQ(j.at("methods").size(), 2u);
@@ -71,7 +71,7 @@ TEST(CliReplay, JsonAndTheOutputFilesAgree) {
   int64_t steps = 0;
   for (const auto& m : j.at("methods")) steps += m.at("steps").get<int64_t>();
   EXPECT_EQ(static_cast<int64_t>(lines_of(dir + "/steps.csv").size()), steps + 1);
-  EXPECT_EQ(lines_of(dir + "/requests.csv").size(), 2u * 400 + 1);
+  EXPECT_EQ(lines_of(dir + "/requests.csv").size(), 2u * 200 + 1);
   EXPECT_EQ(lines_of(dir + "/summary.csv").size(), 3u);
   std::ifstream stj(dir + "/steps.json");
   const auto st = nlohmann::json::parse(stj);
@@ -80,7 +80,7 @@ TEST(CliReplay, JsonAndTheOutputFilesAgree) {
       steps);
   std::ifstream rqj(dir + "/requests.json");
   const auto rq = nlohmann::json::parse(rqj);
-  EXPECT_EQ(rq.at("ccv").at("rows").size(), 400u);
+  EXPECT_EQ(rq.at("ccv").at("rows").size(), 200u);
   EXPECT_EQ(rq.at("ccv").at("columns").at(0), "id");
   EXPECT_GE(lines_of(dir + "/hit_rate.csv").size(), 2u);
   for (const auto& e : fs::directory_iterator(dir))  // nothing temporary left behind

@@ -28,9 +28,11 @@ const RooflineCostModel& h100() {
 // (10-20x slower) a prefix of the trace keeps that TEST within CI's time; the regular build
 // checks the whole of it.
 #if defined(__SANITIZE_ADDRESS__)
-constexpr int64_t kRequests = 3000;
+constexpr int64_t kRequests = 1500;
+constexpr int64_t kRepeatRequests = 600;
 #else
 constexpr int64_t kRequests = 12031;
+constexpr int64_t kRepeatRequests = 3000;
 #endif
 
 ReplayResult whole_trace() {
@@ -45,8 +47,6 @@ void every_request_finishes_exactly_once(const ReplayResult& r) {
     EXPECT_EQ(r.trace.output_tokens, 4122048);
   }
   EXPECT_EQ(r.trace.requests, kRequests);
-  EXPECT_EQ(r.trace.input_tokens, 144793823);
-  EXPECT_EQ(r.trace.output_tokens, 4122048);
   EXPECT_EQ(r.trace.format, "mooncake");
   ASSERT_EQ(r.methods.size(), 4u);
   for (const auto& m : r.methods) {
@@ -172,7 +172,7 @@ TEST(ReplayTrace, InvariantsHoldOnTheWholeTrace) {
 
 TEST(ReplayTrace, IdenticalInputsGiveIdenticalResults) {
   ReplayConfig c = llama_config();
-  c.max_requests = 3000;
+  c.max_requests = kRepeatRequests;
   const ReplayResult a = run_replay(kTrace, c, h100());
   const ReplayResult b = run_replay(kTrace, c, h100());
   ASSERT_EQ(a.methods.size(), b.methods.size());
@@ -191,8 +191,7 @@ TEST(ReplayTrace, IdenticalInputsGiveIdenticalResults) {
     EXPECT_EQ(x.summary.ttft_ms.p99, y.summary.ttft_ms.p99);
     EXPECT_EQ(x.summary.hit_rate, y.summary.hit_rate);
   }
-  // The first 3000 requests replayed alone are a prefix of the whole replay's arrivals.
-  EXPECT_EQ(a.trace.requests, 3000);
+  EXPECT_EQ(a.trace.requests, kRepeatRequests);
 }
 
 TEST(ReplayTrace, WithRoomForEverythingNothingIsRecomputed) {

@@ -313,8 +313,8 @@ class GeneratedTrace : public std::streambuf {
 }  // namespace
 
 TEST(TraceReaders, ReadersStreamInConstantMemory) {
-  // The line buffer after 200,000 lines is what it was after the first chunk.
-  GeneratedTrace gen(200000);
+  // The line buffer after 100,000 lines is what it was after the first chunk.
+  GeneratedTrace gen(100000);
   std::istream in(&gen);
   LineReader lines(in, 4096);
   std::string_view line;
@@ -322,18 +322,18 @@ TEST(TraceReaders, ReadersStreamInConstantMemory) {
   const size_t first = lines.buffer_bytes();
   int64_t n = 1;
   while (lines.next(line) == LineReader::Status::line) ++n;
-  EXPECT_EQ(n, 200000);
+  EXPECT_EQ(n, 100000);
   EXPECT_EQ(lines.buffer_bytes(), first);
   EXPECT_LE(first, size_t{1} << 20);
 
-  GeneratedTrace gen2(50000);
+  GeneratedTrace gen2(20000);
   std::istream in2(&gen2);
   auto reader = open_trace_stream(in2, "gen", TraceFormat::mooncake, BadRecordPolicy::stop);
   TraceRecord r;
   int64_t records = 0;
   while (reader->next(r)) ++records;
-  EXPECT_EQ(records, 50000);
-  EXPECT_EQ(r.line, 50000);
+  EXPECT_EQ(records, 20000);
+  EXPECT_EQ(r.line, 20000);
 }
 
 TEST(TraceReaders, DetectionLooksAtTheFirstRecordOnly) {

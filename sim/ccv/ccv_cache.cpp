@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include <boost/intrusive/unordered_set.hpp>
 #include <boost/multi_index/composite_key.hpp>
 #include <boost/multi_index/hashed_index.hpp>
 #include <boost/multi_index/member.hpp>
@@ -12,6 +13,7 @@
 namespace kvscope {
 
 namespace bmi = boost::multi_index;
+namespace bi = boost::intrusive;
 
 namespace {
 // An entry's place in the eviction order: the smallest (major, minor) leaves first.
@@ -24,7 +26,58 @@ struct Ranked {
 };
 struct by_slot {};
 struct by_rank {};
+
+// One block of one cached context, linked into the inverted index.
+struct Posting : bi::unordered_set_base_hook<bi::link_mode<bi::normal_link>> {
+  uint64_t block = 0;
+  uint32_t slot = 0;
+};
+struct BlockHash {
+  // Mixes dense ids (Mooncake's) and arbitrary 64-bit hashes alike into the low bits, which
+  // pick the bucket (a power of two).
+  size_t operator()(uint64_t b) const {
+    const uint64_t m = b * 0x9E3779B97F4A7C15ULL;
+    return static_cast<size_t>(m ^ (m >> 29));
+  }
+  size_t operator()(const Posting& p) const { return (*this)(p.block); }
+};
+struct BlockEqual {
+  bool operator()(const Posting& a, const Posting& b) const { return a.block == b.block; }
+  bool operator()(uint64_t a, const Posting& b) const { return a == b.block; }
+};
+using PostingSet = bi::unordered_multiset<Posting, bi::hash<BlockHash>, bi::equal<BlockEqual>,
+                                          bi::power_2_buckets<true>>;
 }  // namespace
+
+struct CcvCache::Postings {
+  std::vector<PostingSet::bucket_type> buckets = std::vector<PostingSet::bucket_type>(1024);
+  std::vector<std::vector<Posting>> by_slot;  // each entry's nodes; declared before `set`, which
+                                              // must go first when the cache is destroyed
+  PostingSet set{PostingSet::bucket_traits(buckets.data(), buckets.size())};
+
+  void link(uint32_t slot, const std::vector<uint64_t>& blocks) {
+    if (by_slot.size() <= slot) by_slot.resize(slot + 1);
+    auto& nodes = by_slot[slot];
+    nodes.resize(blocks.size());  // sized once: linked nodes must not move
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      nodes[i].block = blocks[i];
+      nodes[i].slot = slot;
+      set.insert(nodes[i]);
+    }
+    // Keep chains short: double the buckets when there are twice as many nodes. They never
+    // shrink, so their memory follows the most the cache has held, not the trace.
+    if (set.size() > 2 * buckets.size()) {
+      std::vector<PostingSet::bucket_type> bigger(buckets.size() * 2);
+      set.rehash(PostingSet::bucket_traits(bigger.data(), bigger.size()));
+      buckets.swap(bigger);
+    }
+  }
+  void unlink(uint32_t slot) {
+    auto& nodes = by_slot[slot];
+    for (Posting& p : nodes) set.erase(set.iterator_to(p));
+    std::vector<Posting>().swap(nodes);  // release the memory too (clear() would keep it)
+  }
+};
 
 struct CcvCache::Index {
   using Container = bmi::multi_index_container<
@@ -39,7 +92,10 @@ struct CcvCache::Index {
 };
 
 CcvCache::CcvCache(const CcvConfig& config)
-    : config_(config), ttl_ms_(config.ttl_s * 1e3), index_(std::make_unique<Index>()) {}
+    : config_(config),
+      ttl_ms_(config.ttl_s * 1e3),
+      index_(std::make_unique<Index>()),
+      postings_(std::make_unique<Postings>()) {}
 
 CcvCache::~CcvCache() = default;
 
@@ -50,13 +106,7 @@ void CcvCache::remove(uint32_t slot) {
   if (s.ctx->dense()) {
     dense_slots_.erase(std::find(dense_slots_.begin(), dense_slots_.end(), slot));
   } else {
-    for (uint64_t b : s.ctx->blocks) {
-      auto it = postings_.find(b);
-      auto& list = it->second;
-      *std::find(list.begin(), list.end(), slot) = list.back();
-      list.pop_back();
-      if (list.empty()) postings_.erase(it);
-    }
+    postings_->unlink(slot);
   }
   bytes_ -= s.bytes;
   ++version_;
@@ -97,10 +147,9 @@ CcvMatch CcvCache::find(const ContextSignature& ctx, double now_ms) {
   } else if (!ctx.blocks.empty()) {
     if (shared_.size() < slots_.size()) shared_.resize(slots_.size(), 0);
     for (uint64_t b : ctx.blocks) {
-      const auto it = postings_.find(b);
-      if (it == postings_.end()) continue;
-      for (uint32_t slot : it->second)
-        if (shared_[slot]++ == 0) touched_.push_back(slot);
+      auto [it, end] = postings_->set.equal_range(b, BlockHash(), BlockEqual());
+      for (; it != end; ++it)
+        if (shared_[it->slot]++ == 0) touched_.push_back(it->slot);
     }
     const double n = static_cast<double>(ctx.blocks.size());
     for (uint32_t slot : touched_) {
@@ -153,7 +202,7 @@ bool CcvCache::insert(std::shared_ptr<const ContextSignature> ctx, int64_t bytes
   if (ctx->dense()) {
     dense_slots_.push_back(slot);
   } else {
-    for (uint64_t b : ctx->blocks) postings_[b].push_back(slot);
+    postings_->link(slot, ctx->blocks);
   }
   slots_[slot] = Slot{std::move(ctx), bytes, use};
   bytes_ += bytes;

@@ -10,12 +10,13 @@
 //   ttl  entries expire ttl_s after insertion (hits do not extend them); under pressure the one
 //        closest to expiry goes first
 // The eviction order is a Boost.MultiIndex ordered index; the search is an inverted index from
-// block hash to the entries holding it, so a lookup scores only entries sharing a block.
+// block hash to the entries holding it (a Boost.Intrusive hash multiset whose nodes live with
+// their entry: nothing is allocated per block), so a lookup scores only entries sharing a
+// block.
 #pragma once
 
 #include <cstdint>
 #include <memory>
-#include <unordered_map>
 #include <vector>
 
 #include "model/methods.h"
@@ -70,7 +71,8 @@ class CcvCache {
   }
 
  private:
-  struct Index;  // the Boost.MultiIndex container
+  struct Index;     // the Boost.MultiIndex container: eviction order
+  struct Postings;  // the Boost.Intrusive inverted index: block hash -> entries
   struct Slot {
     std::shared_ptr<const ContextSignature> ctx;
     int64_t bytes = 0;
@@ -85,10 +87,10 @@ class CcvCache {
   std::unique_ptr<Index> index_;
   std::vector<Slot> slots_;
   std::vector<uint32_t> free_slots_;
-  std::unordered_map<uint64_t, std::vector<uint32_t>> postings_;  // block hash -> slots
-  std::vector<uint32_t> dense_slots_;                             // entries with context vectors
-  std::vector<uint32_t> shared_;   // per slot: blocks shared with the context being looked up
-  std::vector<uint32_t> touched_;  // slots with shared_ != 0
+  std::unique_ptr<Postings> postings_;
+  std::vector<uint32_t> dense_slots_;  // entries with context vectors
+  std::vector<uint32_t> shared_;       // per slot: blocks shared with the context being looked up
+  std::vector<uint32_t> touched_;      // slots with shared_ != 0
   int64_t bytes_ = 0;
   int64_t uses_ = 0;  // a logical clock of inserts and hits
   int64_t version_ = 0;

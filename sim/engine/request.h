@@ -48,6 +48,8 @@ struct Request {
 
 // One sequence's part in a step.
 struct BatchItem {
+  BatchItem(uint32_t s, int64_t q, int64_t kv, bool p)  // for emplace_back under clang 14
+      : slot(s), q_tokens(q), kv_len(kv), prefill(p) {}
   uint32_t slot = 0;     // the request
   int64_t q_tokens = 0;  // new tokens this step: a prefill chunk, or 1 for a decode
   int64_t kv_len = 0;    // keys attended to, the new tokens included

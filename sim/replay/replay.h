@@ -1,6 +1,9 @@
 // The replay: a trace through a continuous-batching scheduler, a KV pool and the CCV cache,
 // each step priced by an OpCostModel. This header is the public face of the engine that the
-// CLI (kvscope replay / plan / check) and kvscope-gui share.
+// CLI (kvscope replay / plan / check) and kvscope-gui share. The engine behind it lives in
+// sim/engine/ (events, scheduler, KV pool, step pricer, metrics), sim/ccv/ and sim/trace/;
+// README's "kvscope replay" section states its semantics; sim/report/replay_report.h writes
+// and prints results.
 #pragma once
 
 #include <atomic>
@@ -175,8 +178,11 @@ void scale_lengths(TraceRecord& rec, double scale);
 // Called now and then with the fraction done in [0, 1] and a short note.
 using ProgressFn = std::function<void(double fraction, const std::string& note)>;
 
-// Replays `trace_path` once per configured method. Throws InputError for a bad trace (under
-// BadRecordPolicy::stop) or configuration. Setting *cancel stops early with cancelled = true.
+// Replays `trace_path` with every configured method, in lockstep from one pass over the file.
+// Throws InputError for a bad trace (under BadRecordPolicy::stop) or configuration (its field
+// names the CLI option, e.g. "--gpu-mem"). Setting *cancel stops early with cancelled = true
+// and the results of what was replayed. The progress callback runs on the calling thread.
+// Deterministic: the same inputs give the same result, bit for bit.
 ReplayResult run_replay(const std::string& trace_path, const ReplayConfig& config,
                         const OpCostModel& costs, const ProgressFn& progress = {},
                         const std::atomic<bool>* cancel = nullptr);

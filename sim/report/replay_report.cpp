@@ -133,8 +133,12 @@ void write_json_table(std::ostream& out, const ReplayResult& r,
   for (size_t mi = 0; mi < r.methods.size(); ++mi) {
     const auto& m = r.methods[mi];
     if (mi) buf += ',';
-    buf += "\n" + nlohmann::json(std::string(method_name(m.summary.method))).dump() +
-           ": {\"columns\": " + nlohmann::json(columns).dump() + ", \"rows\": [";
+    // Appended piece by piece: GCC 12 at -O3 warns falsely (-Wrestrict) on "literal" + string.
+    buf += '\n';
+    buf += nlohmann::json(std::string(method_name(m.summary.method))).dump();
+    buf += ": {\"columns\": ";
+    buf += nlohmann::json(columns).dump();
+    buf += ", \"rows\": [";
     const auto& recs = m.*table;
     for (size_t i = 0; i < recs.size(); ++i) {
       buf += i ? ",\n" : "\n";

@@ -21,7 +21,7 @@ bool LineReader::fill() {
   }
   // Grow only when an unfinished line fills the buffer (the caller stops at the line limit):
   // for ordinary lines the buffer keeps the size of its first chunk.
-  if (buf_.empty()) buf_.resize(kChunkBytes);
+  if (buf_.empty()) buf_.resize(std::min(kChunkBytes, static_cast<size_t>(max_line_bytes_) + 2));
   if (end_ == buf_.size()) buf_.resize(buf_.size() * 2);
   in_.read(buf_.data() + end_, static_cast<std::streamsize>(buf_.size() - end_));
   const auto got = static_cast<size_t>(in_.gcount());
@@ -43,7 +43,8 @@ LineReader::Status LineReader::next(std::string_view& line) {
   size_t scanned = 0;  // bytes after begin_ already known to hold no '\n'
   for (;;) {
     const char* from = buf_.data() + begin_;
-    const void* nl = std::memchr(from + scanned, '\n', end_ - begin_ - scanned);
+    const size_t unscanned = end_ - begin_ - scanned;
+    const void* nl = unscanned > 0 ? std::memchr(from + scanned, '\n', unscanned) : nullptr;
     if (nl != nullptr || (eof_ && end_ > begin_)) {
       const size_t len =
           nl != nullptr ? static_cast<size_t>(static_cast<const char*>(nl) - from) : end_ - begin_;
