@@ -16,7 +16,8 @@ namespace kvscope {
 // a calibrated model sees the batch's mean). Prefill chunks are priced one by one.
 struct StepShape {
   struct Chunk {
-    Chunk(int64_t q, int64_t kv, bool hit) : q_tokens(q), kv_len(kv), ccv_hit(hit) {}
+    Chunk(int64_t q, int64_t kv, bool hit, int64_t cache = 0)
+        : q_tokens(q), kv_len(kv), ccv_hit(hit), cache_tokens(cache) {}
     int64_t q_tokens = 0;  // prompt tokens processed this step
     int64_t kv_len = 0;    // keys attended to, the chunk included
     bool ccv_hit = false;
