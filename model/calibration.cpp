@@ -171,7 +171,8 @@ std::optional<Work> row_work(const CalibrationProfile& p, const ProfileRow& r) {
     return fourier_compress_work(FourierCompressShape{
         arg(p, r, "heads"), arg(p, r, "tokens"), arg(p, r, "head_dim"), arg(p, r, "cdims"),
         arg(p, r, "m"), p.fourier_sink + p.fourier_window, dtype_arg(p, r)});
-  if (f == "step_cosine_rows") return cosine_work(arg(p, r, "rows"), arg(p, r, "dim"), dtype_arg(p, r));
+  if (f == "step_cosine_rows")
+    return cosine_work(arg(p, r, "rows"), arg(p, r, "dim"), dtype_arg(p, r));
   if (f == "copy") return Work{0.0, 2.0 * static_cast<double>(arg(p, r, "mib") << 20)};
   if (f == "attention_decode" || f == "attention_prefill")
     return attention_work(attention_shape(p, r, f == "attention_prefill"));
@@ -206,8 +207,8 @@ bool step_axes(const CalibrationProfile& p, const ProfileRow& r, StepAxes& out) 
     out.outer = a("q_len");
     out.inner = a("tokens");
   } else if (f == "step_fourier_attention") {
-    out.key = {a("bf16"), a("batch"), a("q_heads"), a("kv_heads"), a("head_dim"),
-               a("cdims"), a("m"),    exact};
+    out.key = {a("bf16"),     a("batch"), a("q_heads"), a("kv_heads"),
+               a("head_dim"), a("cdims"), a("m"),       exact};
     out.outer = a("q_len");
     out.inner = a("tokens");
   } else if (f == "step_fourier_compress" || f == "step_fourier_reconstruct") {
@@ -399,9 +400,9 @@ int64_t bf16_flag(DType t) { return t == DType::bf16 ? 1 : 0; }
 
 double CalibratedCostModel::attention_ms(const AttentionShape& a) const {
   const Work w = attention_work(a);
-  const double step = step_price(
-      "step_attention", {bf16_flag(a.dtype), a.batch, a.q_heads, a.kv_heads, a.head_dim},
-      a.q_len, a.kv_len, w);
+  const double step =
+      step_price("step_attention", {bf16_flag(a.dtype), a.batch, a.q_heads, a.kv_heads, a.head_dim},
+                 a.q_len, a.kv_len, w);
   if (step >= 0) return step;
   return fit(a.q_len == 1 ? "attention_decode" : "attention_prefill").predict_ms(w);
 }
@@ -420,8 +421,8 @@ double CalibratedCostModel::fourier_attention_ms(const FourierAttentionShape& f)
 
 double CalibratedCostModel::gemm_ms(const GemmShape& g) const {
   const Work w = gemm_work(g);
-  const double step = step_price(
-      "step_gemm", {bf16_flag(g.dtype), g.out, g.in, g.bias ? 1 : 0}, 0, g.rows, w);
+  const double step =
+      step_price("step_gemm", {bf16_flag(g.dtype), g.out, g.in, g.bias ? 1 : 0}, 0, g.rows, w);
   return step >= 0 ? step : fit("gemm").predict_ms(w);
 }
 
@@ -441,10 +442,10 @@ double CalibratedCostModel::elementwise_ms(double bytes) const {
 
 double CalibratedCostModel::fourier_compress_ms(const FourierCompressShape& s) const {
   const Work w = fourier_compress_work(s);
-  const double step = step_price(
-      "step_fourier_compress",
-      {bf16_flag(s.dtype), s.heads, s.head_dim, s.compressed_dims, s.m, s.exact_tokens}, 0,
-      s.tokens, w);
+  const double step =
+      step_price("step_fourier_compress",
+                 {bf16_flag(s.dtype), s.heads, s.head_dim, s.compressed_dims, s.m, s.exact_tokens},
+                 0, s.tokens, w);
   if (step >= 0) return step;
   if (fits_.count("fourier_compress")) return fit("fourier_compress").predict_ms(w);
   return OpCostModel::fourier_compress_ms(s);
@@ -452,10 +453,10 @@ double CalibratedCostModel::fourier_compress_ms(const FourierCompressShape& s) c
 
 double CalibratedCostModel::fourier_reconstruct_ms(const FourierCompressShape& s) const {
   const Work w = fourier_compress_work(s);
-  const double step = step_price(
-      "step_fourier_reconstruct",
-      {bf16_flag(s.dtype), s.heads, s.head_dim, s.compressed_dims, s.m, s.exact_tokens}, 0,
-      s.tokens, w);
+  const double step =
+      step_price("step_fourier_reconstruct",
+                 {bf16_flag(s.dtype), s.heads, s.head_dim, s.compressed_dims, s.m, s.exact_tokens},
+                 0, s.tokens, w);
   if (step >= 0) return step;
   if (fits_.count("fourier_reconstruct")) return fit("fourier_reconstruct").predict_ms(w);
   return OpCostModel::fourier_reconstruct_ms(s);

@@ -283,12 +283,14 @@ TEST(StepExecutor, CachesAreTheMemoryModelToTheByte) {
     ObservedStep step;
     step.method = m;
     step.items = {{4, 1, held[4].tokens, held[4].tokens, false, held[4].ccv_hit, true},
-                  {8, 100, 250, 300, true, held[8].ccv_hit, false},
-                  {2, 40, 40, 40, true, false, true}};
+                  {8, 8, 250, 300, true, held[8].ccv_hit, false},
+                  {2, 20, 20, 40, true, false, true}};
     EXPECT_NO_THROW(ex.run(step));
-    for (unsigned part :
-         {StepExecutor::kAttention, StepExecutor::kDense, StepExecutor::kCcv, StepExecutor::kOther})
-      EXPECT_NO_THROW(ex.run(step, part));
+    if (m == Method::fourier_ccv) {  // every part exists here (few runs: sanitizers are slow)
+      for (unsigned part : {StepExecutor::kAttention, StepExecutor::kDense, StepExecutor::kCcv,
+                            StepExecutor::kOther})
+        EXPECT_NO_THROW(ex.run(step, part));
+    }
     step.items.push_back({999, 1, 10, 10, false, false, true});
     EXPECT_THROW(ex.run(step), std::logic_error);  // not held
   }

@@ -22,10 +22,25 @@ namespace {
 const std::string kSource = KVSCOPE_SOURCE_DIR;
 const std::string kTrace = kSource + "/traces/mooncake/conversation_trace.jsonl";
 const std::string kProfile = kSource + "/kernels/profiles/cpu-2core-kvscope-tiny.json";
+// Sanitizer builds run the kernels unoptimised, ~100x slower: they check fewer, smaller steps.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+#else
+constexpr bool kSanitized = false;
+#endif
+constexpr int kSteps = kSanitized ? 2 : 6;  // per method
 // The tiny model's configuration the profile was measured for (see sim/FIDELITY.md).
 const std::string kTiny =
-    " --model kvscope-tiny --l-eff 2 --fourier-m 32 --ccv-budget 16MiB --gpu-mem 64MiB"
-    " --token-budget 128 --max-batch 8 --length-scale 0.015625";
+    std::string(
+        " --model kvscope-tiny --l-eff 2 --fourier-m 32 --ccv-budget 16MiB --gpu-mem 64MiB"
+        " --max-batch 8 --length-scale 0.015625 --token-budget ") +
+    (kSanitized ? "32 --warmup 0" : "128");
 
 std::vector<std::string> lines_of(const fs::path& p) {
   std::ifstream in(p);
@@ -40,8 +55,8 @@ TEST(CliCheck, RunsEveryMethodsStepsWithExactKvMemory) {
   const fs::path out = fs::path(::testing::TempDir()) / "kvscope_cli_check";
   fs::remove_all(out);
   const auto r = run_cli("check " + kTrace + kTiny + " --profile " + kProfile +
-                         " --backend cpu --requests 8 --max-steps 6 --reps 1 --quiet --out " +
-                         out.string());
+                         " --backend cpu --requests 8 --max-steps " + std::to_string(kSteps) +
+                         " --reps 1 --quiet --out " + out.string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("step latency"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("worst steps"), std::string::npos);
@@ -79,7 +94,7 @@ TEST(CliCheck, RunsEveryMethodsStepsWithExactKvMemory) {
   // Every step run is a CSV row, with KV memory equal to the byte and a positive time.
   const auto rows = lines_of(out / "steps.csv");
   ASSERT_EQ(static_cast<int64_t>(rows.size()), 1 + steps_all);
-  EXPECT_EQ(steps_all, 4 * 6);
+  EXPECT_EQ(steps_all, 4 * kSteps);
   nlohmann::json full;
   std::ifstream(out / "check.json") >> full;
   for (const auto& m : full.at("memory")) {
@@ -96,9 +111,8 @@ TEST(CliCheck, RunsEveryMethodsStepsWithExactKvMemory) {
   // --reprice with the same cost model gives back the same predictions for the same steps;
   // with another (the roofline) it keeps the measurements and prices anew.
   const fs::path again = out / "again";
-  const auto rp = run_cli("check " + kTrace + kTiny + " --profile " + kProfile +
-                          " --reprice " + (out / "steps.jsonl").string() + " --out " +
-                          again.string());
+  const auto rp = run_cli("check " + kTrace + kTiny + " --profile " + kProfile + " --reprice " +
+                          (out / "steps.jsonl").string() + " --out " + again.string());
   ASSERT_EQ(rp.exit_code, 0) << rp.err;
   EXPECT_EQ(lines_of(again / "steps.csv"), rows);
   const auto roof = run_cli("check " + kTrace + kTiny + " --gpu cpu-2core --reprice " +

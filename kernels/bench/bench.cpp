@@ -368,12 +368,10 @@ nlohmann::json calibrate(const std::string& backend, bool quick, std::ostream& p
                         {"fourier_sink", 4},
                         {"fourier_window", 64}};
   if (steps != nullptr)
-    profile["kvscope"]["step_model"] = {{"model", steps->model.name},
-                                        {"max_context", steps->max_context},
-                                        {"max_rows", steps->max_rows},
-                                        {"max_seqs", steps->max_seqs},
-                                        {"fourier", steps->fourier},
-                                        {"ccv", steps->ccv}};
+    profile["kvscope"]["step_model"] = {
+        {"model", steps->model.name},  {"max_context", steps->max_context},
+        {"max_rows", steps->max_rows}, {"max_seqs", steps->max_seqs},
+        {"fourier", steps->fourier},   {"ccv", steps->ccv}};
   return profile;
 }
 

@@ -58,7 +58,6 @@ nlohmann::json run_registered(std::ostream& progress, const std::string& filter 
 struct StepBenchConfig;  // step_bench.h
 // With `steps`, the step families of one model's shapes are measured too (step_bench.h).
 nlohmann::json calibrate(const std::string& backend, bool quick, std::ostream& progress,
-                         const std::string& filter = ".",
-                         const StepBenchConfig* steps = nullptr);
+                         const std::string& filter = ".", const StepBenchConfig* steps = nullptr);
 
 }  // namespace kvscope::kernels::bench

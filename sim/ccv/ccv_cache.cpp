@@ -75,7 +75,7 @@ struct CcvCache::Postings {
   void unlink(uint32_t slot) {
     auto& nodes = by_slot[slot];
     for (Posting& p : nodes) set.erase(set.iterator_to(p));
-    nodes = {};
+    std::vector<Posting>().swap(nodes);  // release the memory too (clear() would keep it)
   }
 };
 

@@ -31,6 +31,29 @@ std::string mib(int64_t bytes) {
   return b;
 }
 
+std::string xml_escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    switch (c) {
+      case '&':
+        o += "&amp;";
+        break;
+      case '<':
+        o += "&lt;";
+        break;
+      case '>':
+        o += "&gt;";
+        break;
+      case '"':
+        o += "&quot;";
+        break;
+      default:
+        o += c;
+    }
+  }
+  return o;
+}
+
 std::vector<const CheckStep*> worst_steps(const CheckResult& r, int n) {
   std::vector<const CheckStep*> w;
   for (const auto& s : r.steps) w.push_back(&s);
@@ -204,8 +227,8 @@ void write_check_svg(std::ostream& out, const CheckResult& r, const std::string&
       << "\" viewBox=\"0 0 " << W << " " << H
       << "\" font-family=\"sans-serif\" font-size=\"12\">\n";
   out << "<rect x=\"0\" y=\"0\" width=\"" << W << "\" height=\"" << H << "\" fill=\"white\"/>\n";
-  out << "<text x=\"" << W / 2 << "\" y=\"24\" text-anchor=\"middle\" font-size=\"14\">" << title
-      << "</text>\n";
+  out << "<text x=\"" << W / 2 << "\" y=\"24\" text-anchor=\"middle\" font-size=\"14\">"
+      << xml_escape(title) << "</text>\n";
   // Grid and decade labels.
   for (double d = l0; d <= l1 + 1e-9; d += 1) {
     const double v = std::pow(10.0, d);

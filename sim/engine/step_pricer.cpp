@@ -47,17 +47,17 @@ double StepPricer::attention_ms(int64_t seqs, int64_t q_tokens, int64_t kv_len,
                                 int64_t cache_tokens) const {
   // A cache no longer than sink + window has no middle: memory.h counts it exact, and it is
   // attended exactly.
-  const bool exact = uses_fourier(method_) && std::max(kv_len, cache_tokens) <=
-                                                  config_.fourier.sink_tokens +
-                                                      config_.fourier.window_tokens;
+  const bool exact =
+      uses_fourier(method_) &&
+      std::max(kv_len, cache_tokens) <= config_.fourier.sink_tokens + config_.fourier.window_tokens;
   return layer_attention_ms(ops_, shape_, exact ? Method::baseline : method_, config_.fourier,
                             compressed_dims_, seqs, q_tokens, kv_len);
 }
 
 double StepPricer::fourier_rebuild_ms(int64_t q_tokens, int64_t kv_len) const {
   const int64_t edge = config_.fourier.sink_tokens + config_.fourier.window_tokens;
-  FourierCompressShape f{shape_.kv_heads, kv_len,          shape_.head_dim, compressed_dims_,
-                         config_.fourier.m, edge, shape_.dtype};
+  FourierCompressShape f{shape_.kv_heads,   kv_len, shape_.head_dim, compressed_dims_,
+                         config_.fourier.m, edge,   shape_.dtype};
   double ms = ops_.fourier_compress_ms(f);
   if (kv_len > q_tokens) {
     f.tokens = kv_len - q_tokens;
@@ -104,8 +104,7 @@ StepPrice StepPricer::price(const StepShape& step) const {
         std::llround(static_cast<double>(step.decode_kv_sum[hit]) / static_cast<double>(n)));
     group(n, 1, mean_kv, hit != 0, false);
   }
-  for (const auto& c : step.chunks)
-    group(1, c.q_tokens, c.kv_len, c.ccv_hit, true, c.cache_tokens);
+  for (const auto& c : step.chunks) group(1, c.q_tokens, c.kv_len, c.ccv_hit, true, c.cache_tokens);
 
   StepPrice p;
   p.paper_ms = paper;

@@ -64,8 +64,7 @@ struct StepPrice {
 class StepPricer {
  public:
   StepPricer(const OpCostModel& ops, const ModelShape& shape, Method method,
-             const MethodConfig& config, int64_t max_step_tokens,
-             bool decode_per_sequence = false);
+             const MethodConfig& config, int64_t max_step_tokens, bool decode_per_sequence = false);
 
   StepPrice price(const StepShape& step) const;
 

@@ -32,19 +32,19 @@ struct SchedulerConfig {
 // check runs the same steps on the kernels (sim/check/). Built only when ReplayConfig::on_step
 // is set, so a plain replay pays nothing for it.
 struct ObservedStep {
-  struct Item {             // one sequence's part in the step
-    int64_t request = 0;    // 0-based index in the trace
-    int64_t q_tokens = 0;   // new tokens: a prefill chunk, or 1 for a decode
-    int64_t kv_len = 0;     // keys attended to, the new tokens included
+  struct Item {                // one sequence's part in the step
+    int64_t request = 0;       // 0-based index in the trace
+    int64_t q_tokens = 0;      // new tokens: a prefill chunk, or 1 for a decode
+    int64_t kv_len = 0;        // keys attended to, the new tokens included
     int64_t cache_tokens = 0;  // tokens its KV cache is allocated for (>= kv_len)
     bool prefill = false;
     bool ccv_hit = false;
-    bool emits = false;     // produces an output token this step (needs the LM head)
+    bool emits = false;  // produces an output token this step (needs the LM head)
   };
-  struct Held {             // a running sequence's KV while the step runs
+  struct Held {  // a running sequence's KV while the step runs
     int64_t request = 0;
-    int64_t tokens = 0;     // tokens allocated
-    int64_t bytes = 0;      // the KV pool's count for them (model/memory.h)
+    int64_t tokens = 0;  // tokens allocated
+    int64_t bytes = 0;   // the KV pool's count for them (model/memory.h)
     bool ccv_hit = false;
   };
   Method method = Method::baseline;
@@ -65,8 +65,9 @@ struct ReplayConfig {
   SchedulerConfig scheduler;
   int64_t gpu_memory_bytes = int64_t{80} << 30;  // KV pool = this minus weights (and CCV cache)
   double rate_scale = 1.0;                       // >1 compresses inter-arrival times
-  // Multiplies every request's input and output lengths (rounded, at least 1 token unless 0): a real
-  // trace shrunk to a small machine (kvscope check on a CPU), arrivals and prefix sharing kept.
+  // Multiplies every request's input and output lengths (rounded, at least 1 token unless 0): a
+  // real trace shrunk to a small machine (kvscope check on a CPU), arrivals and prefix sharing
+  // kept.
   double length_scale = 1.0;
   TraceFormat format = TraceFormat::automatic;
   BadRecordPolicy bad_records = BadRecordPolicy::stop;

@@ -21,8 +21,7 @@ bool LineReader::fill() {
   }
   // Grow only when an unfinished line fills the buffer (the caller stops at the line limit):
   // for ordinary lines the buffer keeps the size of its first chunk.
-  if (buf_.empty())
-    buf_.resize(std::min(kChunkBytes, static_cast<size_t>(max_line_bytes_) + 2));
+  if (buf_.empty()) buf_.resize(std::min(kChunkBytes, static_cast<size_t>(max_line_bytes_) + 2));
   if (end_ == buf_.size()) buf_.resize(buf_.size() * 2);
   in_.read(buf_.data() + end_, static_cast<std::streamsize>(buf_.size() - end_));
   const auto got = static_cast<size_t>(in_.gcount());
