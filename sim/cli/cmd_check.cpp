@@ -14,43 +14,11 @@
 #include "sim/check/check_report.h"
 #include "sim/cli/commands.h"
 #include "sim/cli/options.h"
+#include "sim/cli/progress.h"
 
 namespace kvscope::cli {
 
 namespace {
-
-// Progress on stderr once the check has run for a second: rewritten in place on a terminal,
-// a line every few seconds otherwise, with the time left estimated from the fraction done.
-class Progress {
- public:
-  explicit Progress(bool enabled) : enabled_(enabled), tty_(::isatty(2) != 0) {}
-  ~Progress() {
-    if (shown_ && tty_) std::cerr << "\n";
-  }
-  void operator()(double fraction, const std::string& note) {
-    if (!enabled_) return;
-    const double t = seconds();
-    if (t < 1.0 || (shown_ && t - last_ < (tty_ ? 0.25 : 5.0))) return;
-    last_ = t;
-    shown_ = true;
-    char eta[48] = "";
-    if (fraction > 0.03)
-      std::snprintf(eta, sizeof eta, ", ~%.0f s left", t * (1.0 - fraction) / fraction);
-    char line[320];
-    std::snprintf(line, sizeof line, "kvscope check: %3.0f%%  %s  (%.0f s%s)", 100.0 * fraction,
-                  note.c_str(), t, eta);
-    std::cerr << (tty_ ? "\r\033[K" : "") << line << (tty_ ? "" : "\n") << std::flush;
-  }
-
- private:
-  double seconds() const {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  }
-  bool enabled_, tty_;
-  bool shown_ = false;
-  double last_ = 0;
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
-};
 
 std::string utc_date() {
   const std::time_t now = std::time(nullptr);
@@ -164,7 +132,7 @@ int run_check(const Args& args) {
   if (vm.count("reprice")) {
     result = check::reprice_check(vm["reprice"].as<std::string>(), rc, *ops);
   } else {
-    Progress progress(vm.count("quiet") == 0);
+    StderrProgress progress(vm.count("quiet") == 0, "kvscope check", true);
     result = check::run_check(trace, cfg, *ops,
                               [&](double f, const std::string& note) { progress(f, note); });
   }

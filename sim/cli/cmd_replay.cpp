@@ -10,60 +10,11 @@
 #include "model/error.h"
 #include "sim/cli/commands.h"
 #include "sim/cli/options.h"
+#include "sim/cli/progress.h"
 #include "sim/replay/replay.h"
 #include "sim/report/replay_report.h"
 
 namespace kvscope::cli {
-
-namespace {
-
-std::vector<Method> parse_methods(const std::string& s) {
-  if (s == "all") return all_methods();
-  std::vector<Method> out;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    const auto m = parse_method(item);
-    if (!m)
-      throw UsageError("--method: '" + item +
-                       "' is not a method (baseline, fourier, ccv, fourier_ccv, or all)");
-    out.push_back(*m);
-  }
-  if (out.empty()) throw UsageError("--method: expected a comma-separated list of methods");
-  return out;
-}
-
-// Progress on stderr once a replay has run for a second: a line rewritten in place on a
-// terminal, a line every few seconds otherwise.
-class Progress {
- public:
-  explicit Progress(bool enabled) : enabled_(enabled), tty_(::isatty(2) != 0) {}
-  ~Progress() {
-    if (shown_ && tty_) std::cerr << "\n";
-  }
-  void operator()(double fraction, const std::string& note) {
-    if (!enabled_) return;
-    const double t = seconds();
-    if (t < 1.0 || (shown_ && t - last_ < (tty_ ? 0.25 : 5.0))) return;
-    last_ = t;
-    shown_ = true;
-    char line[160];
-    std::snprintf(line, sizeof line, "kvscope replay: %3.0f%%  %s  (%.0f s)", 100.0 * fraction,
-                  note.c_str(), t);
-    std::cerr << (tty_ ? "\r" : "") << line << (tty_ ? "" : "\n") << std::flush;
-  }
-
- private:
-  double seconds() const {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  }
-  bool enabled_, tty_;
-  bool shown_ = false;
-  double last_ = 0;
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
-};
-
-}  // namespace
 
 int run_replay(const Args& args) {
   po::options_description desc("kvscope replay options");
@@ -106,7 +57,7 @@ int run_replay(const Args& args) {
   ReplayConfig cfg;
   cfg.model = load_model(vm["model"].as<std::string>());
   cfg.method_config = method_config_from(vm, cfg.model);
-  cfg.methods = parse_methods(vm["method"].as<std::string>());
+  cfg.methods = parse_method_list(vm["method"].as<std::string>());
   const auto ops = cost_model_from(vm);
   cfg.gpu_memory_bytes = vm.count("gpu-mem")
                              ? parse_bytes(vm["gpu-mem"].as<std::string>(), "--gpu-mem")
@@ -129,7 +80,7 @@ int run_replay(const Args& args) {
   cfg.keep_steps = out_dir;  // the tables are only kept when they will be written
   cfg.keep_requests = out_dir;
 
-  Progress progress(vm.count("quiet") == 0);
+  StderrProgress progress(vm.count("quiet") == 0, "kvscope replay", false);
   const ReplayResult result =
       kvscope::run_replay(vm["trace"].as<std::string>(), cfg, *ops,
                           [&](double f, const std::string& note) { progress(f, note); });
