@@ -45,8 +45,9 @@ Work fourier_attention_work(const FourierAttentionShape& f) {
                           4.0 * mid_pairs * m + 4.0 * static_cast<double>(a.q_len) * m * c;
   Work w;
   w.flops = b * static_cast<double>(a.q_heads) * per_head;
-  const double kv_elems = 2.0 * static_cast<double>(a.kv_heads) *
-                          ((d - c) * static_cast<double>(a.kv_len) + c * (exact + (middle > 0 ? m : 0)));
+  const double kv_elems =
+      2.0 * static_cast<double>(a.kv_heads) *
+      ((d - c) * static_cast<double>(a.kv_len) + c * (exact + (middle > 0 ? m : 0)));
   w.bytes = b * e * (2.0 * static_cast<double>(a.q_heads * a.q_len) * d + kv_elems);
   return w;
 }
@@ -71,8 +72,9 @@ Work fourier_compress_work(const FourierCompressShape& s) {
   const double c = static_cast<double>(s.compressed_dims);
   const double l = static_cast<double>(s.tokens > s.exact_tokens ? s.tokens - s.exact_tokens : 0);
   const double full = h * static_cast<double>(s.tokens * s.head_dim);
-  const double compressed = h * (static_cast<double>(s.tokens) * (static_cast<double>(s.head_dim) - c) +
-                                 c * (static_cast<double>(s.exact_tokens) + static_cast<double>(s.m)));
+  const double compressed =
+      h * (static_cast<double>(s.tokens) * (static_cast<double>(s.head_dim) - c) +
+           c * (static_cast<double>(s.exact_tokens) + static_cast<double>(s.m)));
   Work w;
   w.bytes = e * (full + compressed);
   w.flops = l > 1 ? h * c * 5.0 * l * std::log2(l) : 0.0;
@@ -98,7 +100,9 @@ double RooflineCostModel::attention_ms(const AttentionShape& a) const {
 double RooflineCostModel::fourier_attention_ms(const FourierAttentionShape& f) const {
   return time_ms(fourier_attention_work(f), f.attn.dtype);
 }
-double RooflineCostModel::gemm_ms(const GemmShape& g) const { return time_ms(gemm_work(g), g.dtype); }
+double RooflineCostModel::gemm_ms(const GemmShape& g) const {
+  return time_ms(gemm_work(g), g.dtype);
+}
 double RooflineCostModel::cosine_ms(int64_t rows, int64_t dim, DType t) const {
   return time_ms(cosine_work(rows, dim, t), t);
 }
@@ -118,8 +122,8 @@ PassCost paper_cost(const PaperTerms& t, int64_t layers, int64_t l_eff, double p
   const double remain = L - le;
   PassCost c;
   c.t_tran_ms = L * t.t_sa_ms;
-  c.t_ccv_ms = le * t.t_sa_ms + t.t_l_ms +
-               remain * (p * t.t_cos_ms + (1.0 - p) * (t.t_sa_ms + t.t_l_ms));
+  c.t_ccv_ms =
+      le * t.t_sa_ms + t.t_l_ms + remain * (p * t.t_cos_ms + (1.0 - p) * (t.t_sa_ms + t.t_l_ms));
   return c;
 }
 
@@ -152,8 +156,8 @@ LayerCost layer_cost(const OpCostModel& ops, const ModelShape& s, Method method,
              ops.gemm_ms(GemmShape{rows, s.hidden, s.intermediate, false, s.dtype});
   // Two RMSNorms (read + write hidden each) and the SiLU*up product (read 2, write 1).
   const double r = static_cast<double>(rows);
-  c.norms_ms = ops.elementwise_ms(r * e * (4.0 * static_cast<double>(s.hidden) +
-                                           3.0 * static_cast<double>(s.intermediate)));
+  c.norms_ms = ops.elementwise_ms(
+      r * e * (4.0 * static_cast<double>(s.hidden) + 3.0 * static_cast<double>(s.intermediate)));
   return c;
 }
 

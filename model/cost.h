@@ -146,8 +146,7 @@ struct LayerCost {
 // One layer processing q_tokens new tokens per sequence over kv_len cached tokens, batch
 // sequences, with the attention over the cache in the method's form.
 LayerCost layer_cost(const OpCostModel& ops, const ModelShape& s, Method method,
-                     const FourierConfig& fourier, int64_t batch, int64_t q_tokens,
-                     int64_t kv_len);
+                     const FourierConfig& fourier, int64_t batch, int64_t q_tokens, int64_t kv_len);
 
 // The attention part of layer_cost alone. `compressed_dims` is
 // fourier.resolved_count(s.head_dim), resolved once by callers that price many steps (the

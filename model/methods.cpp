@@ -11,10 +11,14 @@ namespace kvscope {
 
 std::string_view method_name(Method m) {
   switch (m) {
-    case Method::baseline: return "baseline";
-    case Method::fourier: return "fourier";
-    case Method::ccv: return "ccv";
-    case Method::fourier_ccv: return "fourier_ccv";
+    case Method::baseline:
+      return "baseline";
+    case Method::fourier:
+      return "fourier";
+    case Method::ccv:
+      return "ccv";
+    case Method::fourier_ccv:
+      return "fourier_ccv";
   }
   return "?";
 }
@@ -72,9 +76,12 @@ void FourierConfig::validate(int64_t head_dim) const {
 
 std::string_view eviction_name(Eviction e) {
   switch (e) {
-    case Eviction::lru: return "lru";
-    case Eviction::lfu: return "lfu";
-    case Eviction::ttl: return "ttl";
+    case Eviction::lru:
+      return "lru";
+    case Eviction::lfu:
+      return "lfu";
+    case Eviction::ttl:
+      return "ttl";
   }
   return "?";
 }

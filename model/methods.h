@@ -13,7 +13,7 @@ struct ModelShape;
 
 enum class Method { baseline, fourier, ccv, fourier_ccv };
 
-std::string_view method_name(Method m);  // baseline | fourier | ccv | fourier_ccv
+std::string_view method_name(Method m);                  // baseline | fourier | ccv | fourier_ccv
 std::optional<Method> parse_method(std::string_view s);  // also accepts "fourier+ccv"
 const std::vector<Method>& all_methods();
 inline bool uses_fourier(Method m) { return m == Method::fourier || m == Method::fourier_ccv; }
@@ -47,12 +47,12 @@ std::optional<Eviction> parse_eviction(std::string_view s);
 // to d2 x N; after the first l_eff layers a cosine check against a cached CCV decides whether the
 // remaining layers skip attention.
 struct CcvConfig {
-  int64_t d2 = -1;          // -1: d1 / 2 (2048 for Llama-2-7B, as in the paper)
-  int64_t l_eff = 8;        // layers always computed (paper: 5-10)
-  double threshold = 0.8;   // cosine similarity needed for a hit
+  int64_t d2 = -1;                          // -1: d1 / 2 (2048 for Llama-2-7B, as in the paper)
+  int64_t l_eff = 8;                        // layers always computed (paper: 5-10)
+  double threshold = 0.8;                   // cosine similarity needed for a hit
   int64_t budget_bytes = int64_t{4} << 30;  // CCV cache capacity
   Eviction eviction = Eviction::lru;
-  double ttl_s = 600.0;     // expiry for Eviction::ttl
+  double ttl_s = 600.0;  // expiry for Eviction::ttl
 
   int64_t resolved_d2(const ModelShape& shape) const;
   void validate(const ModelShape& shape) const;

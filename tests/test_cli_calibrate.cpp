@@ -16,7 +16,7 @@ bool built_without_bench(const kvscope::testing::CliResult& r) {
   return r.exit_code != 0 && r.err.find("built without Google Benchmark") != std::string::npos;
 }
 const std::string kShipped = std::string(KVSCOPE_SOURCE_DIR) + "/kernels/profiles/cpu-2core.json";
-}
+}  // namespace
 
 TEST(CliModelProfile, ShippedCpuProfileDrivesTheModel) {
   const auto r = run_cli("model --model llama-3.1-8b --n 1k,4k --profile " + kShipped + " --json");

@@ -40,10 +40,19 @@ double parse_scaled(const std::string& s, const std::string& option) {
     return num.size() > suffix.size() &&
            num.compare(num.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
-  const std::pair<const char*, double> suffixes[] = {
-      {"GiB", 1073741824.0}, {"MiB", 1048576.0}, {"KiB", 1024.0}, {"GB", 1e9}, {"MB", 1e6},
-      {"KB", 1e3},           {"g", 1073741824.0}, {"m", 1048576.0}, {"k", 1024.0},
-      {"G", 1073741824.0},   {"M", 1048576.0},    {"K", 1024.0},    {"B", 1.0}};
+  const std::pair<const char*, double> suffixes[] = {{"GiB", 1073741824.0},
+                                                     {"MiB", 1048576.0},
+                                                     {"KiB", 1024.0},
+                                                     {"GB", 1e9},
+                                                     {"MB", 1e6},
+                                                     {"KB", 1e3},
+                                                     {"g", 1073741824.0},
+                                                     {"m", 1048576.0},
+                                                     {"k", 1024.0},
+                                                     {"G", 1073741824.0},
+                                                     {"M", 1048576.0},
+                                                     {"K", 1024.0},
+                                                     {"B", 1.0}};
   for (const auto& [suf, mult] : suffixes) {
     if (ends_with(suf)) {
       num.resize(num.size() - std::string(suf).size());
@@ -99,28 +108,26 @@ std::vector<Method> parse_method_list(const std::string& s) {
 }
 
 void add_method_options(po::options_description& desc) {
-  desc.add_options()
-    ("fourier-m", po::value<int64_t>()->default_value(256),
-     "Fourier: spectral coefficients kept per compressed dim (count)")
-    ("fourier-dims", po::value<std::string>(),
-     "Fourier: compressed head dims, a count of the lowest dims (e.g. 64) or a list/range "
-     "(e.g. 0-31,96-127) [default: half of head_dim, the lowest]")
-    ("fourier-sink", po::value<int64_t>()->default_value(4),
-     "Fourier: initial tokens kept exact (tokens)")
-    ("fourier-window", po::value<int64_t>()->default_value(64),
-     "Fourier: most recent tokens kept exact (tokens)")
-    ("d2", po::value<int64_t>(), "CCV: compressed width d2 (elements) [default: d1/2]")
-    ("l-eff", po::value<int64_t>()->default_value(8),
-     "CCV: layers always computed before the cosine check (layers)")
-    ("threshold", po::value<std::string>()->default_value("balanced"),
-     "CCV: cosine threshold for a hit: aggressive (0.7), balanced (0.8), conservative (0.9) "
-     "or a number in (0,1]")
-    ("ccv-budget", po::value<std::string>()->default_value("4GiB"),
-     "CCV: cache capacity (bytes; suffixes KiB, MiB, GiB, KB, MB, GB)")
-    ("ccv-eviction", po::value<std::string>()->default_value("lru"),
-     "CCV: eviction policy: lru, lfu or ttl")
-    ("ccv-ttl", po::value<double>()->default_value(600.0),
-     "CCV: entry lifetime for --ccv-eviction ttl (seconds)");
+  desc.add_options()("fourier-m", po::value<int64_t>()->default_value(256),
+                     "Fourier: spectral coefficients kept per compressed dim (count)")(
+      "fourier-dims", po::value<std::string>(),
+      "Fourier: compressed head dims, a count of the lowest dims (e.g. 64) or a list/range "
+      "(e.g. 0-31,96-127) [default: half of head_dim, the lowest]")(
+      "fourier-sink", po::value<int64_t>()->default_value(4),
+      "Fourier: initial tokens kept exact (tokens)")(
+      "fourier-window", po::value<int64_t>()->default_value(64),
+      "Fourier: most recent tokens kept exact (tokens)")(
+      "d2", po::value<int64_t>(), "CCV: compressed width d2 (elements) [default: d1/2]")(
+      "l-eff", po::value<int64_t>()->default_value(8),
+      "CCV: layers always computed before the cosine check (layers)")(
+      "threshold", po::value<std::string>()->default_value("balanced"),
+      "CCV: cosine threshold for a hit: aggressive (0.7), balanced (0.8), conservative (0.9) "
+      "or a number in (0,1]")("ccv-budget", po::value<std::string>()->default_value("4GiB"),
+                              "CCV: cache capacity (bytes; suffixes KiB, MiB, GiB, KB, MB, GB)")(
+      "ccv-eviction", po::value<std::string>()->default_value("lru"),
+      "CCV: eviction policy: lru, lfu or ttl")(
+      "ccv-ttl", po::value<double>()->default_value(600.0),
+      "CCV: entry lifetime for --ccv-eviction ttl (seconds)");
 }
 
 namespace {
@@ -166,7 +173,9 @@ MethodConfig method_config_from(const po::variables_map& vm, const ModelShape& s
   if (vm.count("d2")) c.ccv.d2 = vm["d2"].as<int64_t>();
   c.ccv.l_eff = vm["l-eff"].as<int64_t>();
   const auto t = parse_threshold(vm["threshold"].as<std::string>());
-  if (!t) throw UsageError("--threshold: expected aggressive, balanced, conservative or a number in (0,1]");
+  if (!t)
+    throw UsageError(
+        "--threshold: expected aggressive, balanced, conservative or a number in (0,1]");
   c.ccv.threshold = *t;
   c.ccv.budget_bytes = parse_bytes(vm["ccv-budget"].as<std::string>(), "--ccv-budget");
   const auto e = parse_eviction(vm["ccv-eviction"].as<std::string>());
@@ -179,13 +188,12 @@ MethodConfig method_config_from(const po::variables_map& vm, const ModelShape& s
 }
 
 void add_cost_options(po::options_description& desc) {
-  desc.add_options()
-    ("gpu", po::value<std::string>()->default_value("h100-sxm"),
-     "hardware preset for the roofline cost model: h100-sxm, h200, cpu-2core")
-    ("profile", po::value<std::string>(),
-     "calibration profile from `kvscope calibrate` (e.g. kernels/profiles/h100.json): price "
-     "operations with constants fitted to measured kernels instead of the roofline; an "
-     "explicit --gpu must name the profile's device");
+  desc.add_options()("gpu", po::value<std::string>()->default_value("h100-sxm"),
+                     "hardware preset for the roofline cost model: h100-sxm, h200, cpu-2core")(
+      "profile", po::value<std::string>(),
+      "calibration profile from `kvscope calibrate` (e.g. kernels/profiles/h100.json): price "
+      "operations with constants fitted to measured kernels instead of the roofline; an "
+      "explicit --gpu must name the profile's device");
 }
 
 std::unique_ptr<OpCostModel> cost_model_from(const po::variables_map& vm) {
