@@ -319,6 +319,16 @@ std::vector<AttnCase> fourier_attention_cases(DType t) {
         256,
         4,
         64}},
+      // 9 KV heads: the second block of 8 heads has one; L not a multiple of the tile, M not a
+      // multiple of 16
+      {{3, 12, 3, 128, 1, 2001, true, t}, {lower(64), 200, 4, 64}},
+      // batch 1, 2 queries per head in 4 columns (two heads per column set), no sink
+      {{1, 4, 2, 128, 2, 1500, true, t}, {lower(64), 128, 0, 16}},
+      // GQA 8 (one head per column set), head_dim 64, no window
+      {{1, 16, 2, 64, 1, 777, true, t}, {lower(32), 100, 4, 0}},
+      // a window longer than one edge chunk; a middle shorter than M
+      {{1, 8, 2, 128, 1, 1200, true, t}, {lower(64), 64, 8, 300}},
+      {{2, 8, 2, 128, 1, 73, true, t}, {lower(64), 256, 4, 64}},
       // no middle at all (tokens <= sink + window)
       {{1, 4, 1, 128, 1, 60, true, t}, {lower(64), 64, 4, 64}},
       // prefill, causal, GQA 2 (tiles assembled in shared memory)

@@ -99,7 +99,7 @@ template <class T, int D>
 void decode_t(Ctx& c, const AttentionArgs& a, const void* q, const void* k, const void* v,
               void* o) {
   constexpr int kStages = 3;
-  using SM = DecodeSmem<T, D, 0, kStages>;
+  using SM = DecodeSmem<T, D, kStages>;
   DecodeParams p{};
   p.q = q;
   p.k = k;
@@ -116,22 +116,20 @@ void decode_t(Ctx& c, const AttentionArgs& a, const void* q, const void* k, cons
   p.scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(D));
   for (int i = 0; i < D; ++i) p.kdim[i] = static_cast<int16_t>(i);
   const int64_t heads = a.batch * a.kv_heads;
-  KVS_CUDA(cudaFuncSetAttribute(decode_kernel<T, D, 0, kStages>,
+  KVS_CUDA(cudaFuncSetAttribute(decode_kernel<T, D, kStages>,
                                 cudaFuncAttributeMaxDynamicSharedMemorySize, int(SM::bytes)));
   int per_sm = 1;
-  KVS_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, decode_kernel<T, D, 0, kStages>,
+  KVS_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, decode_kernel<T, D, kStages>,
                                                          kDecThreads, SM::bytes));
   const DecodeSplit sp = decode_split(heads, a.tokens, int64_t(c.sms) * std::max(per_sm, 1));
   p.rows_per_split = sp.rows_per_split;
   p.splits_total = sp.splits;
   p.rec = dec_rec_floats(D, 0, 0);
-  p.M = p.C = 0;
-  p.L = 1;
   p.partial =
       static_cast<float*>(c.scratch->get(size_t(heads) * sp.splits * p.rec * sizeof(float), 0));
-  KVS_CUDA(cudaFuncSetAttribute(decode_kernel<T, D, 0, kStages>,
+  KVS_CUDA(cudaFuncSetAttribute(decode_kernel<T, D, kStages>,
                                 cudaFuncAttributeMaxDynamicSharedMemorySize, int(SM::bytes)));
-  decode_kernel<T, D, 0, kStages>
+  decode_kernel<T, D, kStages>
       <<<dim3(unsigned(sp.splits), unsigned(heads)), kDecThreads, SM::bytes, c.stream>>>(p);
   KVS_LAUNCH();
   CombineParams cp{};

@@ -15,6 +15,7 @@
 #include "kernels/cuda/attention_dispatch.h"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/decode.cuh"
+#include "kernels/cuda/fourier_decode.cuh"
 #include "kernels/cuda/ops.h"
 #include "kernels/cuda/prefill.cuh"
 
@@ -131,74 +132,134 @@ __global__ void __launch_bounds__(kSimpleWarps * 32) simple_fourier_kernel(const
   }
 }
 
-// Sink and window tokens of one (batch, kv head), exactly: one warp per query column; writes the
-// partial record at split index `split` (log2-domain maxima, like decode_kernel).
+// Sink and window tokens of one (batch, kv head), exactly, for all its query columns at once.
+// Chunks of edge tokens: the chunk's scores in parallel (a warp per token, all columns), its
+// softmax (a warp per column), then the weighted sum of its value rows (a thread per column and
+// dim, independent loads); online softmax across chunks. Writes the partial record at split
+// index `split` (log2-domain maxima, like the middle splits).
+constexpr int kEdgeChunk = 128;
+constexpr int kEdgeThreads = 256;
+
 template <class T>
-__global__ void __launch_bounds__(256) edge_kernel(const FParams p, float* partial, int64_t splits,
-                                                   int64_t split, int64_t rec, int64_t MP) {
+__global__ void __launch_bounds__(kEdgeThreads)
+    edge_kernel(const FParams p, float* partial, int64_t splits, int64_t split, int64_t rec,
+                int64_t MP) {
+  extern __shared__ __align__(16) float esh[];
+  const int X = static_cast<int>(p.DK + p.C);  // [kept dims | compressed dims] of a row
+  float* qs = esh;                             // [8][X] query, in row order
+  float* wts = qs + kDecCols * X;              // [8][kEdgeChunk] scores, then weights
+  float* acc = wts + kDecCols * kEdgeChunk;    // [8][X] weighted sums
+  float* mrun = acc + kDecCols * X;            // [8] running max (log2 domain)
+  float* lrun = mrun + kDecCols;               // [8] running sum
+  float* alpha = lrun + kDecCols;              // [8] rescale of this chunk
   const int64_t head = blockIdx.x;
   const int64_t b = head / p.kv_heads, kvh = head % p.kv_heads;
-  const int j = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int ncols = static_cast<int>(p.group * p.q_len);
+  const int64_t E = p.sink + p.window;
+  const T* kk = static_cast<const T*>(p.kk) + head * p.tokens * p.DK;
+  const T* vk = static_cast<const T*>(p.vk) + head * p.tokens * p.DK;
+  const T* ke = static_cast<const T*>(p.ke) + head * E * p.C;
+  const T* ve = static_cast<const T*>(p.ve) + head * E * p.C;
+  const float scale_log2 = p.scale * 1.4426950408889634f;
+  for (int i = threadIdx.x; i < kDecCols * X; i += kEdgeThreads) {
+    const int j = i / X, x = i % X;
+    float v = 0.f;
+    if (j < ncols) {
+      const int64_t qh = kvh * p.group + j / p.q_len, qi = j % p.q_len;
+      const T* q = static_cast<const T*>(p.q) +
+                   ((b * p.kv_heads * p.group + qh) * p.q_len + qi) * p.head_dim;
+      v = to_f32(q[x < p.DK ? p.kdim[x] : p.cdim[x - p.DK]]);
+    }
+    qs[i] = v;
+    acc[i] = 0.f;
+  }
+  if (threadIdx.x < kDecCols) {
+    mrun[threadIdx.x] = -INFINITY;
+    lrun[threadIdx.x] = 0.f;
+  }
+  // Token of edge row r, or -1 where the cache is shorter than the edge.
+  auto token = [&](int64_t r) -> int64_t {
+    if (p.tokens <= E) return r < p.tokens ? r : -1;
+    return r < p.sink ? r : p.tokens - p.window + (r - p.sink);
+  };
+  __syncthreads();
+  for (int64_t r0 = 0; r0 < E; r0 += kEdgeChunk) {
+    const int n = static_cast<int>(min(int64_t(kEdgeChunk), E - r0));
+    for (int rr = warp; rr < n; rr += kEdgeThreads / 32) {
+      const int64_t r = r0 + rr, t = token(r);
+      float sv[kDecCols] = {};
+      if (t >= 0)
+        for (int x = lane; x < X; x += 32) {
+          const float kv = to_f32(x < p.DK ? kk[t * p.DK + x] : ke[r * p.C + (x - p.DK)]);
+#pragma unroll
+          for (int j = 0; j < kDecCols; ++j) sv[j] = fmaf(qs[j * X + x], kv, sv[j]);
+        }
+#pragma unroll
+      for (int j = 0; j < kDecCols; ++j) {
+        const float s = warp_sum(sv[j]);
+        const int64_t qpos = p.tokens - p.q_len + j % p.q_len;
+        const bool ok = t >= 0 && j < ncols && !(p.causal && t > qpos);
+        if (lane == 0) wts[j * kEdgeChunk + rr] = ok ? s * scale_log2 : -INFINITY;
+      }
+    }
+    __syncthreads();
+    if (warp < ncols) {
+      const int j = warp;
+      float cmax = -INFINITY;
+      for (int rr = lane; rr < n; rr += 32) cmax = fmaxf(cmax, wts[j * kEdgeChunk + rr]);
+      cmax = warp_max(cmax);
+      const float mold = mrun[j], mnew = fmaxf(mold, cmax);
+      const float base = mnew == -INFINITY ? 0.f : mnew;
+      float sum = 0.f;
+      for (int rr = lane; rr < n; rr += 32) {
+        const float w = exp2f(wts[j * kEdgeChunk + rr] - base);
+        wts[j * kEdgeChunk + rr] = w;
+        sum += w;
+      }
+      sum = warp_sum(sum);
+      __syncwarp();
+      if (lane == 0) {
+        const float a = exp2f(mold - base);
+        alpha[j] = a;
+        mrun[j] = mnew;
+        lrun[j] = lrun[j] * a + sum;
+      }
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < ncols * X; i += kEdgeThreads) {
+      const int j = i / X, x = i % X;
+      float a = acc[i] * alpha[j];
+      for (int rr = 0; rr < n; ++rr) {
+        const float w = wts[j * kEdgeChunk + rr];
+        if (w == 0.f) continue;  // masked or absent token (and nothing to add otherwise)
+        const int64_t r = r0 + rr, t = token(r);
+        a = fmaf(w, to_f32(x < p.DK ? vk[t * p.DK + x] : ve[r * p.C + (x - p.DK)]), a);
+      }
+      acc[i] = a;
+    }
+    __syncthreads();
+  }
   float* out = partial + (head * splits + split) * rec;
   const int64_t o_off = 2 * kDecCols, r_off = o_off + kDecCols * p.DK,
                 c_off = r_off + kDecCols * MP;
-  for (int64_t i = threadIdx.x; i < kDecCols * MP; i += blockDim.x) out[r_off + i] = 0.f;
-  float m = -INFINITY, l = 0.f;
-  float okept[8] = {}, oedge[8] = {};
-  if (j < ncols) {
-    const int64_t qh = kvh * p.group + j / p.q_len, qi = j % p.q_len;
-    const T* q =
-        static_cast<const T*>(p.q) + ((b * p.kv_heads * p.group + qh) * p.q_len + qi) * p.head_dim;
-    const int64_t qpos = p.tokens - p.q_len + qi;
-    const int64_t E = p.sink + p.window;
-    const T* kk = static_cast<const T*>(p.kk) + head * p.tokens * p.DK;
-    const T* vk = static_cast<const T*>(p.vk) + head * p.tokens * p.DK;
-    const T* ke = static_cast<const T*>(p.ke) + head * E * p.C;
-    const T* ve = static_cast<const T*>(p.ve) + head * E * p.C;
-    float qk[8], qc[8];
-#pragma unroll
-    for (int x = 0; x < 8; ++x) {
-      const int64_t i = lane + 32 * x;
-      qk[x] = i < p.DK ? to_f32(q[p.kdim[i]]) : 0.f;
-      qc[x] = i < p.C ? to_f32(q[p.cdim[i]]) : 0.f;
-    }
-    for (int64_t r = 0; r < E; ++r) {
-      const int64_t t = p.tokens <= E ? (r < p.tokens ? r : -1)
-                                      : (r < p.sink ? r : p.tokens - p.window + (r - p.sink));
-      if (t < 0 || (p.causal && t > qpos)) continue;
-      float s = 0.f;
-#pragma unroll
-      for (int x = 0; x < 8; ++x) {
-        const int64_t i = lane + 32 * x;
-        if (i < p.DK) s = fmaf(qk[x], to_f32(kk[t * p.DK + i]), s);
-        if (i < p.C) s = fmaf(qc[x], to_f32(ke[r * p.C + i]), s);
-      }
-      s = warp_sum(s) * p.scale * 1.4426950408889634f;
-      const float mn = fmaxf(m, s);
-      const float alpha = exp2f(m - mn), wt = exp2f(s - mn);
-      l = l * alpha + wt;
-      m = mn;
-#pragma unroll
-      for (int x = 0; x < 8; ++x) {
-        const int64_t i = lane + 32 * x;
-        okept[x] = okept[x] * alpha + (i < p.DK ? wt * to_f32(vk[t * p.DK + i]) : 0.f);
-        oedge[x] = oedge[x] * alpha + (i < p.C ? wt * to_f32(ve[r * p.C + i]) : 0.f);
-      }
-    }
+  for (int64_t i = threadIdx.x; i < ncols * MP; i += kEdgeThreads) out[r_off + i] = 0.f;
+  for (int i = threadIdx.x; i < ncols * X; i += kEdgeThreads) {
+    const int j = i / X, x = i % X;
+    if (x < p.DK)
+      out[o_off + j * p.DK + x] = acc[i];
+    else
+      out[c_off + j * p.C + (x - p.DK)] = acc[i];
   }
-  if (j < kDecCols) {
-    if (lane == 0) {
-      out[j] = m;
-      out[kDecCols + j] = l;
-    }
-#pragma unroll
-    for (int x = 0; x < 8; ++x) {
-      const int64_t i = lane + 32 * x;
-      if (i < p.DK) out[o_off + j * p.DK + i] = okept[x];
-      if (i < p.C) out[c_off + j * p.C + i] = oedge[x];
-    }
+  if (threadIdx.x < ncols) {
+    out[threadIdx.x] = mrun[threadIdx.x];
+    out[kDecCols + threadIdx.x] = lrun[threadIdx.x];
   }
+}
+
+size_t edge_smem_bytes(const FParams& p) {
+  return (size_t(2) * kDecCols * (p.DK + p.C) + size_t(kDecCols) * kEdgeChunk + 3 * kDecCols) *
+         sizeof(float);
 }
 
 FParams make_params(const AttentionArgs& a, const FourierLayout& f, const void* q,
@@ -247,25 +308,35 @@ void simple_t(Ctx& c, const FParams& p) {
   KVS_LAUNCH();
 }
 
-template <class T, int DK, int MT>
+// Splits of the middle tokens per group of heads: about one block per SM in all, whole tiles.
+struct FourierSplit {
+  int64_t splits, rows_per_split;
+};
+FourierSplit middle_split(int64_t head_groups, int64_t L, int64_t sms) {
+  const int64_t tiles = std::max<int64_t>(1, (L + kFdTile - 1) / kFdTile);
+  int64_t splits = std::max<int64_t>(1, sms / std::max<int64_t>(head_groups, 1));
+  splits = std::min(splits, tiles);
+  const int64_t per = (tiles + splits - 1) / splits * kFdTile;
+  return {std::max<int64_t>(1, (L + per - 1) / per), per};
+}
+
+template <class T, int DK, int MT, int HPW>
 void decode_t(Ctx& c, const FParams& f) {
-  constexpr int kStages = 2;
-  using SM = DecodeSmem<T, DK, MT, kStages>;
+  using SM = FourierDecodeSmem<T, DK, MT, HPW>;
   constexpr int MP = MT * 16;
   const int64_t heads = f.batch * f.kv_heads;
-  DecodeParams p{};
+  FourierDecodeParams p{};
   p.q = f.q;
   p.k = f.kk;
   p.v = f.vk;
   p.kc = f.kc;
+  p.heads = heads;
   p.kv_heads = f.kv_heads;
   p.group = f.group;
   p.q_len = f.q_len;
   p.head_dim = f.head_dim;
   p.tokens = f.tokens;
-  p.row0 = f.sink;
-  p.rows = f.L;
-  p.pos0 = f.sink;
+  p.sink = f.sink;
   p.M = f.M;
   p.C = f.C;
   p.L = f.L;
@@ -275,22 +346,21 @@ void decode_t(Ctx& c, const FParams& f) {
     p.kdim[i] = f.kdim[i];
     p.cdim[i] = f.cdim[i];
   }
-  KVS_CUDA(cudaFuncSetAttribute(decode_kernel<T, DK, MT, kStages>,
-                                cudaFuncAttributeMaxDynamicSharedMemorySize, int(SM::bytes)));
-  int per_sm = 1;
-  KVS_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, decode_kernel<T, DK, MT, kStages>,
-                                                         kDecThreads, SM::bytes));
-  const DecodeSplit sp = decode_split(heads, f.L, int64_t(c.sms) * std::max(per_sm, 1));
+  const int64_t head_groups = (heads + SM::kHeads - 1) / SM::kHeads;
+  const FourierSplit sp = middle_split(head_groups, f.L, c.sms);
   const int64_t middle_splits = f.L > 0 ? sp.splits : 0;
   p.rows_per_split = sp.rows_per_split;
-  p.splits_total = middle_splits + 1;  // + the edge split
+  p.splits_total = middle_splits + 1;  // + the edge split, last
   p.rec = dec_rec_floats(DK, MP, f.C);
   p.partial = static_cast<float*>(
       c.scratch->get(size_t(heads) * p.splits_total * p.rec * sizeof(float), 0));
   // The sink and window tokens (edge_kernel) run on the side stream alongside the middle.
   fork_side(c);
-  edge_kernel<T>
-      <<<unsigned(heads), 256, 0, c.side>>>(f, p.partial, p.splits_total, middle_splits, p.rec, MP);
+  const size_t edge_smem = edge_smem_bytes(f);
+  KVS_CUDA(cudaFuncSetAttribute(edge_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                int(edge_smem)));
+  edge_kernel<T><<<unsigned(heads), kEdgeThreads, edge_smem, c.side>>>(f, p.partial, p.splits_total,
+                                                                       middle_splits, p.rec, MP);
   KVS_LAUNCH();
   if (middle_splits > 0) {
     auto* pm = static_cast<T*>(c.scratch->get(size_t(heads) * kDecCols * MP * sizeof(T), 1));
@@ -298,8 +368,11 @@ void decode_t(Ctx& c, const FParams& f) {
         <<<unsigned(heads), 256, size_t(kDecCols) * f.C * sizeof(float), c.stream>>>(p, MP, pm);
     KVS_LAUNCH();
     p.pmat = pm;
-    decode_kernel<T, DK, MT, kStages>
-        <<<dim3(unsigned(middle_splits), unsigned(heads)), kDecThreads, SM::bytes, c.stream>>>(p);
+    KVS_CUDA(cudaFuncSetAttribute(fourier_decode_kernel<T, DK, MT, HPW>,
+                                  cudaFuncAttributeMaxDynamicSharedMemorySize, int(SM::bytes)));
+    fourier_decode_kernel<T, DK, MT, HPW>
+        <<<dim3(unsigned(middle_splits), unsigned(head_groups)), kFdThreads, SM::bytes, c.stream>>>(
+            p);
     KVS_LAUNCH();
   }
   join_side(c);
@@ -365,8 +438,13 @@ bool prefill_t(Ctx& c, const FParams& f) {
 
 template <class T, int D, int DK, int MT>
 bool fast_shape(Ctx& c, const FParams& f) {
+  // Two KV heads share a column set when their query columns fit in half of it.
+  if (f.group * f.q_len <= kDecCols / 2) {
+    decode_t<T, DK, MT, 2>(c, f);
+    return true;
+  }
   if (f.group * f.q_len <= kDecCols) {
-    decode_t<T, DK, MT>(c, f);
+    decode_t<T, DK, MT, 1>(c, f);
     return true;
   }
   return prefill_t<T, D, DK, MT>(c, f);

@@ -219,7 +219,8 @@ int main(int argc, char** argv) {
       {"fourier", "batch", "q_heads", "kv_heads", "head_dim", "tokens", "cdims", "m"})
       ->ArgsProduct({{0, 1}, {8}, {32}, {8}, {128}, {4096, 32768, 131072}, {64}, {256}})
       ->Args({1, 8, 32, 8, 128, 32768, 64, 128})
-      ->Args({0, 8, 32, 32, 128, 32768, 0, 0});
+      ->Args({0, 8, 32, 32, 128, 32768, 0, 0})
+      ->ArgsProduct({{0, 1}, {1}, {32}, {8}, {128}, {4096, 32768}, {64}, {256}});
   reg("prefill", bm_prefill, {"fourier", "heads", "tokens", "m"})
       ->ArgsProduct({{0}, {32}, {1024, 4096, 16384}, {0}})
       ->ArgsProduct({{1}, {32}, {4096, 16384}, {256}});

@@ -1,0 +1,443 @@
+// Decode attention over the middle tokens of a Fourier-compressed cache (fourier_attention.cu):
+// the scores of the compressed dims come straight from the coefficients and the values through
+// the DCT of the softmax weights, so K and V are never rebuilt:
+//   S^T[t, j]  = K[t, :] . Q[j, :]            (kept dims)
+//              + sum_k B[k, t] P[j, k]         (compressed dims, P = Kc q_c / sqrt(L))
+//   O^T[d, j] += V[t, d]^T W[t, j]            (kept dims, online softmax weights W)
+//   R^T[k, j] += B[k, t] W[t, j]              (the weights' DCT; combine applies R to Vc)
+// B[k, t] (the scaled DCT-II basis) depends only on the middle length L, which every head of a
+// call shares. So a block takes one token range of several heads and generates each basis tile
+// once for all of them, instead of once per head:
+//  - a block has kFdSets column sets of kDecCols (8) query columns, two warps per set, each warp
+//    16 tokens of the 32-token tile (the M side of m16n8k16; the columns are the N side);
+//  - a column set is one KV head's query group, or two heads when a group has <= 4 columns
+//    (GQA 4 at q_len 1): the two heads share the basis fragments, the P operand and the R
+//    accumulators, so the M-dependent products are done once for both;
+//  - the basis tile is double-buffered: the block writes tile s+1's while its warps multiply
+//    with tile s's, and one barrier per tile serves both the K/V pipeline and the basis.
+// Each warp keeps its own running max/sum; the block merges its warp pairs and writes one
+// partial record (m, l, O, R) per head and query column; combine_kernel merges the splits.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/decode.cuh"
+
+namespace kvscope::kernels::cuda {
+
+constexpr int kFdSets = 4;         // column sets per block
+constexpr int kFdWarpsPerSet = 2;  // warps per column set, 16 tokens of the tile each
+constexpr int kFdWarps = kFdSets * kFdWarpsPerSet;
+constexpr int kFdThreads = kFdWarps * 32;
+constexpr int kFdTile = 16 * kFdWarpsPerSet;  // tokens per tile
+constexpr int kFdStages = 2;
+
+struct FourierDecodeParams {
+  const void* q;     // [B, Hq, q_len, D]
+  const void* k;     // kept dims of K [B*Hkv, tokens, DK]
+  const void* v;     // kept dims of V
+  const void* kc;    // coefficients of K [B*Hkv, M, C]
+  const void* pmat;  // P from fourier_p_kernel [B*Hkv][8][MP]
+  int64_t heads;     // B * Hkv
+  int64_t kv_heads, group, q_len, head_dim, tokens;
+  int64_t sink;  // token index of middle row 0
+  int64_t M, C, L;
+  int64_t rows_per_split;
+  bool causal;
+  float scale_log2;      // log2(e) / sqrt(head_dim)
+  float* partial;        // [B*Hkv][splits_total][rec], dec_rec_floats layout
+  int64_t rec;           // floats per partial record
+  int64_t splits_total;  // middle splits + the edge split
+  int16_t kdim[256];     // query dim of kept dim i
+  int16_t cdim[256];     // query dim of compressed dim c
+};
+
+template <class T, int DK, int MT, int HPW>
+struct FourierDecodeSmem {
+  static constexpr int MP = MT * 16;
+  static constexpr int PS = MP + 8;  // row stride of a set's P ([8][MP], padded for ldmatrix)
+  static constexpr int kHeads = kFdSets * HPW;
+  static constexpr size_t head_tile = size_t(kFdTile) * DK;  // elements of one head's K (or V)
+  static constexpr size_t stage = 2 * kHeads * head_tile;    // K tiles, then V tiles
+  static constexpr size_t tiles = kFdStages * stage * sizeof(T);
+  static constexpr size_t basis_tile = size_t(MP) * kFdTile;  // elements, [MP][kFdTile]
+  static constexpr size_t basis = 2 * basis_tile * sizeof(T);
+  static constexpr size_t pmat = size_t(kFdSets) * kDecCols * PS * sizeof(T);
+  static constexpr int merge_w = HPW * DK + MP;  // per warp column: O of each head, then R
+  static constexpr size_t merge =
+      size_t(kFdWarps) * (2 * kDecCols + kDecCols * merge_w) * sizeof(float);
+  static constexpr size_t front = tiles > merge ? tiles : merge;  // the merge reuses the tiles
+  static constexpr size_t bytes = front + basis + pmat;
+};
+
+// P[head][j][k] = sum_c q_c(j) Kc[k, c] / sqrt(L) for the (up to 8) query columns j of each KV
+// head, k < MP (zero past min(M, L) and for absent columns): the B operand of the scores of the
+// compressed dims. Once per head, before fourier_decode_kernel's splits all read it.
+template <class T>
+__global__ void __launch_bounds__(256)
+    fourier_p_kernel(const FourierDecodeParams p, int64_t MP, T* pout) {
+  extern __shared__ __align__(16) float qc[];  // [8][C]
+  const int64_t head = blockIdx.x;
+  const int64_t b = head / p.kv_heads, kvh = head % p.kv_heads;
+  const int ncols = static_cast<int>(p.group * p.q_len), qlen = static_cast<int>(p.q_len);
+  const int C = static_cast<int>(p.C);
+  const T* q = static_cast<const T*>(p.q);
+  for (int i = threadIdx.x; i < kDecCols * C; i += blockDim.x) {
+    const int j = i / C, c = i % C;
+    float v = 0.f;
+    if (j < ncols) {
+      const int64_t qh = kvh * p.group + j / qlen, qi = j % qlen;
+      v = to_f32(q[((b * p.kv_heads * p.group + qh) * p.q_len + qi) * p.head_dim + p.cdim[c]]);
+    }
+    qc[i] = v;
+  }
+  __syncthreads();
+  const T* kc = static_cast<const T*>(p.kc) + head * p.M * p.C;
+  const int64_t kmax = p.M < p.L ? p.M : p.L;
+  const float inv_sqrt_l = rsqrtf(static_cast<float>(p.L));
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int64_t k = warp; k < MP; k += 8) {
+    float acc[kDecCols] = {};
+    if (k < kmax)
+      for (int c = lane; c < C; c += 32) {
+        const float x = to_f32(kc[k * C + c]);
+#pragma unroll
+        for (int j = 0; j < kDecCols; ++j) acc[j] = fmaf(qc[j * C + c], x, acc[j]);
+      }
+#pragma unroll
+    for (int j = 0; j < kDecCols; ++j) {
+      const float v = warp_sum(acc[j]);
+      if (lane == j) pout[(head * kDecCols + j) * MP + k] = from_f32<T>(v * inv_sqrt_l);
+    }
+  }
+}
+
+// HPW: KV heads per column set (2 when group * q_len <= 4, else 1).
+template <class T, int DK, int MT, int HPW>
+__global__ void __launch_bounds__(kFdThreads, 1)
+    fourier_decode_kernel(const FourierDecodeParams p) {
+  using SM = FourierDecodeSmem<T, DK, MT, HPW>;
+  constexpr int KC = DK / 8, MP = SM::MP, PS = SM::PS, kHeads = SM::kHeads;
+  constexpr int kColsPerHead = kDecCols / HPW;
+  // Basis generation: each thread writes runs of 16 tokens of one row k.
+  constexpr int kRunsPerRow = kFdTile / 16;
+  static_assert(kFdThreads % MP == 0 && kFdThreads / MP <= kRunsPerRow, "basis rows per thread");
+  constexpr int kRunsPerThread = kRunsPerRow / (kFdThreads / MP);
+  extern __shared__ __align__(16) unsigned char smem[];
+  T* tiles = reinterpret_cast<T*>(smem);
+  T* basis_bufs = reinterpret_cast<T*>(smem + SM::front);        // 2 x [MP][kFdTile], swizzled
+  T* pmat = reinterpret_cast<T*>(smem + SM::front + SM::basis);  // [kFdSets][8][PS]
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int g = lane / 4, tq = lane % 4;
+  const int set = warp / kFdWarpsPerSet, part = warp % kFdWarpsPerSet;
+  const int64_t head0 = int64_t(blockIdx.y) * kHeads;  // first head of this block
+  const int split = blockIdx.x;
+  const int64_t nb = int64_t(split) * p.rows_per_split;
+  const int64_t ne = min(nb + p.rows_per_split, p.L);
+  const int ncols = static_cast<int>(p.group * p.q_len);
+  const int qlen = static_cast<int>(p.q_len);
+  const T* q = static_cast<const T*>(p.q);
+  auto head_of = [&](int set_index, int slot) { return head0 + set_index * HPW + slot; };
+  const bool set_active = head_of(set, 0) < p.heads;
+
+  // P of each set's heads: columns [kColsPerHead * slot, ...) of a set are head slot's columns.
+  {
+    const T* pg = static_cast<const T*>(p.pmat);
+    for (int i = threadIdx.x; i < kFdSets * kDecCols * (MP / 8); i += kFdThreads) {
+      const int c8 = (i % (MP / 8)) * 8, j = (i / (MP / 8)) % kDecCols, s = i / (MP / 8 * kDecCols);
+      const int64_t head = head_of(s, j / kColsPerHead);
+      const bool ok = head < p.heads;
+      const T* src = pg + (ok ? (head * kDecCols + j % kColsPerHead) * MP + c8 : 0);
+      cp_async16(pmat + (s * kDecCols + j) * PS + c8, src, ok);
+    }
+  }
+
+  // This thread's two score columns (2tq, 2tq+1): valid, and the last visible row.
+  bool col_ok[2];
+  int64_t last_row[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int j = 2 * tq + h, jl = j % kColsPerHead;
+    col_ok[h] = jl < ncols && head_of(set, j / kColsPerHead) < p.heads;
+    const int64_t qpos = p.tokens - p.q_len + (jl % qlen);
+    last_row[h] = p.causal ? qpos - p.sink : INT64_MAX;
+  }
+
+  // B fragments of Q over the kept dims, per head slot: b0 = Q[g][16ks + 2tq, +1], b1 = +8;
+  // zero in the columns of the other slot.
+  uint32_t qf[HPW][DK / 16][2];
+#pragma unroll
+  for (int hs = 0; hs < HPW; ++hs) {
+    const int64_t head = head_of(set, hs);
+    const int jl = g % kColsPerHead;
+    const bool ok = g / kColsPerHead == hs && jl < ncols && head < p.heads;
+    const int64_t b = ok ? head / p.kv_heads : 0, kvh = ok ? head % p.kv_heads : 0;
+    const int64_t qh = kvh * p.group + (ok ? jl / qlen : 0), qi = ok ? jl % qlen : 0;
+    const T* qr = q + ((b * p.kv_heads * p.group + qh) * p.q_len + qi) * p.head_dim;
+#pragma unroll
+    for (int ks = 0; ks < DK / 16; ++ks)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int i = 16 * ks + 2 * tq + 8 * h;
+        const float a = ok ? to_f32(qr[p.kdim[i]]) : 0.f;
+        const float c = ok ? to_f32(qr[p.kdim[i + 1]]) : 0.f;
+        qf[hs][ks][h] = pack2<T>(a, c);
+      }
+  }
+
+  // Basis: this thread writes row k = threadIdx.x % MP, runs first_run .. first_run +
+  // kRunsPerThread - 1 of each tile. Per tile an exact start (integer phase (2n+1)k mod 4L), the
+  // next run by a rotation of 16 tokens, each run advanced by the three-term recurrence (one
+  // multiply-add per value).
+  const int bk = threadIdx.x % MP, first_run = (threadIdx.x / MP) * kRunsPerThread;
+  float cd, sd, c16, s16, wk;
+  int64_t phase, step;
+  {
+    const int64_t L4 = 4 * p.L, kmax = p.M < p.L ? p.M : p.L;
+    sincospif(static_cast<float>(bk % (2 * p.L)) / static_cast<float>(p.L), &sd, &cd);
+    sincospif(static_cast<float>((32 * int64_t(bk)) % L4) / static_cast<float>(2 * p.L), &s16,
+              &c16);
+    wk = bk >= kmax ? 0.f : (bk == 0 ? 1.f : 1.41421356237309515f);
+    phase = ((2 * (nb + 16 * first_run) + 1) * bk) % L4;
+    step = (2 * kFdTile * int64_t(bk)) % L4;
+  }
+  auto make_basis = [&](T* basis, int64_t t0) {
+    const int lim = static_cast<int>(min(int64_t(kFdTile), p.L - t0));  // basis 0 past L
+    float s0, c0;
+    sincospif(static_cast<float>(phase) / static_cast<float>(2 * p.L), &s0, &c0);
+    phase += step;
+    if (phase >= 4 * p.L) phase -= 4 * p.L;
+    c0 *= wk;
+    s0 *= wk;
+    float x[kRunsPerThread], prev[kRunsPerThread];
+#pragma unroll
+    for (int r = 0; r < kRunsPerThread; ++r) {
+      x[r] = c0;
+      prev[r] = c0 * cd + s0 * sd;
+      const float c1 = c0 * c16 - s0 * s16;
+      s0 = s0 * c16 + c0 * s16;
+      c0 = c1;
+    }
+    T* row = basis + bk * kFdTile;
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      uint32_t packed[kRunsPerThread][4];
+#pragma unroll
+      for (int e = 0; e < 8; e += 2)
+#pragma unroll
+        for (int r = 0; r < kRunsPerThread; ++r) {
+          const int n = 16 * (first_run + r) + 8 * half + e;
+          const float v0 = n < lim ? x[r] : 0.f;
+          float nx = fmaf(2.f * cd, x[r], -prev[r]);
+          prev[r] = x[r];
+          x[r] = nx;
+          const float v1 = n + 1 < lim ? x[r] : 0.f;
+          nx = fmaf(2.f * cd, x[r], -prev[r]);
+          prev[r] = x[r];
+          x[r] = nx;
+          packed[r][e / 2] = pack2<T>(v0, v1);
+        }
+#pragma unroll
+      for (int r = 0; r < kRunsPerThread; ++r)
+        *reinterpret_cast<uint4*>(row + 8 * swz<kFdTile / 8>(bk, 2 * (first_run + r) + half)) =
+            make_uint4(packed[r][0], packed[r][1], packed[r][2], packed[r][3]);
+    }
+  };
+
+  float o[HPW][DK / 16][4] = {};
+  float racc[MT][4] = {};
+  float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};
+
+  const int tiles_n = static_cast<int>((ne - nb + kFdTile - 1) / kFdTile);
+  auto issue = [&](int s) {
+    if (s < tiles_n) {
+      T* kt = tiles + size_t(s % kFdStages) * SM::stage;
+      const int64_t t0 = nb + int64_t(s) * kFdTile;
+      const int valid = static_cast<int>(min(int64_t(kFdTile), ne - t0));
+      const T* kg = static_cast<const T*>(p.k);
+      const T* vg = static_cast<const T*>(p.v);
+#pragma unroll
+      for (int i = threadIdx.x; i < kHeads * kFdTile * KC; i += kFdThreads) {
+        const int c = i % KC, r = (i / KC) % kFdTile, hh = i / (KC * kFdTile);
+        const int64_t head = head0 + hh;
+        const bool ok = r < valid && head < p.heads;
+        const int64_t off = ok ? (head * p.tokens + p.sink + t0 + r) * DK + 8 * c : 0;
+        const size_t dst = hh * SM::head_tile + r * DK + 8 * swz<KC>(r, c);
+        cp_async16(kt + dst, kg + off, ok);
+        cp_async16(kt + kHeads * SM::head_tile + dst, vg + off, ok);
+      }
+    }
+    cp_async_commit();
+  };
+#pragma unroll
+  for (int s = 0; s < kFdStages - 1; ++s) issue(s);
+  make_basis(basis_bufs, nb);
+
+  for (int s = 0; s < tiles_n; ++s) {
+    cp_async_wait<kFdStages - 2>();
+    __syncthreads();
+    issue(s + kFdStages - 1);
+    const T* kt = tiles + size_t(s % kFdStages) * SM::stage;
+    const T* basis = basis_bufs + (s % 2) * SM::basis_tile;
+    const int64_t t0 = nb + int64_t(s) * kFdTile;
+    const int valid = static_cast<int>(min(int64_t(kFdTile), ne - t0));
+    if (set_active) {
+      // Scores of this warp's 16 tokens: S^T[16 x 8].
+      float sc[4] = {0.f, 0.f, 0.f, 0.f};
+      const int krow = 16 * part + lane % 16;
+#pragma unroll
+      for (int hs = 0; hs < HPW; ++hs) {
+        const T* kh = kt + (set * HPW + hs) * SM::head_tile;
+#pragma unroll
+        for (int ks = 0; ks < DK / 16; ++ks) {
+          uint32_t a[4];
+          ldmatrix_x4(a, kh + krow * DK + 8 * swz<KC>(krow, 2 * ks + lane / 16));
+          mma16816<T>(sc, a, qf[hs][ks]);
+        }
+      }
+      const T* pm = pmat + set * kDecCols * PS;
+#pragma unroll
+      for (int ks = 0; ks < MT; ks += 2) {
+        uint32_t a[4], pb[4];
+        ldmatrix_x4(pb, pm + (lane % 8) * PS + 16 * ks + (lane / 8) * 8);
+        const uint32_t b0[2] = {pb[0], pb[1]}, b1[2] = {pb[2], pb[3]};
+#pragma unroll
+        for (int u = 0; u < 2; ++u) {
+          const int row = 16 * (ks + u) + (lane % 8) + (lane / 16) * 8;
+          ldmatrix_x4_trans(
+              a, basis + row * kFdTile + 8 * swz<kFdTile / 8>(row, 2 * part + (lane / 8) % 2));
+          mma16816<T>(sc, a, u == 0 ? b0 : b1);
+        }
+      }
+      // Mask, scale, online softmax per column (this thread: columns 2tq, 2tq+1).
+      float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int row = 16 * part + g + 8 * (e / 2);
+        const int h = e % 2;
+        const bool ok = row < valid && col_ok[h] && t0 + row <= last_row[h];
+        sc[e] = ok ? sc[e] * p.scale_log2 : -INFINITY;
+        mx[h] = fmaxf(mx[h], sc[e]);
+      }
+      float alpha[2], mbase[2];
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+#pragma unroll
+        for (int o2 = 4; o2 < 32; o2 <<= 1)
+          mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], o2));
+        const float mnew = fmaxf(m_run[h], mx[h]);
+        mbase[h] = mnew == -INFINITY ? 0.f : mnew;
+        // A column without a visible token yet has nothing to rescale: alpha 1 keeps the skip
+        // below available to warps with absent columns.
+        alpha[h] = mnew == -INFINITY ? 1.f : exp2f(m_run[h] - mbase[h]);
+        m_run[h] = mnew;
+        l_run[h] *= alpha[h];
+      }
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        sc[e] = exp2f(sc[e] - mbase[e % 2]);
+        l_run[e % 2] += sc[e];
+      }
+      // Once the running maxima settle, most tiles leave them unchanged: skip the rescale of
+      // the accumulators then (alpha = 1 exactly).
+      if (!__all_sync(0xffffffffu, alpha[0] == 1.f && alpha[1] == 1.f)) {
+#pragma unroll
+        for (int hs = 0; hs < HPW; ++hs)
+#pragma unroll
+          for (int i = 0; i < DK / 16; ++i)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) o[hs][i][e] *= alpha[e % 2];
+#pragma unroll
+        for (int i = 0; i < MT; ++i)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) racc[i][e] *= alpha[e % 2];
+      }
+      // W as the B operand (k = token, n = column): transpose the two 8x8 halves in registers.
+      uint32_t wf[2];
+      wf[0] = movmatrix_trans(pack2<T>(sc[0], sc[1]));
+      wf[1] = movmatrix_trans(pack2<T>(sc[2], sc[3]));
+      const int vrow = 16 * part + (lane % 8) + (lane / 16) * 8;
+#pragma unroll
+      for (int hs = 0; hs < HPW; ++hs) {
+        const T* vh = kt + (kHeads + set * HPW + hs) * SM::head_tile;
+#pragma unroll
+        for (int i = 0; i < DK / 16; ++i) {
+          uint32_t a[4];
+          ldmatrix_x4_trans(a, vh + vrow * DK + 8 * swz<KC>(vrow, 2 * i + (lane / 8) % 2));
+          mma16816<T>(o[hs][i], a, wf);
+        }
+      }
+#pragma unroll
+      for (int i = 0; i < MT; ++i) {
+        uint32_t a[4];
+        const int row = 16 * i + lane % 16;
+        ldmatrix_x4(a, basis + row * kFdTile + 8 * swz<kFdTile / 8>(row, 2 * part + lane / 16));
+        mma16816<T>(racc[i], a, wf);
+      }
+    }
+    if (s + 1 < tiles_n) make_basis(basis_bufs + ((s + 1) % 2) * SM::basis_tile, t0 + kFdTile);
+  }
+  cp_async_wait<0>();
+  __syncthreads();
+
+  // Merge the warps of each set: per column m = max over its warps, each warp's sums scaled by
+  // 2^(m_w - m). Per warp: m[8], l[8], then [8][merge_w] (O of each head slot, then R).
+  constexpr int W = SM::merge_w;
+  constexpr int kWarpFloats = 2 * kDecCols + kDecCols * W;
+  float* mine = reinterpret_cast<float*>(smem) + warp * kWarpFloats;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+#pragma unroll
+    for (int o2 = 4; o2 < 32; o2 <<= 1) l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], o2);
+    if (g == 0) {
+      mine[2 * tq + h] = m_run[h];
+      mine[kDecCols + 2 * tq + h] = l_run[h];
+    }
+  }
+  float* acc = mine + 2 * kDecCols;
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {
+    const int j = 2 * tq + e % 2, r = g + 8 * (e / 2);
+#pragma unroll
+    for (int hs = 0; hs < HPW; ++hs)
+#pragma unroll
+      for (int i = 0; i < DK / 16; ++i) acc[j * W + hs * DK + 16 * i + r] = o[hs][i][e];
+#pragma unroll
+    for (int i = 0; i < MT; ++i) acc[j * W + HPW * DK + 16 * i + r] = racc[i][e];
+  }
+  __syncthreads();
+  // out per head: m[8], l[8], O[8][DK], R[8][MP] (OC belongs to the edge split only).
+  constexpr int X = DK + MP;
+  const float* all = reinterpret_cast<const float*>(smem);
+  for (int i = threadIdx.x; i < kHeads * kColsPerHead * X; i += kFdThreads) {
+    const int x = i % X, jl = (i / X) % kColsPerHead, hh = i / (X * kColsPerHead);
+    const int64_t head = head0 + hh;
+    if (jl >= ncols || head >= p.heads) continue;
+    const int s = hh / HPW, hs = hh % HPW, j = hs * kColsPerHead + jl;
+    const float* w0 = all + s * kFdWarpsPerSet * kWarpFloats;
+    float m = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kFdWarpsPerSet; ++w) m = fmaxf(m, w0[w * kWarpFloats + j]);
+    const float base = m == -INFINITY ? 0.f : m;
+    const int col = x < DK ? hs * DK + x : HPW * DK + (x - DK);
+    float sum = 0.f, l = 0.f;
+#pragma unroll
+    for (int w = 0; w < kFdWarpsPerSet; ++w) {
+      const float* ww = w0 + w * kWarpFloats;
+      const float f = exp2f(ww[j] - base);
+      sum += f * ww[2 * kDecCols + j * W + col];
+      l += f * ww[kDecCols + j];
+    }
+    float* out = p.partial + (head * p.splits_total + split) * p.rec;
+    out[x < DK ? 2 * kDecCols + jl * DK + x : 2 * kDecCols + kDecCols * DK + jl * MP + (x - DK)] =
+        sum;
+    if (x == 0) {
+      out[jl] = m;
+      out[kDecCols + jl] = l;
+    }
+  }
+}
+
+}  // namespace kvscope::kernels::cuda
