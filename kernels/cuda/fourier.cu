@@ -9,7 +9,8 @@
 // even k need only u and odd k only v: half the multiply-adds and half the basis of a direct
 // GEMM. Columns of the GEMM are (head, compressed dim) pairs, so one basis tile serves 128
 // columns; the token axis is split over blocks (split-K, f32 atomics into a scratch buffer).
-// Inverse, per head: x[n, c] = sum_k B[k, n] coeffs[k, c], one output tile per block.
+// Inverse, per head: x[n, c] = sum_k B[k, n] coeffs[k, c], one output tile and its mirror
+// (x[L-1-n] from the same basis tile, even and odd k summed separately) per block.
 // f32 tensors use bf16 tensor cores with each operand split in a high and a low bf16 part
 // (3 products: hi*hi + hi*lo + lo*hi), which keeps about 16 bits of each operand.
 #include <algorithm>
@@ -245,9 +246,16 @@ __device__ __forceinline__ ColumnSource<T> column_source(const Operand& op, int6
   return s;
 }
 
+// Shared-memory row of operand row r0 + row: in order, or (kEvenOdd) the even rows first, then
+// the odd ones, so that each k16 half of the tile holds one parity.
+template <bool kEvenOdd>
+__device__ __forceinline__ int tile_row(int row) {
+  return kEvenOdd ? (row % 2) * (BK / 2) + row / 2 : row;
+}
+
 // One BK x BN tile: operand rows [r0, r0 + BK), rows outside [rlo, rhi) zero, into shared memory
 // with row stride `stride` elements.
-template <class T>
+template <class T, bool kEvenOdd = false>
 __device__ __forceinline__ void load_tile(T* dst, int stride, const ColumnSource<T>& cs,
                                           int64_t row_stride, int64_t r0, int64_t rlo, int64_t rhi,
                                           bool vec) {
@@ -259,7 +267,8 @@ __device__ __forceinline__ void load_tile(T* dst, int stride, const ColumnSource
     for (int row = cs.row0; row < BK; row += rows_per_pass) {
       const int64_t r = r0 + row;
       const bool ok = cs.base != nullptr && r >= rlo && r < rhi;
-      cp_async16(dst + row * stride + cl, ok ? cs.base + r * row_stride : dst, ok);
+      cp_async16(dst + tile_row<kEvenOdd>(row) * stride + cl, ok ? cs.base + r * row_stride : dst,
+                 ok);
     }
   } else {
     const int cl = threadIdx.x % BN;
@@ -267,7 +276,7 @@ __device__ __forceinline__ void load_tile(T* dst, int stride, const ColumnSource
     for (int row = cs.row0; row < BK; row += rows_per_pass) {
       const int64_t r = r0 + row;
       const bool ok = cs.base != nullptr && r >= rlo && r < rhi;
-      dst[row * stride + cl] = ok ? cs.base[r * row_stride] : from_f32<T>(0.f);
+      dst[tile_row<kEvenOdd>(row) * stride + cl] = ok ? cs.base[r * row_stride] : from_f32<T>(0.f);
     }
   }
 }
@@ -496,14 +505,52 @@ struct InvParams {
   DimTable dims, ident;
 };
 
+// Inverse with the mirror symmetry: for n < ceil(L/2), with E_n the sum over even k and O_n over
+// odd k of B[k, n] coeffs[k, c],
+//   x[n] = E_n + O_n,   x[L-1-n] = E_n - O_n,
+// so a block computes BMI tokens n of both sums and writes 2 * BMI rows: half the multiply-adds
+// and half the basis of a direct product. The coefficient and basis tiles hold each step's even
+// k in their first k16 half and the odd k in the second.
+constexpr int BMI = 64;  // tokens n per inverse block (and as many mirrored ones)
+constexpr int IWTM = BMI / 2;
+
 template <class T>
 constexpr size_t inv_smem(int stages) {
   constexpr bool split = Mma<T>::split;
   const size_t main = size_t(stages) * BK * raw_stride<T>() * sizeof(T) +
                       (split ? 2 : 0) * BK * (BN + kPadB) * 2 +  // coef hi, lo
-                      (split ? 2 : 1) * BK * (BM + kPadB) * 2;   // basis [k][n] (hi, lo)
-  const size_t epi = size_t(BM) * (BN + 16 / sizeof(T)) * sizeof(T);
+                      (split ? 2 : 1) * BK * (BMI + kPadB) * 2;  // basis [k][n] (hi, lo)
+  const size_t epi = size_t(2 * BMI) * (BN + 16 / sizeof(T)) * sizeof(T);
   return main > epi ? main : epi;
+}
+
+// One k16 step (rows kk.. of both operands) of the warp's 32 x 32 tile:
+// acc += A[32 rows, k16] * B[k16, 32 cols], A stored as [k][m] (lda), B as [k][n] (ldb).
+template <class TM>
+__device__ __forceinline__ void warp_mma_k16(float (&acc)[2][4][4], const TM* A, int lda,
+                                             const TM* B, int ldb, int m0, int n0, int kk) {
+  const int lane = threadIdx.x % 32;
+  uint32_t a[2][4], b[4][2];
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const int k = kk + (lane % 8) + (lane / 16) * 8;
+    const int m = m0 + 16 * i + ((lane / 8) % 2) * 8;
+    ldmatrix_x4_trans(a[i], A + k * lda + m);
+  }
+#pragma unroll
+  for (int j = 0; j < 4; j += 2) {
+    uint32_t r[4];
+    ldmatrix_x4_trans(
+        r, B + (kk + (lane % 8) + ((lane / 8) % 2) * 8) * ldb + n0 + 8 * j + (lane / 16) * 8);
+    b[j][0] = r[0];
+    b[j][1] = r[1];
+    b[j + 1][0] = r[2];
+    b[j + 1][1] = r[3];
+  }
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) mma16816<TM>(acc[i][j], a[i], b[j]);
 }
 
 template <class T, int kStages>
@@ -511,7 +558,7 @@ __global__ void __launch_bounds__(kThreads) dct_inverse_kernel(const InvParams p
   using TM = typename Mma<T>::type;
   constexpr bool kSplit = Mma<T>::split;
   constexpr int RS = raw_stride<T>();
-  constexpr int CS = BN + kPadB, GS = BM + kPadB;
+  constexpr int CS = BN + kPadB, GS = BMI + kPadB;
   extern __shared__ __align__(16) unsigned char smem[];
   T* raw = reinterpret_cast<T*>(smem);
   TM* chi = reinterpret_cast<TM*>(smem + size_t(kStages) * BK * RS * sizeof(T));
@@ -522,25 +569,28 @@ __global__ void __launch_bounds__(kThreads) dct_inverse_kernel(const InvParams p
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int wm = warp / 4, wn = warp % 4;
   const int64_t col0 = int64_t(blockIdx.x) * BN;
-  const int64_t n0 = int64_t(blockIdx.y) * BM;
+  const int64_t n0 = int64_t(blockIdx.y) * BMI;
+  const int64_t half = (p.L + 1) / 2;
   const int steps = static_cast<int>((p.kmax + BK - 1) / BK);
 
-  // Basis generator: thread owns k row (threadIdx / 8) of each step and 16 tokens.
-  const int gr = threadIdx.x / 8, gj = (threadIdx.x % 8) * 16;
+  // Basis generator: thread owns tile row gr of each step (k = BK s + gk0: even k in rows
+  // 0..15, odd in 16..31) and 8 tokens; its start phase advances by (2n+1) BK mod 4L per step.
+  const int gr = threadIdx.x / 8, gj = (threadIdx.x % 8) * 8;
+  const int gk0 = gr < BK / 2 ? 2 * gr : 2 * (gr - BK / 2) + 1;
   const int64_t gn = n0 + gj;
   const int64_t L4 = 4 * p.L;
-  int64_t phase = ((2 * gn + 1) * gr) % L4;             // k = gr at step 0
-  const int64_t phase_step = ((2 * gn + 1) * BK) % L4;  // k advances by BK per step
+  int64_t phase = ((2 * gn + 1) * gk0) % L4;
+  const int64_t phase_step = ((2 * gn + 1) * BK) % L4;
 
   const ColumnSource<T> cs = column_source<T>(p.coef, col0, p.heads, p.C, p.vec_in, p.ident);
   auto issue = [&](int s) {
     if (s < steps) {
-      load_tile<T>(raw + size_t(s % kStages) * BK * RS, RS, cs, p.coef.row_stride, int64_t(s) * BK,
-                   0, p.kmax, p.vec_in);
+      load_tile<T, true>(raw + size_t(s % kStages) * BK * RS, RS, cs, p.coef.row_stride,
+                         int64_t(s) * BK, 0, p.kmax, p.vec_in);
     }
     cp_async_commit();
   };
-  float acc[4][4][4] = {};
+  float even[2][4][4] = {}, odd[2][4][4] = {};
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) issue(s);
   for (int s = 0; s < steps; ++s) {
@@ -557,71 +607,86 @@ __global__ void __launch_bounds__(kThreads) dct_inverse_kernel(const InvParams p
       }
     }
     {
-      const int64_t k = int64_t(s) * BK + gr;
-      float sv, cv, sd, cd, s8, c8;
+      const int64_t k = int64_t(s) * BK + gk0;
+      float sv, cv, sd, cd;
       sincospif(static_cast<float>(phase) / static_cast<float>(2 * p.L), &sv, &cv);
       sincospif(static_cast<float>(k % (2 * p.L)) / static_cast<float>(p.L), &sd, &cd);
-      sincospif(static_cast<float>((16 * k) % L4) / static_cast<float>(2 * p.L), &s8, &c8);
       phase += phase_step;
       if (phase >= L4) phase -= L4;
       const float w = k >= p.kmax ? 0.f : (k == 0 ? 1.f : 1.41421356237309515f);
-      float vals[16];
-      basis16(cv, sv, cd, sd, c8, s8, w, vals);
-      const int lim = static_cast<int>(min(int64_t(16), p.L - gn));
+      // 8 values w cos(a + e d) by the three-term recurrence from cos(a) and cos(a - d).
+      float vals[8];
+      float x = w * cv, prev = w * (cv * cd + sv * sd);
+      const float two_cd = 2.f * cd;
+      const int lim = static_cast<int>(min(int64_t(8), p.L - gn));
 #pragma unroll
-      for (int e = 0; e < 16; ++e)
-        if (e >= lim) vals[e] = 0.f;
-      store8<TM, kSplit>(gb + gr * GS + gj, gb_lo + gr * GS + gj,
-                         *reinterpret_cast<const float(*)[8]>(vals));
-      store8<TM, kSplit>(gb + gr * GS + gj + 8, gb_lo + gr * GS + gj + 8,
-                         *reinterpret_cast<const float(*)[8]>(vals + 8));
+      for (int e = 0; e < 8; ++e) {
+        vals[e] = e < lim ? x : 0.f;
+        const float nx = fmaf(two_cd, x, -prev);
+        prev = x;
+        x = nx;
+      }
+      store8<TM, kSplit>(gb + gr * GS + gj, gb_lo + gr * GS + gj, vals);
     }
     __syncthreads();
+    const TM* coef = kSplit ? chi : reinterpret_cast<const TM*>(rt);
+    const int ldc = kSplit ? CS : RS;
+    warp_mma_k16<TM>(even, gb, GS, coef, ldc, wm * IWTM, wn * WTN, 0);
+    warp_mma_k16<TM>(odd, gb, GS, coef, ldc, wm * IWTM, wn * WTN, BK / 2);
     if constexpr (kSplit) {
-      warp_mma<TM, true>(acc, gb, GS, chi, CS, wm * WTM, wn * WTN);
-      warp_mma<TM, true>(acc, gb, GS, clo, CS, wm * WTM, wn * WTN);
-      warp_mma<TM, true>(acc, gb_lo, GS, chi, CS, wm * WTM, wn * WTN);
-    } else {
-      warp_mma<TM, true>(acc, gb, GS, reinterpret_cast<const TM*>(rt), RS, wm * WTM, wn * WTN);
+      warp_mma_k16<TM>(even, gb, GS, clo, CS, wm * IWTM, wn * WTN, 0);
+      warp_mma_k16<TM>(odd, gb, GS, clo, CS, wm * IWTM, wn * WTN, BK / 2);
+      warp_mma_k16<TM>(even, gb_lo, GS, chi, CS, wm * IWTM, wn * WTN, 0);
+      warp_mma_k16<TM>(odd, gb_lo, GS, chi, CS, wm * IWTM, wn * WTN, BK / 2);
     }
   }
   cp_async_wait<0>();
   __syncthreads();
 
-  // Epilogue: scale, stage the tile in shared memory, write rows with whole-row vectors.
+  // Epilogue: scale, stage rows n (0..BMI-1) and their mirrors L-1-n (BMI..2BMI-1) in shared
+  // memory, write rows with whole-row vectors.
   constexpr int ES = BN + 16 / int(sizeof(T));
   T* st = reinterpret_cast<T*>(smem);
   const float scale = rsqrtf(static_cast<float>(p.L));
   const int g = lane / 4, t = lane % 4;
 #pragma unroll
-  for (int i = 0; i < 4; ++i)
+  for (int i = 0; i < 2; ++i)
 #pragma unroll
     for (int j = 0; j < 4; ++j)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const int r = wm * WTM + 16 * i + g + 8 * (e / 2);
+        const int r = wm * IWTM + 16 * i + g + 8 * (e / 2);
         const int cl = wn * WTN + 8 * j + 2 * t + (e % 2);
-        st[r * ES + cl] = from_f32<T>(acc[i][j][e] * scale);
+        st[r * ES + cl] = from_f32<T>((even[i][j][e] + odd[i][j][e]) * scale);
+        st[(BMI + r) * ES + cl] = from_f32<T>((even[i][j][e] - odd[i][j][e]) * scale);
       }
   __syncthreads();
+  // Output token of staged row r, or -1: rows n < half, and mirrors L-1-n >= half (the middle
+  // token of an odd L is written once, as a direct row).
+  auto token = [&](int r) -> int64_t {
+    const int64_t n = n0 + (r < BMI ? r : r - BMI);
+    if (n >= half) return -1;
+    if (r < BMI) return n;
+    return p.L - 1 - n >= half ? p.L - 1 - n : -1;
+  };
   T* out = static_cast<T*>(p.out);
   constexpr int G = Vec16<T>::n;
   if (p.vec_out) {
-    for (int i = threadIdx.x; i < BM * BN / G; i += kThreads) {
+    for (int i = threadIdx.x; i < 2 * BMI * BN / G; i += kThreads) {
       const int r = i / (BN / G), cg = (i % (BN / G)) * G;
-      const int64_t n = n0 + r;
+      const int64_t n = token(r);
       const int col = static_cast<int>(col0) + cg, h = col / p.C;
-      if (n >= p.L || h >= p.heads) continue;
+      if (n < 0 || h >= p.heads) continue;
       const int c = col - h * p.C;
       *reinterpret_cast<uint4*>(out + h * p.out_head_stride + n * p.out_row_stride +
                                 p.dims.off[c]) = *reinterpret_cast<const uint4*>(st + r * ES + cg);
     }
   } else {
-    for (int i = threadIdx.x; i < BM * BN; i += kThreads) {
+    for (int i = threadIdx.x; i < 2 * BMI * BN; i += kThreads) {
       const int r = i / BN, cl = i % BN;
-      const int64_t n = n0 + r;
+      const int64_t n = token(r);
       const int col = static_cast<int>(col0) + cl, h = col / p.C;
-      if (n >= p.L || h >= p.heads) continue;
+      if (n < 0 || h >= p.heads) continue;
       const int c = col - h * p.C;
       out[h * p.out_head_stride + n * p.out_row_stride + p.dims.off[c]] = st[r * ES + cl];
     }
@@ -717,7 +782,7 @@ void reconstruct_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void*
     throw std::invalid_argument("fourier_reconstruct: m must be positive");
   }
   const int64_t ctiles = (heads * C + BN - 1) / BN;
-  const int64_t ntiles = (L + BM - 1) / BM;
+  const int64_t ntiles = ((L + 1) / 2 + BMI - 1) / BMI;  // tokens n < ceil(L/2), and mirrors
   if (ntiles > 65535 || heads * C > INT32_MAX)
     throw std::invalid_argument("fourier_reconstruct: too large");
   constexpr int S = fwd_stages<T>();
