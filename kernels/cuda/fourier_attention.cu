@@ -320,9 +320,9 @@ FourierSplit middle_split(int64_t head_groups, int64_t L, int64_t sms) {
   return {std::max<int64_t>(1, (L + per - 1) / per), per};
 }
 
-template <class T, int DK, int MT, int HPW>
+template <class T, int DK, int MT, int HPW, int kStages>
 void decode_t(Ctx& c, const FParams& f) {
-  using SM = FourierDecodeSmem<T, DK, MT, HPW>;
+  using SM = FourierDecodeSmem<T, DK, MT, HPW, kStages>;
   constexpr int MP = MT * 16;
   const int64_t heads = f.batch * f.kv_heads;
   FourierDecodeParams p{};
@@ -368,9 +368,9 @@ void decode_t(Ctx& c, const FParams& f) {
         <<<unsigned(heads), 256, size_t(kDecCols) * f.C * sizeof(float), c.stream>>>(p, MP, pm);
     KVS_LAUNCH();
     p.pmat = pm;
-    KVS_CUDA(cudaFuncSetAttribute(fourier_decode_kernel<T, DK, MT, HPW>,
+    KVS_CUDA(cudaFuncSetAttribute(fourier_decode_kernel<T, DK, MT, HPW, kStages>,
                                   cudaFuncAttributeMaxDynamicSharedMemorySize, int(SM::bytes)));
-    fourier_decode_kernel<T, DK, MT, HPW>
+    fourier_decode_kernel<T, DK, MT, HPW, kStages>
         <<<dim3(unsigned(middle_splits), unsigned(head_groups)), kFdThreads, SM::bytes, c.stream>>>(
             p);
     KVS_LAUNCH();
@@ -400,6 +400,21 @@ void decode_t(Ctx& c, const FParams& f) {
                                 int(smem)));
   combine_kernel<T><<<unsigned(heads), 128, smem, c.stream>>>(cp);
   KVS_LAUNCH();
+}
+
+// Three K/V stages where the device's shared memory holds them, else two; false (the caller
+// falls back to the simple kernel) where not even two fit.
+template <class T, int DK, int MT, int HPW>
+bool decode_pipelined(Ctx& c, const FParams& f) {
+  if (FourierDecodeSmem<T, DK, MT, HPW, 3>::bytes <= c.smem_optin) {
+    decode_t<T, DK, MT, HPW, 3>(c, f);
+    return true;
+  }
+  if (FourierDecodeSmem<T, DK, MT, HPW, 2>::bytes <= c.smem_optin) {
+    decode_t<T, DK, MT, HPW, 2>(c, f);
+    return true;
+  }
+  return false;
 }
 
 template <class T, int D, int DK, int MT>
@@ -439,14 +454,8 @@ bool prefill_t(Ctx& c, const FParams& f) {
 template <class T, int D, int DK, int MT>
 bool fast_shape(Ctx& c, const FParams& f) {
   // Two KV heads share a column set when their query columns fit in half of it.
-  if (f.group * f.q_len <= kDecCols / 2) {
-    decode_t<T, DK, MT, 2>(c, f);
-    return true;
-  }
-  if (f.group * f.q_len <= kDecCols) {
-    decode_t<T, DK, MT, 1>(c, f);
-    return true;
-  }
+  if (f.group * f.q_len <= kDecCols / 2) return decode_pipelined<T, DK, MT, 2>(c, f);
+  if (f.group * f.q_len <= kDecCols) return decode_pipelined<T, DK, MT, 1>(c, f);
   return prefill_t<T, D, DK, MT>(c, f);
 }
 

@@ -13,8 +13,10 @@
 //  - a column set is one KV head's query group, or two heads when a group has <= 4 columns
 //    (GQA 4 at q_len 1): the two heads share the basis fragments, the P operand and the R
 //    accumulators, so the M-dependent products are done once for both;
-//  - the basis tile is double-buffered: the block writes tile s+1's while its warps multiply
-//    with tile s's, and one barrier per tile serves both the K/V pipeline and the basis.
+//  - 3 stages of K/V tiles where they fit, so two tiles are in flight while one is used (one
+//    block per SM); the basis tile is double-buffered where that still fits (the block writes
+//    tile s+1's while its warps multiply with tile s's, one barrier per tile), else written
+//    between two barriers.
 // Each warp keeps its own running max/sum; the block merges its warp pairs and writes one
 // partial record (m, l, O, R) per head and query column; combine_kernel merges the splits.
 #pragma once
@@ -31,7 +33,7 @@ constexpr int kFdWarpsPerSet = 2;  // warps per column set, 16 tokens of the til
 constexpr int kFdWarps = kFdSets * kFdWarpsPerSet;
 constexpr int kFdThreads = kFdWarps * 32;
 constexpr int kFdTile = 16 * kFdWarpsPerSet;  // tokens per tile
-constexpr int kFdStages = 2;
+constexpr size_t kFdSmemBudget = 227 * 1024;  // opt-in shared memory per block on sm_90
 
 struct FourierDecodeParams {
   const void* q;     // [B, Hq, q_len, D]
@@ -53,17 +55,21 @@ struct FourierDecodeParams {
   int16_t cdim[256];     // query dim of compressed dim c
 };
 
-template <class T, int DK, int MT, int HPW>
+// kStages K/V tiles in flight; the basis tile is double-buffered where that still fits, else
+// written between two barriers.
+template <class T, int DK, int MT, int HPW, int kStages>
 struct FourierDecodeSmem {
   static constexpr int MP = MT * 16;
   static constexpr int PS = MP + 8;  // row stride of a set's P ([8][MP], padded for ldmatrix)
   static constexpr int kHeads = kFdSets * HPW;
   static constexpr size_t head_tile = size_t(kFdTile) * DK;  // elements of one head's K (or V)
   static constexpr size_t stage = 2 * kHeads * head_tile;    // K tiles, then V tiles
-  static constexpr size_t tiles = kFdStages * stage * sizeof(T);
+  static constexpr size_t tiles = kStages * stage * sizeof(T);
   static constexpr size_t basis_tile = size_t(MP) * kFdTile;  // elements, [MP][kFdTile]
-  static constexpr size_t basis = 2 * basis_tile * sizeof(T);
   static constexpr size_t pmat = size_t(kFdSets) * kDecCols * PS * sizeof(T);
+  static constexpr int basis_bufs =
+      tiles + 2 * basis_tile * sizeof(T) + pmat <= kFdSmemBudget ? 2 : 1;
+  static constexpr size_t basis = basis_bufs * basis_tile * sizeof(T);
   static constexpr int merge_w = HPW * DK + MP;  // per warp column: O of each head, then R
   static constexpr size_t merge =
       size_t(kFdWarps) * (2 * kDecCols + kDecCols * merge_w) * sizeof(float);
@@ -114,10 +120,11 @@ __global__ void __launch_bounds__(256)
 }
 
 // HPW: KV heads per column set (2 when group * q_len <= 4, else 1).
-template <class T, int DK, int MT, int HPW>
+template <class T, int DK, int MT, int HPW, int kStages>
 __global__ void __launch_bounds__(kFdThreads, 1)
     fourier_decode_kernel(const FourierDecodeParams p) {
-  using SM = FourierDecodeSmem<T, DK, MT, HPW>;
+  using SM = FourierDecodeSmem<T, DK, MT, HPW, kStages>;
+  constexpr int kBasisBufs = SM::basis_bufs;
   constexpr int KC = DK / 8, MP = SM::MP, PS = SM::PS, kHeads = SM::kHeads;
   constexpr int kColsPerHead = kDecCols / HPW;
   // Basis generation: each thread writes runs of 16 tokens of one row k.
@@ -126,7 +133,7 @@ __global__ void __launch_bounds__(kFdThreads, 1)
   constexpr int kRunsPerThread = kRunsPerRow / (kFdThreads / MP);
   extern __shared__ __align__(16) unsigned char smem[];
   T* tiles = reinterpret_cast<T*>(smem);
-  T* basis_bufs = reinterpret_cast<T*>(smem + SM::front);        // 2 x [MP][kFdTile], swizzled
+  T* basis_bufs = reinterpret_cast<T*>(smem + SM::front);  // kBasisBufs x [MP][kFdTile], swizzled
   T* pmat = reinterpret_cast<T*>(smem + SM::front + SM::basis);  // [kFdSets][8][PS]
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -253,7 +260,7 @@ __global__ void __launch_bounds__(kFdThreads, 1)
   const int tiles_n = static_cast<int>((ne - nb + kFdTile - 1) / kFdTile);
   auto issue = [&](int s) {
     if (s < tiles_n) {
-      T* kt = tiles + size_t(s % kFdStages) * SM::stage;
+      T* kt = tiles + size_t(s % kStages) * SM::stage;
       const int64_t t0 = nb + int64_t(s) * kFdTile;
       const int valid = static_cast<int>(min(int64_t(kFdTile), ne - t0));
       const T* kg = static_cast<const T*>(p.k);
@@ -272,17 +279,21 @@ __global__ void __launch_bounds__(kFdThreads, 1)
     cp_async_commit();
   };
 #pragma unroll
-  for (int s = 0; s < kFdStages - 1; ++s) issue(s);
-  make_basis(basis_bufs, nb);
+  for (int s = 0; s < kStages - 1; ++s) issue(s);
+  if constexpr (kBasisBufs == 2) make_basis(basis_bufs, nb);
 
   for (int s = 0; s < tiles_n; ++s) {
-    cp_async_wait<kFdStages - 2>();
+    cp_async_wait<kStages - 2>();
     __syncthreads();
-    issue(s + kFdStages - 1);
-    const T* kt = tiles + size_t(s % kFdStages) * SM::stage;
-    const T* basis = basis_bufs + (s % 2) * SM::basis_tile;
+    issue(s + kStages - 1);
+    const T* kt = tiles + size_t(s % kStages) * SM::stage;
+    const T* basis = basis_bufs + (s % kBasisBufs) * SM::basis_tile;
     const int64_t t0 = nb + int64_t(s) * kFdTile;
     const int valid = static_cast<int>(min(int64_t(kFdTile), ne - t0));
+    if constexpr (kBasisBufs == 1) {  // every warp is past the previous tile: overwrite it
+      make_basis(basis_bufs, t0);
+      __syncthreads();
+    }
     if (set_active) {
       // Scores of this warp's 16 tokens: S^T[16 x 8].
       float sc[4] = {0.f, 0.f, 0.f, 0.f};
@@ -377,7 +388,8 @@ __global__ void __launch_bounds__(kFdThreads, 1)
         mma16816<T>(racc[i], a, wf);
       }
     }
-    if (s + 1 < tiles_n) make_basis(basis_bufs + ((s + 1) % 2) * SM::basis_tile, t0 + kFdTile);
+    if constexpr (kBasisBufs == 2)
+      if (s + 1 < tiles_n) make_basis(basis_bufs + ((s + 1) % 2) * SM::basis_tile, t0 + kFdTile);
   }
   cp_async_wait<0>();
   __syncthreads();
