@@ -477,6 +477,20 @@ TEST_F(Cuda, DeviceInfoAccountingAndTiming) {
     EXPECT_LT(ms, 1000.0);
   }
   EXPECT_EQ(b->allocated_bytes(), before);
+  {  // the same with the read-pass L2 flush; the copy still lands
+    CudaOptions o;
+    o.l2_flush = CudaOptions::L2Flush::read;
+    auto r = make(o);
+    std::vector<float> h(1 << 20), back(1 << 20);
+    for (size_t i = 0; i < h.size(); ++i) h[i] = static_cast<float>(i);
+    auto s = r->alloc(4u << 20), t = r->alloc(4u << 20);
+    r->upload(*s, h.data(), 4u << 20);
+    const double ms = r->time_ms([&] { r->copy(*s, *t, 4u << 20); }, 1, 3);
+    EXPECT_GT(ms, 0.0);
+    EXPECT_LT(ms, 1000.0);
+    r->download(*t, back.data(), 4u << 20);
+    EXPECT_EQ(back, h);
+  }
   EXPECT_THROW(make(CudaOptions{.device = 1 << 20}), std::runtime_error);
 }
 

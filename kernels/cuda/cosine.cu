@@ -166,4 +166,26 @@ void cosine_whole(Ctx& c, int64_t rows, int64_t dim, DType t, const void* a, con
   }
 }
 
+namespace {
+
+// Streams through a buffer; the result is never true, but the compiler cannot know that, so the
+// loads stay.
+__global__ void read_pass_kernel(const uint4* p, int64_t n, unsigned* sink) {
+  unsigned acc = 0;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const uint4 v = ldg16_stream(p + i);
+    acc ^= v.x ^ v.y ^ v.z ^ v.w;
+  }
+  if (acc == 0x9e3779b9u && sink != nullptr) *sink = acc;
+}
+
+}  // namespace
+
+void l2_read_pass(Ctx& c, const void* p, size_t bytes) {
+  read_pass_kernel<<<unsigned(c.sms) * 8, 256, 0, c.stream>>>(static_cast<const uint4*>(p),
+                                                              int64_t(bytes / 16), nullptr);
+  KVS_LAUNCH();
+}
+
 }  // namespace kvscope::kernels::cuda

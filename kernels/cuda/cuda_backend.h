@@ -21,6 +21,10 @@ struct CudaOptions {
   // Attention: the tiled tensor-core kernels, or the simple one-warp-per-query kernels that
   // exist for any dtype / head_dim (and are what f32 always uses).
   bool simple_attention = false;
+  // time_ms's L2 flush before each timed run: overwrite a 2x L2 buffer (leaves dirty lines that
+  // the timed kernel may have to write back), or read one (leaves clean lines).
+  enum class L2Flush { write, read };
+  L2Flush l2_flush = L2Flush::write;
   int device = 0;
 };
 

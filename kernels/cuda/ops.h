@@ -59,6 +59,9 @@ struct Ctx {
 void fork_side(Ctx& c);
 void join_side(Ctx& c);
 
+// Reads `bytes` (a multiple of 16) of device memory, leaving it in L2 as clean lines.
+void l2_read_pass(Ctx& c, const void* p, size_t bytes);
+
 // ---- cosine.cu ----
 void cosine_rows(Ctx& c, int64_t rows, int64_t dim, DType t, const void* a, const void* b,
                  float* out);

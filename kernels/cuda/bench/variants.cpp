@@ -58,11 +58,12 @@ void run(benchmark::State& st, Backend& b, const std::function<void()>& fn, doub
   st.counters["floor_pct"] = 100.0 * floor_ms / mean;
 }
 
-std::unique_ptr<Backend> backend(int fourier_cufft, int gemm_lt, int simple) {
+std::unique_ptr<Backend> backend(int fourier_cufft, int gemm_lt, int simple, int read_flush = 0) {
   CudaOptions o;
   if (fourier_cufft) o.fourier = CudaOptions::Fourier::cufft;
   if (gemm_lt) o.small_gemm = CudaOptions::SmallGemm::cublaslt;
   o.simple_attention = simple != 0;
+  if (read_flush) o.l2_flush = CudaOptions::L2Flush::read;
   return make_cuda_backend_with(o);
 }
 
@@ -150,9 +151,9 @@ void bm_prefill(benchmark::State& st) {
   }
 }
 
-// args: cublaslt, rows, out, in
+// args: cublaslt, rows, out, in, read_flush (L2 flushed by a read pass instead of a memset)
 void bm_gemm(benchmark::State& st) {
-  auto b = backend(0, int(st.range(0)), 0);
+  auto b = backend(0, int(st.range(0)), 0, int(st.range(4)));
   const GemmArgs g{st.range(1), st.range(2), st.range(3), true, DType::bf16};
   auto x = random_buffer(*b, g.dtype, size_t(g.rows * g.in), 10);
   auto w = random_buffer(*b, g.dtype, size_t(g.out * g.in), 11);
@@ -224,9 +225,10 @@ int main(int argc, char** argv) {
   reg("prefill", bm_prefill, {"fourier", "heads", "tokens", "m"})
       ->ArgsProduct({{0}, {32}, {1024, 4096, 16384}, {0}})
       ->ArgsProduct({{1}, {32}, {4096, 16384}, {256}});
-  reg("gemm", bm_gemm, {"cublaslt", "rows", "out", "in"})
-      ->ArgsProduct({{0, 1}, {1, 2, 4, 8, 16}, {2048}, {4096}})
-      ->ArgsProduct({{1}, {1024, 16384, 65536}, {2048}, {4096}});
+  reg("gemm", bm_gemm, {"cublaslt", "rows", "out", "in", "read_flush"})
+      ->ArgsProduct({{0, 1}, {1, 2, 4, 8, 16}, {2048}, {4096}, {0}})
+      ->ArgsProduct({{1}, {1024, 16384, 65536}, {2048}, {4096}, {0}})
+      ->ArgsProduct({{0, 1}, {1}, {2048}, {4096}, {1}});
   reg("cosine", bm_cosine, {"whole", "rows", "dim"})->ArgsProduct({{0, 1}, {4096, 65536}, {2048}});
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
