@@ -1,5 +1,5 @@
-// Split-K decode attention on tensor cores (attention.cu); its partial records and combine_kernel
-// are shared with the Fourier decode (fourier_decode.cuh).
+// Split-K decode attention on tensor cores (attention.cu); the Fourier decode
+// (fourier_decode.cuh) writes partial records of the same layout.
 //
 // One block = one (batch, kv head) and a range of tokens (a "split"); its up to 8 query columns
 // are the group's query heads times q_len (GQA: K and V are read once for the whole group). The
@@ -243,28 +243,23 @@ __global__ void __launch_bounds__(kDecThreads, 2) decode_kernel(const DecodePara
   }
 }
 
-// Merges the splits of decode_kernel, or of fourier_decode_kernel plus the edge split (last),
-// into O. Fourier: the compressed dims are R . Vc / sqrt(L) (the weights' DCT applied to the
-// value coefficients) plus the edge tokens' exact contribution.
+// Merges the splits of decode_kernel into O.
 struct CombineParams {
   const float* partial;
-  const void* vc;  // Fourier: value coefficients [B*Hkv, M, C]
-  void* o;         // [B, Hq, q_len, D]
+  void* o;  // [B, Hq, q_len, D]
   int64_t kv_heads, group, q_len, head_dim;
-  int64_t splits, rec, DK, MP, M, C, L;
+  int64_t splits, rec, DK;
   int16_t kdim[256];
-  int16_t cdim[256];
 };
 
 template <class T>
 __global__ void __launch_bounds__(128) combine_kernel(const CombineParams p) {
-  extern __shared__ __align__(16) float sh[];  // [8] scale per split... see below
+  extern __shared__ __align__(16) float sh[];  // [8][splits]: 2^(m_s - m) / l
   const int64_t head = blockIdx.x;
   const int64_t b = head / p.kv_heads, kvh = head % p.kv_heads;
   const int ncols = static_cast<int>(p.group * p.q_len);
   const float* part = p.partial + head * p.splits * p.rec;
-  float* wsplit = sh;                      // [8][splits]: 2^(m_s - m) / l
-  float* rbuf = sh + kDecCols * p.splits;  // [8][MP]
+  float* wsplit = sh;
   for (int j = threadIdx.x; j < ncols; j += blockDim.x) {
     float m = -INFINITY;
     for (int64_t s = 0; s < p.splits; ++s) m = fmaxf(m, part[s * p.rec + j]);
@@ -278,43 +273,15 @@ __global__ void __launch_bounds__(128) combine_kernel(const CombineParams p) {
   }
   __syncthreads();
   T* o = static_cast<T*>(p.o);
-  auto orow = [&](int j) {
-    const int64_t qh = kvh * p.group + j / p.q_len, qi = j % p.q_len;
-    return o + ((b * p.kv_heads * p.group + qh) * p.q_len + qi) * p.head_dim;
-  };
-  const int64_t o_off = 2 * kDecCols, r_off = o_off + kDecCols * p.DK,
-                c_off = r_off + kDecCols * p.MP;
+  const int64_t o_off = 2 * kDecCols;
   for (int64_t i = threadIdx.x; i < ncols * p.DK; i += blockDim.x) {
     const int j = static_cast<int>(i / p.DK);
     const int64_t x = i % p.DK;
     float acc = 0.f;
     for (int64_t s = 0; s < p.splits; ++s)
       acc += wsplit[j * p.splits + s] * part[s * p.rec + o_off + j * p.DK + x];
-    orow(j)[p.kdim[x]] = from_f32<T>(acc);
-  }
-  if (p.C == 0) return;
-  for (int64_t i = threadIdx.x; i < ncols * p.MP; i += blockDim.x) {
-    const int j = static_cast<int>(i / p.MP);
-    const int64_t k = i % p.MP;
-    float acc = 0.f;
-    for (int64_t s = 0; s < p.splits; ++s)
-      acc += wsplit[j * p.splits + s] * part[s * p.rec + r_off + j * p.MP + k];
-    rbuf[i] = acc;
-  }
-  __syncthreads();
-  const T* vc = static_cast<const T*>(p.vc) + head * p.M * p.C;
-  const float inv_sqrt_l = p.L > 0 ? rsqrtf(static_cast<float>(p.L)) : 0.f;
-  const int64_t kmax = p.M < p.L ? p.M : p.L;
-  for (int64_t i = threadIdx.x; i < ncols * p.C; i += blockDim.x) {
-    const int j = static_cast<int>(i / p.C);
-    const int64_t c = i % p.C;
-    float acc = 0.f;
-    for (int64_t k = 0; k < kmax; ++k) acc = fmaf(rbuf[j * p.MP + k], to_f32(vc[k * p.C + c]), acc);
-    acc *= inv_sqrt_l;
-    // The compressed dims' exact part comes from the sink and window tokens: the last split.
-    const int64_t edge = p.splits - 1;
-    acc += wsplit[j * p.splits + edge] * part[edge * p.rec + c_off + j * p.C + c];
-    orow(j)[p.cdim[c]] = from_f32<T>(acc);
+    const int64_t qh = kvh * p.group + j / p.q_len, qi = j % p.q_len;
+    o[((b * p.kv_heads * p.group + qh) * p.q_len + qi) * p.head_dim + p.kdim[x]] = from_f32<T>(acc);
   }
 }
 

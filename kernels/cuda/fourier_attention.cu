@@ -1,9 +1,10 @@
 // Attention over a Fourier-compressed K and V (backend.h op 3) without rebuilding K or V in
 // global memory: the FlashFourierAttention analogue.
-//  - decode (q_len * group <= 8): decode.cuh computes the middle tokens' scores from the
+//  - decode (q_len * group <= 8): fourier_decode.cuh computes the middle tokens' scores from the
 //    coefficients (P = Kc q_c, scores = B^T P) and accumulates the weights' DCT (R = B W), split
-//    over the tokens; edge_kernel does the sink and window tokens exactly; combine_kernel applies
-//    R to the value coefficients. Per token it reads only the kept dims of K and V.
+//    over the tokens, one basis tile for 8 KV heads; edge_kernel does the sink and window tokens
+//    exactly; fourier_merge_kernel and fourier_apply_kernel merge the splits and apply R to the
+//    value coefficients. Per token it reads only the kept dims of K and V.
 //  - prefill: prefill.cuh with the key tiles assembled in shared memory.
 //  - anything else (f32, other shapes, CudaOptions::simple_attention): one warp per query row on
 //    CUDA cores, same algebra (P, R), the basis evaluated per (k, token).
@@ -376,29 +377,42 @@ void decode_t(Ctx& c, const FParams& f) {
     KVS_LAUNCH();
   }
   join_side(c);
-  CombineParams cp{};
-  cp.partial = p.partial;
-  cp.vc = f.vc;
-  cp.o = f.o;
-  cp.kv_heads = f.kv_heads;
-  cp.group = f.group;
-  cp.q_len = f.q_len;
-  cp.head_dim = f.head_dim;
-  cp.splits = p.splits_total;
-  cp.rec = p.rec;
-  cp.DK = DK;
-  cp.MP = MP;
-  cp.M = f.M;
-  cp.C = f.C;
-  cp.L = f.L;
+  FourierMergeParams mp{};
+  mp.partial = p.partial;
+  mp.vc = f.vc;
+  mp.o = f.o;
+  mp.rmerged =
+      static_cast<float*>(c.scratch->get(size_t(heads) * kDecCols * MP * sizeof(float), 2));
+  mp.kv_heads = f.kv_heads;
+  mp.group = f.group;
+  mp.q_len = f.q_len;
+  mp.head_dim = f.head_dim;
+  mp.splits = p.splits_total;
+  mp.rec = p.rec;
+  mp.DK = DK;
+  mp.MP = MP;
+  mp.M = f.M;
+  mp.C = f.C;
+  mp.L = f.L;
   for (int i = 0; i < 256; ++i) {
-    cp.kdim[i] = f.kdim[i];
-    cp.cdim[i] = f.cdim[i];
+    mp.kdim[i] = f.kdim[i];
+    mp.cdim[i] = f.cdim[i];
   }
-  const size_t smem = size_t(kDecCols) * (p.splits_total + MP) * sizeof(float);
-  KVS_CUDA(cudaFuncSetAttribute(combine_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                int(smem)));
-  combine_kernel<T><<<unsigned(heads), 128, smem, c.stream>>>(cp);
+  const int64_t merged = f.group * f.q_len * (DK + MP);
+  const size_t merge_smem =
+      (size_t(kDecCols) * p.splits_total + size_t(kMergeWays) * kMergeOut) * sizeof(float);
+  KVS_CUDA(cudaFuncSetAttribute(fourier_merge_kernel<T>,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize, int(merge_smem)));
+  fourier_merge_kernel<T><<<dim3(unsigned(heads), unsigned((merged + kMergeOut - 1) / kMergeOut)),
+                            kMergeThreads, merge_smem, c.stream>>>(mp);
+  KVS_LAUNCH();
+  const size_t apply_smem =
+      (size_t(kDecCols) * (p.splits_total + MP) + size_t(kMergeWays) * kDecCols * kMergeOut) *
+      sizeof(float);
+  KVS_CUDA(cudaFuncSetAttribute(fourier_apply_kernel<T>,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize, int(apply_smem)));
+  fourier_apply_kernel<T><<<dim3(unsigned(heads), unsigned((f.C + kMergeOut - 1) / kMergeOut)),
+                            kMergeThreads, apply_smem, c.stream>>>(mp);
   KVS_LAUNCH();
 }
 

@@ -452,4 +452,135 @@ __global__ void __launch_bounds__(kFdThreads, 1)
   }
 }
 
+// ---- merging the splits ------------------------------------------------------------------
+// The partial records of a head (its middle splits, then the edge split) are merged by two
+// kernels with enough blocks and independent loads that neither waits on one split at a time:
+//  - fourier_merge_kernel: O of the kept dims (written to the output) and R (to a buffer), each
+//    merged value summed over the splits by 4 threads;
+//  - fourier_apply_kernel: the compressed dims, R . Vc / sqrt(L) plus the edge split's exact
+//    part, each Vc element read once for all query columns.
+struct FourierMergeParams {
+  const float* partial;  // [heads][splits][rec]
+  const void* vc;        // value coefficients [heads, M, C]
+  void* o;               // [B, Hq, q_len, D]
+  float* rmerged;        // [heads][8][MP]
+  int64_t kv_heads, group, q_len, head_dim;
+  int64_t splits, rec, DK, MP, M, C, L;
+  int16_t kdim[256];
+  int16_t cdim[256];
+};
+
+constexpr int kMergeThreads = 256;
+constexpr int kMergeOut = 64;  // merged values (or compressed dims) per block
+constexpr int kMergeWays = kMergeThreads / kMergeOut;
+
+// w[j][s] = 2^(m_s - m) / l for column j < ncols and split s: a warp per column, lanes over the
+// splits (each lane rescales only its own entries).
+__device__ __forceinline__ void split_weights(const float* part, int64_t splits, int64_t rec,
+                                              int ncols, float* w) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int j = warp; j < ncols; j += blockDim.x / 32) {
+    float m = -INFINITY;
+    for (int64_t s = lane; s < splits; s += 32) m = fmaxf(m, part[s * rec + j]);
+    m = warp_max(m);
+    const float base = m == -INFINITY ? 0.f : m;
+    float l = 0.f;
+    for (int64_t s = lane; s < splits; s += 32) {
+      const float f = exp2f(part[s * rec + j] - base);
+      w[j * splits + s] = f;
+      l += f * part[s * rec + kDecCols + j];
+    }
+    l = warp_sum(l);
+    const float inv_l = l > 0.f ? 1.f / l : 0.f;
+    for (int64_t s = lane; s < splits; s += 32) w[j * splits + s] *= inv_l;
+  }
+}
+
+template <class T>
+__device__ __forceinline__ T* output_row(const FourierMergeParams& p, int64_t head, int j) {
+  const int64_t b = head / p.kv_heads, kvh = head % p.kv_heads;
+  const int64_t qh = kvh * p.group + j / p.q_len, qi = j % p.q_len;
+  return static_cast<T*>(p.o) + ((b * p.kv_heads * p.group + qh) * p.q_len + qi) * p.head_dim;
+}
+
+// grid (heads, ceil(ncols * (DK + MP) / kMergeOut))
+template <class T>
+__global__ void __launch_bounds__(kMergeThreads) fourier_merge_kernel(const FourierMergeParams p) {
+  extern __shared__ __align__(16) float msh[];
+  float* w = msh;                        // [8][splits]
+  float* red = w + kDecCols * p.splits;  // [kMergeWays][kMergeOut]
+  const int64_t head = blockIdx.x;
+  const int ncols = static_cast<int>(p.group * p.q_len);
+  const float* part = p.partial + head * p.splits * p.rec;
+  split_weights(part, p.splits, p.rec, ncols, w);
+  __syncthreads();
+  const int64_t X = p.DK + p.MP;
+  const int o = threadIdx.x % kMergeOut, way = threadIdx.x / kMergeOut;
+  const int64_t y = int64_t(blockIdx.y) * kMergeOut + o;
+  const bool ok = y < ncols * X;
+  const int j = ok ? static_cast<int>(y / X) : 0;
+  const int64_t x = ok ? y % X : 0;
+  const int64_t off = x < p.DK ? 2 * kDecCols + j * p.DK + x
+                               : 2 * kDecCols + kDecCols * p.DK + j * p.MP + (x - p.DK);
+  float acc = 0.f;
+  if (ok) {
+#pragma unroll 8
+    for (int64_t s = way; s < p.splits; s += kMergeWays)
+      acc = fmaf(w[j * p.splits + s], part[s * p.rec + off], acc);
+  }
+  red[way * kMergeOut + o] = acc;
+  __syncthreads();
+  if (way != 0 || !ok) return;
+  float sum = 0.f;
+#pragma unroll
+  for (int v = 0; v < kMergeWays; ++v) sum += red[v * kMergeOut + o];
+  if (x < p.DK)
+    output_row<T>(p, head, j)[p.kdim[x]] = from_f32<T>(sum);
+  else
+    p.rmerged[(head * kDecCols + j) * p.MP + (x - p.DK)] = sum;
+}
+
+// grid (heads, ceil(C / kMergeOut))
+template <class T>
+__global__ void __launch_bounds__(kMergeThreads) fourier_apply_kernel(const FourierMergeParams p) {
+  extern __shared__ __align__(16) float ash[];
+  float* w = ash;                      // [8][splits]
+  float* r = w + kDecCols * p.splits;  // [8][MP] merged R of this head
+  float* red = r + kDecCols * p.MP;    // [kMergeWays][8][kMergeOut]
+  const int64_t head = blockIdx.x;
+  const int ncols = static_cast<int>(p.group * p.q_len);
+  const float* part = p.partial + head * p.splits * p.rec;
+  split_weights(part, p.splits, p.rec, ncols, w);
+  for (int64_t i = threadIdx.x; i < kDecCols * p.MP; i += kMergeThreads)
+    r[i] = i < ncols * p.MP ? p.rmerged[head * kDecCols * p.MP + i] : 0.f;
+  __syncthreads();
+  const int o = threadIdx.x % kMergeOut, way = threadIdx.x / kMergeOut;
+  const int64_t c = int64_t(blockIdx.y) * kMergeOut + o;
+  const int64_t kmax = p.M < p.L ? p.M : p.L;
+  const T* vc = static_cast<const T*>(p.vc) + head * p.M * p.C;
+  float acc[kDecCols] = {};
+  if (c < p.C) {
+#pragma unroll 8
+    for (int64_t k = way; k < kmax; k += kMergeWays) {
+      const float v = to_f32(vc[k * p.C + c]);
+#pragma unroll
+      for (int j = 0; j < kDecCols; ++j) acc[j] = fmaf(r[j * p.MP + k], v, acc[j]);
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < kDecCols; ++j) red[(way * kDecCols + j) * kMergeOut + o] = acc[j];
+  __syncthreads();
+  if (way != 0 || c >= p.C) return;
+  const float inv_sqrt_l = p.L > 0 ? rsqrtf(static_cast<float>(p.L)) : 0.f;
+  const int64_t edge = p.splits - 1;  // the exact part of the compressed dims: edge split only
+  const int64_t c_off = 2 * kDecCols + kDecCols * (p.DK + p.MP);
+  for (int j = 0; j < ncols; ++j) {
+    float sum = 0.f;
+#pragma unroll
+    for (int v = 0; v < kMergeWays; ++v) sum += red[(v * kDecCols + j) * kMergeOut + o];
+    sum = sum * inv_sqrt_l + w[j * p.splits + edge] * part[edge * p.rec + c_off + j * p.C + c];
+    output_row<T>(p, head, j)[p.cdim[c]] = from_f32<T>(sum);
+  }
+}
+
 }  // namespace kvscope::kernels::cuda
