@@ -239,10 +239,6 @@ int plan_body(const Args& args) {
       "a kvscope check summary (JSON, schema in README) whose fidelity figures the report quotes")(
       "max-requests", po::value<int64_t>(),
       "replay only the first N requests of the trace (count) [default: all]")(
-      "format", po::value<std::string>()->default_value("auto"),
-      "trace format: auto (from the content), mooncake, azure, kvscope")(
-      "on-bad-record", po::value<std::string>()->default_value("stop"),
-      "a bad trace record: stop (an error naming file, line and field) or skip (count it)")(
       "contexts",
       po::value<std::string>()->default_value("1k,2k,4k,8k,16k,32k,64k,128k,256k,512k,1m"),
       "context lengths at which to report the largest batch (tokens; k = 1024)")(
@@ -255,12 +251,8 @@ int plan_body(const Args& args) {
       "rate-tolerance", po::value<double>()->default_value(0.02),
       "stop the rate bisection when the bracket is this tight (fraction, 0.02 = 2%)")(
       "jobs", po::value<int>(), "replays run at once (threads) [default: the number of cores]")(
-      "max-batch", po::value<int64_t>()->default_value(256),
-      "scheduler: sequences per step (count)")(
-      "token-budget", po::value<int64_t>()->default_value(8192),
-      "scheduler: prefill + decode tokens per step (tokens)")(
-      "no-chunked-prefill", "scheduler: run each prompt's prefill in one step")(
       "quiet", "no progress on stderr");
+  add_trace_and_scheduler_options(desc, true);
   add_method_options(desc);
   add_cost_options(desc);
   po::variables_map vm;
@@ -304,12 +296,7 @@ int plan_body(const Args& args) {
     if (pc.replay.max_requests < 2)
       throw UsageError("--max-requests: at least 2 requests are needed to define a rate");
   }
-  const auto format = parse_trace_format(vm["format"].as<std::string>());
-  if (!format) throw UsageError("--format: expected auto, mooncake, azure or kvscope");
-  pc.replay.format = *format;
-  const std::string bad = vm["on-bad-record"].as<std::string>();
-  if (bad != "stop" && bad != "skip") throw UsageError("--on-bad-record: expected stop or skip");
-  pc.replay.bad_records = bad == "stop" ? BadRecordPolicy::stop : BadRecordPolicy::skip;
+  trace_and_scheduler_from(vm, pc.replay);
   pc.batch_contexts_tokens = parse_token_list(vm["contexts"].as<std::string>(), "--contexts");
   pc.sweep.thresholds = parse_threshold_list(vm["sweep-thresholds"].as<std::string>());
   pc.sweep.fourier_m =
@@ -322,9 +309,6 @@ int plan_body(const Args& args) {
   pc.jobs = vm.count("jobs") ? vm["jobs"].as<int>()
                              : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (pc.jobs < 1 || pc.jobs > 256) throw UsageError("--jobs: must lie in [1, 256]");
-  pc.replay.scheduler.max_batch = vm["max-batch"].as<int64_t>();
-  pc.replay.scheduler.token_budget = vm["token-budget"].as<int64_t>();
-  pc.replay.scheduler.chunked_prefill = vm.count("no-chunked-prefill") == 0;
 
   const auto costs = cost_model_from(vm);
   ReportContext ctx;

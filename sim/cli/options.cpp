@@ -107,6 +107,35 @@ std::vector<Method> parse_method_list(const std::string& s) {
   return out;
 }
 
+void add_trace_and_scheduler_options(po::options_description& desc, bool bad_record_option) {
+  desc.add_options()("format", po::value<std::string>()->default_value("auto"),
+                     "trace format: auto (from the content), mooncake, azure, kvscope");
+  if (bad_record_option)
+    desc.add_options()(
+        "on-bad-record", po::value<std::string>()->default_value("stop"),
+        "a bad trace record: stop (an error naming file, line and field) or skip (count it)");
+  desc.add_options()("max-batch", po::value<int64_t>()->default_value(256),
+                     "scheduler: sequences per step at most (count)")(
+      "token-budget", po::value<int64_t>()->default_value(8192),
+      "scheduler: prompt and decode tokens per step at most (tokens)")(
+      "no-chunked-prefill",
+      "scheduler: run each prompt whole in one step instead of in budget-sized chunks");
+}
+
+void trace_and_scheduler_from(const po::variables_map& vm, ReplayConfig& config) {
+  const auto format = parse_trace_format(vm["format"].as<std::string>());
+  if (!format) throw UsageError("--format: expected auto, mooncake, azure or kvscope");
+  config.format = *format;
+  if (vm.count("on-bad-record")) {
+    const std::string bad = vm["on-bad-record"].as<std::string>();
+    if (bad != "stop" && bad != "skip") throw UsageError("--on-bad-record: expected stop or skip");
+    config.bad_records = bad == "stop" ? BadRecordPolicy::stop : BadRecordPolicy::skip;
+  }
+  config.scheduler.max_batch = vm["max-batch"].as<int64_t>();
+  config.scheduler.token_budget = vm["token-budget"].as<int64_t>();
+  config.scheduler.chunked_prefill = vm.count("no-chunked-prefill") == 0;
+}
+
 void add_method_options(po::options_description& desc) {
   desc.add_options()("fourier-m", po::value<int64_t>()->default_value(256),
                      "Fourier: spectral coefficients kept per compressed dim (count)")(
