@@ -6,6 +6,7 @@
 #include <QBarCategoryAxis>
 #include <QBarSeries>
 #include <QBarSet>
+#include <QLegendMarker>
 #include <QLineSeries>
 #include <QLogValueAxis>
 #include <QPen>
@@ -406,6 +407,10 @@ std::size_t show_pred_vs_meas(ChartView* v, const std::vector<check::StepsCsvRow
     return a;
   };
   attach(v, log_axis(), log_axis());
+  // One legend entry for the two +-10% lines.
+  const QList<QAbstractSeries*> all = v->chart()->series();
+  v->chart()->legend()->markers(all[1]).front()->setLabel(QObject::tr("±10%"));
+  v->chart()->legend()->markers(all[2]).front()->setVisible(false);
   v->chart()->legend()->setAlignment(Qt::AlignRight);
   return left_out;
 }

@@ -14,6 +14,7 @@ namespace {
 QString qs(const std::string& s) { return QString::fromStdString(s); }
 
 QString percent(double fraction) { return QString::number(100.0 * fraction, 'f', 1) + "%"; }
+QString target(double fraction) { return QString::number(100.0 * fraction, 'g', 3) + "%"; }
 
 // The summary names methods as the CLI does (fourier_ccv); the app's labels read "Fourier+CCV".
 QString method_text(const std::string& name) {
@@ -58,7 +59,7 @@ QString check_header_text(const CheckOutput& c) {
       QObject::tr(
           "Targets (median <= %1, p90 <= %2 of |predicted - measured| / measured step "
           "time): %3.")
-          .arg(percent(kTargetMedianRelError), percent(kTargetP90RelError),
+          .arg(target(kTargetMedianRelError), target(kTargetP90RelError),
                s.latency.empty() ? QObject::tr("no latency rows")
                : missed == 0
                    ? QObject::tr("met by all %1 rows").arg(s.latency.size())
@@ -79,11 +80,11 @@ QString check_header_text(const CheckOutput& c) {
 
 void show_latency_fidelity(NumberTable* t, const CheckSummary& s) {
   const QStringList cols{QObject::tr("steps"),
-                         QObject::tr("median error"),
-                         QObject::tr("p90 error"),
-                         QObject::tr("max error"),
-                         QObject::tr("median <= %1 (1 met)").arg(percent(kTargetMedianRelError)),
-                         QObject::tr("p90 <= %1 (1 met)").arg(percent(kTargetP90RelError))};
+                         QObject::tr("median"),
+                         QObject::tr("p90"),
+                         QObject::tr("max"),
+                         QObject::tr("median ≤ %1").arg(target(kTargetMedianRelError)),
+                         QObject::tr("p90 ≤ %1").arg(target(kTargetP90RelError))};
   QStringList rows;
   std::vector<std::vector<double>> values;
   std::vector<std::vector<QString>> shown;
@@ -108,7 +109,7 @@ void show_latency_fidelity(NumberTable* t, const CheckSummary& s) {
 
 void show_memory_fidelity(NumberTable* t, const CheckSummary& s) {
   const QStringList cols{QObject::tr("predicted KV (bytes)"), QObject::tr("allocated KV (bytes)"),
-                         QObject::tr("predicted - allocated (bytes)")};
+                         QObject::tr("difference (bytes)")};
   QStringList rows;
   std::vector<std::vector<double>> values;
   std::vector<std::vector<QString>> shown;

@@ -279,23 +279,25 @@ QWidget* MainWindow::build_fidelity_tab() {
   check_header_->setWordWrap(true);
   check_header_->setTextInteractionFlags(Qt::TextSelectableByMouse);
   v->addWidget(check_header_);
-  auto* tables = new QSplitter(Qt::Vertical);
-  auto add_table = [&](NumberTable*& table) {
+  auto table_view = [&](NumberTable*& table) {
     table = new NumberTable(this);
     auto* view = new QTableView();
     view->setModel(table);
     view->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
     // File > Export > Table acts on the table last clicked.
     connect(view, &QTableView::pressed, this, [this, table] { current_table_ = table; });
-    tables->addWidget(view);
+    return view;
   };
-  add_table(fidelity_table_);
-  add_table(fidelity_memory_table_);
-  tables->setSizes({420, 160});
-  auto* split = new QSplitter(Qt::Horizontal);
-  split->addWidget(tables);
-  split->addWidget(add_chart("pred_vs_meas", tr("Predicted vs measured step time")));
-  split->setSizes({640, 640});
+  // The latency table beside the chart, the short memory table under both: the chart keeps
+  // enough width for its legend.
+  auto* top = new QSplitter(Qt::Horizontal);
+  top->addWidget(table_view(fidelity_table_));
+  top->addWidget(add_chart("pred_vs_meas", tr("Predicted vs measured step time")));
+  top->setSizes({560, 480});
+  auto* split = new QSplitter(Qt::Vertical);
+  split->addWidget(top);
+  split->addWidget(table_view(fidelity_memory_table_));
+  split->setSizes({600, 150});
   v->addWidget(split, 1);
   show_fidelity();
   return w;
