@@ -164,6 +164,45 @@ class TestGuiFidelity : public QObject {
     QVERIFY(w.command_line().contains(" model "));
   }
 
+  void missedTargetsAndMemoryDifferencesAreMarked() {
+    QTemporaryDir tmp;
+    auto j =
+        nlohmann::json::parse(read(QDir(kCheckDir).filePath("check_summary.json")).toStdString());
+    // baseline decode: median over its target, p90 just at it; ccv all: p90 over only.
+    j["latency"][1]["median_rel_error"] = 0.06;
+    j["latency"][1]["p90_rel_error"] = 0.10;
+    j["latency"][1]["max_rel_error"] = 0.3;
+    j["latency"][11]["p90_rel_error"] = 0.12;
+    j["latency"][11]["max_rel_error"] = 0.2;
+    j["memory"][2]["allocated_bytes"] = j["memory"][2]["predicted_bytes"].get<int64_t>() + 4096;
+    const QString path = tmp.filePath("edited.json");
+    write(path, QByteArray::fromStdString(j.dump()));
+    MainWindow w(kvscope::gui::testing::no_replay());
+    QVERIFY2(w.open_check(path), qPrintable(w.error_text()));
+    const NumberTable* t = w.fidelity_table();
+    auto background = [&](int row, int col) {
+      return t->data(t->index(row, col), Qt::BackgroundRole).value<QColor>();
+    };
+    QCOMPARE(table_text(t, 1, latency_col::median_met), QString("missed"));
+    QCOMPARE(t->value(1, latency_col::median_met), 0.0);
+    QCOMPARE(table_text(t, 1, latency_col::p90_met), QString("met"));  // 10% is within
+    QCOMPARE(table_text(t, 11, latency_col::median_met), QString("met"));
+    QCOMPARE(table_text(t, 11, latency_col::p90_met), QString("missed"));
+    QCOMPARE(t->value(11, latency_col::p90), 0.12);
+    // Missed cells look different from met ones, value and mark alike.
+    QVERIFY(background(1, latency_col::median_met) != background(1, latency_col::p90_met));
+    QCOMPARE(background(1, latency_col::median), background(1, latency_col::median_met));
+    QCOMPARE(background(11, latency_col::p90_met), background(1, latency_col::median_met));
+    QCOMPARE(background(0, latency_col::p90_met), background(1, latency_col::p90_met));
+    QVERIFY2(w.check_header_text().contains("missed by 2 of 16 rows"),
+             qPrintable(w.check_header_text()));
+    // Memory: the difference, signed, in bytes.
+    const NumberTable* m = w.fidelity_memory_table();
+    QCOMPARE(m->value(2, memory_col::difference), -4096.0);
+    QCOMPARE(table_text(m, 2, memory_col::difference), QString("-4,096 B"));
+    QCOMPARE(table_text(m, 1, memory_col::difference), QString("equal"));
+  }
+
   void anyFileOfTheFolderOpensTheFolder() {
     QTemporaryDir tmp;
     const QString dir = tmp.filePath("check");
