@@ -1,6 +1,7 @@
 #include "gui/fidelity.h"
 
-#include <QFileInfo>
+#include <cmath>
+
 #include <QObject>
 
 #include "gui/charts.h"
@@ -52,18 +53,22 @@ CheckOutput load_check_output(const CheckFiles& files) {
 
 QString check_header_text(const CheckOutput& c) {
   const CheckSummary& s = c.summary;
-  int missed = 0;
-  for (const LatencyFidelity& l : s.latency)
+  // A row without steps measured nothing: it neither meets nor misses a target.
+  int measured = 0, missed = 0;
+  for (const LatencyFidelity& l : s.latency) {
+    if (l.steps == 0) continue;
+    ++measured;
     missed += meets_median_target(l) && meets_p90_target(l) ? 0 : 1;
+  }
   const QString targets =
       QObject::tr(
           "Targets (median <= %1, p90 <= %2 of |predicted - measured| / measured step "
           "time): %3.")
           .arg(target(kTargetMedianRelError), target(kTargetP90RelError),
-               s.latency.empty() ? QObject::tr("no latency rows")
+               measured == 0 ? QObject::tr("no row with measured steps")
                : missed == 0
-                   ? QObject::tr("met by all %1 rows").arg(s.latency.size())
-                   : QObject::tr("missed by %1 of %2 rows").arg(missed).arg(s.latency.size()));
+                   ? QObject::tr("met in all %1 rows with steps").arg(measured)
+                   : QObject::tr("missed in %1 of %2 rows with steps").arg(missed).arg(measured));
   const QString steps =
       c.files.steps_csv.isEmpty()
           ? QObject::tr("no steps.csv beside it, so no per-step chart")
@@ -92,15 +97,22 @@ void show_latency_fidelity(NumberTable* t, const CheckSummary& s) {
   for (const LatencyFidelity& l : s.latency) {
     rows << QStringLiteral("%1, %2").arg(method_text(l.method), qs(l.step_kind));
     const bool median_met = meets_median_target(l), p90_met = meets_p90_target(l);
+    // Without steps there is nothing to hold against a target (NaN: an empty CSV cell).
+    const bool measured = l.steps > 0;
+    auto status = [&](bool met) { return measured ? (met ? 1.0 : 0.0) : std::nan(""); };
+    auto mark = [&](bool met) {
+      return !measured ? QObject::tr("no steps") : met ? QObject::tr("met") : QObject::tr("missed");
+    };
     values.push_back({static_cast<double>(l.steps), l.median_rel_error, l.p90_rel_error,
-                      l.max_rel_error, median_met ? 1.0 : 0.0, p90_met ? 1.0 : 0.0});
-    auto mark = [](bool met) { return met ? QObject::tr("met") : QObject::tr("missed"); };
+                      l.max_rel_error, status(median_met), status(p90_met)});
     shown.push_back({QString::number(l.steps), percent(l.median_rel_error),
                      percent(l.p90_rel_error), percent(l.max_rel_error), mark(median_met),
                      mark(p90_met)});
     std::vector<QColor> c(cols.size());
-    c[latency_col::median] = c[latency_col::median_met] = median_met ? kMet : kMissed;
-    c[latency_col::p90] = c[latency_col::p90_met] = p90_met ? kMet : kMissed;
+    if (measured) {
+      c[latency_col::median] = c[latency_col::median_met] = median_met ? kMet : kMissed;
+      c[latency_col::p90] = c[latency_col::p90_met] = p90_met ? kMet : kMissed;
+    }
     colours.push_back(std::move(c));
   }
   t->set(rows, cols, std::move(values), std::move(shown));

@@ -31,7 +31,8 @@ QString check_header_text(const CheckOutput& c);
 
 // Latency: one row per method and step kind (the summary's order): steps, median, p90 and max
 // of |predicted - measured| / measured (raw values the summary's fractions, shown as %), and
-// whether median and p90 meet the targets (shown "met" or "missed", coloured; raw 1 or 0).
+// whether median and p90 meet the targets (shown "met" or "missed", coloured; raw 1 or 0; a row
+// of 0 steps shows "no steps", raw NaN).
 void show_latency_fidelity(NumberTable* t, const CheckSummary& s);
 // Memory: one row per method: predicted and allocated KV bytes and their difference.
 void show_memory_fidelity(NumberTable* t, const CheckSummary& s);

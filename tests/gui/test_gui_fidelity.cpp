@@ -2,6 +2,8 @@
 // as a folder or through any of its files shows exactly what load_check_summary and
 // check::read_steps_csv read; bad check files are refused with file, line and field and leave
 // the view as it was; sessions keep the check result; the view exports like the others.
+#include <cmath>
+
 #include <QApplication>
 #include <QDir>
 #include <QFile>
@@ -86,7 +88,7 @@ class TestGuiFidelity : public QObject {
     for (const std::string& s : {lib.model, lib.backend, lib.device, lib.date, lib.command})
       QVERIFY2(header.contains(QString::fromStdString(s)), qPrintable(header));
     QVERIFY2(header.contains("first 200 requests of conversation_trace.jsonl"), qPrintable(header));
-    QVERIFY2(header.contains("met by all 16 rows"), qPrintable(header));
+    QVERIFY2(header.contains("met in all 16 rows with steps"), qPrintable(header));
 
     // Latency: one row per summary row, the summary's own numbers, the targets marked.
     const NumberTable* t = w.fidelity_table();
@@ -174,6 +176,7 @@ class TestGuiFidelity : public QObject {
     j["latency"][1]["max_rel_error"] = 0.3;
     j["latency"][11]["p90_rel_error"] = 0.12;
     j["latency"][11]["max_rel_error"] = 0.2;
+    j["latency"][0]["steps"] = 0;  // another tool's summary may list a kind it did not measure
     j["memory"][2]["allocated_bytes"] = j["memory"][2]["predicted_bytes"].get<int64_t>() + 4096;
     const QString path = tmp.filePath("edited.json");
     write(path, QByteArray::fromStdString(j.dump()));
@@ -189,12 +192,15 @@ class TestGuiFidelity : public QObject {
     QCOMPARE(table_text(t, 11, latency_col::median_met), QString("met"));
     QCOMPARE(table_text(t, 11, latency_col::p90_met), QString("missed"));
     QCOMPARE(t->value(11, latency_col::p90), 0.12);
+    QCOMPARE(table_text(t, 0, latency_col::median_met), QString("no steps"));
+    QVERIFY(std::isnan(t->value(0, latency_col::p90_met)));
+    QVERIFY(!t->data(t->index(0, latency_col::p90_met), Qt::BackgroundRole).isValid());
     // Missed cells look different from met ones, value and mark alike.
     QVERIFY(background(1, latency_col::median_met) != background(1, latency_col::p90_met));
     QCOMPARE(background(1, latency_col::median), background(1, latency_col::median_met));
     QCOMPARE(background(11, latency_col::p90_met), background(1, latency_col::median_met));
-    QCOMPARE(background(0, latency_col::p90_met), background(1, latency_col::p90_met));
-    QVERIFY2(w.check_header_text().contains("missed by 2 of 16 rows"),
+    QCOMPARE(background(2, latency_col::p90_met), background(1, latency_col::p90_met));
+    QVERIFY2(w.check_header_text().contains("missed in 2 of 15 rows with steps"),
              qPrintable(w.check_header_text()));
     // Memory: the difference, signed, in bytes.
     const NumberTable* m = w.fidelity_memory_table();
