@@ -361,9 +361,13 @@ void write_check_svg(std::ostream& out, const CheckResult& r, const std::string&
   const double a = std::pow(10.0, l0), b = std::pow(10.0, l1);
   out << "<line x1=\"" << X(a) << "\" y1=\"" << Y(a) << "\" x2=\"" << X(b) << "\" y2=\"" << Y(b)
       << "\" stroke=\"#444444\"/>\n";
-  for (double f : {1.1, 1.0 / 1.1})
-    out << "<line x1=\"" << X(a) << "\" y1=\"" << Y(a * f) << "\" x2=\"" << X(b / f) << "\" y2=\""
-        << Y(b) << "\" stroke=\"#888888\" stroke-dasharray=\"4,3\"/>\n";
+  // |predicted - measured| / measured = 10%: predicted = 1.1x and 0.9x measured, each drawn
+  // until it leaves the plot (the top edge for 1.1x, the right edge for 0.9x).
+  for (double f : {1.1, 0.9}) {
+    const double x_end = f > 1 ? b / f : b;
+    out << "<line x1=\"" << X(a) << "\" y1=\"" << Y(a * f) << "\" x2=\"" << X(x_end) << "\" y2=\""
+        << Y(x_end * f) << "\" stroke=\"#888888\" stroke-dasharray=\"4,3\"/>\n";
+  }
   // Points: colour by step kind, shape by method.
   for (const auto& s : r.steps) {
     if (s.measured_ms <= 0 || s.predicted_ms <= 0) continue;
