@@ -109,23 +109,6 @@ double parse_duration_ms(const std::string& s, const std::string& option) {
   return v * scale;
 }
 
-std::vector<Method> parse_methods(const std::string& s) {
-  std::vector<Method> out;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    const auto m = parse_method(item);
-    if (!m)
-      throw UsageError("--methods: unknown method '" + item +
-                       "' (baseline, fourier, ccv, fourier_ccv)");
-    if (std::find(out.begin(), out.end(), *m) != out.end())
-      throw UsageError("--methods: " + item + " is listed twice");
-    out.push_back(*m);
-  }
-  if (out.empty()) throw UsageError("--methods: expected a comma-separated list of methods");
-  return out;
-}
-
 std::vector<double> parse_threshold_list(const std::string& s) {
   std::vector<double> out;
   std::stringstream in(s);
@@ -280,7 +263,7 @@ int plan_body(const Args& args) {
     throw InputError(pc.trace_path, "--trace", "no such file");
   pc.replay.model = load_model(vm["model"].as<std::string>());
   pc.replay.method_config = method_config_from(vm, pc.replay.model);
-  pc.methods = parse_methods(vm["methods"].as<std::string>());
+  pc.methods = parse_method_list(vm["methods"].as<std::string>(), "--methods");
   pc.slo.ttft_ms = parse_duration_ms(vm["slo-ttft"].as<std::string>(), "--slo-ttft");
   pc.slo.tbt_ms = parse_duration_ms(vm["slo-tbt"].as<std::string>(), "--slo-tbt");
   const auto pct = parse_percentile(vm["slo-percentile"].as<std::string>());

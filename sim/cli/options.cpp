@@ -1,5 +1,6 @@
 #include "sim/cli/options.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <iostream>
@@ -91,7 +92,7 @@ int64_t parse_bytes(const std::string& s, const std::string& option) {
   return static_cast<int64_t>(std::llround(v));
 }
 
-std::vector<Method> parse_method_list(const std::string& s) {
+std::vector<Method> parse_method_list(const std::string& s, const std::string& option) {
   if (s == "all") return all_methods();
   std::vector<Method> out;
   std::stringstream in(s);
@@ -99,11 +100,13 @@ std::vector<Method> parse_method_list(const std::string& s) {
   while (std::getline(in, item, ',')) {
     const auto m = parse_method(item);
     if (!m)
-      throw UsageError("--method: '" + item +
+      throw UsageError(option + ": '" + item +
                        "' is not a method (baseline, fourier, ccv, fourier_ccv, or all)");
+    if (std::find(out.begin(), out.end(), *m) != out.end())
+      throw UsageError(option + ": " + item + " is listed twice");
     out.push_back(*m);
   }
-  if (out.empty()) throw UsageError("--method: expected a comma-separated list of methods");
+  if (out.empty()) throw UsageError(option + ": expected a comma-separated list of methods");
   return out;
 }
 

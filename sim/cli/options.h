@@ -39,8 +39,9 @@ int64_t parse_tokens(const std::string& s, const std::string& option);
 // "80GiB", "512MiB", "4e9" -> bytes.
 int64_t parse_bytes(const std::string& s, const std::string& option);
 
-// "baseline,fourier" or "all" -> methods; UsageError naming --method otherwise.
-std::vector<Method> parse_method_list(const std::string& s);
+// "baseline,fourier" or "all" -> methods; a UsageError naming `option` for an unknown or
+// repeated method or an empty list.
+std::vector<Method> parse_method_list(const std::string& s, const std::string& option = "--method");
 
 // The method options every subcommand shares (--fourier-*, --d2, --l-eff, --threshold, --ccv-*).
 void add_method_options(po::options_description& desc);
