@@ -10,6 +10,7 @@
 #include <QMenu>
 #include <QPainter>
 #include <QSaveFile>
+#include <QScatterSeries>
 #include <QSvgGenerator>
 #include <QToolTip>
 #include <QXYSeries>
@@ -44,6 +45,7 @@ void ChartView::clear() {
   }
   categories_.clear();
   hover_text_.clear();
+  notes_.clear();
   set_placeholder({});
 }
 
@@ -88,23 +90,34 @@ void ChartView::track(QBarSet* set) {
 }
 
 QString ChartView::hover_text_for(QXYSeries* s, QPointF point) const {
-  // The nearest data point by x; hovering a line gives a point between two data points.
+  // A line: the nearest data point by x, as hovering a line gives a point between two of them.
+  // Scattered points: the nearest in both coordinates, each relative to its size (they spread
+  // over decades on log axes).
   const QList<QPointF> pts = s->points();
   if (pts.isEmpty()) return {};
+  const bool scatter = qobject_cast<QScatterSeries*>(s) != nullptr;
+  auto rel = [](double a, double b) {
+    return a > 0 && b > 0 ? std::abs(std::log(a / b)) : std::abs(a - b);
+  };
   qsizetype best = 0;
   double best_d = std::numeric_limits<double>::infinity();
   for (qsizetype i = 0; i < pts.size(); ++i) {
-    const double d = std::abs(pts[i].x() - point.x()) + 1e-12 * std::abs(pts[i].y() - point.y());
+    const double d =
+        scatter ? rel(pts[i].x(), point.x()) + rel(pts[i].y(), point.y())
+                : std::abs(pts[i].x() - point.x()) + 1e-12 * std::abs(pts[i].y() - point.y());
     if (d < best_d) {
       best_d = d;
       best = i;
     }
   }
   const QPointF q = pts[best];
-  return QStringLiteral("%1\n%2 = %3 %4\n%5 = %6 %7")
-      .arg(s->name(), x_.label, format_value(q.x()), x_.unit, y_.label, format_value(q.y()),
-           y_.unit)
-      .trimmed();
+  QString text = QStringLiteral("%1\n%2 = %3 %4\n%5 = %6 %7")
+                     .arg(s->name(), x_.label, format_value(q.x()), x_.unit, y_.label,
+                          format_value(q.y()), y_.unit)
+                     .trimmed();
+  const auto notes = notes_.constFind(s);
+  if (notes != notes_.constEnd() && best < notes->size()) text += '\n' + notes->at(best);
+  return text;
 }
 
 QString ChartView::hover_text_for(QBarSet* set, int index) const {

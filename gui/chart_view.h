@@ -3,7 +3,9 @@
 #pragma once
 
 #include <QChartView>
+#include <QHash>
 #include <QString>
+#include <QStringList>
 
 class QAbstractSeries;
 class QBarSet;
@@ -39,9 +41,12 @@ class ChartView : public QChartView {
   // Hover on a series or bar set shows its value; these wire it up.
   void track(QXYSeries* s);
   void track(QBarSet* set);
+  // A line of text per point of `s`, added to its hover text (e.g. which step a point is).
+  void set_point_notes(const QXYSeries* s, QStringList notes) { notes_[s] = std::move(notes); }
   // The text the last hover showed (empty when the pointer left the series).
   const QString& hover_text() const { return hover_text_; }
-  // What hovering at `point` (chart coordinates) over `s` shows: the nearest data point.
+  // What hovering at `point` (chart coordinates) over `s` shows: the nearest data point (by x
+  // on a line; on a scatter series by both coordinates, relative to their size, as on log axes).
   QString hover_text_for(QXYSeries* s, QPointF point) const;
   QString hover_text_for(QBarSet* set, int index) const;
 
@@ -70,6 +75,7 @@ class ChartView : public QChartView {
   AxisInfo x_, y_;
   QStringList categories_;
   QString hover_text_;
+  QHash<const QXYSeries*, QStringList> notes_;
   QGraphicsSimpleTextItem* placeholder_ = nullptr;  // owned by the chart
 };
 

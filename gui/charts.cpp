@@ -6,9 +6,11 @@
 #include <QBarCategoryAxis>
 #include <QBarSeries>
 #include <QBarSet>
+#include <QLegendMarker>
 #include <QLineSeries>
 #include <QLogValueAxis>
 #include <QPen>
+#include <QScatterSeries>
 #include <QStackedBarSeries>
 #include <QValueAxis>
 
@@ -338,6 +340,79 @@ void show_step_breakdown(ChartView* v, const ReplayResult& r, const ReplayViews&
   auto* x = new QBarCategoryAxis();
   x->append(cats);
   attach(v, x, value_axis(0, hi, hi >= 1000 ? "%.0f" : "%.3g"));
+}
+
+std::size_t show_pred_vs_meas(ChartView* v, const std::vector<check::StepsCsvRow>& steps) {
+  v->clear();
+  v->set_axes({"measured step time", "ms"}, {"predicted step time", "ms"});
+  std::vector<Method> methods;
+  double lo = INFINITY, hi = 0;
+  std::size_t left_out = 0;
+  for (const check::StepsCsvRow& r : steps) {
+    if (!(r.predicted_ms > 0 && r.measured_ms > 0)) {
+      ++left_out;
+      continue;
+    }
+    if (std::find(methods.begin(), methods.end(), r.method) == methods.end())
+      methods.push_back(r.method);
+    lo = std::min({lo, r.predicted_ms, r.measured_ms});
+    hi = std::max({hi, r.predicted_ms, r.measured_ms});
+  }
+  if (methods.empty()) {
+    v->set_placeholder(steps.empty() ? QObject::tr("no steps.csv beside this check summary")
+                                     : QObject::tr("no step with a measured time"));
+    return left_out;
+  }
+  // Whole decades, so the reference lines run corner to corner.
+  const double d0 = std::pow(10.0, std::floor(std::log10(lo)));
+  double d1 = std::pow(10.0, std::ceil(std::log10(hi)));
+  if (d1 <= d0) d1 = d0 * 10;
+  const QColor line(0x44, 0x44, 0x44), band(0x88, 0x88, 0x88);
+  add_line(v, "y = x", {{d0, d0}, {d1, d1}}, line, Qt::SolidLine, false, 1.2);
+  add_line(v, "+10%", {{d0, d0 * 1.1}, {d1 / 1.1, d1}}, band, Qt::DashLine, false, 1.0);
+  add_line(v, "-10%", {{d0, d0 * 0.9}, {d1, d1 * 0.9}}, band, Qt::DashLine, false, 1.0);
+  for (Method m : methods) {
+    auto* s = new QScatterSeries();
+    s->setName(method_label(m));
+    s->setMarkerSize(7);
+    QColor c = method_color(m);
+    s->setBorderColor(c.darker(130));
+    c.setAlpha(170);  // overlapping steps stay visible
+    s->setColor(c);
+    QList<QPointF> pts;
+    QStringList notes;
+    for (const check::StepsCsvRow& r : steps) {
+      if (r.method != m || !(r.predicted_ms > 0 && r.measured_ms > 0)) continue;
+      pts << QPointF(r.measured_ms, r.predicted_ms);
+      notes << QObject::tr("step %1 (%2), error %3%\n%4")
+                   .arg(r.step)
+                   .arg(QString::fromUtf8(
+                       check::step_kind_name(r.kind).data(),
+                       static_cast<qsizetype>(check::step_kind_name(r.kind).size())))
+                   .arg(QString::number(100.0 * r.rel_error, 'f', 1))
+                   .arg(QString::fromStdString(r.shape));
+    }
+    s->replace(pts);
+    v->chart()->addSeries(s);
+    v->track(s);
+    v->set_point_notes(s, notes);
+  }
+  auto log_axis = [&] {
+    auto* a = new QLogValueAxis();
+    a->setBase(10);
+    a->setLabelFormat("%g");
+    a->setMinorTickCount(-1);
+    a->setMinorGridLineColor(QColor(235, 235, 235));
+    a->setRange(d0, d1);
+    return a;
+  };
+  attach(v, log_axis(), log_axis());
+  // One legend entry for the two +-10% lines.
+  const QList<QAbstractSeries*> all = v->chart()->series();
+  v->chart()->legend()->markers(all[1]).front()->setLabel(QObject::tr("±10%"));
+  v->chart()->legend()->markers(all[2]).front()->setVisible(false);
+  v->chart()->legend()->setAlignment(Qt::AlignRight);
+  return left_out;
 }
 
 }  // namespace kvscope::gui

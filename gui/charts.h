@@ -13,6 +13,7 @@
 
 #include "gui/analytic.h"
 #include "gui/chart_view.h"
+#include "sim/check/check_report.h"
 #include "sim/replay/replay.h"
 
 namespace kvscope::gui {
@@ -94,5 +95,11 @@ void show_memory_timeline(ChartView* v, const ReplayViews& d);
 void show_hit_rate_timeline(ChartView* v, const ReplayViews& d);
 void show_latency_chart(ChartView* v, const ReplayResult& r, LatencyMetric metric);
 void show_step_breakdown(ChartView* v, const ReplayResult& r, const ReplayViews& d);
+
+// Fidelity view: predicted against measured step time of a check's steps, log-log in ms, one
+// series per method (in the order the steps name them; a point per step, in file order, at
+// (measured, predicted)), with the y = x line and the +-10% lines (|pred - meas| / meas = 0.1).
+// Steps with a time of 0 cannot sit on log axes and are left out; the count is returned.
+std::size_t show_pred_vs_meas(ChartView* v, const std::vector<check::StepsCsvRow>& steps);
 
 }  // namespace kvscope::gui

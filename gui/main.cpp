@@ -27,11 +27,12 @@ int main(int argc, char** argv) {
   cli.addHelpOption();
   cli.addVersionOption();
   cli.addPositionalArgument("files",
-                            "traces, model config.json files, calibration profiles or "
-                            "session files to open",
+                            "traces, model config.json files, calibration profiles, session "
+                            "files or kvscope check results (--out folders) to open",
                             "[files...]");
   const QCommandLineOption model({"m", "model"}, "model preset or config.json", "model");
-  const QCommandLineOption view("view", "view to show: analytic, replay or summary", "view");
+  const QCommandLineOption view("view", "view to show: analytic, replay, summary or fidelity",
+                                "view");
   const QCommandLineOption max_requests("max-requests", "replay only the first N requests", "N");
   const QCommandLineOption run("run", "start a replay once the files are open");
   const QCommandLineOption screenshot(
@@ -48,8 +49,10 @@ int main(int argc, char** argv) {
       start_view = kvscope::gui::View::replay;
     else if (v == "summary")
       start_view = kvscope::gui::View::summary;
+    else if (v == "fidelity")
+      start_view = kvscope::gui::View::fidelity;
     else {
-      std::fprintf(stderr, "kvscope-gui: --view: expected analytic, replay or summary\n");
+      std::fprintf(stderr, "kvscope-gui: --view: expected analytic, replay, summary or fidelity\n");
       return 2;
     }
   }

@@ -74,9 +74,11 @@ MainWindow::MainWindow(ReplayFn replay, QWidget* parent) : QMainWindow(parent) {
   tabs_->addTab(build_analytic_tab(), tr("Analytic"));
   tabs_->addTab(build_replay_tab(), tr("Replay"));
   tabs_->addTab(build_summary_tab(), tr("Summary"));
+  tabs_->addTab(build_fidelity_tab(), tr("Fidelity"));
   connect(tabs_, &QTabWidget::currentChanged, this, [this](int i) {
     session_.view = static_cast<View>(i);
     current_chart_ = nullptr;
+    current_table_ = nullptr;
   });
   v->addWidget(tabs_, 1);
   setCentralWidget(central);
@@ -270,6 +272,37 @@ QWidget* MainWindow::build_summary_tab() {
   return w;
 }
 
+QWidget* MainWindow::build_fidelity_tab() {
+  auto* w = new QWidget();
+  auto* v = new QVBoxLayout(w);
+  check_header_ = new QLabel();
+  check_header_->setWordWrap(true);
+  check_header_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  v->addWidget(check_header_);
+  auto table_view = [&](NumberTable*& table) {
+    table = new NumberTable(this);
+    auto* view = new QTableView();
+    view->setModel(table);
+    view->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
+    // File > Export > Table acts on the table last clicked.
+    connect(view, &QTableView::pressed, this, [this, table] { current_table_ = table; });
+    return view;
+  };
+  // The latency table beside the chart, the short memory table under both: the chart keeps
+  // enough width for its legend.
+  auto* top = new QSplitter(Qt::Horizontal);
+  top->addWidget(table_view(fidelity_table_));
+  top->addWidget(add_chart("pred_vs_meas", tr("Predicted vs measured step time")));
+  top->setSizes({560, 480});
+  auto* split = new QSplitter(Qt::Vertical);
+  split->addWidget(top);
+  split->addWidget(table_view(fidelity_memory_table_));
+  split->setSizes({600, 150});
+  v->addWidget(split, 1);
+  show_fidelity();
+  return w;
+}
+
 void MainWindow::build_menus() {
   QMenu* file = menuBar()->addMenu(tr("&File"));
   file->addAction(tr("Open &trace..."), QKeySequence::Open, this, [this] {
@@ -281,6 +314,13 @@ void MainWindow::build_menus() {
                   [this] { emit panel_->open_model_requested(); });
   file->addAction(tr("Open &calibration profile..."), this,
                   [this] { emit panel_->open_profile_requested(); });
+  file->addAction(tr("Open check res&ult..."), this, [this] {
+    // Any file of a `kvscope check --out` folder stands for the folder.
+    const QString p = QFileDialog::getOpenFileName(
+        this, tr("Open check result (any file of a kvscope check --out folder)"), QString(),
+        tr("kvscope check output (check_summary.json check.json steps.csv);;All files (*)"));
+    if (!p.isEmpty()) open_check(p);
+  });
   recent_menu_ = file->addMenu(tr("Open &recent"));
   rebuild_recent_menu();
   file->addSeparator();
@@ -300,10 +340,7 @@ void MainWindow::build_menus() {
   exp->addAction(tr("Chart as &SVG..."), this, [this] { export_chart(current_chart(), "svg"); });
   exp->addAction(tr("Chart data as &CSV..."), this,
                  [this] { export_chart(current_chart(), "csv"); });
-  exp->addAction(tr("&Table as CSV..."), this, [this] {
-    NumberTable* t = current_table();
-    export_table(t, t == summary_table_ ? "summary" : "analytic");
-  });
+  exp->addAction(tr("&Table as CSV..."), this, [this] { export_table(current_table()); });
   exp->addAction(tr("&Everything to a folder..."), this, [this] {
     const QString d = QFileDialog::getExistingDirectory(this, tr("Export into folder"));
     if (!d.isEmpty() && export_all(d)) note(tr("Exported into %1").arg(d));
@@ -332,6 +369,8 @@ void MainWindow::build_menus() {
                   [this] { set_view(View::replay); });
   view->addAction(tr("&Summary"), QKeySequence(Qt::CTRL | Qt::Key_3), this,
                   [this] { set_view(View::summary); });
+  view->addAction(tr("&Fidelity"), QKeySequence(Qt::CTRL | Qt::Key_4), this,
+                  [this] { set_view(View::fidelity); });
 
   auto* tools = addToolBar(tr("Replay"));
   tools->setObjectName("replay_toolbar");
@@ -348,6 +387,7 @@ void MainWindow::build_menus() {
 // ---- State and the analytic view ----------------------------------------------------------
 
 void MainWindow::set_session(const Session& s) {
+  const std::string shown_check = check_ ? check_->files.opened.toStdString() : std::string();
   session_ = s;
   panel_->set_session(session_);
   // The widgets round to their precision; what they show is what the views use.
@@ -355,6 +395,18 @@ void MainWindow::set_session(const Session& s) {
   tabs_->setCurrentIndex(static_cast<int>(session_.view));
   recompute_now();
   mark_stale_replay();
+  // After the analytic view, whose success clears the banner: a check that does not load is
+  // reported, and the one shown before stays.
+  if (session_.check_path != shown_check) {
+    if (session_.check_path.empty()) {
+      check_.reset();
+      show_fidelity();
+    } else if (load_check(QString::fromStdString(session_.check_path))) {
+      session_.check_path = check_->files.opened.toStdString();
+    } else {
+      session_.check_path = shown_check;
+    }
+  }
 }
 
 void MainWindow::on_panel_changed() {
@@ -371,6 +423,7 @@ void MainWindow::mark_stale_replay() {
   now.n_min_tokens = then.n_min_tokens;
   now.n_max_tokens = then.n_max_tokens;
   now.points_per_doubling = then.points_per_doubling;
+  now.check_path = then.check_path;  // only shown, in its own view
   const bool stale = result_ && now != then;
   tabs_->setTabText(1, stale ? tr("Replay (older inputs)") : tr("Replay"));
   tabs_->setTabText(2, stale ? tr("Summary (older inputs)") : tr("Summary"));
@@ -466,6 +519,8 @@ bool MainWindow::open_file(const QString& path) {
       return open_profile(path);
     case FileKind::session:
       return open_session(path);
+    case FileKind::check_result:
+      return open_check(path);
     case FileKind::unknown:
       break;
   }
@@ -566,6 +621,58 @@ bool MainWindow::save_session(const QString& path) {
   note(tr("Session saved to %1").arg(path));
   return true;
 }
+
+bool MainWindow::open_check(const QString& path) {
+  if (!load_check(path)) return false;
+  session_.check_path = check_->files.opened.toStdString();
+  remember(check_->files.opened);
+  clear_error();
+  set_view(View::fidelity);
+  note(tr("Check result %1 opened").arg(check_->files.opened));
+  return true;
+}
+
+bool MainWindow::load_check(const QString& path) {
+  QString why;
+  const auto files = locate_check_files(path, &why);
+  if (!files) {
+    show_error(tr("Check result not opened: %1").arg(why));
+    return false;
+  }
+  try {
+    check_ = std::make_shared<const CheckOutput>(load_check_output(*files));
+  } catch (const std::exception& e) {
+    show_error(tr("Check result not opened: %1").arg(describe(e)));
+    return false;
+  }
+  show_fidelity();
+  return true;
+}
+
+void MainWindow::show_fidelity() {
+  ChartView* scatter = chart("pred_vs_meas");
+  if (!check_) {
+    check_header_->setText(
+        tr("No check result. Open one with File > Open check result, or drop a kvscope check "
+           "--out folder (or its check_summary.json) on the window."));
+    fidelity_table_->reset();
+    fidelity_memory_table_->reset();
+    scatter->clear();
+    scatter->set_placeholder(tr("Open a check result (File > Open check result)"));
+    return;
+  }
+  show_latency_fidelity(fidelity_table_, check_->summary);
+  show_memory_fidelity(fidelity_memory_table_, check_->summary);
+  const std::size_t left_out = show_pred_vs_meas(scatter, check_->steps);
+  QString header = gui::check_header_text(*check_);
+  if (left_out > 0)
+    header += '\n' + tr("%1 steps with a predicted or measured time of 0 are not in the chart "
+                        "(log axes).")
+                         .arg(left_out);
+  check_header_->setText(header);
+}
+
+QString MainWindow::check_header_text() const { return check_header_->text(); }
 
 QStringList MainWindow::recent_files() const {
   return QSettings().value("recent_files").toStringList();
@@ -788,7 +895,10 @@ void MainWindow::show_summary() {
 // ---- Output -------------------------------------------------------------------------------
 
 QString MainWindow::command_line() const {
-  Session s = session_.view == View::analytic || !result_ ? session_ : replay_session_;
+  // The check ran on a GPU the app does not drive: the command it recorded reproduces it.
+  if (session_.view == View::fidelity && check_) return qs(check_->summary.command);
+  const bool replay_view = session_.view == View::replay || session_.view == View::summary;
+  Session s = replay_view && result_ ? replay_session_ : session_;
   s.view = session_.view;
   return qs(gui::command_line(s));
 }
@@ -802,12 +912,35 @@ ChartView* MainWindow::current_chart() const {
       return chart("memory_over_time");
     case View::summary:
       return chart("memory_over_time");
+    case View::fidelity:
+      return chart("pred_vs_meas");
   }
   return charts_.front();
 }
 
 NumberTable* MainWindow::current_table() const {
-  return session_.view == View::summary ? summary_table_ : analytic_table_;
+  switch (session_.view) {
+    case View::summary:
+      return summary_table_;
+    case View::fidelity:
+      return current_table_ ? current_table_ : fidelity_table_;
+    default:
+      return analytic_table_;
+  }
+}
+
+QString MainWindow::table_name(const NumberTable* t) const {
+  if (t == summary_table_) return "summary";
+  if (t == fidelity_table_) return "fidelity";
+  if (t == fidelity_memory_table_) return "fidelity_memory";
+  return "analytic";
+}
+
+QString MainWindow::table_corner(const NumberTable* t) const {
+  if (t == summary_table_) return tr("metric");
+  if (t == fidelity_table_) return tr("method, step kind");
+  if (t == fidelity_memory_table_) return tr("method");
+  return tr("context length");
 }
 
 void MainWindow::export_chart(ChartView* v, const QString& format) {
@@ -827,12 +960,12 @@ void MainWindow::export_chart(ChartView* v, const QString& format) {
     show_error(error);
 }
 
-void MainWindow::export_table(NumberTable* t, const QString& name) {
-  const QString path =
-      QFileDialog::getSaveFileName(this, tr("Export table"), name + ".csv", tr("CSV (*.csv)"));
+void MainWindow::export_table(NumberTable* t) {
+  const QString path = QFileDialog::getSaveFileName(this, tr("Export table"),
+                                                    table_name(t) + ".csv", tr("CSV (*.csv)"));
   if (path.isEmpty()) return;
   QString error;
-  if (t->save_csv(path, t == summary_table_ ? tr("metric") : tr("context length"), &error))
+  if (t->save_csv(path, table_corner(t), &error))
     note(tr("Saved %1").arg(path));
   else
     show_error(error);
@@ -854,11 +987,14 @@ bool MainWindow::export_all(const QString& dir) {
       return false;
     }
   }
-  if (!analytic_table_->save_csv(d.filePath("analytic.csv"), tr("context length"), &error) ||
-      (result_ && !summary_table_->save_csv(d.filePath("summary.csv"), tr("metric"), &error))) {
-    show_error(error);
-    return false;
-  }
+  std::vector<NumberTable*> tables{analytic_table_};
+  if (result_) tables.push_back(summary_table_);
+  if (check_) tables.insert(tables.end(), {fidelity_table_, fidelity_memory_table_});
+  for (NumberTable* t : tables)
+    if (!t->save_csv(d.filePath(table_name(t) + ".csv"), table_corner(t), &error)) {
+      show_error(error);
+      return false;
+    }
   if (result_) {
     try {
       write_replay_outputs(d.filePath("replay").toStdString(), *result_,

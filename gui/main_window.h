@@ -1,5 +1,6 @@
-// kvscope-gui's main window: the parameter panel (a dock), three views (analytic, replay,
-// summary), menus for files, exports, sessions and the replay, drag and drop, and an error banner.
+// kvscope-gui's main window: the parameter panel (a dock), four views (analytic, replay, summary,
+// and fidelity: a kvscope check result), menus for files, exports, sessions and the replay, drag
+// and drop, and an error banner.
 // It holds a Session and shows what model/ and sim/ compute from it; a replay runs through a
 // ReplayRunner so the window stays responsive.
 #pragma once
@@ -13,6 +14,7 @@
 
 #include "gui/analytic.h"
 #include "gui/charts.h"
+#include "gui/fidelity.h"
 #include "gui/replay_runner.h"
 #include "gui/session.h"
 
@@ -48,15 +50,21 @@ class MainWindow : public QMainWindow {
   bool open_model(const QString& preset_or_path);
   bool open_profile(const QString& path);
   bool open_session(const QString& path);
+  // A kvscope check result: its --out folder, its check_summary.json, or another file of the
+  // folder (check.json, steps.csv). Shown in the Fidelity view; a failed open changes nothing.
+  bool open_check(const QString& path);
   bool save_session(const QString& path);
   QStringList recent_files() const;
 
   // ---- Views ----
   void set_view(View v);
-  ChartView* chart(const QString& id) const;  // cost_vs_n, kv_vs_n, memory_over_time, ...
+  ChartView* chart(const QString& id) const;  // cost_vs_n, kv_vs_n, ..., pred_vs_meas
   QList<ChartView*> charts() const { return charts_; }
   NumberTable* analytic_table() const { return analytic_table_; }
   NumberTable* summary_table() const { return summary_table_; }
+  NumberTable* fidelity_table() const { return fidelity_table_; }  // latency per method and kind
+  NumberTable* fidelity_memory_table() const { return fidelity_memory_table_; }
+  QString check_header_text() const;  // the Fidelity view's lines above its tables
   QComboBox* latency_metric_combo() const { return latency_metric_; }
   const std::vector<AnalyticRow>& analytic_rows() const { return rows_; }
   // Recomputes the analytic view now (it is otherwise recomputed right after a change).
@@ -69,8 +77,12 @@ class MainWindow : public QMainWindow {
   std::shared_ptr<const ReplayResult> replay_result() const { return result_; }
   QProgressBar* progress_bar() const { return progress_; }
 
+  // ---- Check result ----
+  std::shared_ptr<const CheckOutput> check_output() const { return check_; }
+
   // ---- Output ----
-  // The kvscope call reproducing the current view (also what Edit > Copy command line copies).
+  // The kvscope call reproducing the current view (also what Edit > Copy command line copies);
+  // for the Fidelity view, the `kvscope check` command the result records.
   QString command_line() const;
   // Every chart (PNG, SVG, CSV) and table (CSV) into `dir`; after a replay also the engine's own
   // outputs in dir/replay/, the files `kvscope replay --out` writes.
@@ -90,12 +102,15 @@ class MainWindow : public QMainWindow {
   QWidget* build_analytic_tab();
   QWidget* build_replay_tab();
   QWidget* build_summary_tab();
+  QWidget* build_fidelity_tab();
   ChartView* add_chart(const QString& id, const QString& title);
   void on_panel_changed();
   void mark_stale_replay();
   void schedule_recompute();
   void show_replay_result();
   void show_summary();
+  bool load_check(const QString& path);  // reads and shows it; on failure reports and keeps all
+  void show_fidelity();
   void update_run_state();
   void show_error(const QString& message);
   void clear_error();
@@ -103,7 +118,9 @@ class MainWindow : public QMainWindow {
   void remember(const QString& path);
   void rebuild_recent_menu();
   void export_chart(ChartView* v, const QString& format);
-  void export_table(NumberTable* t, const QString& name);
+  void export_table(NumberTable* t);
+  QString table_name(const NumberTable* t) const;    // file name stem: "analytic", ...
+  QString table_corner(const NumberTable* t) const;  // the CSV's first header cell
   ChartView* current_chart() const;
   NumberTable* current_table() const;
 
@@ -114,6 +131,7 @@ class MainWindow : public QMainWindow {
   std::vector<AnalyticRow> rows_;
   std::shared_ptr<const ReplayResult> result_;
   std::shared_ptr<const ReplayViews> views_;
+  std::shared_ptr<const CheckOutput> check_;  // what the Fidelity view shows
   bool recompute_pending_ = false;
 
   ParameterPanel* panel_ = nullptr;
@@ -122,9 +140,13 @@ class MainWindow : public QMainWindow {
   ChartView* current_chart_ = nullptr;
   NumberTable* analytic_table_ = nullptr;
   NumberTable* summary_table_ = nullptr;
+  NumberTable* fidelity_table_ = nullptr;
+  NumberTable* fidelity_memory_table_ = nullptr;
+  NumberTable* current_table_ = nullptr;  // the table last clicked in the Fidelity view
   QTableView* analytic_view_ = nullptr;
   QTableView* summary_view_ = nullptr;
   QLabel* trace_stats_ = nullptr;
+  QLabel* check_header_ = nullptr;
   QLabel* pricing_ = nullptr;  // what priced the analytic view
   QComboBox* latency_metric_ = nullptr;
   QPushButton* use_measured_p_ = nullptr;

@@ -14,7 +14,15 @@ void NumberTable::set(QStringList row_headers, QStringList column_headers,
   cols_ = std::move(column_headers);
   values_ = std::move(values);
   shown_ = std::move(shown);
+  backgrounds_.clear();
   endResetModel();
+}
+
+void NumberTable::set_backgrounds(std::vector<std::vector<QColor>> backgrounds) {
+  backgrounds_ = std::move(backgrounds);
+  if (rowCount() > 0 && columnCount() > 0)
+    emit dataChanged(index(0, 0), index(rowCount() - 1, columnCount() - 1),
+                     {Qt::BackgroundRole, Qt::ForegroundRole});
 }
 
 void NumberTable::reset() { set({}, {}, {}, {}); }
@@ -41,6 +49,14 @@ QVariant NumberTable::data(const QModelIndex& index, int role) const {
       return QVariant(Qt::AlignRight | Qt::AlignVCenter);
     case kRawRole:
       return values_[r][c];
+    case Qt::BackgroundRole:
+    case Qt::ForegroundRole: {
+      // A coloured cell keeps dark text, also under a dark palette.
+      if (r >= backgrounds_.size() || c >= backgrounds_[r].size() || !backgrounds_[r][c].isValid())
+        return {};
+      return role == Qt::BackgroundRole ? QVariant(backgrounds_[r][c])
+                                        : QVariant(QColor(Qt::black));
+    }
     default:
       return {};
   }

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include <QAbstractTableModel>
+#include <QColor>
 #include <QStringList>
 
 namespace kvscope::gui {
@@ -21,6 +22,9 @@ class NumberTable : public QAbstractTableModel {
   void set(QStringList row_headers, QStringList column_headers,
            std::vector<std::vector<double>> values, std::vector<std::vector<QString>> shown);
   void reset();
+  // Background colours per cell (an invalid QColor: none), e.g. a target met or missed; set after
+  // set(), which clears them.
+  void set_backgrounds(std::vector<std::vector<QColor>> backgrounds);
 
   double value(int row, int col) const { return values_.at(row).at(col); }
   int rowCount(const QModelIndex& parent = {}) const override;
@@ -36,6 +40,7 @@ class NumberTable : public QAbstractTableModel {
   QStringList rows_, cols_;
   std::vector<std::vector<double>> values_;
   std::vector<std::vector<QString>> shown_;
+  std::vector<std::vector<QColor>> backgrounds_;
 };
 
 }  // namespace kvscope::gui

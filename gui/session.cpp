@@ -50,6 +50,8 @@ std::string_view view_name(View v) {
       return "replay";
     case View::summary:
       return "summary";
+    case View::fidelity:
+      return "fidelity";
   }
   return "analytic";
 }
@@ -118,9 +120,9 @@ std::string shell_quote(const std::string& arg) {
 }
 
 std::string command_line(const Session& s, const std::string& program) {
-  const bool analytic = s.view == View::analytic;
-  std::string out = shell_quote(program) + (analytic ? " model" : " replay");
-  for (const std::string& a : analytic ? model_command_args(s) : replay_command_args(s))
+  const bool replay = s.view == View::replay || s.view == View::summary;
+  std::string out = shell_quote(program) + (replay ? " replay" : " model");
+  for (const std::string& a : replay ? replay_command_args(s) : model_command_args(s))
     out += " " + shell_quote(a);
   return out;
 }
@@ -172,6 +174,7 @@ nlohmann::json session_to_json(const Session& s) {
       {"model", s.model},
       {"profile", s.profile_path},
       {"gpu", s.gpu},
+      {"check", s.check_path},
       {"analytic",
        {{"n_min_tokens", s.n_min_tokens},
         {"n_max_tokens", s.n_max_tokens},
@@ -282,12 +285,14 @@ Session session_from_json(const nlohmann::json& j, const std::string& source,
   if (s.model.empty()) top.fail("model", "must not be empty");
   top.str("profile", s.profile_path);
   top.str("gpu", s.gpu);
+  top.str("check", s.check_path);
   // A model that is not a preset is a config.json path, relative to the session file.
   const auto presets = model_preset_names();
   if (std::find(presets.begin(), presets.end(), s.model) == presets.end())
     s.model = resolve_path(s.model, base_dir);
   s.trace_path = resolve_path(s.trace_path, base_dir);
   s.profile_path = resolve_path(s.profile_path, base_dir);
+  s.check_path = resolve_path(s.check_path, base_dir);
 
   const Reader an = top.child("analytic");
   an.integer("n_min_tokens", s.n_min_tokens, 1);
@@ -344,8 +349,10 @@ Session session_from_json(const nlohmann::json& j, const std::string& source,
     s.view = View::replay;
   else if (view == "summary")
     s.view = View::summary;
+  else if (view == "fidelity")
+    s.view = View::fidelity;
   else
-    top.fail("view", "expected analytic, replay or summary");
+    top.fail("view", "expected analytic, replay, summary or fidelity");
   return s;
 }
 

@@ -22,8 +22,9 @@ namespace kvscope::gui {
 
 using Args = std::vector<std::string>;
 
-enum class View { analytic, replay, summary };
-std::string_view view_name(View v);  // analytic | replay | summary
+// In the order of the window's tabs.
+enum class View { analytic, replay, summary, fidelity };
+std::string_view view_name(View v);  // analytic | replay | summary | fidelity
 
 struct Session {
   // Inputs.
@@ -32,6 +33,9 @@ struct Session {
   std::string model = "llama-2-7b";   // a preset name or a config.json path
   std::string profile_path;           // calibration profile; empty: the GPU preset's roofline
   std::string gpu = "h100-sxm";       // hardware preset pricing the operations
+  // A kvscope check result the Fidelity view shows (its --out folder or its check summary);
+  // empty: none. It is only shown: no other view is computed from it.
+  std::string check_path;
 
   // The analytic charts: context lengths from n_min to n_max, points_per_doubling per octave,
   // and the hit probability p the paper's model assumes.
@@ -77,7 +81,8 @@ Args method_args(const Session& s);
 Args model_command_args(const Session& s);
 // `kvscope replay ...` reproducing the replay and summary views (without the leading "replay").
 Args replay_command_args(const Session& s);
-// The command for the session's current view, quoted for a POSIX shell, starting with `program`.
+// The command for the session's current view, quoted for a POSIX shell, starting with `program`:
+// `replay` for the replay and summary views, `model` for the others.
 std::string command_line(const Session& s, const std::string& program = "kvscope");
 std::string shell_quote(const std::string& arg);
 

@@ -1,12 +1,15 @@
 #include "sim/check/check_report.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iomanip>
 #include <sstream>
 
+#include "model/error.h"
 #include "sim/io/atomic_file.h"
 
 namespace kvscope::check {
@@ -95,6 +98,115 @@ void write_steps_csv(std::ostream& out, const CheckResult& r) {
         << s.device_used_bytes << "," << s.reps << "," << s.meas_attention_ms << ","
         << s.meas_dense_ms << "," << s.meas_ccv_ms << "," << s.meas_other_ms << ","
         << csv_quote(s.shape) << "\n";
+}
+
+namespace {
+
+// Splits one CSV line into fields: commas separate, double quotes enclose a field that may hold
+// commas, "" inside quotes is one quote. Returns false for an unterminated quote.
+bool split_csv_line(std::string_view line, std::vector<std::string>& fields) {
+  fields.assign(1, std::string());
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted) {
+      if (c != '"') {
+        fields.back() += c;
+      } else if (i + 1 < line.size() && line[i + 1] == '"') {
+        fields.back() += '"';
+        ++i;
+      } else {
+        quoted = false;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      fields.emplace_back();
+    } else {
+      fields.back() += c;
+    }
+  }
+  return !quoted;
+}
+
+}  // namespace
+
+std::vector<StepsCsvRow> read_steps_csv(std::istream& in, const std::string& source) {
+  std::string line;
+  int64_t line_no = 0;
+  auto next_line = [&] {
+    if (!std::getline(in, line)) return false;
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    return true;
+  };
+  if (!next_line()) throw InputError(source, 1, "", "empty: expected the steps.csv header");
+  std::vector<std::string> fields;
+  if (!split_csv_line(line, fields)) throw InputError(source, 1, "", "unterminated quote");
+  const std::vector<std::string> header = fields;
+  auto column = [&](const std::string& name) {
+    const auto it = std::find(header.begin(), header.end(), name);
+    if (it == header.end())
+      throw InputError(source, 1, name, "missing column: not a steps.csv written by kvscope check");
+    return static_cast<size_t>(it - header.begin());
+  };
+  const size_t c_method = column("method"), c_step = column("step"), c_kind = column("kind"),
+               c_pred = column("predicted_ms"), c_meas = column("measured_ms"),
+               c_err = column("rel_error"), c_shape = column("shape");
+
+  std::vector<StepsCsvRow> rows;
+  while (next_line()) {
+    if (line.empty()) continue;
+    if (!split_csv_line(line, fields)) throw InputError(source, line_no, "", "unterminated quote");
+    if (fields.size() != header.size())
+      throw InputError(source, line_no, "",
+                       "expected " + std::to_string(header.size()) + " fields, got " +
+                           std::to_string(fields.size()));
+    auto fail = [&](size_t col, const std::string& reason) {
+      throw InputError(source, line_no, header[col], reason + ", got '" + fields[col] + "'");
+    };
+    StepsCsvRow r;
+    const auto method = parse_method(fields[c_method]);
+    if (!method) fail(c_method, "expected baseline, fourier, ccv or fourier_ccv");
+    r.method = *method;
+    {
+      const std::string& f = fields[c_step];
+      const auto [end, ec] = std::from_chars(f.data(), f.data() + f.size(), r.step);
+      if (f.empty() || ec != std::errc() || end != f.data() + f.size() || r.step < 0)
+        fail(c_step, "expected a step number (a whole number >= 0)");
+    }
+    const std::string& kind = fields[c_kind];
+    if (kind == "prefill")
+      r.kind = StepKind::prefill;
+    else if (kind == "decode")
+      r.kind = StepKind::decode;
+    else if (kind == "mixed")
+      r.kind = StepKind::mixed;
+    else
+      fail(c_kind, "expected prefill, decode or mixed");
+    auto time = [&](size_t col) {
+      const std::string& f = fields[col];
+      double v = 0;
+      const auto [end, ec] = std::from_chars(f.data(), f.data() + f.size(), v);
+      if (f.empty() || ec != std::errc() || end != f.data() + f.size() || !std::isfinite(v) ||
+          v < 0)
+        fail(col, "expected a finite number >= 0");
+      return v;
+    };
+    r.predicted_ms = time(c_pred);
+    r.measured_ms = time(c_meas);
+    r.rel_error = time(c_err);
+    r.shape = fields[c_shape];
+    rows.push_back(std::move(r));
+  }
+  if (in.bad()) throw InputError(source, line_no, "", "read error");
+  return rows;
+}
+
+std::vector<StepsCsvRow> read_steps_csv(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(path, "", "cannot open the steps file");
+  return read_steps_csv(in, path);
 }
 
 void print_check_summary(std::ostream& out, const CheckResult& r, const nlohmann::json& run,
@@ -249,9 +361,13 @@ void write_check_svg(std::ostream& out, const CheckResult& r, const std::string&
   const double a = std::pow(10.0, l0), b = std::pow(10.0, l1);
   out << "<line x1=\"" << X(a) << "\" y1=\"" << Y(a) << "\" x2=\"" << X(b) << "\" y2=\"" << Y(b)
       << "\" stroke=\"#444444\"/>\n";
-  for (double f : {1.1, 1.0 / 1.1})
-    out << "<line x1=\"" << X(a) << "\" y1=\"" << Y(a * f) << "\" x2=\"" << X(b / f) << "\" y2=\""
-        << Y(b) << "\" stroke=\"#888888\" stroke-dasharray=\"4,3\"/>\n";
+  // |predicted - measured| / measured = 10%: predicted = 1.1x and 0.9x measured, each drawn
+  // until it leaves the plot (the top edge for 1.1x, the right edge for 0.9x).
+  for (double f : {1.1, 0.9}) {
+    const double x_end = f > 1 ? b / f : b;
+    out << "<line x1=\"" << X(a) << "\" y1=\"" << Y(a * f) << "\" x2=\"" << X(x_end) << "\" y2=\""
+        << Y(x_end * f) << "\" stroke=\"#888888\" stroke-dasharray=\"4,3\"/>\n";
+  }
   // Points: colour by step kind, shape by method.
   for (const auto& s : r.steps) {
     if (s.measured_ms <= 0 || s.predicted_ms <= 0) continue;

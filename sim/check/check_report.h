@@ -3,8 +3,11 @@
 // version 1), a fuller JSON and a predicted-vs-measured figure (SVG).
 #pragma once
 
+#include <cstdint>
+#include <istream>
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -15,6 +18,23 @@ namespace kvscope::check {
 // `run` holds model, backend, device, date, command, trace, requests (strings/integers) and
 // whatever else the caller wants recorded (configuration).
 void write_steps_csv(std::ostream& out, const CheckResult& r);
+
+// One step of a steps.csv as written above: what a reader comparing predictions with
+// measurements needs (the other columns are kept in the file for people and scripts).
+struct StepsCsvRow {
+  Method method = Method::baseline;
+  int64_t step = 0;  // the step's number in the method's replay
+  StepKind kind = StepKind::decode;
+  double predicted_ms = 0, measured_ms = 0;
+  double rel_error = 0;  // |predicted - measured| / measured, as check computed it
+  std::string shape;     // the step's sequences, in words
+};
+
+// Reads a steps.csv back, rows in file order. Columns are found by their header names, so
+// columns added later do not break it. Throws InputError naming `source`, the line and the
+// column of a missing column, a row with the wrong number of fields, or a bad value.
+std::vector<StepsCsvRow> read_steps_csv(std::istream& in, const std::string& source);
+std::vector<StepsCsvRow> read_steps_csv(const std::string& path);
 void print_check_summary(std::ostream& out, const CheckResult& r, const nlohmann::json& run,
                          int worst = 10);
 nlohmann::json check_summary_json(const CheckResult& r, const nlohmann::json& run);  // plan's

@@ -64,12 +64,6 @@ int run_check(const Args& args) {
       "length-scale", po::value<double>()->default_value(1.0),
       "multiply every request's input and output lengths (shrinks a real trace for a CPU)")(
       "rate-scale", po::value<double>()->default_value(1.0), "arrival rate multiplier (factor)")(
-      "max-batch", po::value<int64_t>()->default_value(256), "sequences per step at most (count)")(
-      "token-budget", po::value<int64_t>()->default_value(8192),
-      "prompt and decode tokens per step at most (tokens)")("no-chunked-prefill",
-                                                            "run each prompt whole in one step")(
-      "format", po::value<std::string>()->default_value("auto"),
-      "trace format: auto, mooncake, azure, kvscope")(
       "out", po::value<std::string>(),
       "directory for steps.csv, summary.txt, check_summary.json (what kvscope plan --check "
       "reads), check.json and pred_vs_meas.svg")("json", "print check_summary.json on stdout")(
@@ -78,6 +72,7 @@ int run_check(const Args& args) {
       "run nothing: price the steps of an earlier check (its steps.jsonl) again with this "
       "cost model (--profile or --gpu) and report against the times measured then; the "
       "model, method and scheduler options must be the earlier run's");
+  add_trace_and_scheduler_options(desc, false);
   add_method_options(desc);
   add_cost_options(desc);
   po::positional_options_description pos;
@@ -115,12 +110,7 @@ int run_check(const Args& args) {
       parse_bytes(vm["device-reserve"].as<std::string>(), "--device-reserve");
   rc.length_scale = vm["length-scale"].as<double>();
   rc.rate_scale = vm["rate-scale"].as<double>();
-  rc.scheduler.max_batch = vm["max-batch"].as<int64_t>();
-  rc.scheduler.token_budget = vm["token-budget"].as<int64_t>();
-  rc.scheduler.chunked_prefill = vm.count("no-chunked-prefill") == 0;
-  const auto format = parse_trace_format(vm["format"].as<std::string>());
-  if (!format) throw UsageError("--format: expected auto, mooncake, azure or kvscope");
-  rc.format = *format;
+  trace_and_scheduler_from(vm, rc);
   const auto ops = cost_model_from(vm);
 
   std::ostringstream command;

@@ -109,23 +109,6 @@ double parse_duration_ms(const std::string& s, const std::string& option) {
   return v * scale;
 }
 
-std::vector<Method> parse_methods(const std::string& s) {
-  std::vector<Method> out;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    const auto m = parse_method(item);
-    if (!m)
-      throw UsageError("--methods: unknown method '" + item +
-                       "' (baseline, fourier, ccv, fourier_ccv)");
-    if (std::find(out.begin(), out.end(), *m) != out.end())
-      throw UsageError("--methods: " + item + " is listed twice");
-    out.push_back(*m);
-  }
-  if (out.empty()) throw UsageError("--methods: expected a comma-separated list of methods");
-  return out;
-}
-
 std::vector<double> parse_threshold_list(const std::string& s) {
   std::vector<double> out;
   std::stringstream in(s);
@@ -239,10 +222,6 @@ int plan_body(const Args& args) {
       "a kvscope check summary (JSON, schema in README) whose fidelity figures the report quotes")(
       "max-requests", po::value<int64_t>(),
       "replay only the first N requests of the trace (count) [default: all]")(
-      "format", po::value<std::string>()->default_value("auto"),
-      "trace format: auto (from the content), mooncake, azure, kvscope")(
-      "on-bad-record", po::value<std::string>()->default_value("stop"),
-      "a bad trace record: stop (an error naming file, line and field) or skip (count it)")(
       "contexts",
       po::value<std::string>()->default_value("1k,2k,4k,8k,16k,32k,64k,128k,256k,512k,1m"),
       "context lengths at which to report the largest batch (tokens; k = 1024)")(
@@ -255,12 +234,8 @@ int plan_body(const Args& args) {
       "rate-tolerance", po::value<double>()->default_value(0.02),
       "stop the rate bisection when the bracket is this tight (fraction, 0.02 = 2%)")(
       "jobs", po::value<int>(), "replays run at once (threads) [default: the number of cores]")(
-      "max-batch", po::value<int64_t>()->default_value(256),
-      "scheduler: sequences per step (count)")(
-      "token-budget", po::value<int64_t>()->default_value(8192),
-      "scheduler: prefill + decode tokens per step (tokens)")(
-      "no-chunked-prefill", "scheduler: run each prompt's prefill in one step")(
       "quiet", "no progress on stderr");
+  add_trace_and_scheduler_options(desc, true);
   add_method_options(desc);
   add_cost_options(desc);
   po::variables_map vm;
@@ -288,7 +263,7 @@ int plan_body(const Args& args) {
     throw InputError(pc.trace_path, "--trace", "no such file");
   pc.replay.model = load_model(vm["model"].as<std::string>());
   pc.replay.method_config = method_config_from(vm, pc.replay.model);
-  pc.methods = parse_methods(vm["methods"].as<std::string>());
+  pc.methods = parse_method_list(vm["methods"].as<std::string>(), "--methods");
   pc.slo.ttft_ms = parse_duration_ms(vm["slo-ttft"].as<std::string>(), "--slo-ttft");
   pc.slo.tbt_ms = parse_duration_ms(vm["slo-tbt"].as<std::string>(), "--slo-tbt");
   const auto pct = parse_percentile(vm["slo-percentile"].as<std::string>());
@@ -304,12 +279,7 @@ int plan_body(const Args& args) {
     if (pc.replay.max_requests < 2)
       throw UsageError("--max-requests: at least 2 requests are needed to define a rate");
   }
-  const auto format = parse_trace_format(vm["format"].as<std::string>());
-  if (!format) throw UsageError("--format: expected auto, mooncake, azure or kvscope");
-  pc.replay.format = *format;
-  const std::string bad = vm["on-bad-record"].as<std::string>();
-  if (bad != "stop" && bad != "skip") throw UsageError("--on-bad-record: expected stop or skip");
-  pc.replay.bad_records = bad == "stop" ? BadRecordPolicy::stop : BadRecordPolicy::skip;
+  trace_and_scheduler_from(vm, pc.replay);
   pc.batch_contexts_tokens = parse_token_list(vm["contexts"].as<std::string>(), "--contexts");
   pc.sweep.thresholds = parse_threshold_list(vm["sweep-thresholds"].as<std::string>());
   pc.sweep.fourier_m =
@@ -322,9 +292,6 @@ int plan_body(const Args& args) {
   pc.jobs = vm.count("jobs") ? vm["jobs"].as<int>()
                              : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (pc.jobs < 1 || pc.jobs > 256) throw UsageError("--jobs: must lie in [1, 256]");
-  pc.replay.scheduler.max_batch = vm["max-batch"].as<int64_t>();
-  pc.replay.scheduler.token_budget = vm["token-budget"].as<int64_t>();
-  pc.replay.scheduler.chunked_prefill = vm.count("no-chunked-prefill") == 0;
 
   const auto costs = cost_model_from(vm);
   ReportContext ctx;

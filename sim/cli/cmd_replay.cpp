@@ -31,18 +31,11 @@ int run_replay(const Args& args) {
       "[default: the --gpu preset's]")(
       "rate-scale", po::value<double>()->default_value(1.0),
       "arrival rate multiplier: 2 replays the trace's arrivals twice as fast (factor)")(
-      "max-batch", po::value<int64_t>()->default_value(256), "sequences per step at most (count)")(
-      "token-budget", po::value<int64_t>()->default_value(8192),
-      "prompt and decode tokens per step at most (tokens)")(
-      "no-chunked-prefill", "run each prompt whole in one step instead of in budget-sized chunks")(
-      "format", po::value<std::string>()->default_value("auto"),
-      "trace format: auto (from the content), mooncake, azure, kvscope")(
-      "on-bad-record", po::value<std::string>()->default_value("stop"),
-      "a bad trace record: stop (an error naming file, line and field) or skip (count it)")(
       "max-requests", po::value<int64_t>(), "replay only the first N requests (count)")(
       "out", po::value<std::string>(),
       "directory for summary.json/.csv, hit_rate.csv, steps.csv/.json, requests.csv/.json")(
       "json", "print the summary as JSON instead of a table")("quiet", "no progress on stderr");
+  add_trace_and_scheduler_options(desc, true);
   add_method_options(desc);
   add_cost_options(desc);
   po::positional_options_description pos;
@@ -63,15 +56,7 @@ int run_replay(const Args& args) {
                              ? parse_bytes(vm["gpu-mem"].as<std::string>(), "--gpu-mem")
                              : hardware_preset(vm["gpu"].as<std::string>()).memory_bytes;
   cfg.rate_scale = vm["rate-scale"].as<double>();
-  cfg.scheduler.max_batch = vm["max-batch"].as<int64_t>();
-  cfg.scheduler.token_budget = vm["token-budget"].as<int64_t>();
-  cfg.scheduler.chunked_prefill = vm.count("no-chunked-prefill") == 0;
-  const auto format = parse_trace_format(vm["format"].as<std::string>());
-  if (!format) throw UsageError("--format: expected auto, mooncake, azure or kvscope");
-  cfg.format = *format;
-  const std::string bad = vm["on-bad-record"].as<std::string>();
-  if (bad != "stop" && bad != "skip") throw UsageError("--on-bad-record: expected stop or skip");
-  cfg.bad_records = bad == "stop" ? BadRecordPolicy::stop : BadRecordPolicy::skip;
+  trace_and_scheduler_from(vm, cfg);
   if (vm.count("max-requests")) {
     cfg.max_requests = vm["max-requests"].as<int64_t>();
     if (cfg.max_requests < 1) throw UsageError("--max-requests: must be at least 1");

@@ -1,5 +1,6 @@
 #include "sim/cli/options.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <iostream>
@@ -91,7 +92,7 @@ int64_t parse_bytes(const std::string& s, const std::string& option) {
   return static_cast<int64_t>(std::llround(v));
 }
 
-std::vector<Method> parse_method_list(const std::string& s) {
+std::vector<Method> parse_method_list(const std::string& s, const std::string& option) {
   if (s == "all") return all_methods();
   std::vector<Method> out;
   std::stringstream in(s);
@@ -99,12 +100,43 @@ std::vector<Method> parse_method_list(const std::string& s) {
   while (std::getline(in, item, ',')) {
     const auto m = parse_method(item);
     if (!m)
-      throw UsageError("--method: '" + item +
+      throw UsageError(option + ": '" + item +
                        "' is not a method (baseline, fourier, ccv, fourier_ccv, or all)");
+    if (std::find(out.begin(), out.end(), *m) != out.end())
+      throw UsageError(option + ": " + item + " is listed twice");
     out.push_back(*m);
   }
-  if (out.empty()) throw UsageError("--method: expected a comma-separated list of methods");
+  if (out.empty()) throw UsageError(option + ": expected a comma-separated list of methods");
   return out;
+}
+
+void add_trace_and_scheduler_options(po::options_description& desc, bool bad_record_option) {
+  desc.add_options()("format", po::value<std::string>()->default_value("auto"),
+                     "trace format: auto (from the content), mooncake, azure, kvscope");
+  if (bad_record_option)
+    desc.add_options()(
+        "on-bad-record", po::value<std::string>()->default_value("stop"),
+        "a bad trace record: stop (an error naming file, line and field) or skip (count it)");
+  desc.add_options()("max-batch", po::value<int64_t>()->default_value(256),
+                     "scheduler: sequences per step at most (count)")(
+      "token-budget", po::value<int64_t>()->default_value(8192),
+      "scheduler: prompt and decode tokens per step at most (tokens)")(
+      "no-chunked-prefill",
+      "scheduler: run each prompt whole in one step instead of in budget-sized chunks");
+}
+
+void trace_and_scheduler_from(const po::variables_map& vm, ReplayConfig& config) {
+  const auto format = parse_trace_format(vm["format"].as<std::string>());
+  if (!format) throw UsageError("--format: expected auto, mooncake, azure or kvscope");
+  config.format = *format;
+  if (vm.count("on-bad-record")) {
+    const std::string bad = vm["on-bad-record"].as<std::string>();
+    if (bad != "stop" && bad != "skip") throw UsageError("--on-bad-record: expected stop or skip");
+    config.bad_records = bad == "stop" ? BadRecordPolicy::stop : BadRecordPolicy::skip;
+  }
+  config.scheduler.max_batch = vm["max-batch"].as<int64_t>();
+  config.scheduler.token_budget = vm["token-budget"].as<int64_t>();
+  config.scheduler.chunked_prefill = vm.count("no-chunked-prefill") == 0;
 }
 
 void add_method_options(po::options_description& desc) {

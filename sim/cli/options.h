@@ -13,6 +13,7 @@
 #include "model/cost.h"
 #include "model/memory.h"
 #include "sim/cli/commands.h"
+#include "sim/replay/replay.h"
 
 namespace kvscope::cli {
 
@@ -38,8 +39,9 @@ int64_t parse_tokens(const std::string& s, const std::string& option);
 // "80GiB", "512MiB", "4e9" -> bytes.
 int64_t parse_bytes(const std::string& s, const std::string& option);
 
-// "baseline,fourier" or "all" -> methods; UsageError naming --method otherwise.
-std::vector<Method> parse_method_list(const std::string& s);
+// "baseline,fourier" or "all" -> methods; a UsageError naming `option` for an unknown or
+// repeated method or an empty list.
+std::vector<Method> parse_method_list(const std::string& s, const std::string& option = "--method");
 
 // The method options every subcommand shares (--fourier-*, --d2, --l-eff, --threshold, --ccv-*).
 void add_method_options(po::options_description& desc);
@@ -49,6 +51,13 @@ MethodConfig method_config_from(const po::variables_map& vm, const ModelShape& s
 // (constants fitted to a calibration profile; model/calibration.h).
 void add_cost_options(po::options_description& desc);
 std::unique_ptr<OpCostModel> cost_model_from(const po::variables_map& vm);
+
+// The trace-format and scheduler options replay, check and plan share: --format, --max-batch,
+// --token-budget, --no-chunked-prefill, and with `bad_record_option` also --on-bad-record
+// (kvscope check reads only the first requests of a trace, so it has no skip policy).
+// trace_and_scheduler_from fills those fields of `config`; the replay validates the values.
+void add_trace_and_scheduler_options(po::options_description& desc, bool bad_record_option);
+void trace_and_scheduler_from(const po::variables_map& vm, ReplayConfig& config);
 
 // Runs body, turning UsageError and InputError into a message on stderr and an exit code.
 int guarded(const std::string& command, int (*body)(const Args&), const Args& args);

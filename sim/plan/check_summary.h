@@ -33,6 +33,17 @@ struct CheckSummary {
 
 inline constexpr int kCheckSummaryVersion = 1;
 
+// The step-time fidelity kvscope's predictions aim for (sim/FIDELITY.md, and the plan report's
+// Fidelity section): per method and step kind, median error <= 5% and p90 error <= 10%.
+inline constexpr double kTargetMedianRelError = 0.05;
+inline constexpr double kTargetP90RelError = 0.10;
+inline bool meets_median_target(const LatencyFidelity& f) {
+  return f.median_rel_error <= kTargetMedianRelError;
+}
+inline bool meets_p90_target(const LatencyFidelity& f) {
+  return f.p90_rel_error <= kTargetP90RelError;
+}
+
 // Reads and validates a check summary. Throws InputError naming the file, the line (for JSON
 // syntax errors) and the field (e.g. "latency[2].p90_rel_error") of anything wrong.
 CheckSummary load_check_summary(const std::string& path);

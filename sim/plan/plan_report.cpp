@@ -744,7 +744,9 @@ void fidelity_section(Document& d, const ReportContext& ctx) {
   const CheckSummary& s = *ctx.check;
   d.paragraph("From " + s.path + ": model " + s.model + " on " + s.device + " (" + s.backend +
               " backend), " + s.date + ", first " + grouped(s.requests) + " requests of " +
-              s.trace + ". Command: " + s.command + ". Targets: median error <= 5%, p90 <= 10%.");
+              s.trace + ". Command: " + s.command +
+              ". Targets: median error <= " + fmt("%g%%", 100 * kTargetMedianRelError) +
+              ", p90 <= " + fmt("%g%%", 100 * kTargetP90RelError) + ".");
   Table t;
   t.caption = "Step latency, |predicted - measured| / measured";
   t.header = {"method", "step kind", "steps", "median", "p90", "max"};
