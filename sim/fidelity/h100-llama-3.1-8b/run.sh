@@ -1,20 +1,17 @@
 #!/bin/bash
-# kvscope check on the H100: calibrate llama-3.1-8b's step tables, then run the steps the replay
-# schedules for the first 200 Mooncake conversation requests, all four methods; then a small
-# per-part breakdown run. Everything lands in $OUT/res.tar.gz.
+# kvscope check on the H100, as run for sim/FIDELITY.md: calibrate llama-3.1-8b's step tables,
+# then run the steps the replay schedules for the first 200 Mooncake conversation requests, all
+# four methods, on the same machine. Run from a folder holding bin/kvscope (built with
+# -DKVSCOPE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90) and lib/ with the shared libraries the GPU
+# machine lacks; results land in $OUT (or ./out).
 cd "$(dirname "$0")"
-export LD_LIBRARY_PATH=$PWD/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LIBRARY_PATH:-}
-R=/tmp/res; mkdir -p $R
-T=conversation_trace.jsonl
-M="--model llama-3.1-8b"
-{ date -u; nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.max.sm --format=csv; nproc; ldd bin/kvscope | grep -E "not found|cuda|cublas|cufft"; } > $R/env.txt 2>&1
-cat $R/env.txt
-finish() { tar czf $OUT/res.tar.gz -C /tmp res; cp $R/*.txt $OUT/ 2>/dev/null; }
-trap finish EXIT
-timeout 190 ./bin/kvscope calibrate --backend cuda --quick $M --max-context 121213 --out $R/h100-llama-3.1-8b.json > $R/calibrate.log 2>&1; echo "calibrate rc=$?"
-grep -A45 "^fits of" $R/calibrate.log | cut -c1-110
-P="--profile $R/h100-llama-3.1-8b.json"; [ -f $R/h100-llama-3.1-8b.json ] || P="--gpu h100-sxm"
-timeout 270 ./bin/kvscope check $T $M $P --backend cuda --requests 200 --max-steps 120 --time-budget 200 --out $R/check > $R/check.log 2>&1; echo "check rc=$?"
-cp $R/check/summary.txt $R/summary.txt 2>/dev/null; head -45 $R/summary.txt 2>/dev/null || tail -20 $R/check.log
-timeout 75 ./bin/kvscope check $T $M $P --backend cuda --requests 200 --method baseline,fourier --max-steps 12 --time-budget 40 --breakdown --out $R/breakdown > $R/breakdown.log 2>&1; echo "breakdown rc=$?"
-tail -5 $R/breakdown.log
+OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
+export LD_LIBRARY_PATH=$PWD/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+T=${TRACE:-traces/mooncake/conversation_trace.jsonl}
+{ date -u; nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.max.sm --format=csv; nproc; } > "$OUT/env.txt" 2>&1
+timeout 240 ./bin/kvscope calibrate --backend cuda --quick --model llama-3.1-8b --max-context 121213 \
+    --out "$OUT/h100-llama-3.1-8b.json" > "$OUT/calibrate.log" 2>&1; echo "calibrate rc=$?"
+timeout 470 ./bin/kvscope check "$T" --model llama-3.1-8b --profile "$OUT/h100-llama-3.1-8b.json" \
+    --backend cuda --requests 200 --max-steps 200 --time-budget 380 --out "$OUT/check" \
+    > "$OUT/check.log" 2>&1; echo "check rc=$?"
+head -45 "$OUT/check/summary.txt" 2>/dev/null || tail -20 "$OUT/check.log"
