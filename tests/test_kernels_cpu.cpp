@@ -224,3 +224,25 @@ TEST_P(CpuCompressPath, MatchesReference) {
 
 INSTANTIATE_TEST_SUITE_P(Paths, CpuCompressPath,
                          ::testing::Values(cpu::TransformPath::fft, cpu::TransformPath::basis));
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+// The CPU backend keeps one team size for its life and reports it: a profile records the
+// threads its times were measured with, and kvscope check compares them with its own.
+TEST(CpuBackendThreads, OneTeamSizeReportedByInfo) {
+  kvscope::kernels::cpu::CpuBackend b;
+  const int64_t threads = b.info().multiprocessors;
+  EXPECT_GE(threads, 1);
+#ifdef _OPENMP
+  EXPECT_LE(threads, omp_get_num_procs());
+  int team = 0;
+#pragma omp parallel
+  {
+#pragma omp single
+    team = omp_get_num_threads();
+  }
+  EXPECT_EQ(team, threads);  // what a parallel region gets is what info() says
+#endif
+}

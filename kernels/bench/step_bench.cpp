@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <set>
 #include <stdexcept>
@@ -16,20 +17,14 @@
 namespace kvscope::kernels::bench {
 namespace {
 
-// Inputs are rotated over copies together this large: more than an H100's 50 MB L2 twice over.
-constexpr size_t kRotateBytes = size_t{128} << 20;
-constexpr int kMaxCopies = 8;
+// Copies are views into one allocation (Arena) aligned to this; so thousands of copies of a
+// small operand cost one allocation.
+constexpr size_t kCopyAlign = 256;
 // Each timed run lasts about this long (many calls of a small operation, one of a large one).
 constexpr double kRunMs = 1.0;
 constexpr int kMaxCallsPerRun = 64;
 
 size_t esz(DType t) { return static_cast<size_t>(dtype_bytes(t)); }
-
-int copies_for(size_t input_bytes) {
-  if (input_bytes == 0) return 1;
-  const size_t n = (kRotateBytes + input_bytes - 1) / input_bytes;
-  return static_cast<int>(std::clamp<size_t>(n, 1, kMaxCopies));
-}
 
 std::unique_ptr<DeviceBuffer> random_buffer(Backend& b, DType t, size_t bytes) {
   static const RandomTiler bf16(DType::bf16, size_t{4} << 20, 101);
@@ -39,16 +34,63 @@ std::unique_ptr<DeviceBuffer> random_buffer(Backend& b, DType t, size_t bytes) {
   return buf;
 }
 
-// Times op(copy) back to back: `calls` calls per timed run, the copy rotating, and reports the
-// mean time of one call.
+// The rotated copies of a point's inputs are views into one random-filled allocation, kept
+// from point to point and grown when a point needs more: allocating (and on a CPU, faulting in
+// and zeroing) kStepRotateBytes afresh for each of hundreds of points would cost more than timing
+// them. The values are the random tiles either way.
+class ArenaStore {
+ public:
+  explicit ArenaStore(Backend& b) : b_(b) {}
+  DeviceBuffer& get(DType t, size_t bytes) {
+    auto& buf = t == DType::f32 ? f32_ : bf16_;
+    if (!buf || buf->bytes() < bytes) {
+      buf.reset();
+      buf = random_buffer(b_, t, bytes);
+    }
+    return *buf;
+  }
+
+ private:
+  Backend& b_;
+  std::unique_ptr<DeviceBuffer> f32_, bf16_;
+};
+
+// Hands out the copies of one point, one after the other, from the store's allocation.
+class Arena {
+ public:
+  Arena(ArenaStore& store, DType t, size_t bytes) : buf_(store.get(t, bytes)) {}
+  // Bytes to hold `copies` copies of operands of these sizes.
+  static size_t bytes_for(int copies, std::initializer_list<size_t> sizes) {
+    size_t one = 0;
+    for (size_t s : sizes) one += aligned(s);
+    return static_cast<size_t>(copies) * one;
+  }
+  std::unique_ptr<DeviceBuffer> take(size_t bytes) {
+    auto v = std::make_unique<BufferView>(buf_, off_, std::max<size_t>(bytes, 1));
+    off_ += aligned(bytes);
+    return v;
+  }
+
+ private:
+  static size_t aligned(size_t n) {
+    return (std::max<size_t>(n, 1) + kCopyAlign - 1) / kCopyAlign * kCopyAlign;
+  }
+  DeviceBuffer& buf_;
+  size_t off_ = 0;
+};
+
+// Times op(copy) back to back: `calls` calls per timed run, the copy rotating (on from where
+// the last run stopped, so that a copy is used again only after all the others), and reports
+// the mean time of one call.
 void step_loop(benchmark::State& st, Backend& b, int copies, const std::function<void(int)>& op) {
-  op(0);  // untimed: plans, heuristics and scratch sized on first use
+  CopyRotation rot(copies);
+  op(rot.next());  // untimed: plans, heuristics and scratch sized on first use
   b.synchronize();
-  const double one_ms = b.time_ms([&] { op(0); }, 0, 1);
+  const double one_ms = b.time_ms([&] { op(rot.next()); }, 0, 1);
   int calls = static_cast<int>(std::ceil(kRunMs / std::max(one_ms, 1e-4)));
-  calls = std::clamp(calls, std::max(copies, 2), kMaxCallsPerRun);
+  calls = std::clamp(calls, 2, kMaxCallsPerRun);
   auto run = [&] {
-    for (int k = 0; k < calls; ++k) op(k % copies);
+    for (int k = 0; k < calls; ++k) op(rot.next());
   };
   for (auto _ : st) {
     const double ms = b.time_ms(run, 0, 1) / calls;
@@ -61,6 +103,7 @@ void step_loop(benchmark::State& st, Backend& b, int copies, const std::function
 struct Ctx {
   Backend* b;
   const DeviceMeasurement* m;
+  std::shared_ptr<ArenaStore> arenas;  // shared by every point of the run
 };
 
 void report(benchmark::State& st, const Ctx& c, const Work& w, DType t) {
@@ -80,13 +123,21 @@ FourierLayout layout_of(const FourierConfig& f, int64_t head_dim) {
   return l;
 }
 
-FourierTensor random_fourier(Backend& b, const KvShape& s, const FourierLayout& f) {
+FourierTensor random_fourier(Arena& arena, const KvShape& s, const FourierLayout& f) {
   const FourierBufferBytes n = fourier_buffer_bytes(s, f);
   FourierTensor t;
-  t.kept = random_buffer(b, s.dtype, n.kept);
-  t.edge = random_buffer(b, s.dtype, n.edge);
-  t.coeffs = random_buffer(b, s.dtype, n.coeffs);
+  t.kept = arena.take(n.kept);
+  t.edge = arena.take(n.edge);
+  t.coeffs = arena.take(n.coeffs);
   return t;
+}
+
+size_t fourier_arena_bytes(int copies, const KvShape& s, const FourierLayout& f, int tensors,
+                           size_t extra = 0) {
+  const FourierBufferBytes n = fourier_buffer_bytes(s, f);
+  size_t one = 0;
+  for (int i = 0; i < tensors; ++i) one += Arena::bytes_for(1, {n.kept, n.edge, n.coeffs});
+  return static_cast<size_t>(copies) * one + (extra > 0 ? Arena::bytes_for(copies, {extra}) : 0);
 }
 
 size_t fourier_bytes(const KvShape& s, const FourierLayout& f) {
@@ -116,12 +167,13 @@ void bm_gemm(benchmark::State& st, Ctx c) {
                    st.range(0) ? DType::bf16 : DType::f32};
   const size_t e = esz(g.dtype);
   const size_t wbytes = static_cast<size_t>(g.out * g.in) * e;
-  const int copies = copies_for(wbytes);
+  const int copies = rotation_copies(wbytes);
   auto x = random_buffer(b, g.dtype, static_cast<size_t>(g.rows * g.in) * e);
   auto bias = random_buffer(b, g.dtype, static_cast<size_t>(g.out) * e);
   auto y = b.alloc(static_cast<size_t>(g.rows * g.out) * e);
+  Arena arena(*c.arenas, g.dtype, Arena::bytes_for(copies, {wbytes}));
   std::vector<std::unique_ptr<DeviceBuffer>> w;
-  for (int i = 0; i < copies; ++i) w.push_back(random_buffer(b, g.dtype, wbytes));
+  for (int i = 0; i < copies; ++i) w.push_back(arena.take(wbytes));
   step_loop(st, b, copies, [&](int k) { b.gemm(g, *x, *w[k], g.bias ? bias.get() : nullptr, *y); });
   report(st, c, gemm_work(GemmShape{g.rows, g.out, g.in, g.bias, g.dtype}), g.dtype);
 }
@@ -145,13 +197,14 @@ void bm_attention(benchmark::State& st, Ctx c) {
   const size_t e = esz(a.dtype);
   const size_t qo = static_cast<size_t>(a.batch * a.q_heads * a.q_len * a.head_dim) * e;
   const size_t kv = static_cast<size_t>(a.batch * a.kv_heads * a.tokens * a.head_dim) * e;
-  const int copies = copies_for(2 * kv);
+  const int copies = rotation_copies(2 * kv);
   auto q = random_buffer(b, a.dtype, qo);
   auto o = b.alloc(qo);
+  Arena arena(*c.arenas, a.dtype, Arena::bytes_for(copies, {kv, kv}));
   std::vector<std::unique_ptr<DeviceBuffer>> k, v;
   for (int i = 0; i < copies; ++i) {
-    k.push_back(random_buffer(b, a.dtype, kv));
-    v.push_back(random_buffer(b, a.dtype, kv));
+    k.push_back(arena.take(kv));
+    v.push_back(arena.take(kv));
   }
   step_loop(st, b, copies, [&](int i) { b.attention(a, *q, *k[i], *v[i], *o); });
   report(st, c,
@@ -166,13 +219,14 @@ void bm_fourier_attention(benchmark::State& st, Ctx c, FourierConfig fc) {
   const FourierLayout f = layout_of(fc, a.head_dim);
   const KvShape s{a.batch, a.kv_heads, a.tokens, a.head_dim, a.dtype};
   const size_t qo = static_cast<size_t>(a.batch * a.q_heads * a.q_len * a.head_dim) * esz(a.dtype);
-  const int copies = copies_for(2 * fourier_bytes(s, f));
+  const int copies = rotation_copies(2 * fourier_bytes(s, f));
   auto q = random_buffer(b, a.dtype, qo);
   auto o = b.alloc(qo);
+  Arena arena(*c.arenas, a.dtype, fourier_arena_bytes(copies, s, f, 2));
   std::vector<FourierTensor> k, v;
   for (int i = 0; i < copies; ++i) {
-    k.push_back(random_fourier(b, s, f));
-    v.push_back(random_fourier(b, s, f));
+    k.push_back(random_fourier(arena, s, f));
+    v.push_back(random_fourier(arena, s, f));
   }
   step_loop(st, b, copies, [&](int i) { b.fourier_attention(a, f, *q, k[i], v[i], *o); });
   report(st, c,
@@ -189,12 +243,13 @@ void bm_compress(benchmark::State& st, Ctx c, FourierConfig fc, bool reconstruct
   const KvShape s{1, st.range(1), st.range(2), st.range(3), t};
   const FourierLayout f = layout_of(fc, s.head_dim);
   const size_t full = static_cast<size_t>(s.elements()) * esz(t);
-  const int copies = copies_for(full + fourier_bytes(s, f));
+  const int copies = rotation_copies(full + fourier_bytes(s, f));
+  Arena arena(*c.arenas, t, fourier_arena_bytes(copies, s, f, 1, full));
   std::vector<std::unique_ptr<DeviceBuffer>> kv;
   std::vector<FourierTensor> ft;
   for (int i = 0; i < copies; ++i) {
-    kv.push_back(random_buffer(b, t, full));
-    ft.push_back(random_fourier(b, s, f));
+    kv.push_back(arena.take(full));
+    ft.push_back(random_fourier(arena, s, f));
   }
   if (reconstruct)
     step_loop(st, b, copies, [&](int i) { b.fourier_reconstruct(s, f, ft[i], *kv[i]); });
@@ -212,11 +267,12 @@ void bm_cosine(benchmark::State& st, Ctx c) {
   const DType t = st.range(0) ? DType::bf16 : DType::f32;
   const int64_t rows = st.range(1), dim = st.range(2);
   const size_t n = static_cast<size_t>(rows * dim) * esz(t);
-  const int copies = copies_for(2 * n);
+  const int copies = rotation_copies(2 * n);
+  Arena arena(*c.arenas, t, Arena::bytes_for(copies, {n, n}));
   std::vector<std::unique_ptr<DeviceBuffer>> x, y;
   for (int i = 0; i < copies; ++i) {
-    x.push_back(random_buffer(b, t, n));
-    y.push_back(random_buffer(b, t, n));
+    x.push_back(arena.take(n));
+    y.push_back(arena.take(n));
   }
   auto out = b.alloc(static_cast<size_t>(rows) * sizeof(float));
   step_loop(st, b, copies, [&](int i) { b.cosine_rows(rows, dim, t, *x[i], *y[i], *out); });
@@ -226,17 +282,24 @@ void bm_cosine(benchmark::State& st, Ctx c) {
 void bm_copy(benchmark::State& st, Ctx c) {
   Backend& b = *c.b;
   const size_t bytes = static_cast<size_t>(st.range(0)) << 10;
-  const int copies = copies_for(2 * bytes);
+  const int copies = rotation_copies(2 * bytes);
+  Arena arena(*c.arenas, DType::f32, Arena::bytes_for(copies, {bytes, bytes}));
   std::vector<std::unique_ptr<DeviceBuffer>> src, dst;
   for (int i = 0; i < copies; ++i) {
-    src.push_back(random_buffer(b, DType::f32, bytes));
-    dst.push_back(b.alloc(bytes));
+    src.push_back(arena.take(bytes));
+    dst.push_back(arena.take(bytes));
   }
   step_loop(st, b, copies, [&](int i) { b.copy(*src[i], *dst[i], bytes); });
   report(st, c, Work{0.0, 2.0 * static_cast<double>(bytes)}, DType::f32);
 }
 
 }  // namespace
+
+int rotation_copies(size_t operand_bytes) {
+  if (operand_bytes == 0) return 1;
+  const size_t n = (kStepRotateBytes + operand_bytes - 1) / operand_bytes;
+  return static_cast<int>(std::clamp<size_t>(n, 1, kStepMaxCopies));
+}
 
 std::vector<int64_t> geometric_grid(int64_t lo, int64_t max, int per_octave) {
   std::set<int64_t> g;
@@ -249,7 +312,7 @@ std::vector<int64_t> geometric_grid(int64_t lo, int64_t max, int per_octave) {
 }
 
 void register_step_benchmarks(Backend& b, const DeviceMeasurement& m, const StepBenchConfig& c) {
-  const Ctx ctx{&b, &m};
+  const Ctx ctx{&b, &m, std::make_shared<ArenaStore>(b)};
   const ModelShape& s = c.model;
   const int64_t bf16 = s.dtype == DType::bf16 ? 1 : 0;
   const int64_t e = dtype_bytes(s.dtype);

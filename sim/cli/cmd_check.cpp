@@ -9,6 +9,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "model/calibration.h"
 #include "model/error.h"
 #include "sim/check/check.h"
 #include "sim/check/check_report.h"
@@ -125,6 +126,17 @@ int run_check(const Args& args) {
     StderrProgress progress(vm.count("quiet") == 0, "kvscope check", true);
     result = check::run_check(trace, cfg, *ops,
                               [&](double f, const std::string& note) { progress(f, note); });
+    // A CPU profile's times hold for the thread count it was measured with (the CPU backend
+    // sizes its team from the load when it starts).
+    const auto* cal = dynamic_cast<const CalibratedCostModel*>(ops.get());
+    if (cal && cal->device().backend == "cpu" && result.device.backend == "cpu" &&
+        cal->device().multiprocessors > 0 &&
+        cal->device().multiprocessors != result.device.multiprocessors)
+      std::cerr << "kvscope check: warning: the profile was measured with "
+                << cal->device().multiprocessors << " threads, the steps ran with "
+                << result.device.multiprocessors
+                << " (the CPU backend sizes its team from the load average when it starts; "
+                   "OMP_DYNAMIC=false OMP_NUM_THREADS=N fixes it)\n";
   }
   nlohmann::json run = {
       {"model", rc.model.name},
