@@ -127,6 +127,15 @@ TEST(CliCheck, BadArgumentsExitTwo) {
   EXPECT_EQ(run_cli("check " + kTrace + kTiny + " --backend tpu").exit_code, 2);
   EXPECT_EQ(run_cli("check " + kTrace + kTiny + " --requests 0").exit_code, 2);
   EXPECT_EQ(run_cli("check " + kTrace + kTiny + " --max-steps -1").exit_code, 2);
+  // The trace-format, scheduler and method options it shares with replay and plan.
+  for (const char* bad : {" --format xml", " --method ccv,ccv", " --max-batch 0"}) {
+    const auto r = run_cli("check " + kTrace + kTiny + bad + " --quiet");
+    EXPECT_EQ(r.exit_code, 2) << bad << "\n" << r.err;
+    EXPECT_NE(r.err.find(std::string(bad).substr(1, std::string(bad).find(' ', 1) - 1)),
+              std::string::npos)
+        << bad << "\n"
+        << r.err;
+  }
   EXPECT_EQ(run_cli("check " + kTrace + " --model no-such-model").exit_code, 2);
   // A bad trace is a failed run naming the file.
   const fs::path bad = fs::path(::testing::TempDir()) / "kvscope_check_bad.jsonl";

@@ -347,6 +347,9 @@ TEST(CliPlan, BadArgumentsAreRefusedBeforeAnyReplay) {
   const Case cases[] = {
       {base + "--out " + dir + "/r.txt", 2, ".html, .md or .pdf"},
       {base + "--out " + dir + "/r.html --methods baseline,warp", 2, "warp"},
+      {base + "--out " + dir + "/r.html --methods ccv,ccv", 2, "--methods: ccv is listed twice"},
+      {base + "--out " + dir + "/r.html --format xml", 2, "--format"},
+      {base + "--out " + dir + "/r.html --on-bad-record maybe", 2, "--on-bad-record"},
       {base + "--out " + dir + "/r.html --slo-ttft 2", 2, "unit"},
       {base + "--out " + dir + "/r.html --slo-tbt=-5ms", 2, "--slo-tbt"},
       {base + "--out " + dir + "/r.html --slo-percentile p95", 2, "--slo-percentile"},
