@@ -61,6 +61,46 @@ struct DecodeSmem {
   static constexpr size_t bytes = tiles > merge ? tiles : merge;
 };
 
+// One step of the online softmax over a 16-token x 8-column score fragment of
+// mma.m16n8k16: this thread holds tokens row0 + g and row0 + g + 8 of columns 2tq and 2tq + 1
+// (sc[e]: token e / 2, column e % 2). Masks what a column may not see (past `valid` tokens of
+// the tile, an absent column, a causal limit), scales to log2 units, folds the fragment into
+// the running maxima and sums, and leaves the softmax weights in sc. alpha is the factor the
+// caller's accumulators must be scaled by; a column without a visible token yet has nothing to
+// rescale and gets exactly 1, so callers may skip the rescale when every alpha is 1.
+__device__ __forceinline__ void online_softmax_fragment(float (&sc)[4], int row0, int g, int valid,
+                                                        int64_t t0, const bool (&col_ok)[2],
+                                                        const int64_t (&last_row)[2],
+                                                        float scale_log2, float (&m_run)[2],
+                                                        float (&l_run)[2], float (&alpha)[2]) {
+  float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {
+    const int row = row0 + g + 8 * (e / 2);
+    const int h = e % 2;
+    const bool ok = row < valid && col_ok[h] && t0 + row <= last_row[h];
+    sc[e] = ok ? sc[e] * scale_log2 : -INFINITY;
+    mx[h] = fmaxf(mx[h], sc[e]);
+  }
+  float mbase[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+#pragma unroll
+    for (int o2 = 4; o2 < 32; o2 <<= 1)
+      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], o2));
+    const float mnew = fmaxf(m_run[h], mx[h]);
+    mbase[h] = mnew == -INFINITY ? 0.f : mnew;
+    alpha[h] = mnew == -INFINITY ? 1.f : exp2f(m_run[h] - mbase[h]);
+    m_run[h] = mnew;
+    l_run[h] *= alpha[h];
+  }
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {
+    sc[e] = exp2f(sc[e] - mbase[e % 2]);
+    l_run[e % 2] += sc[e];
+  }
+}
+
 template <class T, int DK, int kStages>
 __global__ void __launch_bounds__(kDecThreads, 2) decode_kernel(const DecodeParams p) {
   using SM = DecodeSmem<T, DK, kStages>;
@@ -154,33 +194,9 @@ __global__ void __launch_bounds__(kDecThreads, 2) decode_kernel(const DecodePara
       ldmatrix_x4(a, kt + row * DK + 8 * swz<KC>(row, 2 * ks + lane / 16));
       mma16816<T>(sc, a, qf[ks]);
     }
-    // Mask, scale, online softmax per column (this thread: columns 2tq, 2tq+1).
-    float mx[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int row = 16 * warp + g + 8 * (e / 2);
-      const int h = e % 2;
-      const bool ok = row < valid && col_ok[h] && t0 + row <= last_row[h];
-      sc[e] = ok ? sc[e] * p.scale_log2 : -INFINITY;
-      mx[h] = fmaxf(mx[h], sc[e]);
-    }
-    float alpha[2], mbase[2];
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-#pragma unroll
-      for (int o2 = 4; o2 < 32; o2 <<= 1)
-        mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], o2));
-      const float mnew = fmaxf(m_run[h], mx[h]);
-      mbase[h] = mnew == -INFINITY ? 0.f : mnew;
-      alpha[h] = exp2f(m_run[h] - mbase[h]);
-      m_run[h] = mnew;
-      l_run[h] *= alpha[h];
-    }
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      sc[e] = exp2f(sc[e] - mbase[e % 2]);
-      l_run[e % 2] += sc[e];
-    }
+    float alpha[2];
+    online_softmax_fragment(sc, 16 * warp, g, valid, t0, col_ok, last_row, p.scale_log2, m_run,
+                            l_run, alpha);
 #pragma unroll
     for (int i = 0; i < DK / 16; ++i)
 #pragma unroll

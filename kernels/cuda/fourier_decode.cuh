@@ -322,35 +322,9 @@ __global__ void __launch_bounds__(kFdThreads, 1)
           mma16816<T>(sc, a, u == 0 ? b0 : b1);
         }
       }
-      // Mask, scale, online softmax per column (this thread: columns 2tq, 2tq+1).
-      float mx[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int row = 16 * part + g + 8 * (e / 2);
-        const int h = e % 2;
-        const bool ok = row < valid && col_ok[h] && t0 + row <= last_row[h];
-        sc[e] = ok ? sc[e] * p.scale_log2 : -INFINITY;
-        mx[h] = fmaxf(mx[h], sc[e]);
-      }
-      float alpha[2], mbase[2];
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-#pragma unroll
-        for (int o2 = 4; o2 < 32; o2 <<= 1)
-          mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], o2));
-        const float mnew = fmaxf(m_run[h], mx[h]);
-        mbase[h] = mnew == -INFINITY ? 0.f : mnew;
-        // A column without a visible token yet has nothing to rescale: alpha 1 keeps the skip
-        // below available to warps with absent columns.
-        alpha[h] = mnew == -INFINITY ? 1.f : exp2f(m_run[h] - mbase[h]);
-        m_run[h] = mnew;
-        l_run[h] *= alpha[h];
-      }
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        sc[e] = exp2f(sc[e] - mbase[e % 2]);
-        l_run[e % 2] += sc[e];
-      }
+      float alpha[2];
+      online_softmax_fragment(sc, 16 * part, g, valid, t0, col_ok, last_row, p.scale_log2, m_run,
+                              l_run, alpha);
       // Once the running maxima settle, most tiles leave them unchanged: skip the rescale of
       // the accumulators then (alpha = 1 exactly).
       if (!__all_sync(0xffffffffu, alpha[0] == 1.f && alpha[1] == 1.f)) {
