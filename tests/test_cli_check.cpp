@@ -123,6 +123,34 @@ TEST(CliCheck, RunsEveryMethodsStepsWithExactKvMemory) {
   EXPECT_NE(rj.at("latency"), s.at("latency"));
 }
 
+// The GPU checks shipped in sim/fidelity/ (sim/FIDELITY.md): the recorded steps, priced again
+// with the shipped profile, give the recorded check summary, so its figures are the model's as
+// it stands and not those of an earlier build.
+TEST(CliCheck, ShippedGpuChecksRepriceToTheirSummaries) {
+  for (const std::string gpu : {"h100", "h200"}) {
+    SCOPED_TRACE(gpu);
+    const std::string dir = kSource + "/sim/fidelity/" + gpu + "-llama-3.1-8b";
+    const auto r = run_cli("check " + kTrace + " --model llama-3.1-8b --profile " + kSource +
+                           "/kernels/profiles/" + gpu + "-llama-3.1-8b.json --reprice " + dir +
+                           "/steps.jsonl --json");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto got = nlohmann::json::parse(r.out);
+    nlohmann::json want;
+    std::ifstream(dir + "/check_summary.json") >> want;
+    EXPECT_EQ(got.at("device"), want.at("device"));
+    EXPECT_EQ(got.at("memory"), want.at("memory"));
+    ASSERT_EQ(got.at("latency").size(), want.at("latency").size());
+    for (size_t i = 0; i < want.at("latency").size(); ++i) {
+      const auto &g = got["latency"][i], &w = want["latency"][i];
+      EXPECT_EQ(g.at("method"), w.at("method"));
+      EXPECT_EQ(g.at("step_kind"), w.at("step_kind"));
+      EXPECT_EQ(g.at("steps"), w.at("steps"));
+      for (const char* k : {"median_rel_error", "p90_rel_error", "max_rel_error"})
+        EXPECT_NEAR(g.at(k).get<double>(), w.at(k).get<double>(), 1e-12) << i << " " << k;
+    }
+  }
+}
+
 TEST(CliCheck, BadArgumentsExitTwo) {
   EXPECT_EQ(run_cli("check " + kTrace + kTiny + " --backend tpu").exit_code, 2);
   EXPECT_EQ(run_cli("check " + kTrace + kTiny + " --requests 0").exit_code, 2);
