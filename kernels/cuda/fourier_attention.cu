@@ -134,25 +134,27 @@ __global__ void __launch_bounds__(kSimpleWarps * 32) simple_fourier_kernel(const
 }
 
 // Sink and window tokens of one (batch, kv head), exactly, for all its query columns at once.
-// Chunks of edge tokens: the chunk's scores in parallel (a warp per token, all columns), its
-// softmax (a warp per column), then the weighted sum of its value rows (a thread per column and
-// dim, independent loads); online softmax across chunks. Writes the partial record at split
-// index `split` (log2-domain maxima, like the middle splits).
+// Chunks of edge tokens, each staged in shared memory by all threads at once (K rows, then V
+// rows: one block per head has too few warps in flight to hide a global load per token): the
+// chunk's scores (a warp per token, all columns), its softmax (a warp per column), then the
+// weighted sum of its value rows (a thread per column and dim); online softmax across chunks.
+// Writes the partial record at split index `split` (log2-domain maxima, like the middle splits).
 constexpr int kEdgeChunk = 128;
-constexpr int kEdgeThreads = 256;
+constexpr int kEdgeThreads = 1024;  // 32 warps: one block per head, so its phases are short
 
 template <class T>
 __global__ void __launch_bounds__(kEdgeThreads)
     edge_kernel(const FParams p, float* partial, int64_t splits, int64_t split, int64_t rec,
                 int64_t MP) {
   extern __shared__ __align__(16) float esh[];
-  const int X = static_cast<int>(p.DK + p.C);  // [kept dims | compressed dims] of a row
-  float* qs = esh;                             // [8][X] query, in row order
-  float* wts = qs + kDecCols * X;              // [8][kEdgeChunk] scores, then weights
-  float* acc = wts + kDecCols * kEdgeChunk;    // [8][X] weighted sums
-  float* mrun = acc + kDecCols * X;            // [8] running max (log2 domain)
-  float* lrun = mrun + kDecCols;               // [8] running sum
-  float* alpha = lrun + kDecCols;              // [8] rescale of this chunk
+  const int X = static_cast<int>(p.DK + p.C);        // [kept dims | compressed dims] of a row
+  float* qs = esh;                                   // [8][X] query, in row order
+  float* wts = qs + kDecCols * X;                    // [8][kEdgeChunk] scores, then weights
+  float* acc = wts + kDecCols * kEdgeChunk;          // [8][X] weighted sums
+  float* mrun = acc + kDecCols * X;                  // [8] running max (log2 domain)
+  float* lrun = mrun + kDecCols;                     // [8] running sum
+  float* alpha = lrun + kDecCols;                    // [8] rescale of this chunk
+  T* rows = reinterpret_cast<T*>(alpha + kDecCols);  // [kEdgeChunk][X] K, then V, of the chunk
   const int64_t head = blockIdx.x;
   const int64_t b = head / p.kv_heads, kvh = head % p.kv_heads;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -185,26 +187,43 @@ __global__ void __launch_bounds__(kEdgeThreads)
     return r < p.sink ? r : p.tokens - p.window + (r - p.sink);
   };
   __syncthreads();
-  for (int64_t r0 = 0; r0 < E; r0 += kEdgeChunk) {
-    const int n = static_cast<int>(min(int64_t(kEdgeChunk), E - r0));
+  // Row rr of the chunk at r0 into `rows`, kept dims then compressed dims; zero where absent. A
+  // warp per row, so the row's token is found once and no thread divides by X per element.
+  auto stage = [&](int64_t r0, int n, const T* kept, const T* edge) {
     for (int rr = warp; rr < n; rr += kEdgeThreads / 32) {
       const int64_t r = r0 + rr, t = token(r);
-      float sv[kDecCols] = {};
-      if (t >= 0)
-        for (int x = lane; x < X; x += 32) {
-          const float kv = to_f32(x < p.DK ? kk[t * p.DK + x] : ke[r * p.C + (x - p.DK)]);
+      T* row = rows + rr * X;
+      for (int x = lane; x < X; x += 32)
+        row[x] =
+            t < 0 ? from_f32<T>(0.f) : (x < p.DK ? kept[t * p.DK + x] : edge[r * p.C + (x - p.DK)]);
+    }
+  };
+  // Query position of each column (int64 modulo is a long software routine: once, not per token).
+  int64_t qpos[kDecCols];
 #pragma unroll
-          for (int j = 0; j < kDecCols; ++j) sv[j] = fmaf(qs[j * X + x], kv, sv[j]);
-        }
+  for (int j = 0; j < kDecCols; ++j)
+    qpos[j] = j < ncols ? p.tokens - p.q_len + j % static_cast<int>(p.q_len) : -1;
+  for (int64_t r0 = 0; r0 < E; r0 += kEdgeChunk) {
+    const int n = static_cast<int>(min(int64_t(kEdgeChunk), E - r0));
+    stage(r0, n, kk, ke);
+    __syncthreads();
+    for (int rr = warp; rr < n; rr += kEdgeThreads / 32) {
+      const int64_t t = token(r0 + rr);
+      float sv[kDecCols] = {};
+      for (int x = lane; x < X; x += 32) {
+        const float kv = to_f32(rows[rr * X + x]);
+#pragma unroll
+        for (int j = 0; j < kDecCols; ++j) sv[j] = fmaf(qs[j * X + x], kv, sv[j]);
+      }
 #pragma unroll
       for (int j = 0; j < kDecCols; ++j) {
         const float s = warp_sum(sv[j]);
-        const int64_t qpos = p.tokens - p.q_len + j % p.q_len;
-        const bool ok = t >= 0 && j < ncols && !(p.causal && t > qpos);
+        const bool ok = t >= 0 && qpos[j] >= 0 && !(p.causal && t > qpos[j]);
         if (lane == 0) wts[j * kEdgeChunk + rr] = ok ? s * scale_log2 : -INFINITY;
       }
     }
     __syncthreads();
+    stage(r0, n, vk, ve);  // the K rows are used up; the softmax below reads only wts
     if (warp < ncols) {
       const int j = warp;
       float cmax = -INFINITY;
@@ -228,15 +247,12 @@ __global__ void __launch_bounds__(kEdgeThreads)
       }
     }
     __syncthreads();
+    // Masked and absent tokens have weight 0 (and absent ones a zero row): no branch needed.
     for (int i = threadIdx.x; i < ncols * X; i += kEdgeThreads) {
       const int j = i / X, x = i % X;
       float a = acc[i] * alpha[j];
-      for (int rr = 0; rr < n; ++rr) {
-        const float w = wts[j * kEdgeChunk + rr];
-        if (w == 0.f) continue;  // masked or absent token (and nothing to add otherwise)
-        const int64_t r = r0 + rr, t = token(r);
-        a = fmaf(w, to_f32(x < p.DK ? vk[t * p.DK + x] : ve[r * p.C + (x - p.DK)]), a);
-      }
+      for (int rr = 0; rr < n; ++rr)
+        a = fmaf(wts[j * kEdgeChunk + rr], to_f32(rows[rr * X + x]), a);
       acc[i] = a;
     }
     __syncthreads();
@@ -258,9 +274,10 @@ __global__ void __launch_bounds__(kEdgeThreads)
   }
 }
 
-size_t edge_smem_bytes(const FParams& p) {
+size_t edge_smem_bytes(const FParams& p, size_t elem_bytes) {
   return (size_t(2) * kDecCols * (p.DK + p.C) + size_t(kDecCols) * kEdgeChunk + 3 * kDecCols) *
-         sizeof(float);
+             sizeof(float) +
+         size_t(kEdgeChunk) * (p.DK + p.C) * elem_bytes;
 }
 
 FParams make_params(const AttentionArgs& a, const FourierLayout& f, const void* q,
@@ -357,7 +374,7 @@ void decode_t(Ctx& c, const FParams& f) {
       c.scratch->get(size_t(heads) * p.splits_total * p.rec * sizeof(float), 0));
   // The sink and window tokens (edge_kernel) run on the side stream alongside the middle.
   fork_side(c);
-  const size_t edge_smem = edge_smem_bytes(f);
+  const size_t edge_smem = edge_smem_bytes(f, sizeof(T));
   KVS_CUDA(cudaFuncSetAttribute(edge_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                 int(edge_smem)));
   edge_kernel<T><<<unsigned(heads), kEdgeThreads, edge_smem, c.side>>>(f, p.partial, p.splits_total,
@@ -365,8 +382,8 @@ void decode_t(Ctx& c, const FParams& f) {
   KVS_LAUNCH();
   if (middle_splits > 0) {
     auto* pm = static_cast<T*>(c.scratch->get(size_t(heads) * kDecCols * MP * sizeof(T), 1));
-    fourier_p_kernel<T>
-        <<<unsigned(heads), 256, size_t(kDecCols) * f.C * sizeof(float), c.stream>>>(p, MP, pm);
+    fourier_p_kernel<T><<<dim3(unsigned(heads), unsigned((MP + kPRows - 1) / kPRows)), kPThreads,
+                          size_t(kDecCols) * (f.C + 1) * sizeof(float), c.stream>>>(p, MP, pm);
     KVS_LAUNCH();
     p.pmat = pm;
     KVS_CUDA(cudaFuncSetAttribute(fourier_decode_kernel<T, DK, MT, HPW, kStages>,
@@ -407,11 +424,11 @@ void decode_t(Ctx& c, const FParams& f) {
                             kMergeThreads, merge_smem, c.stream>>>(mp);
   KVS_LAUNCH();
   const size_t apply_smem =
-      (size_t(kDecCols) * (p.splits_total + MP) + size_t(kMergeWays) * kDecCols * kMergeOut) *
+      (size_t(kDecCols) * (p.splits_total + MP) + size_t(kApplyWays) * kDecCols * kApplyOut) *
       sizeof(float);
   KVS_CUDA(cudaFuncSetAttribute(fourier_apply_kernel<T>,
                                 cudaFuncAttributeMaxDynamicSharedMemorySize, int(apply_smem)));
-  fourier_apply_kernel<T><<<dim3(unsigned(heads), unsigned((f.C + kMergeOut - 1) / kMergeOut)),
+  fourier_apply_kernel<T><<<dim3(unsigned(heads), unsigned((f.C + kApplyOut - 1) / kApplyOut)),
                             kMergeThreads, apply_smem, c.stream>>>(mp);
   KVS_LAUNCH();
 }

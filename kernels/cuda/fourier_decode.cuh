@@ -79,15 +79,19 @@ struct FourierDecodeSmem {
 
 // P[head][j][k] = sum_c q_c(j) Kc[k, c] / sqrt(L) for the (up to 8) query columns j of each KV
 // head, k < MP (zero past min(M, L) and for absent columns): the B operand of the scores of the
-// compressed dims. Once per head, before fourier_decode_kernel's splits all read it.
+// compressed dims. Once per head, before fourier_decode_kernel's splits all read it. A block per
+// head and kPRows rows k, a thread per (k, j): no reductions across threads, and enough blocks
+// to spread over the device at batch 1 (a block per head alone took ~70 us on an H200).
+constexpr int kPThreads = 256;
+constexpr int kPRows = kPThreads / kDecCols;
 template <class T>
-__global__ void __launch_bounds__(256)
+__global__ void __launch_bounds__(kPThreads)
     fourier_p_kernel(const FourierDecodeParams p, int64_t MP, T* pout) {
-  extern __shared__ __align__(16) float qc[];  // [8][C]
+  extern __shared__ __align__(16) float qc[];  // [8][C + 1], padded: the 8 columns in 8 banks
   const int64_t head = blockIdx.x;
   const int64_t b = head / p.kv_heads, kvh = head % p.kv_heads;
   const int ncols = static_cast<int>(p.group * p.q_len), qlen = static_cast<int>(p.q_len);
-  const int C = static_cast<int>(p.C);
+  const int C = static_cast<int>(p.C), QS = C + 1;
   const T* q = static_cast<const T*>(p.q);
   for (int i = threadIdx.x; i < kDecCols * C; i += blockDim.x) {
     const int j = i / C, c = i % C;
@@ -96,27 +100,20 @@ __global__ void __launch_bounds__(256)
       const int64_t qh = kvh * p.group + j / qlen, qi = j % qlen;
       v = to_f32(q[((b * p.kv_heads * p.group + qh) * p.q_len + qi) * p.head_dim + p.cdim[c]]);
     }
-    qc[i] = v;
+    qc[j * QS + c] = v;
   }
   __syncthreads();
-  const T* kc = static_cast<const T*>(p.kc) + head * p.M * p.C;
+  const int j = threadIdx.x % kDecCols;
+  const int64_t k = int64_t(blockIdx.y) * kPRows + threadIdx.x / kDecCols;
+  if (k >= MP) return;
   const int64_t kmax = p.M < p.L ? p.M : p.L;
-  const float inv_sqrt_l = rsqrtf(static_cast<float>(p.L));
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  for (int64_t k = warp; k < MP; k += 8) {
-    float acc[kDecCols] = {};
-    if (k < kmax)
-      for (int c = lane; c < C; c += 32) {
-        const float x = to_f32(kc[k * C + c]);
-#pragma unroll
-        for (int j = 0; j < kDecCols; ++j) acc[j] = fmaf(qc[j * C + c], x, acc[j]);
-      }
-#pragma unroll
-    for (int j = 0; j < kDecCols; ++j) {
-      const float v = warp_sum(acc[j]);
-      if (lane == j) pout[(head * kDecCols + j) * MP + k] = from_f32<T>(v * inv_sqrt_l);
-    }
+  float acc = 0.f;
+  if (k < kmax) {
+    const T* row = static_cast<const T*>(p.kc) + (head * p.M + k) * p.C;
+    const float* qj = qc + j * QS;
+    for (int c = 0; c < C; ++c) acc = fmaf(qj[c], to_f32(row[c]), acc);
   }
+  pout[(head * kDecCols + j) * MP + k] = from_f32<T>(acc * rsqrtf(static_cast<float>(p.L)));
 }
 
 // HPW: KV heads per column set (2 when group * q_len <= 4, else 1).
@@ -447,6 +444,10 @@ struct FourierMergeParams {
 constexpr int kMergeThreads = 256;
 constexpr int kMergeOut = 64;  // merged values (or compressed dims) per block
 constexpr int kMergeWays = kMergeThreads / kMergeOut;
+// The apply kernel sums over M coefficients rather than over the splits: more ways per value and
+// fewer values per block, so a batch-1 call has 4 blocks per head instead of 1.
+constexpr int kApplyOut = 16;
+constexpr int kApplyWays = kMergeThreads / kApplyOut;
 
 // w[j][s] = 2^(m_s - m) / l for column j < ncols and split s: a warp per column, lanes over the
 // splits (each lane rescales only its own entries).
@@ -514,13 +515,13 @@ __global__ void __launch_bounds__(kMergeThreads) fourier_merge_kernel(const Four
     p.rmerged[(head * kDecCols + j) * p.MP + (x - p.DK)] = sum;
 }
 
-// grid (heads, ceil(C / kMergeOut))
+// grid (heads, ceil(C / kApplyOut))
 template <class T>
 __global__ void __launch_bounds__(kMergeThreads) fourier_apply_kernel(const FourierMergeParams p) {
   extern __shared__ __align__(16) float ash[];
   float* w = ash;                      // [8][splits]
   float* r = w + kDecCols * p.splits;  // [8][MP] merged R of this head
-  float* red = r + kDecCols * p.MP;    // [kMergeWays][8][kMergeOut]
+  float* red = r + kDecCols * p.MP;    // [kApplyWays][8][kApplyOut]
   const int64_t head = blockIdx.x;
   const int ncols = static_cast<int>(p.group * p.q_len);
   const float* part = p.partial + head * p.splits * p.rec;
@@ -528,21 +529,21 @@ __global__ void __launch_bounds__(kMergeThreads) fourier_apply_kernel(const Four
   for (int64_t i = threadIdx.x; i < kDecCols * p.MP; i += kMergeThreads)
     r[i] = i < ncols * p.MP ? p.rmerged[head * kDecCols * p.MP + i] : 0.f;
   __syncthreads();
-  const int o = threadIdx.x % kMergeOut, way = threadIdx.x / kMergeOut;
-  const int64_t c = int64_t(blockIdx.y) * kMergeOut + o;
+  const int o = threadIdx.x % kApplyOut, way = threadIdx.x / kApplyOut;
+  const int64_t c = int64_t(blockIdx.y) * kApplyOut + o;
   const int64_t kmax = p.M < p.L ? p.M : p.L;
   const T* vc = static_cast<const T*>(p.vc) + head * p.M * p.C;
   float acc[kDecCols] = {};
   if (c < p.C) {
 #pragma unroll 8
-    for (int64_t k = way; k < kmax; k += kMergeWays) {
+    for (int64_t k = way; k < kmax; k += kApplyWays) {
       const float v = to_f32(vc[k * p.C + c]);
 #pragma unroll
       for (int j = 0; j < kDecCols; ++j) acc[j] = fmaf(r[j * p.MP + k], v, acc[j]);
     }
   }
 #pragma unroll
-  for (int j = 0; j < kDecCols; ++j) red[(way * kDecCols + j) * kMergeOut + o] = acc[j];
+  for (int j = 0; j < kDecCols; ++j) red[(way * kDecCols + j) * kApplyOut + o] = acc[j];
   __syncthreads();
   if (way != 0 || c >= p.C) return;
   const float inv_sqrt_l = p.L > 0 ? rsqrtf(static_cast<float>(p.L)) : 0.f;
@@ -551,7 +552,7 @@ __global__ void __launch_bounds__(kMergeThreads) fourier_apply_kernel(const Four
   for (int j = 0; j < ncols; ++j) {
     float sum = 0.f;
 #pragma unroll
-    for (int v = 0; v < kMergeWays; ++v) sum += red[(v * kDecCols + j) * kMergeOut + o];
+    for (int v = 0; v < kApplyWays; ++v) sum += red[(v * kDecCols + j) * kApplyOut + o];
     sum = sum * inv_sqrt_l + w[j * p.splits + edge] * part[edge * p.rec + c_off + j * p.C + c];
     output_row<T>(p, head, j)[p.cdim[c]] = from_f32<T>(sum);
   }
