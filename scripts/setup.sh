@@ -12,6 +12,7 @@ packages=(
   libbenchmark-dev                    # kernel benchmarks and calibration profiles
   libgtest-dev libgmock-dev           # tests
   qt6-base-dev qt6-charts-dev qt6-svg-dev libgl-dev  # kvscope-gui, report charts, PDF
+  libqt6opengl6-dev                   # Qt6Charts' CMake package needs Qt6OpenGL; not pulled in without recommends
   xvfb xauth                          # GUI screenshot under a virtual display
   poppler-utils                       # pdftoppm: report PDFs rendered in tests
   libxml2-utils                       # xmllint: report HTML checked well-formed in tests
