@@ -223,7 +223,7 @@ ParameterPanel::ParameterPanel(QWidget* parent) : QWidget(parent) {
   auto* fr = new QFormLayout(replay);
   gpu_memory_ = real_spin(0, 1e5, 8, 1, tr(" GiB"),
                           tr("GPU memory for weights, KV pool and CCV cache (--gpu-mem)"));
-  gpu_memory_->setSpecialValueText(tr("the GPU preset's"));
+  gpu_memory_->setSpecialValueText(tr("the device's"));
   changed_real(gpu_memory_);
   fr->addRow(tr("GPU memory"), gpu_memory_);
   max_batch_ = int_spin(1, 1 << 20, tr(" seqs"), tr("Sequences per step (--max-batch)"));

@@ -148,10 +148,10 @@ ReplayConfig replay_config(const Session& s, const Resolved& r) {
   c.scheduler.max_batch = s.max_batch;
   c.scheduler.token_budget = s.token_budget_tokens;
   c.scheduler.chunked_prefill = s.chunked_prefill;
-  // As `kvscope replay` reads --gpu-mem, and the --gpu preset's memory without it.
-  c.gpu_memory_bytes = s.gpu_memory_gib > 0
-                           ? cli::parse_bytes(num(s.gpu_memory_gib) + "GiB", "--gpu-mem")
-                           : hardware_preset(s.gpu).memory_bytes;
+  // As `kvscope replay` reads --gpu-mem, the profile's device and the --gpu preset.
+  const std::string gpu_mem = num(s.gpu_memory_gib) + "GiB";
+  c.gpu_memory_bytes =
+      cli::gpu_memory_from(s.gpu_memory_gib > 0 ? &gpu_mem : nullptr, s.gpu, *r.ops);
   c.rate_scale = s.rate_scale;
   const auto format = parse_trace_format(s.trace_format);
   if (!format) throw cli::UsageError("--format: expected auto, mooncake, azure or kvscope");

@@ -58,7 +58,7 @@ struct Session {
   double ccv_ttl_s = 600.0;
 
   // The replay.
-  double gpu_memory_gib = 0;  // 0: the GPU preset's memory (as the CLI without --gpu-mem)
+  double gpu_memory_gib = 0;  // 0: the profile's device's, else the GPU preset's (as the CLI)
   int64_t max_batch = 256;
   int64_t token_budget_tokens = 8192;
   bool chunked_prefill = true;

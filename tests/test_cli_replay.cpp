@@ -151,3 +151,24 @@ TEST(CliReplay, HelpExplainsEveryOption) {
         "--format", "--ccv-eviction", "(tokens)", "(bytes"})
     EXPECT_NE(r.out.find(opt), std::string::npos) << opt;
 }
+
+TEST(CliReplay, GpuMemoryIsTheProfilesDeviceUnlessGiven) {
+  // An H200 profile prices the run and, without --gpu-mem, sizes it too: the memory the
+  // calibration recorded for its device, not the default --gpu preset's (an H100's 80 GiB).
+  const std::string profile =
+      std::string(KVSCOPE_SOURCE_DIR) + "/kernels/profiles/h200-llama-3.1-8b.json";
+  nlohmann::json p;
+  std::ifstream(profile) >> p;
+  const int64_t device_bytes = p.at("device").at("memory_bytes").get<int64_t>();
+  const std::string base =
+      "replay " + kTrace + " --model llama-3.1-8b --max-requests 20 --method baseline --json ";
+  const auto r = run_cli(base + "--profile " + profile);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out).at("run").at("gpu_memory_bytes"), device_bytes);
+  const auto g = run_cli(base + "--profile " + profile + " --gpu-mem 100GiB");
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  EXPECT_EQ(nlohmann::json::parse(g.out).at("run").at("gpu_memory_bytes"), int64_t{100} << 30);
+  const auto roof = run_cli(base);
+  ASSERT_EQ(roof.exit_code, 0) << roof.err;
+  EXPECT_EQ(nlohmann::json::parse(roof.out).at("run").at("gpu_memory_bytes"), int64_t{80} << 30);
+}

@@ -309,7 +309,6 @@ int plan_body(const Args& args) {
     std::snprintf(buf, sizeof buf, "%.4g %s", v, unit);
     return std::string(buf);
   };
-  pc.replay.gpu_memory_bytes = hardware_preset(vm["gpu"].as<std::string>()).memory_bytes;
   if (const auto* roof = dynamic_cast<const RooflineCostModel*>(costs.get())) {
     const HardwareProfile& hw = roof->hardware();
     ctx.cost_details = {
@@ -321,7 +320,6 @@ int plan_body(const Args& args) {
         {"kernel launch overhead", figure(hw.launch_overhead_ms * 1000, "us")}};
   } else if (const auto* cal = dynamic_cast<const CalibratedCostModel*>(costs.get())) {
     const ProfileDevice& d = cal->device();
-    if (d.memory_bytes > 0) pc.replay.gpu_memory_bytes = d.memory_bytes;
     ctx.cost_details = {{"GPU", d.name + " (" + d.backend + ")"},
                         {"profile", vm["profile"].as<std::string>() + ", measured " + d.date},
                         {"driver and toolkit", d.driver},
@@ -330,8 +328,8 @@ int plan_body(const Args& args) {
   } else {
     ctx.cost_details = {{"GPU", costs->describe()}};
   }
-  if (vm.count("gpu-mem"))
-    pc.replay.gpu_memory_bytes = parse_bytes(vm["gpu-mem"].as<std::string>(), "--gpu-mem");
+  const std::string* gpu_mem = vm.count("gpu-mem") ? &vm["gpu-mem"].as<std::string>() : nullptr;
+  pc.replay.gpu_memory_bytes = gpu_memory_from(gpu_mem, vm["gpu"].as<std::string>(), *costs);
   if (vm.count("check")) ctx.check = load_check_summary(vm["check"].as<std::string>());
 
   // The sweep.

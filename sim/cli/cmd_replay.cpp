@@ -28,7 +28,7 @@ int run_replay(const Args& args) {
       "methods to replay, comma-separated: baseline, fourier, ccv, fourier_ccv, or all")(
       "gpu-mem", po::value<std::string>(),
       "GPU memory for weights, KV pool and CCV cache (bytes; suffixes KiB, MiB, GiB, KB, MB, GB) "
-      "[default: the --gpu preset's]")(
+      "[default: the --profile device's, else the --gpu preset's]")(
       "rate-scale", po::value<double>()->default_value(1.0),
       "arrival rate multiplier: 2 replays the trace's arrivals twice as fast (factor)")(
       "max-requests", po::value<int64_t>(), "replay only the first N requests (count)")(
@@ -52,9 +52,8 @@ int run_replay(const Args& args) {
   cfg.method_config = method_config_from(vm, cfg.model);
   cfg.methods = parse_method_list(vm["method"].as<std::string>());
   const auto ops = cost_model_from(vm);
-  cfg.gpu_memory_bytes = vm.count("gpu-mem")
-                             ? parse_bytes(vm["gpu-mem"].as<std::string>(), "--gpu-mem")
-                             : hardware_preset(vm["gpu"].as<std::string>()).memory_bytes;
+  const std::string* gpu_mem = vm.count("gpu-mem") ? &vm["gpu-mem"].as<std::string>() : nullptr;
+  cfg.gpu_memory_bytes = gpu_memory_from(gpu_mem, vm["gpu"].as<std::string>(), *ops);
   cfg.rate_scale = vm["rate-scale"].as<double>();
   trace_and_scheduler_from(vm, cfg);
   if (vm.count("max-requests")) {

@@ -237,6 +237,14 @@ std::unique_ptr<OpCostModel> cost_model_from(const po::variables_map& vm) {
   return std::make_unique<RooflineCostModel>(hardware_preset(vm["gpu"].as<std::string>()));
 }
 
+int64_t gpu_memory_from(const std::string* gpu_mem, const std::string& gpu_preset,
+                        const OpCostModel& costs) {
+  if (gpu_mem) return parse_bytes(*gpu_mem, "--gpu-mem");
+  if (const auto* cal = dynamic_cast<const CalibratedCostModel*>(&costs))
+    if (cal->device().memory_bytes > 0) return cal->device().memory_bytes;
+  return hardware_preset(gpu_preset).memory_bytes;
+}
+
 int guarded(const std::string& command, int (*body)(const Args&), const Args& args) {
   try {
     return body(args);

@@ -51,6 +51,11 @@ MethodConfig method_config_from(const po::variables_map& vm, const ModelShape& s
 // (constants fitted to a calibration profile; model/calibration.h).
 void add_cost_options(po::options_description& desc);
 std::unique_ptr<OpCostModel> cost_model_from(const po::variables_map& vm);
+// The memory of the GPU a run simulates: `gpu_mem` (the --gpu-mem text) when given, else the
+// device a calibration profile was measured on (when `costs` is calibrated and the profile
+// recorded it), else the `gpu_preset`'s. One rule for replay, plan and kvscope-gui.
+int64_t gpu_memory_from(const std::string* gpu_mem, const std::string& gpu_preset,
+                        const OpCostModel& costs);
 
 // The trace-format and scheduler options replay, check and plan share: --format, --max-batch,
 // --token-budget, --no-chunked-prefill, and with `bad_record_option` also --on-bad-record
