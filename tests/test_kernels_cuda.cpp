@@ -250,20 +250,33 @@ std::vector<FourierCase> compress_cases(DType t) {
       {{1, 4, 2000, 64, t}, {range(0, 64), 256, 0, 16}},
       // scattered dims (element-wise path), M > L
       {{1, 2, 300, 64, t}, {{1, 2, 3, 9, 17, 40, 63}, 512, 4, 8}},
+      // few compressed dims: most of a one-pass kept copy runs after the transform's loop
+      {{1, 2, 2000, 128, t}, {range(0, 8), 64, 4, 16}},
   };
 }
 
-TEST_F(Cuda, CompressMatchesReferenceBothPaths) {
-  CudaOptions fft;
-  fft.fourier = CudaOptions::Fourier::cufft;
-  std::unique_ptr<Backend> backends[] = {make(), make(fft)};
+// The transforms' implementations: fused (the default), its one-pass variant, cuFFT.
+struct FourierImpls {
+  static constexpr int n = 3;
+  static constexpr const char* names[n] = {"fused ", "fused one-pass ", "cufft "};
+  static CudaOptions options(int i) {
+    CudaOptions o;
+    if (i == 1) o.fourier_one_pass = true;
+    if (i == 2) o.fourier = CudaOptions::Fourier::cufft;
+    return o;
+  }
+};
+
+TEST_F(Cuda, CompressMatchesReferenceEveryPath) {
+  std::unique_ptr<Backend> backends[FourierImpls::n];
+  for (int i = 0; i < FourierImpls::n; ++i) backends[i] = make(FourierImpls::options(i));
   for (const DType t : kTypes)
     for (const FourierCase& c : compress_cases(t)) {
       const std::vector<float> x = round_through(t, normal(size_t(c.s.elements())));
       const ref::Fourier64 want = compress64(c.s, c.f, ref::Vec(x.begin(), x.end()));
-      for (int impl = 0; impl < 2; ++impl) {
+      for (int impl = 0; impl < FourierImpls::n; ++impl) {
         Backend& b = *backends[impl];
-        SCOPED_TRACE(std::string(impl == 0 ? "fused " : "cufft ") + std::string(dtype_name(t)) +
+        SCOPED_TRACE(std::string(FourierImpls::names[impl]) + std::string(dtype_name(t)) +
                      " tokens " + std::to_string(c.s.tokens));
         auto in = upload(b, t, x, nullptr);
         const FourierBufferBytes n = fourier_buffer_bytes(c.s, c.f);
@@ -277,18 +290,17 @@ TEST_F(Cuda, CompressMatchesReferenceBothPaths) {
     }
 }
 
-TEST_F(Cuda, ReconstructMatchesReferenceBothPaths) {
-  CudaOptions fft;
-  fft.fourier = CudaOptions::Fourier::cufft;
-  std::unique_ptr<Backend> backends[] = {make(), make(fft)};
+TEST_F(Cuda, ReconstructMatchesReferenceEveryPath) {
+  std::unique_ptr<Backend> backends[FourierImpls::n];
+  for (int i = 0; i < FourierImpls::n; ++i) backends[i] = make(FourierImpls::options(i));
   for (const DType t : kTypes)
     for (const FourierCase& c : compress_cases(t)) {
       FourierTensor dev;
       const ref::Fourier64 used = upload_fourier(*backends[0], t, random_fourier(c.s, c.f), dev);
       const ref::Vec want = reconstruct64(c.s, c.f, used);
-      for (int impl = 0; impl < 2; ++impl) {
+      for (int impl = 0; impl < FourierImpls::n; ++impl) {
         Backend& b = *backends[impl];
-        SCOPED_TRACE(std::string(impl == 0 ? "fused " : "cufft ") + std::string(dtype_name(t)) +
+        SCOPED_TRACE(std::string(FourierImpls::names[impl]) + std::string(dtype_name(t)) +
                      " tokens " + std::to_string(c.s.tokens));
         FourierTensor in;
         upload_fourier(b, t, used, in);

@@ -60,6 +60,36 @@ __device__ __forceinline__ uint32_t pack2<f16>(float a, float b) {
   return *reinterpret_cast<uint32_t*>(&v);
 }
 
+// Packed elementwise a + b and a - b of two 16-bit pairs of type T, each rounded once.
+template <class T>
+__device__ __forceinline__ uint32_t add2(uint32_t a, uint32_t b);
+template <class T>
+__device__ __forceinline__ uint32_t sub2(uint32_t a, uint32_t b);
+template <>
+__device__ __forceinline__ uint32_t add2<bf16>(uint32_t a, uint32_t b) {
+  uint32_t d;
+  asm("add.rn.bf16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+  return d;
+}
+template <>
+__device__ __forceinline__ uint32_t sub2<bf16>(uint32_t a, uint32_t b) {
+  uint32_t d;
+  asm("sub.rn.bf16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+  return d;
+}
+template <>
+__device__ __forceinline__ uint32_t add2<f16>(uint32_t a, uint32_t b) {
+  uint32_t d;
+  asm("add.rn.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+  return d;
+}
+template <>
+__device__ __forceinline__ uint32_t sub2<f16>(uint32_t a, uint32_t b) {
+  uint32_t d;
+  asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+  return d;
+}
+
 // 16-byte vector of elements: 8 of a 16-bit type, 4 floats.
 template <class T>
 struct Vec16 {

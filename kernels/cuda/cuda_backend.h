@@ -16,6 +16,11 @@ namespace kvscope::kernels {
 struct CudaOptions {
   enum class Fourier { fused, cufft };  // DCT as a tensor-core GEMM, or cuFFT + separate passes
   Fourier fourier = Fourier::fused;
+  // The fused transforms' one-pass variant: the transform kernels also do the kept-dims copy
+  // (which otherwise runs as a side-stream kernel that cannot overlap them: whichever launches
+  // first fills the SMs), and the forward kernel forms the mirror sums u, v in registers for
+  // 16-bit types. Off by default: it has not yet run on a GPU (kernels/BENCHMARKS.md).
+  bool fourier_one_pass = false;
   enum class SmallGemm { own, cublaslt };  // rows <= 16: kvscope's GEMV kernel or cuBLASLt
   SmallGemm small_gemm = SmallGemm::own;
   // Attention: the tiled tensor-core kernels, or the simple one-warp-per-query kernels that

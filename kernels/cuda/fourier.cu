@@ -94,6 +94,95 @@ __global__ void kept_copy_kernel(int64_t rows, int64_t D, int64_t Dk, const T* s
   }
 }
 
+// The kept-dims copy done by a transform kernel's own blocks. The transforms are bound by
+// instruction issue and the copy by memory, but as separate kernels they do not overlap: the
+// first to launch fills every SM for its whole run. So each transform block also moves a share of
+// the copy, a few passes of whole rows per step, through a ring of cp.async slots in shared
+// memory that travels in the same commit groups as the step's tiles. A thread keeps one 16-byte
+// group of the row (its column offsets are fixed), so a step costs it no division.
+constexpr int kCopyMax = 2;  // passes per step, at most (the ring's depth)
+struct KeptCopy {
+  const void* src = nullptr;  // kv (compress) or kept (reconstruct)
+  void* dst = nullptr;
+  int64_t rows = 0;       // token rows of all heads
+  int per_row = 0;        // 16-byte groups per row (Dk / G)
+  int rows_per_pass = 0;  // threads / per_row
+  int64_t D = 0, Dk = 0;
+  int64_t steps = 0;   // steps of the longest block: the copy is spread over these
+  int per_thread = 0;  // passes per step; 0: no copy in the kernel
+  bool to_kv = false;
+  DimTable kd;
+};
+
+template <class T, int kThreadsPerBlock>
+struct KeptMover {
+  static constexpr int G = Vec16<T>::n;
+  const KeptCopy& k;
+  uint4* ring;  // [stages][kCopyMax][threads]
+  int64_t block, blocks;
+  int64_t src_col, dst_col;  // the thread's group in a source and a destination row
+  int64_t src_row, dst_row;  // row lengths
+  int r0;                    // the thread's row in a pass, or -1 (threads past the last row)
+
+  __device__ KeptMover(const KeptCopy& job, void* ring_smem) : k(job) {
+    ring = static_cast<uint4*>(ring_smem);
+    blocks = int64_t(gridDim.x) * gridDim.y * gridDim.z;
+    block = (int64_t(blockIdx.z) * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
+    const int per_row = k.per_row > 0 ? k.per_row : 1;
+    const int j = static_cast<int>(threadIdx.x % per_row) * G;
+    r0 = static_cast<int>(threadIdx.x / per_row);
+    if (r0 >= k.rows_per_pass) r0 = -1;
+    const int64_t kv_col = k.kd.off[j], kept_col = j;
+    src_col = k.to_kv ? kept_col : kv_col;
+    dst_col = k.to_kv ? kv_col : kept_col;
+    src_row = k.to_kv ? k.Dk : k.D;
+    dst_row = k.to_kv ? k.D : k.Dk;
+  }
+  // The thread's row in pass `pass`, or -1.
+  __device__ int64_t row(int64_t pass) const {
+    if (r0 < 0) return -1;
+    const int64_t r = pass * k.rows_per_pass + r0;
+    return r < k.rows ? r : -1;
+  }
+  __device__ int64_t pass(int64_t s, int e) const {
+    return (s * blocks + block) * k.per_thread + e;
+  }
+  __device__ const T* from(int64_t r) const {
+    return static_cast<const T*>(k.src) + r * src_row + src_col;
+  }
+  __device__ T* to(int64_t r) const { return static_cast<T*>(k.dst) + r * dst_row + dst_col; }
+  __device__ uint4* slot(int stage, int e) const {
+    return ring + (stage * kCopyMax + e) * kThreadsPerBlock + threadIdx.x;
+  }
+  // Step s's rows into ring stage `stage` (part of the caller's commit group).
+  __device__ void issue(int64_t s, int stage) const {
+    for (int e = 0; e < k.per_thread; ++e) {
+      const int64_t r = row(pass(s, e));
+      if (r >= 0) cp_async16(slot(stage, e), from(r), true);
+    }
+  }
+  // After the wait that covers step s's group: its slots to their rows. Each thread reads only
+  // the slots it filled, so no barrier is needed.
+  __device__ void drain(int64_t s, int stage) const {
+    for (int e = 0; e < k.per_thread; ++e) {
+      const int64_t r = row(pass(s, e));
+      if (r >= 0) *reinterpret_cast<uint4*>(to(r)) = *slot(stage, e);
+    }
+  }
+  // What the loop did not cover: the steps this block does not have, then (when per_thread was
+  // capped at kCopyMax) the passes after the last step's, over all blocks.
+  __device__ void finish(int64_t steps_done) const {
+    for (int64_t s = steps_done; s < k.steps; ++s)
+      for (int e = 0; e < k.per_thread; ++e) copy_row(row(pass(s, e)));
+    for (int64_t q = k.steps * blocks * k.per_thread + block; q * k.rows_per_pass < k.rows;
+         q += blocks)
+      copy_row(row(q));
+  }
+  __device__ void copy_row(int64_t r) const {
+    if (r >= 0) *reinterpret_cast<uint4*>(to(r)) = ldg16_stream(from(r));
+  }
+};
+
 // edge[h, r, c] <-> kv[h, edge_token(r), dim[c]]; rows without a token are zero in `edge`.
 template <class T, bool kToKv>
 __global__ void edge_copy_kernel(int64_t heads, int64_t T_, int64_t D, int64_t sink, int64_t window,
@@ -118,9 +207,41 @@ int grid_for(int64_t items, int threads, int sms) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(b, int64_t(sms) * 16)));
 }
 
+// The kept-dims copy as a job for the transform kernels, or none (no rows) when its groups are
+// not whole aligned 16-byte vectors; the side-stream kernel then does it. The job's steps and
+// per_thread are set by the launch, which knows its grid.
+template <class T>
+KeptCopy kept_copy_job(const KvShape& s, const FourierLayout& f, const void* kv, void* kept,
+                       bool to_kv) {
+  const std::vector<int> kd = kept_dims(s.head_dim, f.compressed_dims);
+  constexpr int G = Vec16<T>::n;
+  KeptCopy k;
+  if (kd.empty() || !groups_contiguous(kd, G, s.head_dim) || !aligned16(kv) || !aligned16(kept))
+    return k;
+  k.src = to_kv ? kept : kv;
+  k.dst = to_kv ? const_cast<void*>(kv) : kept;
+  k.to_kv = to_kv;
+  k.D = s.head_dim;
+  k.Dk = static_cast<int64_t>(kd.size());
+  k.per_row = static_cast<int>(k.Dk / G);
+  k.rows = s.batch * s.kv_heads * s.tokens;
+  k.kd = make_table(kd);
+  return k;
+}
+
+// Spreads the job over a grid of `blocks` blocks of `threads` threads whose longest block runs
+// `steps` steps (no-op without a job).
+void spread(KeptCopy& k, int64_t blocks, int threads, int64_t steps) {
+  if (k.rows == 0 || blocks <= 0 || steps <= 0) return;
+  k.rows_per_pass = threads / k.per_row;
+  const int64_t per = blocks * steps * k.rows_per_pass;  // rows per pass of every block
+  k.steps = steps;
+  k.per_thread = static_cast<int>(std::min<int64_t>(kCopyMax, (k.rows + per - 1) / per));
+}
+
 template <class T>
 void split_merge_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv_in,
-                   void* kv_out, const FourierPtrs& p, bool to_kv) {
+                   void* kv_out, const FourierPtrs& p, bool to_kv, bool with_kept = true) {
   const int64_t heads = s.batch * s.kv_heads;
   const std::vector<int> kd = kept_dims(s.head_dim, f.compressed_dims);
   const int64_t Dk = static_cast<int64_t>(kd.size());
@@ -130,7 +251,7 @@ void split_merge_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void*
   const void* kv = to_kv ? kv_out : kv_in;
   const bool vec = groups_contiguous(kd, G, s.head_dim) && aligned16(kv) && aligned16(p.kept);
   const int64_t rows = heads * s.tokens;
-  if (Dk > 0) {
+  if (Dk > 0 && with_kept) {
     const int64_t items = rows * (vec ? Dk / G : Dk);
     const int grid = grid_for(items, 256, c.sms);
     auto* kvp = static_cast<T*>(to_kv ? kv_out : const_cast<void*>(kv_in));
@@ -197,6 +318,7 @@ struct FwdParams {
   bool vec;   // 16-byte column groups
   float* ws;  // [heads][M][C], accumulated
   DimTable dims;
+  KeptCopy copy;
 };
 
 // Stores 8 f32 values as the MMA type (or as hi and lo bf16 parts) into shared memory.
@@ -323,33 +445,42 @@ template <class T>
 constexpr int raw_stride() {
   return BN + 16 / int(sizeof(T));
 }
-template <class T>
+// Whether the forward kernel forms u and v in registers (warp_mma_mirror) instead of staging
+// them in shared memory: 16-bit types of the one-pass variant (f32 needs its hi/lo split).
+template <class T, bool kOnePass>
+constexpr bool uv_in_registers() {
+  return kOnePass && !Mma<T>::split;
+}
+
+// Shared memory of the forward kernel, before the copy ring.
+template <class T, bool kOnePass>
 constexpr size_t fwd_smem(int stages) {
   constexpr bool split = Mma<T>::split;
+  constexpr int uv = uv_in_registers<T, kOnePass>() ? 0 : (split ? 4 : 2);
   return size_t(stages) * 2 * BK * raw_stride<T>() * sizeof(T) +  // x and mirror rows
-         (split ? 4 : 2) * BK * (BN + kPadB) * 2 +                // u, v (hi, lo)
+         uv * BK * (BN + kPadB) * 2 +                             // u, v (hi, lo)
          (split ? 2 : 1) * BM * (BK + kPadB) * 2;                 // basis (hi, lo)
 }
+constexpr size_t ring_smem(int stages) { return size_t(stages) * kCopyMax * kThreads * 16; }
 
 // The warp's 64 x 32 tile: acc += A[rows, BK] * B[BK, cols] for one BK step (two k16 steps).
 // A is row-major [m][k] (lda), B row-major [k][n] (ldb).
-template <class TM, bool kATrans>
+template <class TM>
+__device__ __forceinline__ void load_a(uint32_t (&a)[4][4], const TM* A, int lda, int m0, int kk) {
+  const int lane = threadIdx.x % 32;
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+    ldmatrix_x4(a[i], A + (m0 + 16 * i + lane % 16) * lda + kk + (lane / 16) * 8);
+}
+
+template <class TM>
 __device__ __forceinline__ void warp_mma(float (&acc)[4][4][4], const TM* A, int lda, const TM* B,
                                          int ldb, int m0, int n0) {
   const int lane = threadIdx.x % 32;
 #pragma unroll
   for (int kk = 0; kk < BK; kk += 16) {
     uint32_t a[4][4], b[4][2];
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      if constexpr (kATrans) {  // A stored as [k][m]
-        const int k = kk + (lane % 8) + (lane / 16) * 8;
-        const int m = m0 + 16 * i + ((lane / 8) % 2) * 8;
-        ldmatrix_x4_trans(a[i], A + k * lda + m);
-      } else {
-        ldmatrix_x4(a[i], A + (m0 + 16 * i + lane % 16) * lda + kk + (lane / 16) * 8);
-      }
-    }
+    load_a(a, A, lda, m0, kk);
 #pragma unroll
     for (int j = 0; j < 4; j += 2) {
       uint32_t r[4];
@@ -367,20 +498,62 @@ __device__ __forceinline__ void warp_mma(float (&acc)[4][4][4], const TM* A, int
   }
 }
 
-template <class T, int kStages>
-__global__ void __launch_bounds__(kThreads) dct_forward_kernel(const FwdParams p) {
+// The same product for 16-bit types with B = u (sum) or v (difference) formed in registers: X
+// holds tokens n0 + r in row r, Xm the mirror partner of token n0 + r in row BK - 1 - r. Each
+// lane points ldmatrix at the mirror row of the row it loads from X, so the two fragments pair
+// element by element and one packed add or subtract makes the operand (rounded once, as a
+// staged u or v would be).
+template <class TM>
+__device__ __forceinline__ void warp_mma_mirror(float (&acc)[4][4][4], const TM* A, int lda,
+                                                const TM* X, const TM* Xm, int ldx, int m0, int n0,
+                                                bool sum) {
+  const int lane = threadIdx.x % 32;
+#pragma unroll
+  for (int kk = 0; kk < BK; kk += 16) {
+    uint32_t a[4][4], b[4][2];
+    load_a(a, A, lda, m0, kk);
+    const int kr = kk + (lane % 8) + ((lane / 8) % 2) * 8;
+#pragma unroll
+    for (int j = 0; j < 4; j += 2) {
+      const int col = n0 + 8 * j + (lane / 16) * 8;
+      uint32_t r[4], m[4];
+      ldmatrix_x4_trans(r, X + kr * ldx + col);
+      ldmatrix_x4_trans(m, Xm + (BK - 1 - kr) * ldx + col);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) r[e] = sum ? add2<TM>(r[e], m[e]) : sub2<TM>(r[e], m[e]);
+      b[j][0] = r[0];
+      b[j][1] = r[1];
+      b[j + 1][0] = r[2];
+      b[j + 1][1] = r[3];
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) mma16816<TM>(acc[i][j], a[i], b[j]);
+  }
+}
+
+// kOnePass: the variant of CudaOptions::fourier_one_pass (the kept copy when p.copy has a job;
+// u, v in registers for 16-bit types, held to two blocks per SM). A minimum of 0 blocks leaves
+// the register budget to ptxas, as before the variant existed (an explicit 1 gives the default
+// kernel 151 registers instead of 128, and one block per SM instead of two).
+template <class T, int kStages, bool kOnePass>
+__global__ void __launch_bounds__(kThreads, uv_in_registers<T, kOnePass>() ? 2 : 0)
+    dct_forward_kernel(const FwdParams p) {
   using TM = typename Mma<T>::type;
   constexpr bool kSplit = Mma<T>::split;
+  constexpr bool kRegUV = uv_in_registers<T, kOnePass>();
   constexpr int RS = raw_stride<T>();
   constexpr int US = BN + kPadB, AS = BK + kPadB;
   extern __shared__ __align__(16) unsigned char smem[];
   T* raw = reinterpret_cast<T*>(smem);
-  TM* ub = reinterpret_cast<TM*>(smem + size_t(kStages) * 2 * BK * RS * sizeof(T));
+  TM* ub = reinterpret_cast<TM*>(smem + size_t(kStages) * 2 * BK * RS * sizeof(T));  // !kRegUV
   TM* vb = ub + BK * US;
-  TM* ub_lo = vb + BK * US;  // used when kSplit
+  TM* ub_lo = vb + BK * US;  // kSplit
   TM* vb_lo = ub_lo + BK * US;
-  TM* ab = ub + (kSplit ? 4 : 2) * BK * US;
+  TM* ab = ub + (kRegUV ? 0 : kSplit ? 4 : 2) * BK * US;
   TM* ab_lo = ab + BM * AS;
+  const KeptMover<T, kThreads> mover(p.copy, smem + fwd_smem<T, kOnePass>(kStages));
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int wm = warp / 4, wn = warp % 4;
@@ -414,6 +587,8 @@ __global__ void __launch_bounds__(kThreads) dct_forward_kernel(const FwdParams p
       // middle token of an odd L (its own mirror) from being counted twice.
       load_tile<T>(dst + BK * RS, RS, cs, p.x.row_stride, p.L - n0 - BK, max(p.L - ne, p.half), p.L,
                    p.vec);
+      if constexpr (kOnePass)
+        if (p.copy.per_thread) mover.issue(s, s % kStages);
     }
     cp_async_commit();
   };
@@ -429,18 +604,20 @@ __global__ void __launch_bounds__(kThreads) dct_forward_kernel(const FwdParams p
     // u, v of this step's rows (f32 arithmetic, stored as MMA operands).
     const T* r1 = raw + size_t(s % kStages) * 2 * BK * RS;
     const T* r2 = r1 + BK * RS;
-    for (int i = threadIdx.x; i < BK * BN / 8; i += kThreads) {
-      const int row = i / (BN / 8), cg = (i % (BN / 8)) * 8;
-      float u[8], v[8], a[8], b[8];
-      load8f(r1 + row * RS + cg, a);
-      load8f(r2 + (BK - 1 - row) * RS + cg, b);
+    if constexpr (!kRegUV) {
+      for (int i = threadIdx.x; i < BK * BN / 8; i += kThreads) {
+        const int row = i / (BN / 8), cg = (i % (BN / 8)) * 8;
+        float u[8], v[8], a[8], b[8];
+        load8f(r1 + row * RS + cg, a);
+        load8f(r2 + (BK - 1 - row) * RS + cg, b);
 #pragma unroll
-      for (int e = 0; e < 8; ++e) {
-        u[e] = a[e] + b[e];
-        v[e] = a[e] - b[e];
+        for (int e = 0; e < 8; ++e) {
+          u[e] = a[e] + b[e];
+          v[e] = a[e] - b[e];
+        }
+        store8<TM, kSplit>(ub + row * US + cg, ub_lo + row * US + cg, u);
+        store8<TM, kSplit>(vb + row * US + cg, vb_lo + row * US + cg, v);
       }
-      store8<TM, kSplit>(ub + row * US + cg, ub_lo + row * US + cg, u);
-      store8<TM, kSplit>(vb + row * US + cg, vb_lo + row * US + cg, v);
     }
     // The basis tile.
     {
@@ -456,15 +633,23 @@ __global__ void __launch_bounds__(kThreads) dct_forward_kernel(const FwdParams p
                          *reinterpret_cast<const float(*)[8]>(vals + 8));
     }
     __syncthreads();
-    const TM* bop = wm == 0 ? ub : vb;
-    warp_mma<TM, false>(acc, ab, AS, bop, US, wm * WTM, wn * WTN);
-    if constexpr (kSplit) {
-      const TM* bop_lo = wm == 0 ? ub_lo : vb_lo;
-      warp_mma<TM, false>(acc, ab, AS, bop_lo, US, wm * WTM, wn * WTN);
-      warp_mma<TM, false>(acc, ab_lo, AS, bop, US, wm * WTM, wn * WTN);
+    if constexpr (kRegUV) {
+      warp_mma_mirror<TM>(acc, ab, AS, r1, r2, RS, wm * WTM, wn * WTN, wm == 0);
+    } else {
+      const TM* bop = wm == 0 ? ub : vb;
+      warp_mma<TM>(acc, ab, AS, bop, US, wm * WTM, wn * WTN);
+      if constexpr (kSplit) {
+        const TM* bop_lo = wm == 0 ? ub_lo : vb_lo;
+        warp_mma<TM>(acc, ab, AS, bop_lo, US, wm * WTM, wn * WTN);
+        warp_mma<TM>(acc, ab_lo, AS, bop, US, wm * WTM, wn * WTN);
+      }
     }
+    if constexpr (kOnePass)
+      if (p.copy.per_thread) mover.drain(s, s % kStages);
   }
   cp_async_wait<0>();
+  if constexpr (kOnePass)
+    if (p.copy.per_thread) mover.finish(steps);
 
   // Epilogue: add the partial sums into ws[head][k][c].
   const int g = lane / 4, t = lane % 4;
@@ -503,6 +688,7 @@ struct InvParams {
   void* out;  // kv: element (h, n, c) at out + h*T*D + (sink + n)*D + dims[c]
   int64_t out_head_stride, out_row_stride;
   DimTable dims, ident;
+  KeptCopy copy;
 };
 
 // Inverse with the mirror symmetry: for n < ceil(L/2), with E_n the sum over even k and O_n over
@@ -553,7 +739,8 @@ __device__ __forceinline__ void warp_mma_k16(float (&acc)[2][4][4], const TM* A,
     for (int j = 0; j < 4; ++j) mma16816<TM>(acc[i][j], a[i], b[j]);
 }
 
-template <class T, int kStages>
+// kOnePass: the kept copy when p.copy has a job (CudaOptions::fourier_one_pass).
+template <class T, int kStages, bool kOnePass>
 __global__ void __launch_bounds__(kThreads) dct_inverse_kernel(const InvParams p) {
   using TM = typename Mma<T>::type;
   constexpr bool kSplit = Mma<T>::split;
@@ -565,6 +752,7 @@ __global__ void __launch_bounds__(kThreads) dct_inverse_kernel(const InvParams p
   TM* clo = chi + BK * CS;
   TM* gb = chi + (kSplit ? 2 : 0) * BK * CS;
   TM* gb_lo = gb + BK * GS;
+  const KeptMover<T, kThreads> mover(p.copy, smem + inv_smem<T>(kStages));
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int wm = warp / 4, wn = warp % 4;
@@ -587,6 +775,8 @@ __global__ void __launch_bounds__(kThreads) dct_inverse_kernel(const InvParams p
     if (s < steps) {
       load_tile<T, true>(raw + size_t(s % kStages) * BK * RS, RS, cs, p.coef.row_stride,
                          int64_t(s) * BK, 0, p.kmax, p.vec_in);
+      if constexpr (kOnePass)
+        if (p.copy.per_thread) mover.issue(s, s % kStages);
     }
     cp_async_commit();
   };
@@ -639,8 +829,12 @@ __global__ void __launch_bounds__(kThreads) dct_inverse_kernel(const InvParams p
       warp_mma_k16<TM>(even, gb_lo, GS, chi, CS, wm * IWTM, wn * WTN, 0);
       warp_mma_k16<TM>(odd, gb_lo, GS, chi, CS, wm * IWTM, wn * WTN, BK / 2);
     }
+    if constexpr (kOnePass)
+      if (p.copy.per_thread) mover.drain(s, s % kStages);
   }
   cp_async_wait<0>();
+  if constexpr (kOnePass)
+    if (p.copy.per_thread) mover.finish(steps);
   __syncthreads();
 
   // Epilogue: scale, stage rows n (0..BMI-1) and their mirrors L-1-n (BMI..2BMI-1) in shared
@@ -698,8 +892,11 @@ constexpr int fwd_stages() {
   return Mma<T>::split ? 2 : 3;
 }
 
-template <class T>
-void compress_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv, void* coeffs) {
+// `copy`, when it has rows, is the kept-dims copy for the transform's blocks to do; the caller
+// passes none when there are no middle tokens, columns or coefficients (no kernel runs then).
+template <class T, bool kOnePass>
+void compress_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv, void* coeffs,
+                KeptCopy copy = {}) {
   const int64_t heads = s.batch * s.kv_heads;
   const int C = static_cast<int>(f.compressed_dims.size());
   const int64_t L = f.middle(s.tokens), M = f.m;
@@ -726,12 +923,11 @@ void compress_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv
   const int64_t mtiles = (p.kmax + BM - 1) / BM;
   const int64_t ctiles = (heads * C + BN - 1) / BN;
   constexpr int S = fwd_stages<T>();
-  const size_t smem = fwd_smem<T>(S);
-  KVS_CUDA(cudaFuncSetAttribute(dct_forward_kernel<T, S>,
-                                cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  const size_t smem = fwd_smem<T, kOnePass>(S) + (copy.rows ? ring_smem(S) : 0);
+  const auto kernel = dct_forward_kernel<T, S, kOnePass>;
+  KVS_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   int per_sm = 1;
-  KVS_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, dct_forward_kernel<T, S>,
-                                                         kThreads, smem));
+  KVS_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, smem));
   // Split the token pairs so that the blocks fill one wave as closely as possible (a partial
   // second wave costs as much as a full one), each at least 4 steps long.
   const int64_t base = mtiles * ctiles;
@@ -745,7 +941,9 @@ void compress_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv
 
   const dim3 grid(static_cast<unsigned>(mtiles), static_cast<unsigned>(ctiles),
                   static_cast<unsigned>(splits));
-  dct_forward_kernel<T, S><<<grid, kThreads, smem, c.stream>>>(p);
+  p.copy = copy;
+  spread(p.copy, mtiles * ctiles * splits, kThreads, p.rows_per_split / BK);
+  kernel<<<grid, kThreads, smem, c.stream>>>(p);
   KVS_LAUNCH();
   const int64_t n = heads * M * C;
   finalize_kernel<T><<<grid_for(n, 256, c.sms), 256, 0, c.stream>>>(
@@ -753,8 +951,10 @@ void compress_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv
   KVS_LAUNCH();
 }
 
-template <class T>
-void reconstruct_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void* coeffs, void* kv) {
+// As compress_t: none for `copy` when there are no middle tokens or columns.
+template <class T, bool kOnePass>
+void reconstruct_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void* coeffs, void* kv,
+                   KeptCopy copy = {}) {
   const int64_t heads = s.batch * s.kv_heads;
   const int C = static_cast<int>(f.compressed_dims.size());
   const int64_t L = f.middle(s.tokens), M = f.m;
@@ -786,11 +986,13 @@ void reconstruct_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void*
   if (ntiles > 65535 || heads * C > INT32_MAX)
     throw std::invalid_argument("fourier_reconstruct: too large");
   constexpr int S = fwd_stages<T>();
-  const size_t smem = inv_smem<T>(S);
-  KVS_CUDA(cudaFuncSetAttribute(dct_inverse_kernel<T, S>,
-                                cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  const size_t smem = inv_smem<T>(S) + (copy.rows ? ring_smem(S) : 0);
+  const auto kernel = dct_inverse_kernel<T, S, kOnePass>;
+  KVS_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const dim3 grid(static_cast<unsigned>(ctiles), static_cast<unsigned>(ntiles));
-  dct_inverse_kernel<T, S><<<grid, kThreads, smem, c.stream>>>(p);
+  p.copy = copy;
+  spread(p.copy, ctiles * ntiles, kThreads, (p.kmax + BK - 1) / BK);
+  kernel<<<grid, kThreads, smem, c.stream>>>(p);
   KVS_LAUNCH();
 }
 
@@ -833,32 +1035,75 @@ void fourier_merge(Ctx& c, const KvShape& s, const FourierLayout& f, const Fouri
   }
 }
 
-void fourier_compress(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv,
-                      const FourierPtrs& out) {
-  check_layout(s, f);
-  // The copies read and write other bytes than the transform: run them alongside it.
+namespace {
+
+// The fused transforms. The copies run on the side stream, except that the one-pass variant
+// (CudaOptions::fourier_one_pass) has the transform kernel do the kept-dims copy where it can
+// (see KeptCopy); the sink/window copy always runs on the side stream.
+template <class T>
+void compress_fused(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv,
+                    const FourierPtrs& out) {
+  const bool one_pass = c.opt.fourier_one_pass;
+  KeptCopy job;
+  if (one_pass && f.middle(s.tokens) > 0 && !f.compressed_dims.empty() && f.m > 0)
+    job = kept_copy_job<T>(s, f, kv, out.kept, false);
   fork_side(c);
   {
     Ctx side = c;
     side.stream = c.side;
-    fourier_split(side, s, f, kv, out);
+    split_merge_t<T>(side, s, f, kv, nullptr, out, false, job.rows == 0);
   }
-  if (c.opt.fourier == CudaOptions::Fourier::cufft) {
-    fourier_compress_cufft(c, s, f, kv, out.coeffs);
-  } else {
-    switch (s.dtype) {
-      case DType::f32:
-        compress_t<float>(c, s, f, kv, out.coeffs);
-        break;
-      case DType::bf16:
-        compress_t<bf16>(c, s, f, kv, out.coeffs);
-        break;
-      case DType::f16:
-        compress_t<f16>(c, s, f, kv, out.coeffs);
-        break;
-    }
-  }
+  if (one_pass)
+    compress_t<T, true>(c, s, f, kv, out.coeffs, job);
+  else
+    compress_t<T, false>(c, s, f, kv, out.coeffs);
   join_side(c);
+}
+
+template <class T>
+void reconstruct_fused(Ctx& c, const KvShape& s, const FourierLayout& f, const FourierPtrs& in,
+                       void* kv) {
+  KeptCopy job;
+  if (c.opt.fourier_one_pass && f.middle(s.tokens) > 0 && !f.compressed_dims.empty())
+    job = kept_copy_job<T>(s, f, kv, in.kept, true);
+  fork_side(c);
+  {
+    Ctx side = c;
+    side.stream = c.side;
+    split_merge_t<T>(side, s, f, nullptr, kv, in, true, job.rows == 0);
+  }
+  if (c.opt.fourier_one_pass)
+    reconstruct_t<T, true>(c, s, f, in.coeffs, kv, job);
+  else
+    reconstruct_t<T, false>(c, s, f, in.coeffs, kv);
+  join_side(c);
+}
+
+}  // namespace
+
+void fourier_compress(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv,
+                      const FourierPtrs& out) {
+  check_layout(s, f);
+  if (c.opt.fourier == CudaOptions::Fourier::cufft) {
+    // The copies read and write other bytes than the transform: run them alongside it.
+    fork_side(c);
+    {
+      Ctx side = c;
+      side.stream = c.side;
+      fourier_split(side, s, f, kv, out);
+    }
+    fourier_compress_cufft(c, s, f, kv, out.coeffs);
+    join_side(c);
+    return;
+  }
+  switch (s.dtype) {
+    case DType::f32:
+      return compress_fused<float>(c, s, f, kv, out);
+    case DType::bf16:
+      return compress_fused<bf16>(c, s, f, kv, out);
+    case DType::f16:
+      return compress_fused<f16>(c, s, f, kv, out);
+  }
 }
 
 void fourier_reconstruct(Ctx& c, const KvShape& s, const FourierLayout& f, const FourierPtrs& in,
@@ -866,28 +1111,25 @@ void fourier_reconstruct(Ctx& c, const KvShape& s, const FourierLayout& f, const
   check_layout(s, f);
   if (f.middle(s.tokens) > 0 && f.m == 0)
     throw std::invalid_argument("fourier_reconstruct: m must be positive");
-  fork_side(c);
-  {
-    Ctx side = c;
-    side.stream = c.side;
-    fourier_merge(side, s, f, in, kv);
-  }
   if (c.opt.fourier == CudaOptions::Fourier::cufft) {
-    fourier_reconstruct_cufft(c, s, f, in.coeffs, kv);
-  } else {
-    switch (s.dtype) {
-      case DType::f32:
-        reconstruct_t<float>(c, s, f, in.coeffs, kv);
-        break;
-      case DType::bf16:
-        reconstruct_t<bf16>(c, s, f, in.coeffs, kv);
-        break;
-      case DType::f16:
-        reconstruct_t<f16>(c, s, f, in.coeffs, kv);
-        break;
+    fork_side(c);
+    {
+      Ctx side = c;
+      side.stream = c.side;
+      fourier_merge(side, s, f, in, kv);
     }
+    fourier_reconstruct_cufft(c, s, f, in.coeffs, kv);
+    join_side(c);
+    return;
   }
-  join_side(c);
+  switch (s.dtype) {
+    case DType::f32:
+      return reconstruct_fused<float>(c, s, f, in, kv);
+    case DType::bf16:
+      return reconstruct_fused<bf16>(c, s, f, in, kv);
+    case DType::f16:
+      return reconstruct_fused<f16>(c, s, f, in, kv);
+  }
 }
 
 }  // namespace kvscope::kernels::cuda

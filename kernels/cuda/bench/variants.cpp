@@ -58,9 +58,11 @@ void run(benchmark::State& st, Backend& b, const std::function<void()>& fn, doub
   st.counters["floor_pct"] = 100.0 * floor_ms / mean;
 }
 
-std::unique_ptr<Backend> backend(int fourier_cufft, int gemm_lt, int simple, int read_flush = 0) {
+std::unique_ptr<Backend> backend(int fourier_cufft, int gemm_lt, int simple, int read_flush = 0,
+                                 int one_pass = 0) {
   CudaOptions o;
   if (fourier_cufft) o.fourier = CudaOptions::Fourier::cufft;
+  o.fourier_one_pass = one_pass != 0;
   if (gemm_lt) o.small_gemm = CudaOptions::SmallGemm::cublaslt;
   o.simple_attention = simple != 0;
   if (read_flush) o.l2_flush = CudaOptions::L2Flush::read;
@@ -76,9 +78,9 @@ FourierLayout lower(int64_t c, int64_t m) {
   return f;
 }
 
-// args: cufft, f32, heads, tokens, head_dim, cdims, m, reconstruct
+// args: cufft, f32, heads, tokens, head_dim, cdims, m, reconstruct, one-pass fused variant
 void bm_fourier(benchmark::State& st) {
-  auto b = backend(int(st.range(0)), 0, 0);
+  auto b = backend(int(st.range(0)), 0, 0, 0, int(st.range(8)));
   const DType t = st.range(1) ? DType::f32 : DType::bf16;
   const KvShape s{1, st.range(2), st.range(3), st.range(4), t};
   const FourierLayout f = lower(st.range(5), st.range(6));
@@ -204,18 +206,22 @@ int main(int argc, char** argv) {
         ->Unit(benchmark::kMillisecond)
         ->MinTime(0.2);
   };
-  const std::vector<std::string> fa{"cufft",    "f32",   "heads", "tokens",
-                                    "head_dim", "cdims", "m",     "recon"};
+  const std::vector<std::string> fa{"cufft", "f32", "heads", "tokens", "head_dim",
+                                    "cdims", "m",   "recon", "onepass"};
   // The layout (64 KV heads x 32768 x 128, lower 64 dims -> M = 256), fused and cuFFT;
   // torch_peers' [64, 32768, 64] all-compressed shape (its rfft+slice peer is f32) in f32 and
-  // bf16; M = 64 and 1024 for the trend.
+  // bf16; M = 64 and 1024 for the trend. The fused rows run with and without
+  // CudaOptions::fourier_one_pass (onepass:1).
   reg("fourier", bm_fourier, fa)
-      ->ArgsProduct({{0, 1}, {0}, {64}, {32768}, {128}, {64}, {256}, {0, 1}});
+      ->ArgsProduct({{0}, {0}, {64}, {32768}, {128}, {64}, {256}, {0, 1}, {0, 1}});
   reg("fourier", bm_fourier, fa)
-      ->ArgsProduct({{0}, {0, 1}, {64}, {32768}, {64}, {64}, {256}, {0, 1}});
-  reg("fourier", bm_fourier, fa)->ArgsProduct({{1}, {0, 1}, {64}, {32768}, {64}, {64}, {256}, {0}});
+      ->ArgsProduct({{1}, {0}, {64}, {32768}, {128}, {64}, {256}, {0, 1}, {0}});
   reg("fourier", bm_fourier, fa)
-      ->ArgsProduct({{0}, {0}, {64}, {32768}, {64}, {64}, {64, 1024}, {0}});
+      ->ArgsProduct({{0}, {0, 1}, {64}, {32768}, {64}, {64}, {256}, {0, 1}, {0, 1}});
+  reg("fourier", bm_fourier, fa)
+      ->ArgsProduct({{1}, {0, 1}, {64}, {32768}, {64}, {64}, {256}, {0}, {0}});
+  reg("fourier", bm_fourier, fa)
+      ->ArgsProduct({{0}, {0}, {64}, {32768}, {64}, {64}, {64, 1024}, {0}, {0, 1}});
   reg("decode", bm_decode,
       {"fourier", "batch", "q_heads", "kv_heads", "head_dim", "tokens", "cdims", "m"})
       ->ArgsProduct({{0, 1}, {8}, {32}, {8}, {128}, {4096, 32768, 131072}, {64}, {256}})
