@@ -12,9 +12,11 @@
 #include <QTimer>
 
 #include "gui/main_window.h"
+#include "kernels/cpu/openmp_wait.h"
 #include "sim/replay/replay.h"
 
 int main(int argc, char** argv) {
+  kvscope::kernels::cpu::use_passive_openmp_wait(argv);
   QApplication app(argc, argv);
   QApplication::setOrganizationName("kvscope");
   QApplication::setApplicationName("kvscope-gui");

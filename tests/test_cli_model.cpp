@@ -1,5 +1,11 @@
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.h"
@@ -12,8 +18,9 @@ static double t_ccv(double sa, double l, double cos, double L, double le, double
 }
 
 TEST(CliModel, ExplicitTermsReproduceThePaperFormula) {
-  const auto r = run_cli("model --model llama-2-7b --n 1024 --p 0.37 --l-eff 6 "
-                         "--t-sa 1.234567 --t-l 0.456789 --t-cos 0.0123 --json");
+  const auto r = run_cli(
+      "model --model llama-2-7b --n 1024 --p 0.37 --l-eff 6 "
+      "--t-sa 1.234567 --t-l 0.456789 --t-cos 0.0123 --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   const auto& row = j.at("rows").at(0);
@@ -28,8 +35,9 @@ TEST(CliModel, ExplicitTermsReproduceThePaperFormula) {
 }
 
 TEST(CliModel, RefNScalesTermsToEachLength) {
-  const auto r = run_cli("model --model llama-2-7b --n 1024,2048 --p 0.5 --l-eff 8 --t-sa 1 "
-                         "--t-l 0.5 --t-cos 0.1 --ref-n 1024 --json");
+  const auto r = run_cli(
+      "model --model llama-2-7b --n 1024,2048 --p 0.5 --l-eff 8 --t-sa 1 "
+      "--t-l 0.5 --t-cos 0.1 --ref-n 1024 --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto rows = nlohmann::json::parse(r.out).at("rows");
   EXPECT_NEAR(rows.at(1).at("t_ccv_ms").get<double>() / t_ccv(4, 1, 0.2, 32, 8, 0.5), 1.0, 1e-9);
@@ -51,7 +59,10 @@ TEST(CliModel, HelpExplainsEveryOption) {
 }
 
 TEST(CliModel, BadArgumentsExitTwoWithAMessage) {
-  struct Case { const char* args; const char* says; };
+  struct Case {
+    const char* args;
+    const char* says;
+  };
   const Case cases[] = {
       {"model", "--model"},
       {"model --model llama-2-7b --p 1.5", "--p"},
@@ -76,4 +87,39 @@ TEST(CliModel, TopLevelHelpListsCommands) {
   const auto r = run_cli("--help");
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.out.find("model"), std::string::npos);
+}
+
+// kvscope makes the CPU backend's idle OpenMP threads sleep at once unless the environment says
+// otherwise (kernels/cpu/openmp_wait.h): it runs itself again with OMP_WAIT_POLICY=passive.
+class CliOpenMpWait : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const char* name : {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"}) {
+      const char* v = std::getenv(name);
+      saved_.emplace_back(name, v ? std::optional<std::string>(v) : std::nullopt);
+      unsetenv(name);
+    }
+  }
+  void TearDown() override {
+    for (const auto& [name, v] : saved_) {
+      if (v)
+        setenv(name.c_str(), v->c_str(), 1);
+      else
+        unsetenv(name.c_str());
+    }
+  }
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
+
+TEST_F(CliOpenMpWait, PassiveUnlessTheEnvironmentSays) {
+  auto r = run_cli("--version");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("idle OpenMP threads: passive\n"), std::string::npos) << r.out;
+  setenv("OMP_WAIT_POLICY", "ACTIVE", 1);
+  r = run_cli("--version");
+  EXPECT_NE(r.out.find("idle OpenMP threads: active\n"), std::string::npos) << r.out;
+  unsetenv("OMP_WAIT_POLICY");
+  setenv("GOMP_SPINCOUNT", "1000", 1);
+  r = run_cli("--version");
+  EXPECT_NE(r.out.find("idle OpenMP threads: spin 1000\n"), std::string::npos) << r.out;
 }

@@ -14,6 +14,7 @@
 #include <Eigen/Core>
 
 #include "kernels/backend_factories.h"
+#include "kernels/cpu/openmp_wait.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -143,7 +144,7 @@ DeviceInfo CpuBackend::info() const {
   d.driver = std::string("gcc ") + __VERSION__ + ", Eigen " + std::to_string(EIGEN_WORLD_VERSION) +
              "." + std::to_string(EIGEN_MAJOR_VERSION) + "." + std::to_string(EIGEN_MINOR_VERSION) +
 #ifdef _OPENMP
-             ", OpenMP " + std::to_string(_OPENMP);
+             ", OpenMP " + std::to_string(_OPENMP) + ", idle threads " + openmp_wait_policy();
 #else
              ", no OpenMP";
 #endif

@@ -137,6 +137,12 @@ int run_check(const Args& args) {
                 << result.device.multiprocessors
                 << " (the CPU backend sizes its team from the load average when it starts; "
                    "OMP_DYNAMIC=false OMP_NUM_THREADS=N fixes it)\n";
+    // ... and for the build and the way its idle threads wait (the driver string names both).
+    if (cal && cal->device().backend == "cpu" && result.device.backend == "cpu" &&
+        !cal->device().driver.empty() && cal->device().driver != result.device.driver)
+      std::cerr << "kvscope check: warning: the profile was measured with \""
+                << cal->device().driver << "\", the steps ran with \"" << result.device.driver
+                << "\"\n";
   }
   nlohmann::json run = {
       {"model", rc.model.name},

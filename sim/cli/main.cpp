@@ -3,6 +3,7 @@
 #include <iostream>
 #include <string>
 
+#include "kernels/cpu/openmp_wait.h"
 #include "sim/cli/commands.h"
 #include "sim/cli/options.h"
 
@@ -21,6 +22,7 @@ void print_help() {
 
 int main(int argc, char** argv) {
   using namespace kvscope::cli;
+  kvscope::kernels::cpu::use_passive_openmp_wait(argv);
   if (argc < 2) {
     print_help();
     return kUsage;
@@ -31,7 +33,9 @@ int main(int argc, char** argv) {
     return kOk;
   }
   if (name == "--version") {
-    std::cout << "kvscope 0.1.0\n";
+    std::cout << "kvscope 0.1.0\n"
+              << "CPU backend's idle OpenMP threads: "
+              << kvscope::kernels::cpu::openmp_wait_policy() << "\n";
     return kOk;
   }
   for (const auto& c : commands()) {

@@ -1,0 +1,26 @@
+// How the CPU backend's idle OpenMP threads wait between parallel regions, and the programs'
+// choice of it. libgomp's default lets a thread that has finished its share spin for about
+// 300,000 rounds before it sleeps. On the 2-core virtual machines kvscope is checked on, those
+// spins slow the thread still working by 5x or more (a Fourier prefill step of kvscope-tiny:
+// 6.3 ms of attention with one thread, 35-43 ms with two spinning, 6.3 ms with two sleeping,
+// 190 ms with OMP_WAIT_POLICY=active; see sim/FIDELITY.md), and they make a step's time depend
+// on what it does between regions, which step tables timed back to back do not see. Sleeping at
+// once costs a wake-up per region instead, the same in a table as in a step.
+#pragma once
+
+#include <string>
+
+namespace kvscope::kernels::cpu {
+
+// The policy in force, from the environment libgomp read when it loaded: "passive", "active",
+// "spin N" (GOMP_SPINCOUNT) or "default (spin, then sleep)".
+std::string openmp_wait_policy();
+
+// For a program's main(), first thing: when the environment says nothing of how OpenMP threads
+// wait (neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT), sets OMP_WAIT_POLICY=passive and executes
+// the program again with the same arguments, since libgomp reads the policy only when it loads.
+// Returns (having done nothing) when the environment already says, or when the program cannot
+// be executed again; the policy in force is then what openmp_wait_policy() reports.
+void use_passive_openmp_wait(char** argv);
+
+}  // namespace kvscope::kernels::cpu
