@@ -1,11 +1,11 @@
 // How the CPU backend's idle OpenMP threads wait between parallel regions, and the programs'
 // choice of it. libgomp's default lets a thread that has finished its share spin for about
 // 300,000 rounds before it sleeps. On the 2-core virtual machines kvscope is checked on, those
-// spins slow the thread still working by 5x or more (a Fourier prefill step of kvscope-tiny:
-// 6.3 ms of attention with one thread, 35-43 ms with two spinning, 6.3 ms with two sleeping,
-// 190 ms with OMP_WAIT_POLICY=active; see sim/FIDELITY.md), and they make a step's time depend
-// on what it does between regions, which step tables timed back to back do not see. Sleeping at
-// once costs a wake-up per region instead, the same in a table as in a step.
+// spins slow the thread still working: a two-thread kvscope check of kvscope-tiny measured the
+// Fourier methods' prefill and mixed steps at 2.3-2.4 s with spinning threads and 1.5-1.7 s with
+// sleeping ones, and priced them 35-56% low only in the first case (sim/FIDELITY.md), because
+// the step tables, timed back to back, hardly see the spins. Sleeping at once costs a wake-up
+// per region instead, the same in a table as in a step.
 #pragma once
 
 #include <string>
