@@ -24,7 +24,7 @@ echo "calibrate rc=$?"
 # The issue's shapes first (decode at batch 1 and 8, the compression/reconstruction issue layout,
 # the N=1 GEMV with the memset and the read flush), so a time limit cannot cut them off.
 V="$B/kernels/kvscope-cuda-variants"
-TARGETS='decode/.*tokens:(4096|32768)/|fourier/cufft:0/f32:0/heads:64/tokens:32768/head_dim:128/|gemm/cublaslt:[01]/rows:1/'
+TARGETS='decode/.*tokens:(4096|32768)/|fourier/cufft:0/f32:0/heads:64/tokens:32768/head_dim:128/|gemm/cublaslt:[01]/rows:1/|gemm_stream/'
 timeout 240 "$V" --benchmark_filter="$TARGETS" --benchmark_out="$OUT/variants.json" \
   --benchmark_out_format=json > "$OUT/variants.txt" 2>&1; echo "variants (targets) rc=$?"
 timeout 300 "$V" --benchmark_filter="-$TARGETS" --benchmark_out="$OUT/variants_rest.json" \

@@ -39,13 +39,15 @@ std::unique_ptr<DeviceBuffer> random_buffer(Backend& b, DType t, size_t n, uint6
   return buf;
 }
 
+// Times fn, which makes `calls` calls of the measured operation (bytes and flops are one call's),
+// and reports one call's time.
 void run(benchmark::State& st, Backend& b, const std::function<void()>& fn, double bytes,
-         double flops, DType t) {
+         double flops, DType t, int64_t calls = 1) {
   fn();
   b.synchronize();
   double total = 0;
   for (auto _ : st) {
-    const double ms = b.time_ms(fn, 0, 1);
+    const double ms = b.time_ms(fn, 0, 1) / double(calls);
     st.SetIterationTime(ms / 1e3);
     total += ms;
   }
@@ -167,6 +169,34 @@ void bm_gemm(benchmark::State& st) {
       st, *b, [&] { b->gemm(g, *x, *w, bias.get(), *y); }, bytes, flops, g.dtype);
 }
 
+// The same layer as a decode step runs it: `copies` calls back to back in one stream, each on its
+// own weights (together more than twice the L2, so every call reads its W from HBM), timed as
+// one interval and divided by the count. One event pair around one launch adds ~3 us to a
+// ~10 us kernel (kernels/BENCHMARKS.md); back to back, each launch's latency overlaps the
+// previous kernel, as in a model step.
+// args: cublaslt, rows, out, in, copies
+void bm_gemm_stream(benchmark::State& st) {
+  auto b = backend(0, int(st.range(0)), 0);
+  const GemmArgs g{st.range(1), st.range(2), st.range(3), true, DType::bf16};
+  const int64_t copies = st.range(4);
+  auto x = random_buffer(*b, g.dtype, size_t(g.rows * g.in), 10);
+  std::vector<std::unique_ptr<DeviceBuffer>> w, bias;
+  for (int64_t i = 0; i < copies; ++i) {
+    w.push_back(random_buffer(*b, g.dtype, size_t(g.out * g.in), uint64_t(100 + i)));
+    bias.push_back(random_buffer(*b, g.dtype, size_t(g.out), uint64_t(200 + i)));
+  }
+  auto y = b->alloc(size_t(g.rows * g.out) * 2);
+  const double bytes = 2.0 * double(g.rows * g.in + g.out * g.in + g.out + g.rows * g.out);
+  const double flops = 2.0 * double(g.rows) * double(g.out) * double(g.in);
+  run(
+      st, *b,
+      [&] {
+        for (int64_t i = 0; i < copies; ++i)
+          b->gemm(g, *x, *w[size_t(i)], bias[size_t(i)].get(), *y);
+      },
+      bytes, flops, g.dtype, copies);
+}
+
 // args: whole, rows, dim
 void bm_cosine(benchmark::State& st) {
   auto b = backend(0, 0, 0);
@@ -235,6 +265,9 @@ int main(int argc, char** argv) {
       ->ArgsProduct({{0, 1}, {1, 2, 4, 8, 16}, {2048}, {4096}, {0}})
       ->ArgsProduct({{1}, {1024, 16384, 65536}, {2048}, {4096}, {0}})
       ->ArgsProduct({{0, 1}, {1}, {2048}, {4096}, {1}});
+  // 8 copies of the 16.8 MB weights: 134 MB, more than twice the H100's and the H200's L2.
+  reg("gemm_stream", bm_gemm_stream, {"cublaslt", "rows", "out", "in", "copies"})
+      ->ArgsProduct({{0, 1}, {1, 16}, {2048}, {4096}, {8}});
   reg("cosine", bm_cosine, {"whole", "rows", "dim"})->ArgsProduct({{0, 1}, {4096, 65536}, {2048}});
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
