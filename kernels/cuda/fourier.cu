@@ -465,6 +465,14 @@ constexpr size_t ring_smem(int stages) { return size_t(stages) * kCopyMax * kThr
 
 // The warp's 64 x 32 tile: acc += A[rows, BK] * B[BK, cols] for one BK step (two k16 steps).
 // A is row-major [m][k] (lda), B row-major [k][n] (ldb).
+// B fragments j and j + 1 from one ldmatrix.x4.trans over k rows 0-15 of two 8-column blocks.
+__device__ __forceinline__ void set_b_pair(uint32_t (&b)[4][2], int j, const uint32_t (&r)[4]) {
+  b[j][0] = r[0];
+  b[j][1] = r[1];
+  b[j + 1][0] = r[2];
+  b[j + 1][1] = r[3];
+}
+
 template <class TM>
 __device__ __forceinline__ void load_a(uint32_t (&a)[4][4], const TM* A, int lda, int m0, int kk) {
   const int lane = threadIdx.x % 32;
@@ -486,10 +494,7 @@ __device__ __forceinline__ void warp_mma(float (&acc)[4][4][4], const TM* A, int
       uint32_t r[4];
       ldmatrix_x4_trans(
           r, B + (kk + (lane % 8) + ((lane / 8) % 2) * 8) * ldb + n0 + 8 * j + (lane / 16) * 8);
-      b[j][0] = r[0];
-      b[j][1] = r[1];
-      b[j + 1][0] = r[2];
-      b[j + 1][1] = r[3];
+      set_b_pair(b, j, r);
     }
 #pragma unroll
     for (int i = 0; i < 4; ++i)
@@ -521,10 +526,7 @@ __device__ __forceinline__ void warp_mma_mirror(float (&acc)[4][4][4], const TM*
       ldmatrix_x4_trans(m, Xm + (BK - 1 - kr) * ldx + col);
 #pragma unroll
       for (int e = 0; e < 4; ++e) r[e] = sum ? add2<TM>(r[e], m[e]) : sub2<TM>(r[e], m[e]);
-      b[j][0] = r[0];
-      b[j][1] = r[1];
-      b[j + 1][0] = r[2];
-      b[j + 1][1] = r[3];
+      set_b_pair(b, j, r);
     }
 #pragma unroll
     for (int i = 0; i < 4; ++i)
@@ -728,10 +730,7 @@ __device__ __forceinline__ void warp_mma_k16(float (&acc)[2][4][4], const TM* A,
     uint32_t r[4];
     ldmatrix_x4_trans(
         r, B + (kk + (lane % 8) + ((lane / 8) % 2) * 8) * ldb + n0 + 8 * j + (lane / 16) * 8);
-    b[j][0] = r[0];
-    b[j][1] = r[1];
-    b[j + 1][0] = r[2];
-    b[j + 1][1] = r[3];
+    set_b_pair(b, j, r);
   }
 #pragma unroll
   for (int i = 0; i < 2; ++i)
