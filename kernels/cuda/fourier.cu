@@ -19,6 +19,7 @@
 #include <stdexcept>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/kept_copy.h"
 #include "kernels/cuda/ops.h"
 
 namespace kvscope::kernels::cuda {
@@ -97,20 +98,18 @@ __global__ void kept_copy_kernel(int64_t rows, int64_t D, int64_t Dk, const T* s
 // The kept-dims copy done by a transform kernel's own blocks. The transforms are bound by
 // instruction issue and the copy by memory, but as separate kernels they do not overlap: the
 // first to launch fills every SM for its whole run. So each transform block also moves a share of
-// the copy, a few passes of whole rows per step, through a ring of cp.async slots in shared
-// memory that travels in the same commit groups as the step's tiles. A thread keeps one 16-byte
-// group of the row (its column offsets are fixed), so a step costs it no division.
-constexpr int kCopyMax = 2;  // passes per step, at most (the ring's depth)
+// the copy, a few passes of whole rows per step (kept_copy.h: which rows, when), through a ring of
+// cp.async slots in shared memory that travels in the same commit groups as the step's tiles. A
+// thread keeps one 16-byte group of the row (its column offsets are fixed), so a step costs it no
+// division.
 struct KeptCopy {
   const void* src = nullptr;  // kv (compress) or kept (reconstruct)
   void* dst = nullptr;
-  int64_t rows = 0;       // token rows of all heads
-  int per_row = 0;        // 16-byte groups per row (Dk / G)
-  int rows_per_pass = 0;  // threads / per_row
+  int64_t rows = 0;  // token rows of all heads (the job; `schedule` is set by the launch)
+  int per_row = 0;   // 16-byte groups per row (Dk / G)
   int64_t D = 0, Dk = 0;
-  int64_t steps = 0;   // steps of the longest block: the copy is spread over these
-  int per_thread = 0;  // passes per step; 0: no copy in the kernel
   bool to_kv = false;
+  KeptSchedule schedule;  // per_thread 0: no copy in the kernel
   DimTable kd;
 };
 
@@ -122,30 +121,19 @@ struct KeptMover {
   int64_t block, blocks;
   int64_t src_col, dst_col;  // the thread's group in a source and a destination row
   int64_t src_row, dst_row;  // row lengths
-  int r0;                    // the thread's row in a pass, or -1 (threads past the last row)
+  int r0;                    // the thread's row in a pass, or -1
 
   __device__ KeptMover(const KeptCopy& job, void* ring_smem) : k(job) {
     ring = static_cast<uint4*>(ring_smem);
     blocks = int64_t(gridDim.x) * gridDim.y * gridDim.z;
     block = (int64_t(blockIdx.z) * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
-    const int per_row = k.per_row > 0 ? k.per_row : 1;
-    const int j = static_cast<int>(threadIdx.x % per_row) * G;
-    r0 = static_cast<int>(threadIdx.x / per_row);
-    if (r0 >= k.rows_per_pass) r0 = -1;
+    const int j = k.schedule.group_of(static_cast<int>(threadIdx.x)) * G;
+    r0 = k.schedule.slot_of(static_cast<int>(threadIdx.x));
     const int64_t kv_col = k.kd.off[j], kept_col = j;
     src_col = k.to_kv ? kept_col : kv_col;
     dst_col = k.to_kv ? kv_col : kept_col;
     src_row = k.to_kv ? k.Dk : k.D;
     dst_row = k.to_kv ? k.D : k.Dk;
-  }
-  // The thread's row in pass `pass`, or -1.
-  __device__ int64_t row(int64_t pass) const {
-    if (r0 < 0) return -1;
-    const int64_t r = pass * k.rows_per_pass + r0;
-    return r < k.rows ? r : -1;
-  }
-  __device__ int64_t pass(int64_t s, int e) const {
-    return (s * blocks + block) * k.per_thread + e;
   }
   __device__ const T* from(int64_t r) const {
     return static_cast<const T*>(k.src) + r * src_row + src_col;
@@ -156,30 +144,21 @@ struct KeptMover {
   }
   // Step s's rows into ring stage `stage` (part of the caller's commit group).
   __device__ void issue(int64_t s, int stage) const {
-    for (int e = 0; e < k.per_thread; ++e) {
-      const int64_t r = row(pass(s, e));
-      if (r >= 0) cp_async16(slot(stage, e), from(r), true);
-    }
+    k.schedule.rows_of_step(blocks, block, r0, s,
+                            [&](int e, int64_t r) { cp_async16(slot(stage, e), from(r), true); });
   }
   // After the wait that covers step s's group: its slots to their rows. Each thread reads only
   // the slots it filled, so no barrier is needed.
   __device__ void drain(int64_t s, int stage) const {
-    for (int e = 0; e < k.per_thread; ++e) {
-      const int64_t r = row(pass(s, e));
-      if (r >= 0) *reinterpret_cast<uint4*>(to(r)) = *slot(stage, e);
-    }
+    k.schedule.rows_of_step(blocks, block, r0, s, [&](int e, int64_t r) {
+      *reinterpret_cast<uint4*>(to(r)) = *slot(stage, e);
+    });
   }
-  // What the loop did not cover: the steps this block does not have, then (when per_thread was
-  // capped at kCopyMax) the passes after the last step's, over all blocks.
+  // What the loop did not cover, copied directly.
   __device__ void finish(int64_t steps_done) const {
-    for (int64_t s = steps_done; s < k.steps; ++s)
-      for (int e = 0; e < k.per_thread; ++e) copy_row(row(pass(s, e)));
-    for (int64_t q = k.steps * blocks * k.per_thread + block; q * k.rows_per_pass < k.rows;
-         q += blocks)
-      copy_row(row(q));
-  }
-  __device__ void copy_row(int64_t r) const {
-    if (r >= 0) *reinterpret_cast<uint4*>(to(r)) = ldg16_stream(from(r));
+    k.schedule.rows_after_loop(blocks, block, r0, steps_done, [&](int64_t r) {
+      *reinterpret_cast<uint4*>(to(r)) = ldg16_stream(from(r));
+    });
   }
 };
 
@@ -208,8 +187,8 @@ int grid_for(int64_t items, int threads, int sms) {
 }
 
 // The kept-dims copy as a job for the transform kernels, or none (no rows) when its groups are
-// not whole aligned 16-byte vectors; the side-stream kernel then does it. The job's steps and
-// per_thread are set by the launch, which knows its grid.
+// not whole aligned 16-byte vectors; the side-stream kernel then does it. The job's schedule
+// is set by the launch, which knows its grid.
 template <class T>
 KeptCopy kept_copy_job(const KvShape& s, const FourierLayout& f, const void* kv, void* kept,
                        bool to_kv) {
@@ -230,13 +209,9 @@ KeptCopy kept_copy_job(const KvShape& s, const FourierLayout& f, const void* kv,
 }
 
 // Spreads the job over a grid of `blocks` blocks of `threads` threads whose longest block runs
-// `steps` steps (no-op without a job).
-void spread(KeptCopy& k, int64_t blocks, int threads, int64_t steps) {
-  if (k.rows == 0 || blocks <= 0 || steps <= 0) return;
-  k.rows_per_pass = threads / k.per_row;
-  const int64_t per = blocks * steps * k.rows_per_pass;  // rows per pass of every block
-  k.steps = steps;
-  k.per_thread = static_cast<int>(std::min<int64_t>(kCopyMax, (k.rows + per - 1) / per));
+// `steps` steps (no copy without a job).
+void schedule_copy(KeptCopy& k, int64_t blocks, int threads, int64_t steps) {
+  k.schedule = cuda::spread(k.rows, k.per_row, blocks, threads, steps);
 }
 
 template <class T>
@@ -590,7 +565,7 @@ __global__ void __launch_bounds__(kThreads, uv_in_registers<T, kOnePass>() ? 2 :
       load_tile<T>(dst + BK * RS, RS, cs, p.x.row_stride, p.L - n0 - BK, max(p.L - ne, p.half), p.L,
                    p.vec);
       if constexpr (kOnePass)
-        if (p.copy.per_thread) mover.issue(s, s % kStages);
+        if (p.copy.schedule.per_thread) mover.issue(s, s % kStages);
     }
     cp_async_commit();
   };
@@ -647,11 +622,11 @@ __global__ void __launch_bounds__(kThreads, uv_in_registers<T, kOnePass>() ? 2 :
       }
     }
     if constexpr (kOnePass)
-      if (p.copy.per_thread) mover.drain(s, s % kStages);
+      if (p.copy.schedule.per_thread) mover.drain(s, s % kStages);
   }
   cp_async_wait<0>();
   if constexpr (kOnePass)
-    if (p.copy.per_thread) mover.finish(steps);
+    if (p.copy.schedule.per_thread) mover.finish(steps);
 
   // Epilogue: add the partial sums into ws[head][k][c].
   const int g = lane / 4, t = lane % 4;
@@ -775,7 +750,7 @@ __global__ void __launch_bounds__(kThreads) dct_inverse_kernel(const InvParams p
       load_tile<T, true>(raw + size_t(s % kStages) * BK * RS, RS, cs, p.coef.row_stride,
                          int64_t(s) * BK, 0, p.kmax, p.vec_in);
       if constexpr (kOnePass)
-        if (p.copy.per_thread) mover.issue(s, s % kStages);
+        if (p.copy.schedule.per_thread) mover.issue(s, s % kStages);
     }
     cp_async_commit();
   };
@@ -829,11 +804,11 @@ __global__ void __launch_bounds__(kThreads) dct_inverse_kernel(const InvParams p
       warp_mma_k16<TM>(odd, gb_lo, GS, chi, CS, wm * IWTM, wn * WTN, BK / 2);
     }
     if constexpr (kOnePass)
-      if (p.copy.per_thread) mover.drain(s, s % kStages);
+      if (p.copy.schedule.per_thread) mover.drain(s, s % kStages);
   }
   cp_async_wait<0>();
   if constexpr (kOnePass)
-    if (p.copy.per_thread) mover.finish(steps);
+    if (p.copy.schedule.per_thread) mover.finish(steps);
   __syncthreads();
 
   // Epilogue: scale, stage rows n (0..BMI-1) and their mirrors L-1-n (BMI..2BMI-1) in shared
@@ -941,7 +916,7 @@ void compress_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv
   const dim3 grid(static_cast<unsigned>(mtiles), static_cast<unsigned>(ctiles),
                   static_cast<unsigned>(splits));
   p.copy = copy;
-  spread(p.copy, mtiles * ctiles * splits, kThreads, p.rows_per_split / BK);
+  schedule_copy(p.copy, mtiles * ctiles * splits, kThreads, p.rows_per_split / BK);
   kernel<<<grid, kThreads, smem, c.stream>>>(p);
   KVS_LAUNCH();
   const int64_t n = heads * M * C;
@@ -990,7 +965,7 @@ void reconstruct_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void*
   KVS_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const dim3 grid(static_cast<unsigned>(ctiles), static_cast<unsigned>(ntiles));
   p.copy = copy;
-  spread(p.copy, ctiles * ntiles, kThreads, (p.kmax + BK - 1) / BK);
+  schedule_copy(p.copy, ctiles * ntiles, kThreads, (p.kmax + BK - 1) / BK);
   kernel<<<grid, kThreads, smem, c.stream>>>(p);
   KVS_LAUNCH();
 }
