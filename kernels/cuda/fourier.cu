@@ -96,8 +96,9 @@ __global__ void kept_copy_kernel(int64_t rows, int64_t D, int64_t Dk, const T* s
 }
 
 // The kept-dims copy done by a transform kernel's own blocks. The transforms are bound by
-// instruction issue and the copy by memory, but as separate kernels they do not overlap: the
-// first to launch fills every SM for its whole run. So each transform block also moves a share of
+// instruction issue and the copy by memory, but as separate kernels they mostly do not overlap:
+// the first to launch fills the SMs, the other gets them as its blocks drain. So each transform
+// block also moves a share of
 // the copy, a few passes of whole rows per step (kept_copy.h: which rows, when), through a ring of
 // cp.async slots in shared memory that travels in the same commit groups as the step's tiles. A
 // thread keeps one 16-byte group of the row (its column offsets are fixed), so a step costs it no
@@ -109,7 +110,7 @@ struct KeptCopy {
   int per_row = 0;   // 16-byte groups per row (Dk / G)
   int64_t D = 0, Dk = 0;
   bool to_kv = false;
-  KeptSchedule schedule;  // per_thread 0: no copy in the kernel
+  KeptSchedule schedule;  // no copy in the kernel without one (its loops then do nothing)
   DimTable kd;
 };
 
@@ -186,6 +187,13 @@ int grid_for(int64_t items, int threads, int sms) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(b, int64_t(sms) * 16)));
 }
 
+// Whether the kept dims move as whole aligned 16-byte vectors of T.
+template <class T>
+bool kept_vectorizable(const std::vector<int>& kd, int64_t head_dim, const void* kv,
+                       const void* kept) {
+  return groups_contiguous(kd, Vec16<T>::n, head_dim) && aligned16(kv) && aligned16(kept);
+}
+
 // The kept-dims copy as a job for the transform kernels, or none (no rows) when its groups are
 // not whole aligned 16-byte vectors; the side-stream kernel then does it. The job's schedule
 // is set by the launch, which knows its grid.
@@ -195,8 +203,7 @@ KeptCopy kept_copy_job(const KvShape& s, const FourierLayout& f, const void* kv,
   const std::vector<int> kd = kept_dims(s.head_dim, f.compressed_dims);
   constexpr int G = Vec16<T>::n;
   KeptCopy k;
-  if (kd.empty() || !groups_contiguous(kd, G, s.head_dim) || !aligned16(kv) || !aligned16(kept))
-    return k;
+  if (kd.empty() || !kept_vectorizable<T>(kd, s.head_dim, kv, kept)) return k;
   k.src = to_kv ? kept : kv;
   k.dst = to_kv ? const_cast<void*>(kv) : kept;
   k.to_kv = to_kv;
@@ -224,7 +231,7 @@ void split_merge_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void*
   const DimTable kt = make_table(kd), ct = make_table(to_int(f.compressed_dims));
   constexpr int G = Vec16<T>::n;
   const void* kv = to_kv ? kv_out : kv_in;
-  const bool vec = groups_contiguous(kd, G, s.head_dim) && aligned16(kv) && aligned16(p.kept);
+  const bool vec = kept_vectorizable<T>(kd, s.head_dim, kv, p.kept);
   const int64_t rows = heads * s.tokens;
   if (Dk > 0 && with_kept) {
     const int64_t items = rows * (vec ? Dk / G : Dk);
@@ -438,8 +445,6 @@ constexpr size_t fwd_smem(int stages) {
 }
 constexpr size_t ring_smem(int stages) { return size_t(stages) * kCopyMax * kThreads * 16; }
 
-// The warp's 64 x 32 tile: acc += A[rows, BK] * B[BK, cols] for one BK step (two k16 steps).
-// A is row-major [m][k] (lda), B row-major [k][n] (ldb).
 // B fragments j and j + 1 from one ldmatrix.x4.trans over k rows 0-15 of two 8-column blocks.
 __device__ __forceinline__ void set_b_pair(uint32_t (&b)[4][2], int j, const uint32_t (&r)[4]) {
   b[j][0] = r[0];
@@ -456,6 +461,8 @@ __device__ __forceinline__ void load_a(uint32_t (&a)[4][4], const TM* A, int lda
     ldmatrix_x4(a[i], A + (m0 + 16 * i + lane % 16) * lda + kk + (lane / 16) * 8);
 }
 
+// The warp's 64 x 32 tile: acc += A[rows, BK] * B[BK, cols] for one BK step (two k16 steps).
+// A is row-major [m][k] (lda), B row-major [k][n] (ldb).
 template <class TM>
 __device__ __forceinline__ void warp_mma(float (&acc)[4][4][4], const TM* A, int lda, const TM* B,
                                          int ldb, int m0, int n0) {
@@ -564,8 +571,7 @@ __global__ void __launch_bounds__(kThreads, uv_in_registers<T, kOnePass>() ? 2 :
       // middle token of an odd L (its own mirror) from being counted twice.
       load_tile<T>(dst + BK * RS, RS, cs, p.x.row_stride, p.L - n0 - BK, max(p.L - ne, p.half), p.L,
                    p.vec);
-      if constexpr (kOnePass)
-        if (p.copy.schedule.per_thread) mover.issue(s, s % kStages);
+      if constexpr (kOnePass) mover.issue(s, s % kStages);
     }
     cp_async_commit();
   };
@@ -621,12 +627,10 @@ __global__ void __launch_bounds__(kThreads, uv_in_registers<T, kOnePass>() ? 2 :
         warp_mma<TM>(acc, ab_lo, AS, bop, US, wm * WTM, wn * WTN);
       }
     }
-    if constexpr (kOnePass)
-      if (p.copy.schedule.per_thread) mover.drain(s, s % kStages);
+    if constexpr (kOnePass) mover.drain(s, s % kStages);
   }
   cp_async_wait<0>();
-  if constexpr (kOnePass)
-    if (p.copy.schedule.per_thread) mover.finish(steps);
+  if constexpr (kOnePass) mover.finish(steps);
 
   // Epilogue: add the partial sums into ws[head][k][c].
   const int g = lane / 4, t = lane % 4;
@@ -749,8 +753,7 @@ __global__ void __launch_bounds__(kThreads) dct_inverse_kernel(const InvParams p
     if (s < steps) {
       load_tile<T, true>(raw + size_t(s % kStages) * BK * RS, RS, cs, p.coef.row_stride,
                          int64_t(s) * BK, 0, p.kmax, p.vec_in);
-      if constexpr (kOnePass)
-        if (p.copy.schedule.per_thread) mover.issue(s, s % kStages);
+      if constexpr (kOnePass) mover.issue(s, s % kStages);
     }
     cp_async_commit();
   };
@@ -803,12 +806,10 @@ __global__ void __launch_bounds__(kThreads) dct_inverse_kernel(const InvParams p
       warp_mma_k16<TM>(even, gb_lo, GS, chi, CS, wm * IWTM, wn * WTN, 0);
       warp_mma_k16<TM>(odd, gb_lo, GS, chi, CS, wm * IWTM, wn * WTN, BK / 2);
     }
-    if constexpr (kOnePass)
-      if (p.copy.schedule.per_thread) mover.drain(s, s % kStages);
+    if constexpr (kOnePass) mover.drain(s, s % kStages);
   }
   cp_async_wait<0>();
-  if constexpr (kOnePass)
-    if (p.copy.schedule.per_thread) mover.finish(steps);
+  if constexpr (kOnePass) mover.finish(steps);
   __syncthreads();
 
   // Epilogue: scale, stage rows n (0..BMI-1) and their mirrors L-1-n (BMI..2BMI-1) in shared
@@ -983,41 +984,15 @@ void check_layout(const KvShape& s, const FourierLayout& f) {
     throw std::invalid_argument("fourier: m, sink and window must be non-negative");
 }
 
-}  // namespace
-
-void fourier_split(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv,
-                   const FourierPtrs& out) {
-  switch (s.dtype) {
-    case DType::f32:
-      return split_merge_t<float>(c, s, f, kv, nullptr, out, false);
-    case DType::bf16:
-      return split_merge_t<bf16>(c, s, f, kv, nullptr, out, false);
-    case DType::f16:
-      return split_merge_t<f16>(c, s, f, kv, nullptr, out, false);
-  }
-}
-
-void fourier_merge(Ctx& c, const KvShape& s, const FourierLayout& f, const FourierPtrs& in,
-                   void* kv) {
-  switch (s.dtype) {
-    case DType::f32:
-      return split_merge_t<float>(c, s, f, nullptr, kv, in, true);
-    case DType::bf16:
-      return split_merge_t<bf16>(c, s, f, nullptr, kv, in, true);
-    case DType::f16:
-      return split_merge_t<f16>(c, s, f, nullptr, kv, in, true);
-  }
-}
-
-namespace {
-
-// The fused transforms. The copies run on the side stream, except that the one-pass variant
-// (CudaOptions::fourier_one_pass) has the transform kernel do the kept-dims copy where it can
-// (see KeptCopy); the sink/window copy always runs on the side stream.
+// One K or V tensor to its compressed form, or back. The copies (kept dims, sink/window tokens)
+// read and write other bytes than the transform and run on the side stream alongside it, except
+// that the one-pass variant (CudaOptions::fourier_one_pass) has the transform kernel do the
+// kept-dims copy where it can (see KeptCopy).
 template <class T>
-void compress_fused(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv,
-                    const FourierPtrs& out) {
-  const bool one_pass = c.opt.fourier_one_pass;
+void compress_any(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv,
+                  const FourierPtrs& out) {
+  const bool cufft = c.opt.fourier == CudaOptions::Fourier::cufft;
+  const bool one_pass = !cufft && c.opt.fourier_one_pass;
   KeptCopy job;
   if (one_pass && f.middle(s.tokens) > 0 && !f.compressed_dims.empty() && f.m > 0)
     job = kept_copy_job<T>(s, f, kv, out.kept, false);
@@ -1027,7 +1002,9 @@ void compress_fused(Ctx& c, const KvShape& s, const FourierLayout& f, const void
     side.stream = c.side;
     split_merge_t<T>(side, s, f, kv, nullptr, out, false, job.rows == 0);
   }
-  if (one_pass)
+  if (cufft)
+    fourier_compress_cufft(c, s, f, kv, out.coeffs);
+  else if (one_pass)
     compress_t<T, true>(c, s, f, kv, out.coeffs, job);
   else
     compress_t<T, false>(c, s, f, kv, out.coeffs);
@@ -1035,10 +1012,12 @@ void compress_fused(Ctx& c, const KvShape& s, const FourierLayout& f, const void
 }
 
 template <class T>
-void reconstruct_fused(Ctx& c, const KvShape& s, const FourierLayout& f, const FourierPtrs& in,
-                       void* kv) {
+void reconstruct_any(Ctx& c, const KvShape& s, const FourierLayout& f, const FourierPtrs& in,
+                     void* kv) {
+  const bool cufft = c.opt.fourier == CudaOptions::Fourier::cufft;
+  const bool one_pass = !cufft && c.opt.fourier_one_pass;
   KeptCopy job;
-  if (c.opt.fourier_one_pass && f.middle(s.tokens) > 0 && !f.compressed_dims.empty())
+  if (one_pass && f.middle(s.tokens) > 0 && !f.compressed_dims.empty())
     job = kept_copy_job<T>(s, f, kv, in.kept, true);
   fork_side(c);
   {
@@ -1046,7 +1025,9 @@ void reconstruct_fused(Ctx& c, const KvShape& s, const FourierLayout& f, const F
     side.stream = c.side;
     split_merge_t<T>(side, s, f, nullptr, kv, in, true, job.rows == 0);
   }
-  if (c.opt.fourier_one_pass)
+  if (cufft)
+    fourier_reconstruct_cufft(c, s, f, in.coeffs, kv);
+  else if (one_pass)
     reconstruct_t<T, true>(c, s, f, in.coeffs, kv, job);
   else
     reconstruct_t<T, false>(c, s, f, in.coeffs, kv);
@@ -1058,25 +1039,13 @@ void reconstruct_fused(Ctx& c, const KvShape& s, const FourierLayout& f, const F
 void fourier_compress(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv,
                       const FourierPtrs& out) {
   check_layout(s, f);
-  if (c.opt.fourier == CudaOptions::Fourier::cufft) {
-    // The copies read and write other bytes than the transform: run them alongside it.
-    fork_side(c);
-    {
-      Ctx side = c;
-      side.stream = c.side;
-      fourier_split(side, s, f, kv, out);
-    }
-    fourier_compress_cufft(c, s, f, kv, out.coeffs);
-    join_side(c);
-    return;
-  }
   switch (s.dtype) {
     case DType::f32:
-      return compress_fused<float>(c, s, f, kv, out);
+      return compress_any<float>(c, s, f, kv, out);
     case DType::bf16:
-      return compress_fused<bf16>(c, s, f, kv, out);
+      return compress_any<bf16>(c, s, f, kv, out);
     case DType::f16:
-      return compress_fused<f16>(c, s, f, kv, out);
+      return compress_any<f16>(c, s, f, kv, out);
   }
 }
 
@@ -1085,24 +1054,13 @@ void fourier_reconstruct(Ctx& c, const KvShape& s, const FourierLayout& f, const
   check_layout(s, f);
   if (f.middle(s.tokens) > 0 && f.m == 0)
     throw std::invalid_argument("fourier_reconstruct: m must be positive");
-  if (c.opt.fourier == CudaOptions::Fourier::cufft) {
-    fork_side(c);
-    {
-      Ctx side = c;
-      side.stream = c.side;
-      fourier_merge(side, s, f, in, kv);
-    }
-    fourier_reconstruct_cufft(c, s, f, in.coeffs, kv);
-    join_side(c);
-    return;
-  }
   switch (s.dtype) {
     case DType::f32:
-      return reconstruct_fused<float>(c, s, f, in, kv);
+      return reconstruct_any<float>(c, s, f, in, kv);
     case DType::bf16:
-      return reconstruct_fused<bf16>(c, s, f, in, kv);
+      return reconstruct_any<bf16>(c, s, f, in, kv);
     case DType::f16:
-      return reconstruct_fused<f16>(c, s, f, in, kv);
+      return reconstruct_any<f16>(c, s, f, in, kv);
   }
 }
 

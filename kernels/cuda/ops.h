@@ -83,11 +83,6 @@ void fourier_compress(Ctx& c, const KvShape& s, const FourierLayout& f, const vo
                       const FourierPtrs& out);
 void fourier_reconstruct(Ctx& c, const KvShape& s, const FourierLayout& f, const FourierPtrs& in,
                          void* kv);
-// Kept and edge parts (both directions), shared by the fused and the cuFFT paths.
-void fourier_split(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv,
-                   const FourierPtrs& out);
-void fourier_merge(Ctx& c, const KvShape& s, const FourierLayout& f, const FourierPtrs& in,
-                   void* kv);
 void fourier_compress_cufft(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv,
                             void* coeffs);
 void fourier_reconstruct_cufft(Ctx& c, const KvShape& s, const FourierLayout& f, const void* coeffs,

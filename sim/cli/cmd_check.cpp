@@ -126,23 +126,22 @@ int run_check(const Args& args) {
     StderrProgress progress(vm.count("quiet") == 0, "kvscope check", true);
     result = check::run_check(trace, cfg, *ops,
                               [&](double f, const std::string& note) { progress(f, note); });
-    // A CPU profile's times hold for the thread count it was measured with (the CPU backend
-    // sizes its team from the load when it starts).
+    // A CPU profile's times hold for the thread count, the build and the way idle threads wait
+    // that it was measured with (the CPU backend sizes its team from the load when it starts;
+    // the driver string names the build and the wait policy).
     const auto* cal = dynamic_cast<const CalibratedCostModel*>(ops.get());
-    if (cal && cal->device().backend == "cpu" && result.device.backend == "cpu" &&
-        cal->device().multiprocessors > 0 &&
-        cal->device().multiprocessors != result.device.multiprocessors)
-      std::cerr << "kvscope check: warning: the profile was measured with "
-                << cal->device().multiprocessors << " threads, the steps ran with "
-                << result.device.multiprocessors
-                << " (the CPU backend sizes its team from the load average when it starts; "
-                   "OMP_DYNAMIC=false OMP_NUM_THREADS=N fixes it)\n";
-    // ... and for the build and the way its idle threads wait (the driver string names both).
-    if (cal && cal->device().backend == "cpu" && result.device.backend == "cpu" &&
-        !cal->device().driver.empty() && cal->device().driver != result.device.driver)
-      std::cerr << "kvscope check: warning: the profile was measured with \""
-                << cal->device().driver << "\", the steps ran with \"" << result.device.driver
-                << "\"\n";
+    if (cal && cal->device().backend == "cpu" && result.device.backend == "cpu") {
+      const auto& was = cal->device();
+      const auto& now = result.device;
+      if (was.multiprocessors > 0 && was.multiprocessors != now.multiprocessors)
+        std::cerr << "kvscope check: warning: the profile was measured with " << was.multiprocessors
+                  << " threads, the steps ran with " << now.multiprocessors
+                  << " (the CPU backend sizes its team from the load average when it starts; "
+                     "OMP_DYNAMIC=false OMP_NUM_THREADS=N fixes it)\n";
+      if (!was.driver.empty() && was.driver != now.driver)
+        std::cerr << "kvscope check: warning: the profile was measured with \"" << was.driver
+                  << "\", the steps ran with \"" << now.driver << "\"\n";
+    }
   }
   nlohmann::json run = {
       {"model", rc.model.name},
