@@ -336,7 +336,7 @@ std::string cuda_unavailable_reason() {
 
 // The registry's backend: the defaults, unless the environment picks another implementation
 // (how the benchmark binary times the alternatives):
-//   KVSCOPE_CUDA_FOURIER=cufft|onepass   KVSCOPE_CUDA_SMALL_GEMM=cublaslt
+//   KVSCOPE_CUDA_FOURIER=cufft|twopass   KVSCOPE_CUDA_SMALL_GEMM=cublaslt
 //   KVSCOPE_CUDA_SIMPLE_ATTENTION=1
 std::unique_ptr<Backend> make_cuda_backend() {
   CudaOptions o;
@@ -345,7 +345,7 @@ std::unique_ptr<Backend> make_cuda_backend() {
     return std::string(v ? v : "");
   };
   if (env("KVSCOPE_CUDA_FOURIER") == "cufft") o.fourier = CudaOptions::Fourier::cufft;
-  if (env("KVSCOPE_CUDA_FOURIER") == "onepass") o.fourier_one_pass = true;
+  if (env("KVSCOPE_CUDA_FOURIER") == "twopass") o.fourier_one_pass = false;
   if (env("KVSCOPE_CUDA_SMALL_GEMM") == "cublaslt") o.small_gemm = CudaOptions::SmallGemm::cublaslt;
   if (env("KVSCOPE_CUDA_SIMPLE_ATTENTION") == "1") o.simple_attention = true;
   return make_cuda_backend_with(o);

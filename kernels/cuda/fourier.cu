@@ -17,6 +17,7 @@
 #include <climits>
 #include <cmath>
 #include <stdexcept>
+#include <type_traits>
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/kept_copy.h"
@@ -992,10 +993,15 @@ template <class T>
 void compress_any(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv,
                   const FourierPtrs& out) {
   const bool cufft = c.opt.fourier == CudaOptions::Fourier::cufft;
-  const bool one_pass = !cufft && c.opt.fourier_one_pass;
   KeptCopy job;
-  if (one_pass && f.middle(s.tokens) > 0 && !f.compressed_dims.empty() && f.m > 0)
+  if (!cufft && c.opt.fourier_one_pass && f.middle(s.tokens) > 0 && !f.compressed_dims.empty() &&
+      f.m > 0)
     job = kept_copy_job<T>(s, f, kv, out.kept, false);
+  // The one-pass kernel only where it has something to do: a kept copy, or u and v to form in
+  // registers (16-bit types). For float without kept dims it would be the same work with more
+  // registers.
+  const bool one_pass =
+      !cufft && c.opt.fourier_one_pass && (job.rows > 0 || uv_in_registers<T, true>());
   fork_side(c);
   {
     Ctx side = c;
@@ -1015,7 +1021,10 @@ template <class T>
 void reconstruct_any(Ctx& c, const KvShape& s, const FourierLayout& f, const FourierPtrs& in,
                      void* kv) {
   const bool cufft = c.opt.fourier == CudaOptions::Fourier::cufft;
-  const bool one_pass = !cufft && c.opt.fourier_one_pass;
+  // Not for float: its one-pass inverse needs 168 registers against 127, one block per SM
+  // instead of two (ptxas), and ran 1.4x slower on the H200 (kernels/BENCHMARKS.md); its kept
+  // copy stays on the side stream.
+  const bool one_pass = !cufft && c.opt.fourier_one_pass && !std::is_same_v<T, float>;
   KeptCopy job;
   if (one_pass && f.middle(s.tokens) > 0 && !f.compressed_dims.empty())
     job = kept_copy_job<T>(s, f, kv, in.kept, true);

@@ -61,7 +61,7 @@ void run(benchmark::State& st, Backend& b, const std::function<void()>& fn, doub
 }
 
 std::unique_ptr<Backend> backend(int fourier_cufft, int gemm_lt, int simple, int read_flush = 0,
-                                 int one_pass = 0) {
+                                 int one_pass = 1) {
   CudaOptions o;
   if (fourier_cufft) o.fourier = CudaOptions::Fourier::cufft;
   o.fourier_one_pass = one_pass != 0;
