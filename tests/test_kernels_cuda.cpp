@@ -256,14 +256,17 @@ std::vector<FourierCase> compress_cases(DType t) {
 }
 
 // The transforms' implementations: fused one-pass (the default), fused with the kept copy on
-// the side stream, cuFFT.
+// the side stream, each with its basis generated in the kernels or read from a table, cuFFT.
 struct FourierImpls {
-  static constexpr int n = 3;
-  static constexpr const char* names[n] = {"fused one-pass ", "fused two-pass ", "cufft "};
+  static constexpr int n = 5;
+  static constexpr const char* names[n] = {"fused one-pass ", "fused two-pass ",
+                                           "fused one-pass, basis table ",
+                                           "fused two-pass, basis table ", "cufft "};
   static CudaOptions options(int i) {
     CudaOptions o;
-    if (i == 1) o.fourier_one_pass = false;
-    if (i == 2) o.fourier = CudaOptions::Fourier::cufft;
+    o.fourier_one_pass = i == 0 || i == 2;
+    o.fourier_basis_table = i == 2 || i == 3;
+    if (i == 4) o.fourier = CudaOptions::Fourier::cufft;
     return o;
   }
 };

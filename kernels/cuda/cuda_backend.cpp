@@ -39,6 +39,7 @@ void* Scratch::get(size_t bytes, int slot) {
   if (ptr_[slot]) KVS_CUDA(cudaFree(ptr_[slot]));
   ptr_[slot] = nullptr;
   size_[slot] = 0;
+  if (slot == kBasisSlot) basis = {};
   const size_t want = std::max(bytes, size_t(1) << 20);
   KVS_CUDA(cudaMalloc(&ptr_[slot], want));
   size_[slot] = want;
@@ -336,7 +337,8 @@ std::string cuda_unavailable_reason() {
 
 // The registry's backend: the defaults, unless the environment picks another implementation
 // (how the benchmark binary times the alternatives):
-//   KVSCOPE_CUDA_FOURIER=cufft|twopass   KVSCOPE_CUDA_SMALL_GEMM=cublaslt
+//   KVSCOPE_CUDA_FOURIER=cufft|twopass   KVSCOPE_CUDA_BASIS_TABLE=0|1
+//   KVSCOPE_CUDA_SMALL_GEMM=cublaslt
 //   KVSCOPE_CUDA_SIMPLE_ATTENTION=1
 std::unique_ptr<Backend> make_cuda_backend() {
   CudaOptions o;
@@ -346,6 +348,8 @@ std::unique_ptr<Backend> make_cuda_backend() {
   };
   if (env("KVSCOPE_CUDA_FOURIER") == "cufft") o.fourier = CudaOptions::Fourier::cufft;
   if (env("KVSCOPE_CUDA_FOURIER") == "twopass") o.fourier_one_pass = false;
+  if (env("KVSCOPE_CUDA_BASIS_TABLE") == "0") o.fourier_basis_table = false;
+  if (env("KVSCOPE_CUDA_BASIS_TABLE") == "1") o.fourier_basis_table = true;
   if (env("KVSCOPE_CUDA_SMALL_GEMM") == "cublaslt") o.small_gemm = CudaOptions::SmallGemm::cublaslt;
   if (env("KVSCOPE_CUDA_SIMPLE_ATTENTION") == "1") o.simple_attention = true;
   return make_cuda_backend_with(o);

@@ -294,6 +294,14 @@ struct Operand {
   int64_t head_stride, row_stride;
 };
 
+// The DCT basis w_k cos(pi (2n + 1) k / 2L), k < kpad, n < npad, row-major by k (row stride
+// `stride` elements), zero for k >= kmax and n >= L: what the 16-bit transform kernels read their
+// basis tiles from (kTable) instead of generating them in every block.
+struct BasisTable {
+  const void* data = nullptr;
+  int64_t stride = 0;
+};
+
 struct FwdParams {
   Operand x;  // middle tokens of kv: row n is token sink + n
   int64_t heads, L, M, kmax, half, rows_per_split;
@@ -302,6 +310,7 @@ struct FwdParams {
   float* ws;  // [heads][M][C], accumulated
   DimTable dims;
   KeptCopy copy;
+  BasisTable basis;  // kTable
 };
 
 // Stores 8 f32 values as the MMA type (or as hi and lo bf16 parts) into shared memory.
@@ -436,13 +445,14 @@ constexpr bool uv_in_registers() {
 }
 
 // Shared memory of the forward kernel, before the copy ring.
-template <class T, bool kOnePass>
+template <class T, bool kOnePass, bool kTable>
 constexpr size_t fwd_smem(int stages) {
   constexpr bool split = Mma<T>::split;
   constexpr int uv = uv_in_registers<T, kOnePass>() ? 0 : (split ? 4 : 2);
   return size_t(stages) * 2 * BK * raw_stride<T>() * sizeof(T) +  // x and mirror rows
          uv * BK * (BN + kPadB) * 2 +                             // u, v (hi, lo)
-         (split ? 2 : 1) * BM * (BK + kPadB) * 2;                 // basis (hi, lo)
+         // basis (hi, lo), generated, or one tile per stage from the table
+         size_t(kTable ? stages : split ? 2 : 1) * BM * (BK + kPadB) * 2;
 }
 constexpr size_t ring_smem(int stages) { return size_t(stages) * kCopyMax * kThreads * 16; }
 
@@ -522,11 +532,13 @@ __device__ __forceinline__ void warp_mma_mirror(float (&acc)[4][4][4], const TM*
 // u, v in registers for 16-bit types, held to two blocks per SM). A minimum of 0 blocks leaves
 // the register budget to ptxas, as before the variant existed (an explicit 1 gives the default
 // kernel 151 registers instead of 128, and one block per SM instead of two).
-template <class T, int kStages, bool kOnePass>
+// kTable: basis tiles from p.basis (16-bit types), loaded with each step's rows.
+template <class T, int kStages, bool kOnePass, bool kTable>
 __global__ void __launch_bounds__(kThreads, uv_in_registers<T, kOnePass>() ? 2 : 0)
     dct_forward_kernel(const FwdParams p) {
   using TM = typename Mma<T>::type;
   constexpr bool kSplit = Mma<T>::split;
+  static_assert(!(kTable && kSplit), "the basis table holds one 16-bit part");
   constexpr bool kRegUV = uv_in_registers<T, kOnePass>();
   constexpr int RS = raw_stride<T>();
   constexpr int US = BN + kPadB, AS = BK + kPadB;
@@ -538,7 +550,7 @@ __global__ void __launch_bounds__(kThreads, uv_in_registers<T, kOnePass>() ? 2 :
   TM* vb_lo = ub_lo + BK * US;
   TM* ab = ub + (kRegUV ? 0 : kSplit ? 4 : 2) * BK * US;
   TM* ab_lo = ab + BM * AS;
-  const KeptMover<T, kThreads> mover(p.copy, smem + fwd_smem<T, kOnePass>(kStages));
+  const KeptMover<T, kThreads> mover(p.copy, smem + fwd_smem<T, kOnePass, kTable>(kStages));
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int wm = warp / 4, wn = warp % 4;
@@ -572,6 +584,19 @@ __global__ void __launch_bounds__(kThreads, uv_in_registers<T, kOnePass>() ? 2 :
       // middle token of an odd L (its own mirror) from being counted twice.
       load_tile<T>(dst + BK * RS, RS, cs, p.x.row_stride, p.L - n0 - BK, max(p.L - ne, p.half), p.L,
                    p.vec);
+      if constexpr (kTable) {
+        // Tile row r holds k = k0 + 2r (r < BM/2) or k0 + 2(r - BM/2) + 1: 16-byte groups of
+        // tokens n0.. (the table's columns reach past every split's last step).
+        const TM* table = static_cast<const TM*>(p.basis.data);
+        TM* ad = ab + size_t(s % kStages) * BM * AS;
+        constexpr int per_row = BK / 8;
+#pragma unroll
+        for (int i = threadIdx.x; i < BM * per_row; i += kThreads) {
+          const int r = i / per_row, g = (i % per_row) * 8;
+          const int64_t k = k0 + (r < BM / 2 ? 2 * r : 2 * (r - BM / 2) + 1);
+          cp_async16(ad + r * AS + g, table + k * p.basis.stride + n0 + g, true);
+        }
+      }
       if constexpr (kOnePass) mover.issue(s, s % kStages);
     }
     cp_async_commit();
@@ -603,8 +628,9 @@ __global__ void __launch_bounds__(kThreads, uv_in_registers<T, kOnePass>() ? 2 :
         store8<TM, kSplit>(vb + row * US + cg, vb_lo + row * US + cg, v);
       }
     }
-    // The basis tile.
-    {
+    // The basis tile: generated, or this step's tile from the table (already waited for).
+    const TM* at = kTable ? ab + size_t(s % kStages) * BM * AS : ab;
+    if constexpr (!kTable) {
       float sv, cv;
       sincospif(static_cast<float>(phase) / static_cast<float>(2 * p.L), &sv, &cv);
       phase += phase_step;
@@ -616,12 +642,13 @@ __global__ void __launch_bounds__(kThreads, uv_in_registers<T, kOnePass>() ? 2 :
       store8<TM, kSplit>(ab + gr * AS + gj + 8, ab_lo + gr * AS + gj + 8,
                          *reinterpret_cast<const float(*)[8]>(vals + 8));
     }
-    __syncthreads();
+    // Nothing to wait for when the step wrote no shared memory (table basis, u/v in registers).
+    if constexpr (!(kTable && kRegUV)) __syncthreads();
     if constexpr (kRegUV) {
-      warp_mma_mirror<TM>(acc, ab, AS, r1, r2, RS, wm * WTM, wn * WTN, wm == 0);
+      warp_mma_mirror<TM>(acc, at, AS, r1, r2, RS, wm * WTM, wn * WTN, wm == 0);
     } else {
       const TM* bop = wm == 0 ? ub : vb;
-      warp_mma<TM>(acc, ab, AS, bop, US, wm * WTM, wn * WTN);
+      warp_mma<TM>(acc, at, AS, bop, US, wm * WTM, wn * WTN);
       if constexpr (kSplit) {
         const TM* bop_lo = wm == 0 ? ub_lo : vb_lo;
         warp_mma<TM>(acc, ab, AS, bop_lo, US, wm * WTM, wn * WTN);
@@ -671,6 +698,7 @@ struct InvParams {
   int64_t out_head_stride, out_row_stride;
   DimTable dims, ident;
   KeptCopy copy;
+  BasisTable basis;  // kTable
 };
 
 // Inverse with the mirror symmetry: for n < ceil(L/2), with E_n the sum over even k and O_n over
@@ -682,12 +710,13 @@ struct InvParams {
 constexpr int BMI = 64;  // tokens n per inverse block (and as many mirrored ones)
 constexpr int IWTM = BMI / 2;
 
-template <class T>
+template <class T, bool kTable>
 constexpr size_t inv_smem(int stages) {
   constexpr bool split = Mma<T>::split;
   const size_t main = size_t(stages) * BK * raw_stride<T>() * sizeof(T) +
                       (split ? 2 : 0) * BK * (BN + kPadB) * 2 +  // coef hi, lo
-                      (split ? 2 : 1) * BK * (BMI + kPadB) * 2;  // basis [k][n] (hi, lo)
+                      // basis [k][n] (hi, lo), generated, or one tile per stage from the table
+                      size_t(kTable ? stages : split ? 2 : 1) * BK * (BMI + kPadB) * 2;
   const size_t epi = size_t(2 * BMI) * (BN + 16 / sizeof(T)) * sizeof(T);
   return main > epi ? main : epi;
 }
@@ -718,11 +747,13 @@ __device__ __forceinline__ void warp_mma_k16(float (&acc)[2][4][4], const TM* A,
     for (int j = 0; j < 4; ++j) mma16816<TM>(acc[i][j], a[i], b[j]);
 }
 
-// kOnePass: the kept copy when p.copy has a job (CudaOptions::fourier_one_pass).
-template <class T, int kStages, bool kOnePass>
+// kOnePass: the kept copy when p.copy has a job (CudaOptions::fourier_one_pass). kTable: basis
+// tiles from p.basis (16-bit types), loaded with each step's coefficients.
+template <class T, int kStages, bool kOnePass, bool kTable>
 __global__ void __launch_bounds__(kThreads) dct_inverse_kernel(const InvParams p) {
   using TM = typename Mma<T>::type;
   constexpr bool kSplit = Mma<T>::split;
+  static_assert(!(kTable && kSplit), "the basis table holds one 16-bit part");
   constexpr int RS = raw_stride<T>();
   constexpr int CS = BN + kPadB, GS = BMI + kPadB;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -731,7 +762,7 @@ __global__ void __launch_bounds__(kThreads) dct_inverse_kernel(const InvParams p
   TM* clo = chi + BK * CS;
   TM* gb = chi + (kSplit ? 2 : 0) * BK * CS;
   TM* gb_lo = gb + BK * GS;
-  const KeptMover<T, kThreads> mover(p.copy, smem + inv_smem<T>(kStages));
+  const KeptMover<T, kThreads> mover(p.copy, smem + inv_smem<T, kTable>(kStages));
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int wm = warp / 4, wn = warp % 4;
@@ -754,6 +785,15 @@ __global__ void __launch_bounds__(kThreads) dct_inverse_kernel(const InvParams p
     if (s < steps) {
       load_tile<T, true>(raw + size_t(s % kStages) * BK * RS, RS, cs, p.coef.row_stride,
                          int64_t(s) * BK, 0, p.kmax, p.vec_in);
+      if constexpr (kTable) {
+        // One 16-byte group per thread: tile row r holds k = BK s + 2r (r < BK/2) or
+        // BK s + 2(r - BK/2) + 1, as the generator's rows do.
+        static_assert(BK * BMI / 8 == kThreads, "one group per thread");
+        const int r = threadIdx.x / (BMI / 8), g = (threadIdx.x % (BMI / 8)) * 8;
+        const int64_t k = int64_t(s) * BK + (r < BK / 2 ? 2 * r : 2 * (r - BK / 2) + 1);
+        cp_async16(gb + size_t(s % kStages) * BK * GS + r * GS + g,
+                   static_cast<const TM*>(p.basis.data) + k * p.basis.stride + n0 + g, true);
+      }
       if constexpr (kOnePass) mover.issue(s, s % kStages);
     }
     cp_async_commit();
@@ -774,7 +814,7 @@ __global__ void __launch_bounds__(kThreads) dct_inverse_kernel(const InvParams p
         store8<TM, true>(chi + row * CS + cg, clo + row * CS + cg, v);
       }
     }
-    {
+    if constexpr (!kTable) {
       const int64_t k = int64_t(s) * BK + gk0;
       float sv, cv, sd, cd;
       sincospif(static_cast<float>(phase) / static_cast<float>(2 * p.L), &sv, &cv);
@@ -795,12 +835,13 @@ __global__ void __launch_bounds__(kThreads) dct_inverse_kernel(const InvParams p
         x = nx;
       }
       store8<TM, kSplit>(gb + gr * GS + gj, gb_lo + gr * GS + gj, vals);
+      __syncthreads();
     }
-    __syncthreads();
     const TM* coef = kSplit ? chi : reinterpret_cast<const TM*>(rt);
     const int ldc = kSplit ? CS : RS;
-    warp_mma_k16<TM>(even, gb, GS, coef, ldc, wm * IWTM, wn * WTN, 0);
-    warp_mma_k16<TM>(odd, gb, GS, coef, ldc, wm * IWTM, wn * WTN, BK / 2);
+    const TM* bt = kTable ? gb + size_t(s % kStages) * BK * GS : gb;
+    warp_mma_k16<TM>(even, bt, GS, coef, ldc, wm * IWTM, wn * WTN, 0);
+    warp_mma_k16<TM>(odd, bt, GS, coef, ldc, wm * IWTM, wn * WTN, BK / 2);
     if constexpr (kSplit) {
       warp_mma_k16<TM>(even, gb, GS, clo, CS, wm * IWTM, wn * WTN, 0);
       warp_mma_k16<TM>(odd, gb, GS, clo, CS, wm * IWTM, wn * WTN, BK / 2);
@@ -868,6 +909,69 @@ constexpr int fwd_stages() {
   return Mma<T>::split ? 2 : 3;
 }
 
+// The basis table (BasisTable) in 8-token groups, each value computed as the kernels' generators
+// compute theirs: the exact phase (2n + 1) k mod 4L for the group's first token, then the
+// three-term recurrence.
+template <class TM>
+__global__ void dct_basis_kernel(int64_t L, int64_t kmax, int64_t kpad, int64_t npad, TM* table) {
+  const int64_t groups = npad / 8, L4 = 4 * L;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < kpad * groups;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t k = i / groups, n0 = (i % groups) * 8;
+    float sv, cv, sd, cd;
+    sincospif(static_cast<float>(((2 * n0 + 1) * k) % L4) / static_cast<float>(2 * L), &sv, &cv);
+    sincospif(static_cast<float>(k % (2 * L)) / static_cast<float>(L), &sd, &cd);
+    const float w = k >= kmax ? 0.f : (k == 0 ? 1.f : 1.41421356237309515f);
+    float vals[8];
+    float x = w * cv, prev = w * (cv * cd + sv * sd);
+    const float two_cd = 2.f * cd;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      vals[e] = n0 + e < L ? x : 0.f;
+      const float nx = fmaf(two_cd, x, -prev);
+      prev = x;
+      x = nx;
+    }
+    uint4 v;
+    v.x = pack2<TM>(vals[0], vals[1]);
+    v.y = pack2<TM>(vals[2], vals[3]);
+    v.z = pack2<TM>(vals[4], vals[5]);
+    v.w = pack2<TM>(vals[6], vals[7]);
+    *reinterpret_cast<uint4*>(table + k * npad + n0) = v;
+  }
+}
+
+// Above this size a call generates its basis in the transform kernels instead.
+constexpr size_t kMaxBasisTableBytes = size_t(64) << 20;
+
+// The basis table for a transform over L middle tokens with kmax coefficients, covering both
+// kernels' tiles (k up to a BM multiple, tokens n up to a BMI multiple of ceil(L/2)); none (null
+// data) for float, when the option is off, or above kMaxBasisTableBytes. Built on c.stream into
+// the scratch's basis slot unless the slot already holds this (L, kmax, type): at the issue's
+// layout 8 MB, ~10 us under ncu, against a ~300 us transform.
+template <class T>
+BasisTable basis_table(Ctx& c, int64_t L, int64_t kmax) {
+  if constexpr (Mma<T>::split) {
+    return {};
+  } else {
+    if (!c.opt.fourier_basis_table) return {};
+    const int64_t kpad = (kmax + BM - 1) / BM * BM;
+    const int64_t npad = ((L + 1) / 2 + BMI - 1) / BMI * BMI;
+    const size_t bytes = size_t(kpad) * size_t(npad) * sizeof(T);
+    if (bytes > kMaxBasisTableBytes) return {};
+    const Scratch::BasisKey key{L, kmax, std::is_same_v<T, bf16> ? 1 : 2};
+    T* table = static_cast<T*>(c.scratch->get(bytes, Scratch::kBasisSlot));
+    if (!(c.scratch->basis == key)) {
+      c.scratch->basis = {};  // not valid until the kernel has been queued
+      dct_basis_kernel<T><<<grid_for(kpad * (npad / 8), 256, c.sms), 256, 0, c.stream>>>(
+          L, kmax, kpad, npad, table);
+      KVS_LAUNCH();
+      c.scratch->basis = key;
+    }
+    return {table, npad};
+  }
+}
+
 // `copy`, when it has rows, is the kept-dims copy for the transform's blocks to do; the caller
 // passes none when there are no middle tokens, columns or coefficients (no kernel runs then).
 template <class T, bool kOnePass>
@@ -899,8 +1003,12 @@ void compress_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv
   const int64_t mtiles = (p.kmax + BM - 1) / BM;
   const int64_t ctiles = (heads * C + BN - 1) / BN;
   constexpr int S = fwd_stages<T>();
-  const size_t smem = fwd_smem<T, kOnePass>(S) + (copy.rows ? ring_smem(S) : 0);
-  const auto kernel = dct_forward_kernel<T, S, kOnePass>;
+  p.basis = basis_table<T>(c, L, p.kmax);
+  const bool table = p.basis.data != nullptr;
+  const size_t smem = (table ? fwd_smem<T, kOnePass, true>(S) : fwd_smem<T, kOnePass, false>(S)) +
+                      (copy.rows ? ring_smem(S) : 0);
+  const auto kernel = table ? dct_forward_kernel<T, S, kOnePass, !Mma<T>::split>
+                            : dct_forward_kernel<T, S, kOnePass, false>;
   KVS_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   int per_sm = 1;
   KVS_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, smem));
@@ -962,8 +1070,12 @@ void reconstruct_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void*
   if (ntiles > 65535 || heads * C > INT32_MAX)
     throw std::invalid_argument("fourier_reconstruct: too large");
   constexpr int S = fwd_stages<T>();
-  const size_t smem = inv_smem<T>(S) + (copy.rows ? ring_smem(S) : 0);
-  const auto kernel = dct_inverse_kernel<T, S, kOnePass>;
+  p.basis = basis_table<T>(c, L, p.kmax);
+  const bool table = p.basis.data != nullptr;
+  const size_t smem = (table ? inv_smem<T, true>(S) : inv_smem<T, false>(S)) +
+                      (copy.rows ? ring_smem(S) : 0);
+  const auto kernel = table ? dct_inverse_kernel<T, S, kOnePass, !Mma<T>::split>
+                            : dct_inverse_kernel<T, S, kOnePass, false>;
   KVS_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const dim3 grid(static_cast<unsigned>(ctiles), static_cast<unsigned>(ntiles));
   p.copy = copy;
@@ -1024,10 +1136,11 @@ void reconstruct_any(Ctx& c, const KvShape& s, const FourierLayout& f, const Fou
   // Not for float: its one-pass inverse needs 168 registers against 127, one block per SM
   // instead of two (ptxas), and ran 1.4x slower on the H200 (kernels/BENCHMARKS.md); its kept
   // copy stays on the side stream.
-  const bool one_pass = !cufft && c.opt.fourier_one_pass && !std::is_same_v<T, float>;
   KeptCopy job;
-  if (one_pass && f.middle(s.tokens) > 0 && !f.compressed_dims.empty())
+  if (!cufft && c.opt.fourier_one_pass && !std::is_same_v<T, float> && f.middle(s.tokens) > 0 &&
+      !f.compressed_dims.empty())
     job = kept_copy_job<T>(s, f, kv, in.kept, true);
+  const bool one_pass = job.rows > 0;  // the one-pass kernel only where it has a copy to do
   fork_side(c);
   {
     Ctx side = c;

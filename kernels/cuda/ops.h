@@ -33,6 +33,19 @@ class Scratch {
   void* get(size_t bytes, int slot = 0);  // slots are independent buffers used in one op
   size_t bytes() const;
 
+  // Slot 3 is fourier.cu's alone: the DCT basis table it built last, for L middle tokens,
+  // kmax coefficients and a 16-bit type (type 0 none, 1 bf16, 2 f16); a call with the same key
+  // reuses it.
+  struct BasisKey {
+    int64_t L = 0, kmax = 0;
+    int type = 0;
+    bool operator==(const BasisKey& o) const {
+      return L == o.L && kmax == o.kmax && type == o.type;
+    }
+  };
+  static constexpr int kBasisSlot = 3;
+  BasisKey basis;
+
  private:
   static constexpr int kSlots = 4;
   void* ptr_[kSlots] = {};
