@@ -60,6 +60,17 @@ __device__ __forceinline__ uint32_t pack2<f16>(float a, float b) {
   return *reinterpret_cast<uint32_t*>(&v);
 }
 
+// Eight floats as one 16-byte vector of the 16-bit type T, in order.
+template <class T>
+__device__ __forceinline__ uint4 pack8(const float (&v)[8]) {
+  uint4 u;
+  u.x = pack2<T>(v[0], v[1]);
+  u.y = pack2<T>(v[2], v[3]);
+  u.z = pack2<T>(v[4], v[5]);
+  u.w = pack2<T>(v[6], v[7]);
+  return u;
+}
+
 // Packed elementwise a + b and a - b of two 16-bit pairs of type T, each rounded once.
 template <class T>
 __device__ __forceinline__ uint32_t add2(uint32_t a, uint32_t b);

@@ -932,12 +932,7 @@ __global__ void dct_basis_kernel(int64_t L, int64_t kmax, int64_t kpad, int64_t 
       prev = x;
       x = nx;
     }
-    uint4 v;
-    v.x = pack2<TM>(vals[0], vals[1]);
-    v.y = pack2<TM>(vals[2], vals[3]);
-    v.z = pack2<TM>(vals[4], vals[5]);
-    v.w = pack2<TM>(vals[6], vals[7]);
-    *reinterpret_cast<uint4*>(table + k * npad + n0) = v;
+    *reinterpret_cast<uint4*>(table + k * npad + n0) = pack8<TM>(vals);
   }
 }
 

@@ -193,12 +193,7 @@ __global__ void __launch_bounds__(kPreThreads, 1) prefill_kernel(const PrefillPa
               sv = sv * cd + cv * sd;
               cv = c2;
             }
-            uint4 u;
-            u.x = pack2<T>(v8[0], v8[1]);
-            u.y = pack2<T>(v8[2], v8[3]);
-            u.z = pack2<T>(v8[4], v8[5]);
-            u.w = pack2<T>(v8[6], v8[7]);
-            *reinterpret_cast<uint4*>(bas + k * BS + e8) = u;
+            *reinterpret_cast<uint4*>(bas + k * BS + e8) = pack8<T>(v8);
           }
         }
       }
