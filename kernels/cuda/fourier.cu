@@ -336,6 +336,15 @@ __device__ __forceinline__ void store8(TM* hi, TM* lo, const float (&v)[8]) {
   }
 }
 
+// Two f32 values as adjacent elements of T in shared memory, one store (p: an even element).
+template <class T>
+__device__ __forceinline__ void store_pair(T* p, float a, float b) {
+  if constexpr (sizeof(T) == 2)
+    *reinterpret_cast<uint32_t*>(p) = pack2<T>(a, b);
+  else
+    *reinterpret_cast<float2*>(p) = make_float2(a, b);
+}
+
 // The column of the (head, c) flattening that this thread loads in every tile: with 256
 // threads and 128 columns per tile, thread i always moves column (i % (BN / G)) * G (16-byte
 // groups) or i % BN (elements), so its address is computed once, not per step.
@@ -860,16 +869,19 @@ __global__ void __launch_bounds__(kThreads) dct_inverse_kernel(const InvParams p
   T* st = reinterpret_cast<T*>(smem);
   const float scale = rsqrtf(static_cast<float>(p.L));
   const int g = lane / 4, t = lane % 4;
+  // Fragment elements e = 2h and 2h + 1 are adjacent columns: one paired store each.
 #pragma unroll
   for (int i = 0; i < 2; ++i)
 #pragma unroll
     for (int j = 0; j < 4; ++j)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int r = wm * IWTM + 16 * i + g + 8 * (e / 2);
-        const int cl = wn * WTN + 8 * j + 2 * t + (e % 2);
-        st[r * ES + cl] = from_f32<T>((even[i][j][e] + odd[i][j][e]) * scale);
-        st[(BMI + r) * ES + cl] = from_f32<T>((even[i][j][e] - odd[i][j][e]) * scale);
+      for (int h = 0; h < 2; ++h) {
+        const int r = wm * IWTM + 16 * i + g + 8 * h;
+        const int cl = wn * WTN + 8 * j + 2 * t;
+        const float* ev = &even[i][j][2 * h];
+        const float* od = &odd[i][j][2 * h];
+        store_pair(st + r * ES + cl, (ev[0] + od[0]) * scale, (ev[1] + od[1]) * scale);
+        store_pair(st + (BMI + r) * ES + cl, (ev[0] - od[0]) * scale, (ev[1] - od[1]) * scale);
       }
   __syncthreads();
   // Output token of staged row r, or -1: rows n < half, and mirrors L-1-n >= half (the middle
@@ -883,14 +895,21 @@ __global__ void __launch_bounds__(kThreads) dct_inverse_kernel(const InvParams p
   T* out = static_cast<T*>(p.out);
   constexpr int G = Vec16<T>::n;
   if (p.vec_out) {
-    for (int i = threadIdx.x; i < 2 * BMI * BN / G; i += kThreads) {
-      const int r = i / (BN / G), cg = (i % (BN / G)) * G;
-      const int64_t n = token(r);
-      const int col = static_cast<int>(col0) + cg, h = col / p.C;
-      if (n < 0 || h >= p.heads) continue;
-      const int c = col - h * p.C;
-      *reinterpret_cast<uint4*>(out + h * p.out_head_stride + n * p.out_row_stride +
-                                p.dims.off[c]) = *reinterpret_cast<const uint4*>(st + r * ES + cg);
+    // A thread's group (column) is the same in every row it writes: kThreads is a multiple of
+    // the groups per row, so its head, dim and base address are computed once.
+    constexpr int per_row = BN / G, rows_per_pass = kThreads / per_row;
+    static_assert(kThreads % per_row == 0, "fixed column per thread");
+    const int cg = (threadIdx.x % per_row) * G;
+    const int col = static_cast<int>(col0) + cg, h = col / p.C;
+    if (h < p.heads) {
+      T* base = out + h * p.out_head_stride + p.dims.off[col - h * p.C];
+#pragma unroll 4
+      for (int r = threadIdx.x / per_row; r < 2 * BMI; r += rows_per_pass) {
+        const int64_t n = token(r);
+        if (n >= 0)
+          *reinterpret_cast<uint4*>(base + n * p.out_row_stride) =
+              *reinterpret_cast<const uint4*>(st + r * ES + cg);
+      }
     }
   } else {
     for (int i = threadIdx.x; i < 2 * BMI * BN; i += kThreads) {
