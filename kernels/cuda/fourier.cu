@@ -453,6 +453,13 @@ constexpr bool uv_in_registers() {
   return kOnePass && !Mma<T>::split;
 }
 
+// Basis tiles a transform kernel keeps in shared memory: one per stage from the table, or the one
+// it generates (as hi and lo parts for float).
+template <class T, bool kTable>
+constexpr size_t basis_tiles(int stages) {
+  return kTable ? size_t(stages) : Mma<T>::split ? 2 : 1;
+}
+
 // Shared memory of the forward kernel, before the copy ring.
 template <class T, bool kOnePass, bool kTable>
 constexpr size_t fwd_smem(int stages) {
@@ -461,7 +468,7 @@ constexpr size_t fwd_smem(int stages) {
   return size_t(stages) * 2 * BK * raw_stride<T>() * sizeof(T) +  // x and mirror rows
          uv * BK * (BN + kPadB) * 2 +                             // u, v (hi, lo)
          // basis (hi, lo), generated, or one tile per stage from the table
-         size_t(kTable ? stages : split ? 2 : 1) * BM * (BK + kPadB) * 2;
+         basis_tiles<T, kTable>(stages) * BM * (BK + kPadB) * 2;
 }
 constexpr size_t ring_smem(int stages) { return size_t(stages) * kCopyMax * kThreads * 16; }
 
@@ -725,7 +732,7 @@ constexpr size_t inv_smem(int stages) {
   const size_t main = size_t(stages) * BK * raw_stride<T>() * sizeof(T) +
                       (split ? 2 : 0) * BK * (BN + kPadB) * 2 +  // coef hi, lo
                       // basis [k][n] (hi, lo), generated, or one tile per stage from the table
-                      size_t(kTable ? stages : split ? 2 : 1) * BK * (BMI + kPadB) * 2;
+                      basis_tiles<T, kTable>(stages) * BK * (BMI + kPadB) * 2;
   const size_t epi = size_t(2 * BMI) * (BN + 16 / sizeof(T)) * sizeof(T);
   return main > epi ? main : epi;
 }
@@ -1086,8 +1093,8 @@ void reconstruct_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void*
   constexpr int S = fwd_stages<T>();
   p.basis = basis_table<T>(c, L, p.kmax);
   const bool table = p.basis.data != nullptr;
-  const size_t smem = (table ? inv_smem<T, true>(S) : inv_smem<T, false>(S)) +
-                      (copy.rows ? ring_smem(S) : 0);
+  const size_t smem =
+      (table ? inv_smem<T, true>(S) : inv_smem<T, false>(S)) + (copy.rows ? ring_smem(S) : 0);
   const auto kernel = table ? dct_inverse_kernel<T, S, kOnePass, !Mma<T>::split>
                             : dct_inverse_kernel<T, S, kOnePass, false>;
   KVS_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));

@@ -238,7 +238,7 @@ int main(int argc, char** argv) {
         ->Unit(benchmark::kMillisecond)
         ->MinTime(0.2);
   };
-  const std::vector<std::string> fa{"cufft", "f32", "heads", "tokens", "head_dim",
+  const std::vector<std::string> fa{"cufft", "f32", "heads", "tokens",  "head_dim",
                                     "cdims", "m",   "recon", "onepass", "table"};
   // The layout (64 KV heads x 32768 x 128, lower 64 dims -> M = 256), fused and cuFFT;
   // torch_peers' [64, 32768, 64] all-compressed shape (its rfft+slice peer is f32) in f32 and
