@@ -255,8 +255,9 @@ std::vector<FourierCase> compress_cases(DType t) {
   };
 }
 
-// The transforms' implementations: fused one-pass (the default), fused with the kept copy on
-// the side stream, each with its basis generated in the kernels or read from a table, cuFFT.
+// The transforms' implementations: fused one-pass, and fused with the kept copy on the side
+// stream, each with its basis generated in the kernels or read from a table (one-pass with the
+// table is the default), and cuFFT.
 struct FourierImpls {
   static constexpr int n = 5;
   static constexpr const char* names[n] = {"fused one-pass ", "fused two-pass ",

@@ -442,6 +442,33 @@ __device__ __forceinline__ void basis16(float c, float s, float cd, float sd, fl
   }
 }
 
+// The k of row r of a basis tile of `rows` rows that holds the even k of its range in the first
+// half and the odd ones in the second (each k16 half of an MMA step then holds one parity).
+__device__ __forceinline__ int even_odd_k(int r, int rows) {
+  return r < rows / 2 ? 2 * r : 2 * (r - rows / 2) + 1;
+}
+
+// 8 basis values w_k cos(pi phase / 2L + e pi k / L), e < 8, zero from e = lim on, where
+// phase = (2n + 1) k mod 4L (exact, in integers) for the first token n: two sincospif, then the
+// three-term recurrence from cos(a) and cos(a - d). What dct_basis_kernel stores, and what the
+// inverse kernel generates when it has no table.
+__device__ __forceinline__ void basis8(int64_t phase, int64_t k, int64_t L, int64_t kmax, int lim,
+                                       float (&vals)[8]) {
+  float sv, cv, sd, cd;
+  sincospif(static_cast<float>(phase) / static_cast<float>(2 * L), &sv, &cv);
+  sincospif(static_cast<float>(k % (2 * L)) / static_cast<float>(L), &sd, &cd);
+  const float w = k >= kmax ? 0.f : (k == 0 ? 1.f : 1.41421356237309515f);
+  float x = w * cv, prev = w * (cv * cd + sv * sd);
+  const float two_cd = 2.f * cd;
+#pragma unroll
+  for (int e = 0; e < 8; ++e) {
+    vals[e] = e < lim ? x : 0.f;
+    const float nx = fmaf(two_cd, x, -prev);
+    prev = x;
+    x = nx;
+  }
+}
+
 template <class T>
 constexpr int raw_stride() {
   return BN + 16 / int(sizeof(T));
@@ -579,7 +606,7 @@ __global__ void __launch_bounds__(kThreads, uv_in_registers<T, kOnePass>() ? 2 :
   // Basis generator: thread owns row r of the A tile (k even in the first half, odd in the
   // second) and 16 consecutive tokens of each step; its phase advances by 2*BK*k mod 4L.
   const int gr = threadIdx.x / 2, gj = (threadIdx.x % 2) * 16;
-  const int64_t gk = k0 + (gr < BM / 2 ? 2 * gr : 2 * (gr - BM / 2) + 1);
+  const int64_t gk = k0 + even_odd_k(gr, BM);
   const int64_t L4 = 4 * p.L;
   int64_t phase = ((2 * (nb + gj) + 1) * gk) % L4;
   const int64_t phase_step = (2 * BK * gk) % L4;
@@ -609,7 +636,7 @@ __global__ void __launch_bounds__(kThreads, uv_in_registers<T, kOnePass>() ? 2 :
 #pragma unroll
         for (int i = threadIdx.x; i < BM * per_row; i += kThreads) {
           const int r = i / per_row, g = (i % per_row) * 8;
-          const int64_t k = k0 + (r < BM / 2 ? 2 * r : 2 * (r - BM / 2) + 1);
+          const int64_t k = k0 + even_odd_k(r, BM);
           cp_async16(ad + r * AS + g, table + k * p.basis.stride + n0 + g, true);
         }
       }
@@ -683,7 +710,7 @@ __global__ void __launch_bounds__(kThreads, uv_in_registers<T, kOnePass>() ? 2 :
 #pragma unroll
     for (int h2 = 0; h2 < 2; ++h2) {
       const int r = wm * WTM + 16 * i + g + 8 * h2;
-      const int64_t k = k0 + (r < BM / 2 ? 2 * r : 2 * (r - BM / 2) + 1);
+      const int64_t k = k0 + even_odd_k(r, BM);
       if (k >= p.kmax) continue;
 #pragma unroll
       for (int j = 0; j < 4; ++j)
@@ -790,7 +817,7 @@ __global__ void __launch_bounds__(kThreads) dct_inverse_kernel(const InvParams p
   // Basis generator: thread owns tile row gr of each step (k = BK s + gk0: even k in rows
   // 0..15, odd in 16..31) and 8 tokens; its start phase advances by (2n+1) BK mod 4L per step.
   const int gr = threadIdx.x / 8, gj = (threadIdx.x % 8) * 8;
-  const int gk0 = gr < BK / 2 ? 2 * gr : 2 * (gr - BK / 2) + 1;
+  const int gk0 = even_odd_k(gr, BK);
   const int64_t gn = n0 + gj;
   const int64_t L4 = 4 * p.L;
   int64_t phase = ((2 * gn + 1) * gk0) % L4;
@@ -806,7 +833,7 @@ __global__ void __launch_bounds__(kThreads) dct_inverse_kernel(const InvParams p
         // BK s + 2(r - BK/2) + 1, as the generator's rows do.
         static_assert(BK * BMI / 8 == kThreads, "one group per thread");
         const int r = threadIdx.x / (BMI / 8), g = (threadIdx.x % (BMI / 8)) * 8;
-        const int64_t k = int64_t(s) * BK + (r < BK / 2 ? 2 * r : 2 * (r - BK / 2) + 1);
+        const int64_t k = int64_t(s) * BK + even_odd_k(r, BK);
         cp_async16(gb + size_t(s % kStages) * BK * GS + r * GS + g,
                    static_cast<const TM*>(p.basis.data) + k * p.basis.stride + n0 + g, true);
       }
@@ -831,25 +858,11 @@ __global__ void __launch_bounds__(kThreads) dct_inverse_kernel(const InvParams p
       }
     }
     if constexpr (!kTable) {
-      const int64_t k = int64_t(s) * BK + gk0;
-      float sv, cv, sd, cd;
-      sincospif(static_cast<float>(phase) / static_cast<float>(2 * p.L), &sv, &cv);
-      sincospif(static_cast<float>(k % (2 * p.L)) / static_cast<float>(p.L), &sd, &cd);
+      float vals[8];
+      basis8(phase, int64_t(s) * BK + gk0, p.L, p.kmax, static_cast<int>(min(int64_t(8), p.L - gn)),
+             vals);
       phase += phase_step;
       if (phase >= L4) phase -= L4;
-      const float w = k >= p.kmax ? 0.f : (k == 0 ? 1.f : 1.41421356237309515f);
-      // 8 values w cos(a + e d) by the three-term recurrence from cos(a) and cos(a - d).
-      float vals[8];
-      float x = w * cv, prev = w * (cv * cd + sv * sd);
-      const float two_cd = 2.f * cd;
-      const int lim = static_cast<int>(min(int64_t(8), p.L - gn));
-#pragma unroll
-      for (int e = 0; e < 8; ++e) {
-        vals[e] = e < lim ? x : 0.f;
-        const float nx = fmaf(two_cd, x, -prev);
-        prev = x;
-        x = nx;
-      }
       store8<TM, kSplit>(gb + gr * GS + gj, gb_lo + gr * GS + gj, vals);
       __syncthreads();
     }
@@ -935,29 +948,16 @@ constexpr int fwd_stages() {
   return Mma<T>::split ? 2 : 3;
 }
 
-// The basis table (BasisTable) in 8-token groups, each value computed as the kernels' generators
-// compute theirs: the exact phase (2n + 1) k mod 4L for the group's first token, then the
-// three-term recurrence.
+// The basis table (BasisTable) in 8-token groups, each computed as the inverse kernel's
+// generator computes it (basis8).
 template <class TM>
 __global__ void dct_basis_kernel(int64_t L, int64_t kmax, int64_t kpad, int64_t npad, TM* table) {
   const int64_t groups = npad / 8, L4 = 4 * L;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < kpad * groups;
        i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t k = i / groups, n0 = (i % groups) * 8;
-    float sv, cv, sd, cd;
-    sincospif(static_cast<float>(((2 * n0 + 1) * k) % L4) / static_cast<float>(2 * L), &sv, &cv);
-    sincospif(static_cast<float>(k % (2 * L)) / static_cast<float>(L), &sd, &cd);
-    const float w = k >= kmax ? 0.f : (k == 0 ? 1.f : 1.41421356237309515f);
     float vals[8];
-    float x = w * cv, prev = w * (cv * cd + sv * sd);
-    const float two_cd = 2.f * cd;
-#pragma unroll
-    for (int e = 0; e < 8; ++e) {
-      vals[e] = n0 + e < L ? x : 0.f;
-      const float nx = fmaf(two_cd, x, -prev);
-      prev = x;
-      x = nx;
-    }
+    basis8(((2 * n0 + 1) * k) % L4, k, L, kmax, static_cast<int>(min(int64_t(8), L - n0)), vals);
     *reinterpret_cast<uint4*>(table + k * npad + n0) = pack8<TM>(vals);
   }
 }
