@@ -8,7 +8,9 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
+#include <stdexcept>
 #include <string>
 
 #include "kernels/backend.h"
@@ -146,6 +148,48 @@ TEST(CudaTestReference, TabulatedSumsEqualTheSharedReference) {
     ASSERT_EQ(ra.size(), rb.size());
     for (size_t i = 0; i < ra.size(); ++i) ASSERT_NEAR(ra[i], rb[i], 1e-12) << i;
   }
+}
+
+// The registry backend's options from the environment; needs no device.
+TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
+  const char* names[] = {"KVSCOPE_CUDA_FOURIER", "KVSCOPE_CUDA_BASIS_TABLE",
+                         "KVSCOPE_CUDA_SMALL_GEMM", "KVSCOPE_CUDA_SIMPLE_ATTENTION"};
+  for (const char* n : names) unsetenv(n);
+  const CudaOptions d = cuda_options_from_env();
+  EXPECT_EQ(d.fourier, CudaOptions::Fourier::fused);
+  EXPECT_TRUE(d.fourier_one_pass);
+  EXPECT_TRUE(d.fourier_basis_table);
+  EXPECT_EQ(d.small_gemm, CudaOptions::SmallGemm::own);
+  EXPECT_FALSE(d.simple_attention);
+
+  setenv("KVSCOPE_CUDA_FOURIER", "twopass", 1);
+  setenv("KVSCOPE_CUDA_BASIS_TABLE", "0", 1);
+  setenv("KVSCOPE_CUDA_SMALL_GEMM", "cublaslt", 1);
+  setenv("KVSCOPE_CUDA_SIMPLE_ATTENTION", "1", 1);
+  const CudaOptions o = cuda_options_from_env();
+  EXPECT_EQ(o.fourier, CudaOptions::Fourier::fused);
+  EXPECT_FALSE(o.fourier_one_pass);
+  EXPECT_FALSE(o.fourier_basis_table);
+  EXPECT_EQ(o.small_gemm, CudaOptions::SmallGemm::cublaslt);
+  EXPECT_TRUE(o.simple_attention);
+  setenv("KVSCOPE_CUDA_FOURIER", "cufft", 1);
+  setenv("KVSCOPE_CUDA_BASIS_TABLE", "1", 1);
+  EXPECT_EQ(cuda_options_from_env().fourier, CudaOptions::Fourier::cufft);
+  EXPECT_TRUE(cuda_options_from_env().fourier_basis_table);
+
+  // A value it does not know is an error naming the variable, the value and what is allowed,
+  // not a silent default.
+  setenv("KVSCOPE_CUDA_BASIS_TABLE", "yes", 1);
+  try {
+    cuda_options_from_env();
+    ADD_FAILURE() << "KVSCOPE_CUDA_BASIS_TABLE=yes accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "KVSCOPE_CUDA_BASIS_TABLE=yes: expected one of 0, 1, or unset");
+  }
+  setenv("KVSCOPE_CUDA_BASIS_TABLE", "1", 1);
+  setenv("KVSCOPE_CUDA_FOURIER", "onepass", 1);
+  EXPECT_THROW(cuda_options_from_env(), std::invalid_argument);
+  for (const char* n : names) unsetenv(n);
 }
 
 class Cuda : public ::testing::Test {

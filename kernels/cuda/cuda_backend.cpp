@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -335,24 +336,33 @@ std::string cuda_unavailable_reason() {
   return cuda_device_count(&why) > 0 ? std::string() : "no CUDA device: " + why;
 }
 
-// The registry's backend: the defaults, unless the environment picks another implementation
-// (how the benchmark binary times the alternatives):
-//   KVSCOPE_CUDA_FOURIER=cufft|twopass   KVSCOPE_CUDA_BASIS_TABLE=0|1
-//   KVSCOPE_CUDA_SMALL_GEMM=cublaslt
-//   KVSCOPE_CUDA_SIMPLE_ATTENTION=1
-std::unique_ptr<Backend> make_cuda_backend() {
-  CudaOptions o;
-  auto env = [](const char* name) {
+CudaOptions cuda_options_from_env() {
+  // The variable's value, which must be one of `allowed` when set.
+  auto env = [](const char* name, std::initializer_list<const char*> allowed) {
     const char* v = std::getenv(name);
-    return std::string(v ? v : "");
+    if (!v || !*v) return std::string();
+    std::string list;
+    for (const char* a : allowed) {
+      if (std::string(v) == a) return std::string(v);
+      list += list.empty() ? a : std::string(", ") + a;
+    }
+    throw std::invalid_argument(std::string(name) + "=" + v + ": expected one of " + list +
+                                ", or unset");
   };
-  if (env("KVSCOPE_CUDA_FOURIER") == "cufft") o.fourier = CudaOptions::Fourier::cufft;
-  if (env("KVSCOPE_CUDA_FOURIER") == "twopass") o.fourier_one_pass = false;
-  if (env("KVSCOPE_CUDA_BASIS_TABLE") == "0") o.fourier_basis_table = false;
-  if (env("KVSCOPE_CUDA_BASIS_TABLE") == "1") o.fourier_basis_table = true;
-  if (env("KVSCOPE_CUDA_SMALL_GEMM") == "cublaslt") o.small_gemm = CudaOptions::SmallGemm::cublaslt;
-  if (env("KVSCOPE_CUDA_SIMPLE_ATTENTION") == "1") o.simple_attention = true;
-  return make_cuda_backend_with(o);
+  CudaOptions o;
+  const std::string fourier = env("KVSCOPE_CUDA_FOURIER", {"cufft", "twopass"});
+  if (fourier == "cufft") o.fourier = CudaOptions::Fourier::cufft;
+  if (fourier == "twopass") o.fourier_one_pass = false;
+  const std::string table = env("KVSCOPE_CUDA_BASIS_TABLE", {"0", "1"});
+  if (!table.empty()) o.fourier_basis_table = table == "1";
+  if (env("KVSCOPE_CUDA_SMALL_GEMM", {"cublaslt"}) == "cublaslt")
+    o.small_gemm = CudaOptions::SmallGemm::cublaslt;
+  if (env("KVSCOPE_CUDA_SIMPLE_ATTENTION", {"1"}) == "1") o.simple_attention = true;
+  return o;
+}
+
+std::unique_ptr<Backend> make_cuda_backend() {
+  return make_cuda_backend_with(cuda_options_from_env());
 }
 
 }  // namespace kvscope::kernels

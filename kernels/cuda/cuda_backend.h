@@ -41,6 +41,14 @@ struct CudaOptions {
 // Number of usable CUDA devices; 0, with the reason in *why, when there is no driver or device.
 int cuda_device_count(std::string* why = nullptr);
 
+// The options of the registry's backend (make_cuda_backend()): the defaults, unless the
+// environment picks another implementation (how the benchmarks and tests run the alternatives):
+//   KVSCOPE_CUDA_FOURIER=cufft|twopass   KVSCOPE_CUDA_BASIS_TABLE=0|1
+//   KVSCOPE_CUDA_SMALL_GEMM=cublaslt     KVSCOPE_CUDA_SIMPLE_ATTENTION=1
+// Throws std::invalid_argument naming the variable, its value and the allowed ones for any
+// other value.
+CudaOptions cuda_options_from_env();
+
 // The backend with chosen implementations (make_cuda_backend() uses the defaults). Throws
 // std::runtime_error naming the reason when no device is usable.
 std::unique_ptr<Backend> make_cuda_backend_with(const CudaOptions& options);
