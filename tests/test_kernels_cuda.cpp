@@ -153,24 +153,28 @@ TEST(CudaTestReference, TabulatedSumsEqualTheSharedReference) {
 // The registry backend's options from the environment; needs no device.
 TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
   const char* names[] = {"KVSCOPE_CUDA_FOURIER", "KVSCOPE_CUDA_BASIS_TABLE",
-                         "KVSCOPE_CUDA_SMALL_GEMM", "KVSCOPE_CUDA_SIMPLE_ATTENTION"};
+                         "KVSCOPE_CUDA_SMALL_GEMM", "KVSCOPE_CUDA_GEMV_PDL",
+                         "KVSCOPE_CUDA_SIMPLE_ATTENTION"};
   for (const char* n : names) unsetenv(n);
   const CudaOptions d = cuda_options_from_env();
   EXPECT_EQ(d.fourier, CudaOptions::Fourier::fused);
   EXPECT_TRUE(d.fourier_one_pass);
   EXPECT_TRUE(d.fourier_basis_table);
   EXPECT_EQ(d.small_gemm, CudaOptions::SmallGemm::own);
+  EXPECT_TRUE(d.gemv_pdl);
   EXPECT_FALSE(d.simple_attention);
 
   setenv("KVSCOPE_CUDA_FOURIER", "twopass", 1);
   setenv("KVSCOPE_CUDA_BASIS_TABLE", "0", 1);
   setenv("KVSCOPE_CUDA_SMALL_GEMM", "cublaslt", 1);
+  setenv("KVSCOPE_CUDA_GEMV_PDL", "0", 1);
   setenv("KVSCOPE_CUDA_SIMPLE_ATTENTION", "1", 1);
   const CudaOptions o = cuda_options_from_env();
   EXPECT_EQ(o.fourier, CudaOptions::Fourier::fused);
   EXPECT_FALSE(o.fourier_one_pass);
   EXPECT_FALSE(o.fourier_basis_table);
   EXPECT_EQ(o.small_gemm, CudaOptions::SmallGemm::cublaslt);
+  EXPECT_FALSE(o.gemv_pdl);
   EXPECT_TRUE(o.simple_attention);
   setenv("KVSCOPE_CUDA_FOURIER", "cufft", 1);
   setenv("KVSCOPE_CUDA_BASIS_TABLE", "1", 1);
@@ -466,14 +470,23 @@ TEST_F(Cuda, AttentionMatchesReference) {
 }
 
 TEST_F(Cuda, GemmMatchesReferenceBothSmallRowPaths) {
-  for (const auto impl : {CudaOptions::SmallGemm::own, CudaOptions::SmallGemm::cublaslt}) {
+  // own with and without programmatic dependent launch, then cuBLASLt.
+  const std::pair<CudaOptions::SmallGemm, bool> impls[] = {
+      {CudaOptions::SmallGemm::own, true},
+      {CudaOptions::SmallGemm::own, false},
+      {CudaOptions::SmallGemm::cublaslt, true}};
+  for (const auto& [impl, pdl] : impls) {
     CudaOptions o;
     o.small_gemm = impl;
+    o.gemv_pdl = pdl;
     auto b = make(o);
+    // in = 4256: one full group of chunks per warp, then a partial one chunk by chunk; in = 96:
+    // warps without chunks.
     for (const DType t : kTypes)
       for (const GemmArgs g0 : {GemmArgs{1, 2048, 4096, true}, GemmArgs{3, 300, 512, true},
                                 GemmArgs{16, 256, 4096, false}, GemmArgs{9, 1000, 96, true},
-                                GemmArgs{17, 256, 1024, true}, GemmArgs{500, 384, 256, true}}) {
+                                GemmArgs{5, 200, 4256, true}, GemmArgs{17, 256, 1024, true},
+                                GemmArgs{500, 384, 256, true}}) {
         GemmArgs g = g0;
         g.dtype = t;
         SCOPED_TRACE(std::string(dtype_name(t)) + " rows " + std::to_string(g.rows) + " out " +
@@ -487,6 +500,43 @@ TEST_F(Cuda, GemmMatchesReferenceBothSmallRowPaths) {
         expect_close("y", read(*b, t, *y, size_t(g.rows * g.out)),
                      ref::gemm(g, x, w, g.bias ? &bias : nullptr), tolerance(t));
       }
+  }
+}
+
+// Each GEMV reads the previous one's output, launched back to back with no synchronization:
+// with programmatic dependent launch a kernel starts before the previous one has finished, so
+// a read of X before griddepcontrol.wait would see the poisoned buffer.
+TEST_F(Cuda, GemvChainReadsEachPreviousOutput) {
+  for (const bool pdl : {true, false}) {
+    CudaOptions o;
+    o.gemv_pdl = pdl;
+    auto b = make(o);
+    for (const DType t : {DType::bf16, DType::f16}) {
+      SCOPED_TRACE(std::string(dtype_name(t)) + (pdl ? " pdl" : " no pdl"));
+      const GemmArgs g{2, 1024, 1024, true, t};
+      constexpr int kLinks = 6;
+      ref::Vec x0;
+      auto xd = upload(*b, t, normal(size_t(g.rows * g.in)), &x0);
+      std::vector<ref::Vec> w(kLinks), bias(kLinks);
+      std::vector<std::unique_ptr<DeviceBuffer>> wd, bd, yd;
+      for (int i = 0; i < kLinks; ++i) {
+        wd.push_back(upload(*b, t, normal(size_t(g.out * g.in), 0.03), &w[size_t(i)]));
+        bd.push_back(upload(*b, t, normal(size_t(g.out), 0.1), &bias[size_t(i)]));
+        yd.push_back(poisoned(*b, size_t(g.rows * g.out * dtype_bytes(t))));
+      }
+      for (int i = 0; i < kLinks; ++i)
+        b->gemm(g, i == 0 ? *xd : *yd[size_t(i - 1)], *wd[size_t(i)], bd[size_t(i)].get(),
+                *yd[size_t(i)]);
+      // Each link against the reference applied to the device's own previous output, so
+      // rounding does not compound along the chain.
+      ref::Vec in = x0;
+      for (int i = 0; i < kLinks; ++i) {
+        SCOPED_TRACE("link " + std::to_string(i));
+        const std::vector<float> y = read(*b, t, *yd[size_t(i)], size_t(g.rows * g.out));
+        expect_close("y", y, ref::gemm(g, in, w[size_t(i)], &bias[size_t(i)]), tolerance(t));
+        in.assign(y.begin(), y.end());
+      }
+    }
   }
 }
 

@@ -357,6 +357,8 @@ CudaOptions cuda_options_from_env() {
   if (!table.empty()) o.fourier_basis_table = table == "1";
   if (env("KVSCOPE_CUDA_SMALL_GEMM", {"cublaslt"}) == "cublaslt")
     o.small_gemm = CudaOptions::SmallGemm::cublaslt;
+  const std::string pdl = env("KVSCOPE_CUDA_GEMV_PDL", {"0", "1"});
+  if (!pdl.empty()) o.gemv_pdl = pdl == "1";
   if (env("KVSCOPE_CUDA_SIMPLE_ATTENTION", {"1"}) == "1") o.simple_attention = true;
   return o;
 }

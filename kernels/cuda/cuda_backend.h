@@ -28,6 +28,11 @@ struct CudaOptions {
   bool fourier_basis_table = true;
   enum class SmallGemm { own, cublaslt };  // rows <= 16: kvscope's GEMV kernel or cuBLASLt
   SmallGemm small_gemm = SmallGemm::own;
+  // The GEMV kernel is launched with programmatic dependent launch: its blocks may start, and
+  // issue their W loads, while the previous kernel in the stream finishes; X is read and Y written
+  // only after that kernel is done. So W (a weight) and the bias must not be written by the
+  // kernel just before it (kernels/cuda/gemm.cu).
+  bool gemv_pdl = true;
   // Attention: the tiled tensor-core kernels, or the simple one-warp-per-query kernels that
   // exist for any dtype / head_dim (and are what f32 always uses).
   bool simple_attention = false;
@@ -44,7 +49,8 @@ int cuda_device_count(std::string* why = nullptr);
 // The options of the registry's backend (make_cuda_backend()): the defaults, unless the
 // environment picks another implementation (how the benchmarks and tests run the alternatives):
 //   KVSCOPE_CUDA_FOURIER=cufft|twopass   KVSCOPE_CUDA_BASIS_TABLE=0|1
-//   KVSCOPE_CUDA_SMALL_GEMM=cublaslt     KVSCOPE_CUDA_SIMPLE_ATTENTION=1
+//   KVSCOPE_CUDA_SMALL_GEMM=cublaslt     KVSCOPE_CUDA_GEMV_PDL=0|1
+//   KVSCOPE_CUDA_SIMPLE_ATTENTION=1
 // Throws std::invalid_argument naming the variable, its value and the allowed ones for any
 // other value.
 CudaOptions cuda_options_from_env();

@@ -117,12 +117,67 @@ void gemm_cublaslt(Ctx& c, const GemmArgs& g, const void* x, const void* w, cons
 
 // ---- small-rows kernel ---------------------------------------------------------------------
 // A block owns 16 output features (the M of one m16n8k16 tile) and all `rows` (<= 16, one or two
-// n8 tiles); its 8 warps split `in` in chunks of 32. In a chunk each thread loads 8 consecutive
+// n8 tiles); its 16 warps split `in` in chunks of 32. In a chunk each thread loads 8 consecutive
 // elements of W rows g and g+8 and of X rows g (and g+8): the same permutation of k applies to
 // both operands, so the 16-byte vectors are the fragments as loaded.
 // 16 warps x 8 chunks in flight per warp: for in = 4096 every load of a block is issued before
-// the first multiply, which is what it takes to keep HBM busy with one block per SM.
+// the first multiply, which is what it takes to keep HBM busy with one block per SM. The loads
+// of a group of chunks are unconditional (rows past `out` or `rows` read a valid row whose
+// products are never stored; a partial group goes chunk by chunk): a load behind a branch let
+// ptxas interleave the multiplies with the loads and keep about one chunk in flight per thread.
+//
+// Programmatic dependent launch (CudaOptions::gemv_pdl): W is a weight, so a block issues its W
+// loads before griddepcontrol.wait (which returns once the previous kernel in the stream has
+// finished and its writes are visible) and reads X and writes Y after it. Every thread then
+// allows the next kernel to launch; as it does so only after its own wait, a next kernel's early
+// reads can only overlap this kernel, which writes nothing but Y. Without the launch attribute
+// both instructions are no-ops.
 constexpr int kGemvWarps = 16;
+constexpr int kGemvGroup = 8;  // chunks per warp in flight
+
+__device__ __forceinline__ void grid_dependency_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void allow_dependent_launch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// The products of U chunks starting at chunk c (stride kGemvWarps) into acc.
+template <class T, int NT, int U>
+__device__ __forceinline__ void gemv_chunks(float (&acc)[NT][4], int64_t c, const T* w0,
+                                            const T* w1, const T* const (&xr)[NT]) {
+  uint4 a0[U], a1[U], b[U][NT];
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    const int64_t off = (c + int64_t(u) * kGemvWarps) * 32;
+    a0[u] = ldg16_stream(w0 + off);
+    a1[u] = ldg16_stream(w1 + off);
+  }
+  grid_dependency_wait();
+  allow_dependent_launch();
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    const int64_t off = (c + int64_t(u) * kGemvWarps) * 32;
+#pragma unroll
+    for (int j = 0; j < NT; ++j) b[u][j] = ldg16(xr[j] + off);
+  }
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    const uint32_t fa0[4] = {a0[u].x, a1[u].x, a0[u].y, a1[u].y};
+    const uint32_t fa1[4] = {a0[u].z, a1[u].z, a0[u].w, a1[u].w};
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+      const uint32_t fb0[2] = {b[u][j].x, b[u][j].y};
+      const uint32_t fb1[2] = {b[u][j].z, b[u][j].w};
+      mma16816<T>(acc[j], fa0, fb0);
+      mma16816<T>(acc[j], fa1, fb1);
+    }
+  }
+}
 
 template <class T, int NT>  // NT: number of n8 tiles (rows <= 8 * NT)
 __global__ void __launch_bounds__(kGemvWarps * 32)
@@ -131,44 +186,21 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, t = lane % 4;
   const int64_t o0 = static_cast<int64_t>(blockIdx.x) * 16;
-  const bool w0_ok = o0 + g < out, w1_ok = o0 + g + 8 < out;
-  const T* w0 = w + (o0 + g) * in + 8 * t;
-  const T* w1 = w + (o0 + g + 8) * in + 8 * t;
-  bool x_ok[NT];
+  auto last_out = [&](int64_t o) { return o < out ? o : out - 1; };
+  const T* w0 = w + last_out(o0 + g) * in + 8 * t;
+  const T* w1 = w + last_out(o0 + g + 8) * in + 8 * t;
   const T* xr[NT];
 #pragma unroll
   for (int j = 0; j < NT; ++j) {
-    x_ok[j] = g + 8 * j < rows;
-    xr[j] = x + (g + 8 * j) * in + 8 * t;
+    const int64_t r = g + 8 * j < rows ? g + 8 * j : rows - 1;
+    xr[j] = x + r * in + 8 * t;
   }
   float acc[NT][4] = {};
   const int64_t chunks = in / 32;
-  constexpr int U = 8;
-  const uint4 zero = make_uint4(0, 0, 0, 0);
-  for (int64_t c0 = warp; c0 < chunks; c0 += kGemvWarps * U) {
-    uint4 a0[U], a1[U], b[U][NT];
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      const int64_t ch = c0 + u * kGemvWarps;
-      const bool ok = ch < chunks;
-      a0[u] = ok && w0_ok ? ldg16_stream(w0 + ch * 32) : zero;
-      a1[u] = ok && w1_ok ? ldg16_stream(w1 + ch * 32) : zero;
-#pragma unroll
-      for (int j = 0; j < NT; ++j) b[u][j] = ok && x_ok[j] ? ldg16(xr[j] + ch * 32) : zero;
-    }
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      const uint32_t fa0[4] = {a0[u].x, a1[u].x, a0[u].y, a1[u].y};
-      const uint32_t fa1[4] = {a0[u].z, a1[u].z, a0[u].w, a1[u].w};
-#pragma unroll
-      for (int j = 0; j < NT; ++j) {
-        const uint32_t fb0[2] = {b[u][j].x, b[u][j].y};
-        const uint32_t fb1[2] = {b[u][j].z, b[u][j].w};
-        mma16816<T>(acc[j], fa0, fb0);
-        mma16816<T>(acc[j], fa1, fb1);
-      }
-    }
-  }
+  int64_t c = warp;
+  for (; c + (kGemvGroup - 1) * kGemvWarps < chunks; c += kGemvWarps * kGemvGroup)
+    gemv_chunks<T, NT, kGemvGroup>(acc, c, w0, w1, xr);
+  for (; c < chunks; c += kGemvWarps) gemv_chunks<T, NT, 1>(acc, c, w0, w1, xr);
   __shared__ float red[kGemvWarps][16][16];  // [warp][feature][row]
 #pragma unroll
   for (int j = 0; j < NT; ++j) {
@@ -177,6 +209,9 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
     red[warp][g + 8][8 * j + 2 * t] = acc[j][2];
     red[warp][g + 8][8 * j + 2 * t + 1] = acc[j][3];
   }
+  // A warp without chunks (in < 32 * kGemvWarps) has not waited yet; Y is written after.
+  grid_dependency_wait();
+  allow_dependent_launch();
   __syncthreads();
   const int f = threadIdx.x % 16, r = threadIdx.x / 16;  // 16 rows x 16 features
   if (threadIdx.x < 256 && r < 8 * NT && r < rows && o0 + f < out) {
@@ -190,16 +225,25 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
 
 template <class T>
 void gemv_t(Ctx& c, const GemmArgs& g, const void* x, const void* w, const void* bias, void* y) {
-  const auto blocks = static_cast<unsigned>((g.out + 15) / 16);
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(static_cast<unsigned>((g.out + 15) / 16));
+  cfg.blockDim = dim3(kGemvWarps * 32);
+  cfg.stream = c.stream;
+  cudaLaunchAttribute pdl{};
+  pdl.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  pdl.val.programmaticStreamSerializationAllowed = 1;
+  if (c.opt.gemv_pdl) {
+    cfg.attrs = &pdl;
+    cfg.numAttrs = 1;
+  }
+  const auto* tx = static_cast<const T*>(x);
+  const auto* tw = static_cast<const T*>(w);
   const auto* tb = g.bias ? static_cast<const T*>(bias) : nullptr;
+  auto* ty = static_cast<T*>(y);
   if (g.rows <= 8)
-    gemv_kernel<T, 1><<<blocks, kGemvWarps * 32, 0, c.stream>>>(
-        g.rows, g.out, g.in, static_cast<const T*>(x), static_cast<const T*>(w), tb,
-        static_cast<T*>(y));
+    KVS_CUDA(cudaLaunchKernelEx(&cfg, gemv_kernel<T, 1>, g.rows, g.out, g.in, tx, tw, tb, ty));
   else
-    gemv_kernel<T, 2><<<blocks, kGemvWarps * 32, 0, c.stream>>>(
-        g.rows, g.out, g.in, static_cast<const T*>(x), static_cast<const T*>(w), tb,
-        static_cast<T*>(y));
+    KVS_CUDA(cudaLaunchKernelEx(&cfg, gemv_kernel<T, 2>, g.rows, g.out, g.in, tx, tw, tb, ty));
   KVS_LAUNCH();
 }
 
