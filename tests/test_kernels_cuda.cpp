@@ -178,6 +178,8 @@ TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
   EXPECT_TRUE(o.simple_attention);
   setenv("KVSCOPE_CUDA_FOURIER", "cufft", 1);
   setenv("KVSCOPE_CUDA_BASIS_TABLE", "1", 1);
+  setenv("KVSCOPE_CUDA_SMALL_GEMM", "bulk", 1);
+  EXPECT_EQ(cuda_options_from_env().small_gemm, CudaOptions::SmallGemm::bulk);
   EXPECT_EQ(cuda_options_from_env().fourier, CudaOptions::Fourier::cufft);
   EXPECT_TRUE(cuda_options_from_env().fourier_basis_table);
 
@@ -470,23 +472,26 @@ TEST_F(Cuda, AttentionMatchesReference) {
 }
 
 TEST_F(Cuda, GemmMatchesReferenceBothSmallRowPaths) {
-  // own with and without programmatic dependent launch, then cuBLASLt.
+  // Both own kernels with and without programmatic dependent launch, then cuBLASLt.
   const std::pair<CudaOptions::SmallGemm, bool> impls[] = {
       {CudaOptions::SmallGemm::own, true},
       {CudaOptions::SmallGemm::own, false},
+      {CudaOptions::SmallGemm::bulk, true},
+      {CudaOptions::SmallGemm::bulk, false},
       {CudaOptions::SmallGemm::cublaslt, true}};
   for (const auto& [impl, pdl] : impls) {
     CudaOptions o;
     o.small_gemm = impl;
     o.gemv_pdl = pdl;
     auto b = make(o);
-    // in = 4256: one full group of chunks per warp, then a partial one chunk by chunk; in = 96:
-    // warps without chunks.
+    // in = 4256: one full group of chunks per warp, then a partial one chunk by chunk (and for
+    // bulk, three tiles in two stages); in = 96: warps without chunks; in = 10272: six tiles, a
+    // stage refilled twice, and 75 features: a last block of 3 (bulk) or 11 (own).
     for (const DType t : kTypes)
       for (const GemmArgs g0 : {GemmArgs{1, 2048, 4096, true}, GemmArgs{3, 300, 512, true},
                                 GemmArgs{16, 256, 4096, false}, GemmArgs{9, 1000, 96, true},
-                                GemmArgs{5, 200, 4256, true}, GemmArgs{17, 256, 1024, true},
-                                GemmArgs{500, 384, 256, true}}) {
+                                GemmArgs{5, 200, 4256, true}, GemmArgs{2, 75, 10272, true},
+                                GemmArgs{17, 256, 1024, true}, GemmArgs{500, 384, 256, true}}) {
         GemmArgs g = g0;
         g.dtype = t;
         SCOPED_TRACE(std::string(dtype_name(t)) + " rows " + std::to_string(g.rows) + " out " +
@@ -507,37 +512,41 @@ TEST_F(Cuda, GemmMatchesReferenceBothSmallRowPaths) {
 // with programmatic dependent launch a kernel starts before the previous one has finished, so
 // a read of X before griddepcontrol.wait would see the poisoned buffer.
 TEST_F(Cuda, GemvChainReadsEachPreviousOutput) {
-  for (const bool pdl : {true, false}) {
-    CudaOptions o;
-    o.gemv_pdl = pdl;
-    auto b = make(o);
-    for (const DType t : {DType::bf16, DType::f16}) {
-      SCOPED_TRACE(std::string(dtype_name(t)) + (pdl ? " pdl" : " no pdl"));
-      const GemmArgs g{2, 1024, 1024, true, t};
-      constexpr int kLinks = 6;
-      ref::Vec x0;
-      auto xd = upload(*b, t, normal(size_t(g.rows * g.in)), &x0);
-      std::vector<ref::Vec> w(kLinks), bias(kLinks);
-      std::vector<std::unique_ptr<DeviceBuffer>> wd, bd, yd;
-      for (int i = 0; i < kLinks; ++i) {
-        wd.push_back(upload(*b, t, normal(size_t(g.out * g.in), 0.03), &w[size_t(i)]));
-        bd.push_back(upload(*b, t, normal(size_t(g.out), 0.1), &bias[size_t(i)]));
-        yd.push_back(poisoned(*b, size_t(g.rows * g.out * dtype_bytes(t))));
-      }
-      for (int i = 0; i < kLinks; ++i)
-        b->gemm(g, i == 0 ? *xd : *yd[size_t(i - 1)], *wd[size_t(i)], bd[size_t(i)].get(),
-                *yd[size_t(i)]);
-      // Each link against the reference applied to the device's own previous output, so
-      // rounding does not compound along the chain.
-      ref::Vec in = x0;
-      for (int i = 0; i < kLinks; ++i) {
-        SCOPED_TRACE("link " + std::to_string(i));
-        const std::vector<float> y = read(*b, t, *yd[size_t(i)], size_t(g.rows * g.out));
-        expect_close("y", y, ref::gemm(g, in, w[size_t(i)], &bias[size_t(i)]), tolerance(t));
-        in.assign(y.begin(), y.end());
+  for (const auto impl : {CudaOptions::SmallGemm::own, CudaOptions::SmallGemm::bulk})
+    for (const bool pdl : {true, false}) {
+      CudaOptions o;
+      o.small_gemm = impl;
+      o.gemv_pdl = pdl;
+      auto b = make(o);
+      for (const DType t : {DType::bf16, DType::f16}) {
+        SCOPED_TRACE(std::string(dtype_name(t)) +
+                     (impl == CudaOptions::SmallGemm::own ? " own" : " bulk") +
+                     (pdl ? " pdl" : " no pdl"));
+        const GemmArgs g{2, 1024, 1024, true, t};
+        constexpr int kLinks = 6;
+        ref::Vec x0;
+        auto xd = upload(*b, t, normal(size_t(g.rows * g.in)), &x0);
+        std::vector<ref::Vec> w(kLinks), bias(kLinks);
+        std::vector<std::unique_ptr<DeviceBuffer>> wd, bd, yd;
+        for (int i = 0; i < kLinks; ++i) {
+          wd.push_back(upload(*b, t, normal(size_t(g.out * g.in), 0.03), &w[size_t(i)]));
+          bd.push_back(upload(*b, t, normal(size_t(g.out), 0.1), &bias[size_t(i)]));
+          yd.push_back(poisoned(*b, size_t(g.rows * g.out * dtype_bytes(t))));
+        }
+        for (int i = 0; i < kLinks; ++i)
+          b->gemm(g, i == 0 ? *xd : *yd[size_t(i - 1)], *wd[size_t(i)], bd[size_t(i)].get(),
+                  *yd[size_t(i)]);
+        // Each link against the reference applied to the device's own previous output, so
+        // rounding does not compound along the chain.
+        ref::Vec in = x0;
+        for (int i = 0; i < kLinks; ++i) {
+          SCOPED_TRACE("link " + std::to_string(i));
+          const std::vector<float> y = read(*b, t, *yd[size_t(i)], size_t(g.rows * g.out));
+          expect_close("y", y, ref::gemm(g, in, w[size_t(i)], &bias[size_t(i)]), tolerance(t));
+          in.assign(y.begin(), y.end());
+        }
       }
     }
-  }
 }
 
 TEST_F(Cuda, CosineMatchesReferenceIncludingZeroRows) {

@@ -355,8 +355,10 @@ CudaOptions cuda_options_from_env() {
   if (fourier == "twopass") o.fourier_one_pass = false;
   const std::string table = env("KVSCOPE_CUDA_BASIS_TABLE", {"0", "1"});
   if (!table.empty()) o.fourier_basis_table = table == "1";
-  if (env("KVSCOPE_CUDA_SMALL_GEMM", {"cublaslt"}) == "cublaslt")
-    o.small_gemm = CudaOptions::SmallGemm::cublaslt;
+  const std::string small = env("KVSCOPE_CUDA_SMALL_GEMM", {"own", "bulk", "cublaslt"});
+  if (small == "own") o.small_gemm = CudaOptions::SmallGemm::own;
+  if (small == "bulk") o.small_gemm = CudaOptions::SmallGemm::bulk;
+  if (small == "cublaslt") o.small_gemm = CudaOptions::SmallGemm::cublaslt;
   const std::string pdl = env("KVSCOPE_CUDA_GEMV_PDL", {"0", "1"});
   if (!pdl.empty()) o.gemv_pdl = pdl == "1";
   if (env("KVSCOPE_CUDA_SIMPLE_ATTENTION", {"1"}) == "1") o.simple_attention = true;

@@ -26,7 +26,9 @@ struct CudaOptions {
   // when L or M changes) instead of generating it in every block. On the H200 it took the issue
   // layout's reconstruction from 0.562 to 0.428 ms and its compression from 0.314 to 0.292 ms.
   bool fourier_basis_table = true;
-  enum class SmallGemm { own, cublaslt };  // rows <= 16: kvscope's GEMV kernel or cuBLASLt
+  // rows <= 16: kvscope's GEMV kernel with W in flight in registers (own), the one with W staged
+  // in shared memory by bulk copies (bulk), or cuBLASLt.
+  enum class SmallGemm { own, bulk, cublaslt };
   SmallGemm small_gemm = SmallGemm::own;
   // The GEMV kernel is launched with programmatic dependent launch: its blocks may start, and
   // issue their W loads, while the previous kernel in the stream finishes; X is read and Y written
@@ -49,7 +51,7 @@ int cuda_device_count(std::string* why = nullptr);
 // The options of the registry's backend (make_cuda_backend()): the defaults, unless the
 // environment picks another implementation (how the benchmarks and tests run the alternatives):
 //   KVSCOPE_CUDA_FOURIER=cufft|twopass   KVSCOPE_CUDA_BASIS_TABLE=0|1
-//   KVSCOPE_CUDA_SMALL_GEMM=cublaslt     KVSCOPE_CUDA_GEMV_PDL=0|1
+//   KVSCOPE_CUDA_SMALL_GEMM=own|bulk|cublaslt   KVSCOPE_CUDA_GEMV_PDL=0|1
 //   KVSCOPE_CUDA_SIMPLE_ATTENTION=1
 // Throws std::invalid_argument naming the variable, its value and the allowed ones for any
 // other value.

@@ -61,12 +61,14 @@ void run(benchmark::State& st, Backend& b, const std::function<void()>& fn, doub
 }
 
 std::unique_ptr<Backend> backend(int fourier_cufft, int gemm_lt, int simple, int read_flush = 0,
-                                 int one_pass = 1, int basis_table = -1, int gemv_pdl = 1) {
+                                 int one_pass = 1, int basis_table = -1, int gemv_pdl = 1,
+                                 int gemv_bulk = 0) {
   CudaOptions o;
   if (fourier_cufft) o.fourier = CudaOptions::Fourier::cufft;
   o.fourier_one_pass = one_pass != 0;
   if (basis_table >= 0) o.fourier_basis_table = basis_table != 0;
   if (gemm_lt) o.small_gemm = CudaOptions::SmallGemm::cublaslt;
+  if (!gemm_lt && gemv_bulk) o.small_gemm = CudaOptions::SmallGemm::bulk;
   o.gemv_pdl = gemv_pdl != 0;
   o.simple_attention = simple != 0;
   if (read_flush) o.l2_flush = CudaOptions::L2Flush::read;
@@ -159,9 +161,10 @@ void bm_prefill(benchmark::State& st) {
 }
 
 // args: cublaslt, rows, out, in, read_flush (L2 flushed by a read pass instead of a memset), pdl
-// (CudaOptions::gemv_pdl)
+// (CudaOptions::gemv_pdl), bulk (CudaOptions::SmallGemm::bulk where cublaslt:0)
 void bm_gemm(benchmark::State& st) {
-  auto b = backend(0, int(st.range(0)), 0, int(st.range(4)), 1, -1, int(st.range(5)));
+  auto b =
+      backend(0, int(st.range(0)), 0, int(st.range(4)), 1, -1, int(st.range(5)), int(st.range(6)));
   const GemmArgs g{st.range(1), st.range(2), st.range(3), true, DType::bf16};
   auto x = random_buffer(*b, g.dtype, size_t(g.rows * g.in), 10);
   auto w = random_buffer(*b, g.dtype, size_t(g.out * g.in), 11);
@@ -179,9 +182,9 @@ void bm_gemm(benchmark::State& st) {
 // ~10 us kernel (kernels/BENCHMARKS.md); back to back, each launch's latency overlaps the
 // previous kernel, as in a model step; with CudaOptions::gemv_pdl (pdl:1) each GEMV's blocks may
 // also start and load their weights while the previous one finishes.
-// args: cublaslt, rows, out, in, copies, pdl
+// args: cublaslt, rows, out, in, copies, pdl, bulk
 void bm_gemm_stream(benchmark::State& st) {
-  auto b = backend(0, int(st.range(0)), 0, 0, 1, -1, int(st.range(5)));
+  auto b = backend(0, int(st.range(0)), 0, 0, 1, -1, int(st.range(5)), int(st.range(6)));
   const GemmArgs g{st.range(1), st.range(2), st.range(3), true, DType::bf16};
   const int64_t copies = st.range(4);
   auto x = random_buffer(*b, g.dtype, size_t(g.rows * g.in), 10);
@@ -269,15 +272,18 @@ int main(int argc, char** argv) {
   reg("prefill", bm_prefill, {"fourier", "heads", "tokens", "m"})
       ->ArgsProduct({{0}, {32}, {1024, 4096, 16384}, {0}})
       ->ArgsProduct({{1}, {32}, {4096, 16384}, {256}});
-  reg("gemm", bm_gemm, {"cublaslt", "rows", "out", "in", "read_flush", "pdl"})
-      ->ArgsProduct({{0, 1}, {1, 2, 4, 8, 16}, {2048}, {4096}, {0}, {1}})
-      ->ArgsProduct({{1}, {1024, 16384, 65536}, {2048}, {4096}, {0}, {1}})
-      ->ArgsProduct({{0, 1}, {1}, {2048}, {4096}, {1}, {1}})
-      ->ArgsProduct({{0}, {1}, {2048}, {4096}, {0, 1}, {0}});
+  reg("gemm", bm_gemm, {"cublaslt", "rows", "out", "in", "read_flush", "pdl", "bulk"})
+      ->ArgsProduct({{0, 1}, {1, 2, 4, 8, 16}, {2048}, {4096}, {0}, {1}, {0}})
+      ->ArgsProduct({{0}, {1, 2, 4, 8, 16}, {2048}, {4096}, {0}, {1}, {1}})
+      ->ArgsProduct({{1}, {1024, 16384, 65536}, {2048}, {4096}, {0}, {1}, {0}})
+      ->ArgsProduct({{0, 1}, {1}, {2048}, {4096}, {1}, {1}, {0}})
+      ->ArgsProduct({{0}, {1}, {2048}, {4096}, {1}, {1}, {1}})
+      ->ArgsProduct({{0}, {1}, {2048}, {4096}, {0, 1}, {0}, {0, 1}});
   // 8 copies of the 16.8 MB weights: 134 MB, more than twice the H100's and the H200's L2.
-  reg("gemm_stream", bm_gemm_stream, {"cublaslt", "rows", "out", "in", "copies", "pdl"})
-      ->ArgsProduct({{0, 1}, {1, 16}, {2048}, {4096}, {8}, {1}})
-      ->ArgsProduct({{0}, {1, 16}, {2048}, {4096}, {8}, {0}});
+  reg("gemm_stream", bm_gemm_stream, {"cublaslt", "rows", "out", "in", "copies", "pdl", "bulk"})
+      ->ArgsProduct({{0, 1}, {1, 16}, {2048}, {4096}, {8}, {1}, {0}})
+      ->ArgsProduct({{0}, {1, 16}, {2048}, {4096}, {8}, {1}, {1}})
+      ->ArgsProduct({{0}, {1, 16}, {2048}, {4096}, {8}, {0}, {0, 1}});
   reg("cosine", bm_cosine, {"whole", "rows", "dim"})->ArgsProduct({{0, 1}, {4096, 65536}, {2048}});
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
