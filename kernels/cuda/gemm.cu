@@ -223,19 +223,30 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
   }
 }
 
+// A launch on c.stream, with programmatic dependent launch where CudaOptions::gemv_pdl asks.
+struct GemvLaunch {
+  cudaLaunchConfig_t cfg{};
+  cudaLaunchAttribute pdl{};
+  GemvLaunch(const Ctx& c, int64_t blocks, int threads, size_t smem) {
+    cfg.gridDim = dim3(static_cast<unsigned>(blocks));
+    cfg.blockDim = dim3(static_cast<unsigned>(threads));
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = c.stream;
+    pdl.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    pdl.val.programmaticStreamSerializationAllowed = 1;
+    if (c.opt.gemv_pdl) {
+      cfg.attrs = &pdl;
+      cfg.numAttrs = 1;
+    }
+  }
+  GemvLaunch(const GemvLaunch&) = delete;  // cfg.attrs points into the object
+  GemvLaunch& operator=(const GemvLaunch&) = delete;
+};
+
 template <class T>
 void gemv_t(Ctx& c, const GemmArgs& g, const void* x, const void* w, const void* bias, void* y) {
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(static_cast<unsigned>((g.out + 15) / 16));
-  cfg.blockDim = dim3(kGemvWarps * 32);
-  cfg.stream = c.stream;
-  cudaLaunchAttribute pdl{};
-  pdl.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  pdl.val.programmaticStreamSerializationAllowed = 1;
-  if (c.opt.gemv_pdl) {
-    cfg.attrs = &pdl;
-    cfg.numAttrs = 1;
-  }
+  GemvLaunch l(c, (g.out + 15) / 16, kGemvWarps * 32, 0);
+  cudaLaunchConfig_t& cfg = l.cfg;
   const auto* tx = static_cast<const T*>(x);
   const auto* tw = static_cast<const T*>(w);
   const auto* tb = g.bias ? static_cast<const T*>(bias) : nullptr;
@@ -386,18 +397,9 @@ void gemv_bulk_t(Ctx& c, const GemmArgs& g, const void* x, const void* w, const 
                  void* y) {
   const int64_t tiles = (g.in + kBulkTileK - 1) / kBulkTileK;
   const int stages = static_cast<int>(tiles < kBulkStages ? tiles : kBulkStages);
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(static_cast<unsigned>((g.out + kBulkFeatures - 1) / kBulkFeatures));
-  cfg.blockDim = dim3(kBulkWarps * 32);
-  cfg.dynamicSmemBytes = bulk_smem_bytes<T>(stages);
-  cfg.stream = c.stream;
-  cudaLaunchAttribute pdl{};
-  pdl.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  pdl.val.programmaticStreamSerializationAllowed = 1;
-  if (c.opt.gemv_pdl) {
-    cfg.attrs = &pdl;
-    cfg.numAttrs = 1;
-  }
+  GemvLaunch l(c, (g.out + kBulkFeatures - 1) / kBulkFeatures, kBulkWarps * 32,
+               bulk_smem_bytes<T>(stages));
+  cudaLaunchConfig_t& cfg = l.cfg;
   const auto* tx = static_cast<const T*>(x);
   const auto* tw = static_cast<const T*>(w);
   const auto* tb = g.bias ? static_cast<const T*>(bias) : nullptr;
