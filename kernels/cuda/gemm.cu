@@ -245,16 +245,11 @@ struct GemvLaunch {
 
 template <class T>
 void gemv_t(Ctx& c, const GemmArgs& g, const void* x, const void* w, const void* bias, void* y) {
-  GemvLaunch l(c, (g.out + 15) / 16, kGemvWarps * 32, 0);
-  cudaLaunchConfig_t& cfg = l.cfg;
-  const auto* tx = static_cast<const T*>(x);
-  const auto* tw = static_cast<const T*>(w);
-  const auto* tb = g.bias ? static_cast<const T*>(bias) : nullptr;
-  auto* ty = static_cast<T*>(y);
-  if (g.rows <= 8)
-    KVS_CUDA(cudaLaunchKernelEx(&cfg, gemv_kernel<T, 1>, g.rows, g.out, g.in, tx, tw, tb, ty));
-  else
-    KVS_CUDA(cudaLaunchKernelEx(&cfg, gemv_kernel<T, 2>, g.rows, g.out, g.in, tx, tw, tb, ty));
+  const GemvLaunch l(c, (g.out + 15) / 16, kGemvWarps * 32, 0);
+  const auto kernel = g.rows <= 8 ? gemv_kernel<T, 1> : gemv_kernel<T, 2>;
+  KVS_CUDA(cudaLaunchKernelEx(&l.cfg, kernel, g.rows, g.out, g.in, static_cast<const T*>(x),
+                              static_cast<const T*>(w),
+                              g.bias ? static_cast<const T*>(bias) : nullptr, static_cast<T*>(y)));
   KVS_LAUNCH();
 }
 
@@ -380,34 +375,21 @@ __global__ void __launch_bounds__(kBulkWarps * 32, 3)
   }
 }
 
-template <class T, bool kTwo>
-void launch_gemv_bulk(cudaLaunchConfig_t& cfg, const GemmArgs& g, int stages, const T* x,
-                      const T* w, const T* b, T* y) {
-  // The opt-in above 48 KB of dynamic shared memory, once per instantiation.
-  static const cudaError_t attr =
-      cudaFuncSetAttribute(gemv_bulk_kernel<T, kTwo>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                           static_cast<int>(bulk_smem_bytes<T>(kBulkStages)));
-  KVS_CUDA(attr);
-  KVS_CUDA(
-      cudaLaunchKernelEx(&cfg, gemv_bulk_kernel<T, kTwo>, g.rows, g.out, g.in, stages, x, w, b, y));
-}
-
 template <class T>
 void gemv_bulk_t(Ctx& c, const GemmArgs& g, const void* x, const void* w, const void* bias,
                  void* y) {
   const int64_t tiles = (g.in + kBulkTileK - 1) / kBulkTileK;
   const int stages = static_cast<int>(tiles < kBulkStages ? tiles : kBulkStages);
-  GemvLaunch l(c, (g.out + kBulkFeatures - 1) / kBulkFeatures, kBulkWarps * 32,
-               bulk_smem_bytes<T>(stages));
-  cudaLaunchConfig_t& cfg = l.cfg;
-  const auto* tx = static_cast<const T*>(x);
-  const auto* tw = static_cast<const T*>(w);
-  const auto* tb = g.bias ? static_cast<const T*>(bias) : nullptr;
-  auto* ty = static_cast<T*>(y);
-  if (g.rows <= 8)
-    launch_gemv_bulk<T, false>(cfg, g, stages, tx, tw, tb, ty);
-  else
-    launch_gemv_bulk<T, true>(cfg, g, stages, tx, tw, tb, ty);
+  const GemvLaunch l(c, (g.out + kBulkFeatures - 1) / kBulkFeatures, kBulkWarps * 32,
+                     bulk_smem_bytes<T>(stages));
+  const auto kernel = g.rows <= 8 ? gemv_bulk_kernel<T, false> : gemv_bulk_kernel<T, true>;
+  // The opt-in above 48 KB of dynamic shared memory, per launch as for the other kernels: it is
+  // a property of the function on the current device.
+  KVS_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                static_cast<int>(l.cfg.dynamicSmemBytes)));
+  KVS_CUDA(cudaLaunchKernelEx(&l.cfg, kernel, g.rows, g.out, g.in, stages, static_cast<const T*>(x),
+                              static_cast<const T*>(w),
+                              g.bias ? static_cast<const T*>(bias) : nullptr, static_cast<T*>(y)));
   KVS_LAUNCH();
 }
 
@@ -420,18 +402,12 @@ void gemm(Ctx& c, const GemmArgs& g, const void* x, const void* w, const void* b
   if (g.bias && bias == nullptr) throw std::invalid_argument("gemm: bias requested but not given");
   const bool small = g.rows <= 16 && g.dtype != DType::f32 && g.in % 32 == 0 && aligned16(x) &&
                      aligned16(w) && c.opt.small_gemm != CudaOptions::SmallGemm::cublaslt;
-  if (small && c.opt.small_gemm == CudaOptions::SmallGemm::bulk) {
-    if (g.dtype == DType::bf16)
-      gemv_bulk_t<bf16>(c, g, x, w, bias, y);
-    else
-      gemv_bulk_t<f16>(c, g, x, w, bias, y);
-    return;
-  }
   if (small) {
+    const bool bulk = c.opt.small_gemm == CudaOptions::SmallGemm::bulk;
     if (g.dtype == DType::bf16)
-      gemv_t<bf16>(c, g, x, w, bias, y);
+      (bulk ? gemv_bulk_t<bf16> : gemv_t<bf16>)(c, g, x, w, bias, y);
     else
-      gemv_t<f16>(c, g, x, w, bias, y);
+      (bulk ? gemv_bulk_t<f16> : gemv_t<f16>)(c, g, x, w, bias, y);
     return;
   }
   gemm_cublaslt(c, g, x, w, bias, y);
