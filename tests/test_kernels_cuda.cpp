@@ -4,6 +4,7 @@
 // implementations (cuFFT, cuBLASLt for small rows, the simple attention kernels) are checked
 // here. Fresh random inputs each run (the seed is printed), outputs poisoned with 0xFF first.
 // Without a CUDA device every test reports itself skipped.
+#include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -154,7 +155,7 @@ TEST(CudaTestReference, TabulatedSumsEqualTheSharedReference) {
 TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
   const char* names[] = {"KVSCOPE_CUDA_FOURIER", "KVSCOPE_CUDA_BASIS_TABLE",
                          "KVSCOPE_CUDA_SMALL_GEMM", "KVSCOPE_CUDA_GEMV_PDL",
-                         "KVSCOPE_CUDA_SIMPLE_ATTENTION"};
+                         "KVSCOPE_CUDA_SIMPLE_ATTENTION", "KVSCOPE_CUDA_PREFILL"};
   for (const char* n : names) unsetenv(n);
   const CudaOptions d = cuda_options_from_env();
   EXPECT_EQ(d.fourier, CudaOptions::Fourier::fused);
@@ -163,12 +164,14 @@ TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
   EXPECT_EQ(d.small_gemm, CudaOptions::SmallGemm::own);
   EXPECT_TRUE(d.gemv_pdl);
   EXPECT_FALSE(d.simple_attention);
+  EXPECT_EQ(d.prefill, CudaOptions::Prefill::wgmma);
 
   setenv("KVSCOPE_CUDA_FOURIER", "twopass", 1);
   setenv("KVSCOPE_CUDA_BASIS_TABLE", "0", 1);
   setenv("KVSCOPE_CUDA_SMALL_GEMM", "cublaslt", 1);
   setenv("KVSCOPE_CUDA_GEMV_PDL", "0", 1);
   setenv("KVSCOPE_CUDA_SIMPLE_ATTENTION", "1", 1);
+  setenv("KVSCOPE_CUDA_PREFILL", "mma", 1);
   const CudaOptions o = cuda_options_from_env();
   EXPECT_EQ(o.fourier, CudaOptions::Fourier::fused);
   EXPECT_FALSE(o.fourier_one_pass);
@@ -176,6 +179,7 @@ TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
   EXPECT_EQ(o.small_gemm, CudaOptions::SmallGemm::cublaslt);
   EXPECT_FALSE(o.gemv_pdl);
   EXPECT_TRUE(o.simple_attention);
+  EXPECT_EQ(o.prefill, CudaOptions::Prefill::mma);
   setenv("KVSCOPE_CUDA_FOURIER", "cufft", 1);
   setenv("KVSCOPE_CUDA_BASIS_TABLE", "1", 1);
   setenv("KVSCOPE_CUDA_SMALL_GEMM", "bulk", 1);
@@ -442,6 +446,8 @@ std::vector<AttentionArgs> attention_cases(DType t) {
       {1, 16, 2, 128, 1, 777, true, t},    // GQA 8: 8 query columns
       {1, 8, 4, 64, 2, 1500, true, t},     // 2 queries per head, head_dim 64
       {1, 4, 2, 128, 700, 700, true, t},   // prefill causal
+      {2, 8, 2, 128, 300, 1000, true, t},  // chunk at an unaligned position, GQA 4, 128 dims
+      {1, 2, 1, 128, 129, 129, true, t},   // one row past a 128-row tile
       {2, 2, 1, 64, 130, 600, true, t},    // chunked prefill
       {1, 2, 2, 128, 257, 257, false, t},  // non-causal
       {1, 4, 4, 96, 100, 100, true, t},    // head_dim 96: simple kernel
@@ -449,13 +455,22 @@ std::vector<AttentionArgs> attention_cases(DType t) {
 }
 
 TEST_F(Cuda, AttentionMatchesReference) {
-  for (const bool simple : {false, true}) {
+  // On a compute-capability 9.0 device the default build must carry the wgmma prefill kernel;
+  // otherwise the first two passes below would both run the mma.sync one.
+  cudaDeviceProp prop{};
+  ASSERT_EQ(cudaGetDeviceProperties(&prop, 0), cudaSuccess);
+  if (prop.major == 9 && prop.minor == 0) {
+    EXPECT_TRUE(cuda_wgmma_code(0)) << "no sm_90a code in this build (CMAKE_CUDA_ARCHITECTURES)";
+  }
+  const char* names[] = {"fast wgmma ", "fast mma ", "simple "};
+  for (int pass = 0; pass < 3; ++pass) {
     CudaOptions o;
-    o.simple_attention = simple;
+    o.prefill = pass == 0 ? CudaOptions::Prefill::wgmma : CudaOptions::Prefill::mma;
+    o.simple_attention = pass == 2;
     auto b = make(o);
     for (const DType t : kTypes)
       for (const AttentionArgs& a : attention_cases(t)) {
-        SCOPED_TRACE(std::string(simple ? "simple " : "fast ") + std::string(dtype_name(t)) +
+        SCOPED_TRACE(std::string(names[pass]) + std::string(dtype_name(t)) +
                      " q_len " + std::to_string(a.q_len) + " head_dim " +
                      std::to_string(a.head_dim));
         const size_t qn = size_t(a.batch * a.q_heads * a.q_len * a.head_dim);

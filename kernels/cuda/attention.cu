@@ -1,7 +1,8 @@
 // Exact attention (backend.h op 4), GQA, causal or not:
 //  - decode (q_len * group <= 8): split-K over the tokens on tensor cores (decode.cuh), then a
 //    combine kernel; K and V are read once per KV head.
-//  - otherwise: the flash-style tiled kernel (prefill.cuh).
+//  - otherwise: the flash-style tiled kernel: with warpgroup MMA at head_dim 128 where the
+//    device and the build have it (prefill_wgmma.cuh), else with mma.sync (prefill.cuh).
 //  - f32, other head dims, or CudaOptions::simple_attention: one warp per query row, CUDA cores.
 #include <algorithm>
 #include <cmath>
@@ -13,6 +14,7 @@
 #include "kernels/cuda/decode.cuh"
 #include "kernels/cuda/ops.h"
 #include "kernels/cuda/prefill.cuh"
+#include "kernels/cuda/prefill_wgmma.cuh"
 
 namespace kvscope::kernels::cuda {
 namespace {
@@ -173,17 +175,67 @@ void prefill_t(Ctx& c, const AttentionArgs& a, const void* q, const void* k, con
 }
 
 template <class T>
+void prefill_wgmma_t(Ctx& c, const AttentionArgs& a, const void* q, const void* k, const void* v,
+                     void* o) {
+  PrefillParams p{};
+  p.q = q;
+  p.k = k;
+  p.v = v;
+  p.o = o;
+  p.kv_heads = a.kv_heads;
+  p.group = a.q_heads / a.kv_heads;
+  p.q_len = a.q_len;
+  p.tokens = a.tokens;
+  p.causal = a.causal;
+  p.scale_log2 = 1.4426950408889634f / std::sqrt(128.f);
+  constexpr size_t smem = WgPrefillSmem::bytes;
+  KVS_CUDA(cudaFuncSetAttribute(prefill_wgmma_kernel<T>,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  const int64_t qtiles = (a.q_len + kWgPreRows - 1) / kWgPreRows;
+  if (qtiles > 65535) throw std::invalid_argument("attention: q_len too long for one launch");
+  prefill_wgmma_kernel<T>
+      <<<dim3(unsigned(a.batch * a.q_heads), unsigned(qtiles)), kWgPreThreads, smem, c.stream>>>(
+          p);
+  KVS_LAUNCH();
+}
+
+__global__ void wgmma_probe_kernel(int* out) { *out = KVS_HAVE_WGMMA; }
+
+template <class T>
 void fast_t(Ctx& c, const AttentionArgs& a, const void* q, const void* k, const void* v, void* o) {
   const int64_t cols = (a.q_heads / a.kv_heads) * a.q_len;
   if (cols <= kDecCols) {
     if (a.head_dim == 128) return decode_t<T, 128>(c, a, q, k, v, o);
     return decode_t<T, 64>(c, a, q, k, v, o);
   }
-  if (a.head_dim == 128) return prefill_t<T, 128>(c, a, q, k, v, o);
+  if (a.head_dim == 128) {
+    if (c.wgmma && c.opt.prefill == CudaOptions::Prefill::wgmma)
+      return prefill_wgmma_t<T>(c, a, q, k, v, o);
+    return prefill_t<T, 128>(c, a, q, k, v, o);
+  }
   return prefill_t<T, 64>(c, a, q, k, v, o);
 }
 
 }  // namespace
+
+bool wgmma_available(cudaStream_t stream) {
+  int dev = 0;
+  cudaDeviceProp prop{};
+  KVS_CUDA(cudaGetDevice(&dev));
+  KVS_CUDA(cudaGetDeviceProperties(&prop, dev));
+  if (prop.major != 9 || prop.minor != 0) return false;  // sm_90a code runs on 9.0 only
+  int* d = nullptr;
+  int h = 0;
+  KVS_CUDA(cudaMalloc(&d, sizeof(int)));
+  wgmma_probe_kernel<<<1, 1, 0, stream>>>(d);
+  const cudaError_t launched = cudaGetLastError();
+  if (launched == cudaSuccess) {
+    KVS_CUDA(cudaMemcpyAsync(&h, d, sizeof(int), cudaMemcpyDeviceToHost, stream));
+    KVS_CUDA(cudaStreamSynchronize(stream));
+  }
+  KVS_CUDA(cudaFree(d));
+  return launched == cudaSuccess && h == 1;
+}
 
 DecodeSplit decode_split(int64_t heads, int64_t rows, int64_t slots) {
   const int64_t tiles = std::max<int64_t>(1, (rows + kDecTile - 1) / kDecTile);

@@ -119,6 +119,7 @@ class CudaBackend final : public Backend {
     ctx_.fft = cuda::fft_create();
     ctx_.lt = cuda::lt_create();
     ctx_.opt = opt;
+    ctx_.wgmma = cuda::wgmma_available(ctx_.stream);
   }
   ~CudaBackend() override {
     cudaDeviceSynchronize();
@@ -331,6 +332,15 @@ std::unique_ptr<Backend> make_cuda_backend_with(const CudaOptions& options) {
   return std::make_unique<cuda::CudaBackend>(options);
 }
 
+bool cuda_wgmma_code(int device) {
+  std::string why;
+  if (cuda_device_count(&why) <= device)
+    throw std::runtime_error("cuda: no CUDA device " + std::to_string(device) +
+                             (why.empty() ? std::string() : ": " + why));
+  KVS_CUDA(cudaSetDevice(device));
+  return cuda::wgmma_available(nullptr);
+}
+
 std::string cuda_unavailable_reason() {
   std::string why;
   return cuda_device_count(&why) > 0 ? std::string() : "no CUDA device: " + why;
@@ -362,6 +372,7 @@ CudaOptions cuda_options_from_env() {
   const std::string pdl = env("KVSCOPE_CUDA_GEMV_PDL", {"0", "1"});
   if (!pdl.empty()) o.gemv_pdl = pdl == "1";
   if (env("KVSCOPE_CUDA_SIMPLE_ATTENTION", {"1"}) == "1") o.simple_attention = true;
+  if (env("KVSCOPE_CUDA_PREFILL", {"wgmma", "mma"}) == "mma") o.prefill = CudaOptions::Prefill::mma;
   return o;
 }
 

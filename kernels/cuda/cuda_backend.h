@@ -38,12 +38,23 @@ struct CudaOptions {
   // Attention: the tiled tensor-core kernels, or the simple one-warp-per-query kernels that
   // exist for any dtype / head_dim (and are what f32 always uses).
   bool simple_attention = false;
+  // Exact prefill at head_dim 128, 16-bit types: the warpgroup-MMA kernel (wgmma, needs sm_90a
+  // code and a compute-capability 9.0 device; elsewhere the mma.sync kernel runs), or always the
+  // mma.sync kernel. On the H200 the wgmma kernel took 32 heads x 16384 causal from 9.6 ms to
+  // the figure in kernels/BENCHMARKS.md.
+  enum class Prefill { wgmma, mma };
+  Prefill prefill = Prefill::wgmma;
   // time_ms's L2 flush before each timed run: overwrite a 2x L2 buffer (leaves dirty lines that
   // the timed kernel may have to write back), or read one (leaves clean lines).
   enum class L2Flush { write, read };
   L2Flush l2_flush = L2Flush::write;
   int device = 0;
 };
+
+// Whether the kernels' code loaded for `device` has sm_90a's features (the wgmma prefill kernel):
+// true on a compute-capability 9.0 device with a build for 90a. Throws std::runtime_error when the
+// device cannot be used.
+bool cuda_wgmma_code(int device);
 
 // Number of usable CUDA devices; 0, with the reason in *why, when there is no driver or device.
 int cuda_device_count(std::string* why = nullptr);
@@ -52,7 +63,7 @@ int cuda_device_count(std::string* why = nullptr);
 // environment picks another implementation (how the benchmarks and tests run the alternatives):
 //   KVSCOPE_CUDA_FOURIER=cufft|twopass   KVSCOPE_CUDA_BASIS_TABLE=0|1
 //   KVSCOPE_CUDA_SMALL_GEMM=own|bulk|cublaslt   KVSCOPE_CUDA_GEMV_PDL=0|1
-//   KVSCOPE_CUDA_SIMPLE_ATTENTION=1
+//   KVSCOPE_CUDA_SIMPLE_ATTENTION=1   KVSCOPE_CUDA_PREFILL=wgmma|mma
 // Throws std::invalid_argument naming the variable, its value and the allowed ones for any
 // other value.
 CudaOptions cuda_options_from_env();

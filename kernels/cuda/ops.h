@@ -65,6 +65,7 @@ struct Ctx {
   FftPlans* fft = nullptr;
   LtState* lt = nullptr;
   CudaOptions opt;
+  bool wgmma = false;  // the kernels' code for this device has sm_90a's wgmma (wgmma_available)
 };
 
 // Runs `side_work` on ctx.side concurrently with whatever is enqueued on ctx.stream after this
@@ -74,6 +75,11 @@ void join_side(Ctx& c);
 
 // Reads `bytes` (a multiple of 16) of device memory, leaving it in L2 as clean lines.
 void l2_read_pass(Ctx& c, const void* p, size_t bytes);
+
+// ---- attention.cu ----
+// Whether the loaded code for the current device was built with sm_90a features: a one-thread
+// probe kernel reports it (the fat binary may hold sm_90 code only, or PTX for a newer GPU).
+bool wgmma_available(cudaStream_t stream);
 
 // ---- cosine.cu ----
 void cosine_rows(Ctx& c, int64_t rows, int64_t dim, DType t, const void* a, const void* b,

@@ -4,7 +4,7 @@
 # issue's targets, then the remaining variant comparisons, all on the same GPU in one session.
 # (BENCHMARKS.md's current figures ran these parts in two calls, A and B, with the filters below.)
 #   kernels/cuda/bench/measure.sh BUILD_DIR OUT_DIR [TORCH_PEERS_PY]
-# BUILD_DIR: a build with KVSCOPE_CUDA=ON and CMAKE_CUDA_ARCHITECTURES=90 (sm_90, H100/H200).
+# BUILD_DIR: a build with KVSCOPE_CUDA=ON and CMAKE_CUDA_ARCHITECTURES=90a (sm_90a, H100/H200).
 set -u
 B=${1:?build dir}; OUT=${2:?out dir}; PEERS=${3:-shared/bench/torch_peers.py}
 mkdir -p "$OUT"

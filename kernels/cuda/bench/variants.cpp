@@ -60,19 +60,13 @@ void run(benchmark::State& st, Backend& b, const std::function<void()>& fn, doub
   st.counters["floor_pct"] = 100.0 * floor_ms / mean;
 }
 
-std::unique_ptr<Backend> backend(int fourier_cufft, int gemm_lt, int simple, int read_flush = 0,
-                                 int one_pass = 1, int basis_table = -1, int gemv_pdl = 1,
-                                 int gemv_bulk = 0) {
-  CudaOptions o;
-  if (fourier_cufft) o.fourier = CudaOptions::Fourier::cufft;
-  o.fourier_one_pass = one_pass != 0;
-  if (basis_table >= 0) o.fourier_basis_table = basis_table != 0;
-  if (gemm_lt) o.small_gemm = CudaOptions::SmallGemm::cublaslt;
-  if (!gemm_lt && gemv_bulk) o.small_gemm = CudaOptions::SmallGemm::bulk;
-  o.gemv_pdl = gemv_pdl != 0;
-  o.simple_attention = simple != 0;
-  if (read_flush) o.l2_flush = CudaOptions::L2Flush::read;
-  return make_cuda_backend_with(o);
+// Each row's backend: the defaults, with the row's axes applied by the caller.
+std::unique_ptr<Backend> backend(const CudaOptions& o = {}) { return make_cuda_backend_with(o); }
+
+// The small-rows GEMM of a row's axes cublaslt and bulk.
+CudaOptions::SmallGemm small_gemm(int64_t cublaslt, int64_t bulk) {
+  if (cublaslt) return CudaOptions::SmallGemm::cublaslt;
+  return bulk ? CudaOptions::SmallGemm::bulk : CudaOptions::SmallGemm::own;
 }
 
 FourierLayout lower(int64_t c, int64_t m) {
@@ -87,7 +81,11 @@ FourierLayout lower(int64_t c, int64_t m) {
 // args: cufft, f32, heads, tokens, head_dim, cdims, m, reconstruct, one-pass fused variant,
 // basis table (CudaOptions::fourier_basis_table)
 void bm_fourier(benchmark::State& st) {
-  auto b = backend(int(st.range(0)), 0, 0, 0, int(st.range(8)), int(st.range(9)));
+  CudaOptions o;
+  if (st.range(0)) o.fourier = CudaOptions::Fourier::cufft;
+  o.fourier_one_pass = st.range(8) != 0;
+  o.fourier_basis_table = st.range(9) != 0;
+  auto b = backend(o);
   const DType t = st.range(1) ? DType::f32 : DType::bf16;
   const KvShape s{1, st.range(2), st.range(3), st.range(4), t};
   const FourierLayout f = lower(st.range(5), st.range(6));
@@ -110,7 +108,7 @@ void bm_fourier(benchmark::State& st) {
 
 // args: fourier (0 exact, 1 Fourier), batch, q_heads, kv_heads, head_dim, tokens, cdims, m
 void bm_decode(benchmark::State& st) {
-  auto b = backend(0, 0, 0);
+  auto b = backend();
   const DType t = DType::bf16;
   AttentionArgs a{st.range(1), st.range(2), st.range(3), st.range(4), 1, st.range(5), true, t};
   const size_t qn = size_t(a.batch * a.q_heads * a.head_dim);
@@ -136,9 +134,12 @@ void bm_decode(benchmark::State& st) {
   }
 }
 
-// args: fourier, heads, tokens, m  (32 q heads = kv heads, head_dim 128, causal prefill)
+// args: fourier, heads, tokens, m, wgmma (CudaOptions::Prefill; the exact kernel only)
+// (32 q heads = kv heads, head_dim 128, causal prefill)
 void bm_prefill(benchmark::State& st) {
-  auto b = backend(0, 0, 0);
+  CudaOptions opt;
+  opt.prefill = st.range(4) ? CudaOptions::Prefill::wgmma : CudaOptions::Prefill::mma;
+  auto b = backend(opt);
   const DType t = DType::bf16;
   AttentionArgs a{1, st.range(1), st.range(1), 128, st.range(2), st.range(2), true, t};
   const size_t n = size_t(a.q_heads * a.tokens * 128);
@@ -163,8 +164,11 @@ void bm_prefill(benchmark::State& st) {
 // args: cublaslt, rows, out, in, read_flush (L2 flushed by a read pass instead of a memset), pdl
 // (CudaOptions::gemv_pdl), bulk (CudaOptions::SmallGemm::bulk where cublaslt:0)
 void bm_gemm(benchmark::State& st) {
-  auto b =
-      backend(0, int(st.range(0)), 0, int(st.range(4)), 1, -1, int(st.range(5)), int(st.range(6)));
+  CudaOptions o;
+  o.small_gemm = small_gemm(st.range(0), st.range(6));
+  if (st.range(4)) o.l2_flush = CudaOptions::L2Flush::read;
+  o.gemv_pdl = st.range(5) != 0;
+  auto b = backend(o);
   const GemmArgs g{st.range(1), st.range(2), st.range(3), true, DType::bf16};
   auto x = random_buffer(*b, g.dtype, size_t(g.rows * g.in), 10);
   auto w = random_buffer(*b, g.dtype, size_t(g.out * g.in), 11);
@@ -184,7 +188,10 @@ void bm_gemm(benchmark::State& st) {
 // also start and load their weights while the previous one finishes.
 // args: cublaslt, rows, out, in, copies, pdl, bulk
 void bm_gemm_stream(benchmark::State& st) {
-  auto b = backend(0, int(st.range(0)), 0, 0, 1, -1, int(st.range(5)), int(st.range(6)));
+  CudaOptions o;
+  o.small_gemm = small_gemm(st.range(0), st.range(6));
+  o.gemv_pdl = st.range(5) != 0;
+  auto b = backend(o);
   const GemmArgs g{st.range(1), st.range(2), st.range(3), true, DType::bf16};
   const int64_t copies = st.range(4);
   auto x = random_buffer(*b, g.dtype, size_t(g.rows * g.in), 10);
@@ -207,7 +214,7 @@ void bm_gemm_stream(benchmark::State& st) {
 
 // args: whole, rows, dim
 void bm_cosine(benchmark::State& st) {
-  auto b = backend(0, 0, 0);
+  auto b = backend();
   const int64_t rows = st.range(1), dim = st.range(2);
   auto x = random_buffer(*b, DType::bf16, size_t(rows * dim), 13);
   auto y = random_buffer(*b, DType::bf16, size_t(rows * dim), 14);
@@ -269,9 +276,9 @@ int main(int argc, char** argv) {
       ->Args({1, 8, 32, 8, 128, 32768, 64, 128})
       ->Args({0, 8, 32, 32, 128, 32768, 0, 0})
       ->ArgsProduct({{0, 1}, {1}, {32}, {8}, {128}, {4096, 32768}, {64}, {256}});
-  reg("prefill", bm_prefill, {"fourier", "heads", "tokens", "m"})
-      ->ArgsProduct({{0}, {32}, {1024, 4096, 16384}, {0}})
-      ->ArgsProduct({{1}, {32}, {4096, 16384}, {256}});
+  reg("prefill", bm_prefill, {"fourier", "heads", "tokens", "m", "wgmma"})
+      ->ArgsProduct({{0}, {32}, {1024, 4096, 16384}, {0}, {1, 0}})
+      ->ArgsProduct({{1}, {32}, {4096, 16384}, {256}, {1}});
   reg("gemm", bm_gemm, {"cublaslt", "rows", "out", "in", "read_flush", "pdl", "bulk"})
       ->ArgsProduct({{0, 1}, {1, 2, 4, 8, 16}, {2048}, {4096}, {0}, {1}, {0}})
       ->ArgsProduct({{0}, {1, 2, 4, 8, 16}, {2048}, {4096}, {0}, {1}, {1}})

@@ -4,7 +4,7 @@
 # Mooncake conversation requests, all four methods, on the same GPU.
 #   sim/fidelity/h200-llama-3.1-8b/run.sh BIN_DIR [OUT_DIR]
 # BIN_DIR holds bin/kvscope, bin/test_kernels_cuda and bin/test_kernels_backends (a build with
-# -DKVSCOPE_CUDA=ON -DKVSCOPE_GUI=OFF -DKVSCOPE_PDF=OFF -DCMAKE_CUDA_ARCHITECTURES=90) and lib/
+# -DKVSCOPE_CUDA=ON -DKVSCOPE_GUI=OFF -DKVSCOPE_PDF=OFF -DCMAKE_CUDA_ARCHITECTURES=90a) and lib/
 # with the shared libraries the GPU machine lacks (Boost.Program_options, Google Benchmark,
 # libgomp). Run from the repository root: the trace is read from traces/.
 B=$(cd "${1:?bin dir}" && pwd); OUT=${2:-${OUT:-$PWD/out}}; mkdir -p "$OUT"
