@@ -6,9 +6,11 @@
 // K or V fragment itself (the mma.sync kernel in prefill.cuh does, 256 bytes of shared-memory
 // traffic per MMA), and one instruction does a 64 x 128 x 16 product.
 //
-// K/V tiles are double-buffered: all 256 threads issue the next tile's cp.async copies (into the
-// 128-byte-swizzled layout of wgmma.cuh) right after the barrier that frees its buffer, and they
-// land while both warpgroups multiply the current one. Blocks run the longest (causal) query
+// Each warpgroup overlaps its softmax with its tensor-core work: it issues S_j = Q K_j^T and
+// O += P_{j-1} V_{j-1} together and waits for S_j only, so P V runs while it computes P_j. K/V
+// tiles have three stages (j-1 and j in use, j+1 loading): all 256 threads issue the next tile's
+// cp.async copies (into the 128-byte-swizzled layout of wgmma.cuh) right after the barrier that
+// frees its stage. Blocks run the longest (causal) query
 // tiles of every head first: blockIdx.x is the head, so the grid's first wave holds them all.
 #pragma once
 
@@ -29,8 +31,9 @@ struct WgPrefillSmem {
   static constexpr uint32_t panel = tile / 2;
   static constexpr uint32_t q = 0;                    // Q; reused to stage O at the end
   static constexpr uint32_t kv = tile;                // stage s: K at kv + 2s tile, V after it
-  static constexpr int stages = 2;
+  static constexpr int stages = 3;
   static constexpr size_t bytes = size_t(tile) * (1 + 2 * stages) + 1024;  // + alignment slack
+  static_assert(bytes <= 227 * 1024, "more than an sm_90 block's shared memory");
 };
 
 // Written for D = 128 (one tile row is two 64-element panels); p.perm is not used.
@@ -46,7 +49,10 @@ __global__ void __launch_bounds__(kWgPreThreads, 1) prefill_wgmma_kernel(const P
   unsigned char* smem = smem_raw + (base - raw);
 
   const int tid = threadIdx.x;
-  const int wg = tid / 128, warp = (tid % 128) / 32, lane = tid % 32;
+  // The warpgroup index through a shuffle, so the compiler knows it is the same in every lane:
+  // wgmma under a branch it cannot prove uniform is serialized (ptxas C7520).
+  const int wg = __shfl_sync(0xffffffffu, tid / 128, 0);
+  const int warp = (tid % 128) / 32, lane = tid % 32;
   const int g = lane / 4, tq = lane % 4;
   const int64_t qtiles = (p.q_len + kWgPreRows - 1) / kWgPreRows;
   const int64_t qt = qtiles - 1 - blockIdx.y;  // longest (causal) tiles first
@@ -92,78 +98,112 @@ __global__ void __launch_bounds__(kWgPreThreads, 1) prefill_wgmma_kernel(const P
   for (int i = 0; i < 64; ++i) o[i] = 0.f;
   float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};
   const uint32_t q_wg = base + SM::q + uint32_t(64 * wg) * 128u;  // this warpgroup's 64 rows
-
-  for (int j = 0; j < ntiles; ++j) {
-    cp_async_wait<0>();
-    fence_proxy_async_smem();  // this thread's copies, visible to the tensor core's reads
-    __syncthreads();           // everyone's copies landed, and tile j-1's buffer is free
-    issue(j + 1);
-    const int64_t t0 = int64_t(j) * kWgPreKeys;
-    // A warpgroup whose rows all precede the tile has nothing to do in it (causal).
-    if (p.causal && t0 > wg_last) continue;
-    const uint32_t ks = base + SM::kv + uint32_t(j % SM::stages) * 2u * SM::tile;
-    const uint32_t vs = ks + SM::tile;
-
-    // S = Q K^T: 8 k16 steps over the head dims, both operands K-major.
-    float s[64];
-    wg_fence_operands(s);
-    wg_fence();
+  auto stage = [&](int j) { return base + SM::kv + uint32_t(j % SM::stages) * 2u * SM::tile; };
+  // O += P V for the tile whose probabilities are in pa (V MN-major, 8 k16 steps over keys).
+  uint32_t pa[8][4];
+  auto issue_pv = [&](int j) {
+    const uint32_t vs = stage(j) + SM::tile;
 #pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
+    for (int kk = 0; kk < kWgPreKeys / 16; ++kk)
+      wgmma_rs_tb<T>(o, pa[kk], wg_desc(vs + uint32_t(kk) * 16u * 128u, SM::panel, 1024));
+    wg_commit();
+  };
+
+  // The block's step j: tile j has landed (everyone's copies, made visible to the tensor core),
+  // so tile j-2's stage is free and tile j+1's copies go into it. Every thread takes every step.
+  auto step = [&](int j) {
+    cp_async_wait<0>();
+    fence_proxy_async_smem();
+    __syncthreads();
+    issue(j + 1);
+  };
+  auto issue_s = [&](float(&s)[64], int j) {
+    const uint32_t ks = stage(j);
+    wgmma_ss_zero<T>(s, wg_desc(q_wg, 16, 1024), wg_desc(ks, 16, 1024));
+#pragma unroll
+    for (int kk = 1; kk < D / 16; ++kk) {
       const uint32_t off = uint32_t(kk / 4) * SM::panel + uint32_t(kk % 4) * 32u;
-      wgmma_ss<T>(s, wg_desc(q_wg + off, 16, 1024), wg_desc(ks + off, 16, 1024), kk > 0);
+      wgmma_ss<T>(s, wg_desc(q_wg + off, 16, 1024), wg_desc(ks + off, 16, 1024));
     }
     wg_commit();
-    wg_wait<0>();
-    wg_fence_operands(s);
-
-    // Mask where the tile reaches past the diagonal or the end, then the online softmax.
+  };
+  // The online softmax of S_j in place (s becomes unnormalized probabilities); returns the
+  // factors by which O and l shrink. The running max is kept in log2 units (scaled scores).
+  auto softmax = [&](float(&s)[64], int j, float(&alpha)[2]) {
+    const int64_t t0 = int64_t(j) * kWgPreKeys;
     const int64_t row0 = wg_first + 16 * warp + g;  // position of this thread's first row
     const bool need_mask = t0 + kWgPreKeys > T_ || (p.causal && t0 + kWgPreKeys - 1 > row0 - g);
     float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
     for (int i = 0; i < 64; ++i) {
-      float x = s[i] * p.scale_log2;
       if (need_mask) {
         const int64_t key = t0 + 8 * (i / 4) + 2 * tq + (i % 2);
         const int64_t qp = row0 + 8 * ((i % 4) / 2);
-        if (key >= T_ || (p.causal && key > qp)) x = -INFINITY;
+        if (key >= T_ || (p.causal && key > qp)) s[i] = -INFINITY;
       }
-      s[i] = x;
-      mx[(i % 4) / 2] = fmaxf(mx[(i % 4) / 2], x);
+      mx[(i % 4) / 2] = fmaxf(mx[(i % 4) / 2], s[i]);
     }
-    float alpha[2], shift[2];
+    float shift[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
       mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
-      const float mnew = fmaxf(m_run[h], mx[h]);
+      const float mnew = fmaxf(m_run[h], mx[h] * p.scale_log2);
       shift[h] = mnew == -INFINITY ? 0.f : mnew;
-      alpha[h] = exp2f(m_run[h] - shift[h]);
+      alpha[h] = fast_exp2(m_run[h] - shift[h]);
       m_run[h] = mnew;
       l_run[h] *= alpha[h];
     }
-    uint32_t pa[8][4];
 #pragma unroll
-    for (int i = 0; i < 64; i += 2) {
-      const float e0 = exp2f(s[i] - shift[(i % 4) / 2]);
-      const float e1 = exp2f(s[i + 1] - shift[(i % 4) / 2]);
-      l_run[(i % 4) / 2] += e0 + e1;
-      pa[i / 8][(i % 8) / 2] = pack2<T>(e0, e1);
+    for (int i = 0; i < 64; ++i) {
+      s[i] = fast_exp2(fmaf(s[i], p.scale_log2, -shift[(i % 4) / 2]));
+      l_run[(i % 4) / 2] += s[i];
     }
+  };
+  auto to_pa = [&](const float(&s)[64]) {
 #pragma unroll
-    for (int i = 0; i < 64; ++i) o[i] *= alpha[(i % 4) / 2];
+    for (int i = 0; i < 64; i += 2) pa[i / 8][(i % 8) / 2] = pack2<T>(s[i], s[i + 1]);
+  };
 
-    // O += P V: 8 k16 steps over the keys, V MN-major.
+  // This warpgroup's tiles: with causal masking, those that start at or before its last row.
+  const int nact = p.causal ? static_cast<int>(min(int64_t(ntiles), wg_last / kWgPreKeys + 1))
+                            : ntiles;
+  {
+    step(0);
+    float s[64], alpha[2];
+    wg_fence();
+    issue_s(s, 0);
+    wg_wait<0>();
+    wg_fence_operands(s);
+    softmax(s, 0, alpha);
+    to_pa(s);
+  }
+  // Tile j: S_j = Q K_j^T and O += P_{j-1} V_{j-1} are issued together, and the softmax of S_j
+  // runs while the tensor core does P_{j-1} V_{j-1}. No branch here depends on the lane, so
+  // ptxas keeps the products asynchronous.
+  for (int j = 1; j < nact; ++j) {
+    step(j);
+    float s[64], alpha[2];
     wg_fence_operands(o);
     wg_fence();
-#pragma unroll
-    for (int kk = 0; kk < kWgPreKeys / 16; ++kk)
-      wgmma_rs_tb<T>(o, pa[kk], wg_desc(vs + uint32_t(kk) * 16u * 128u, SM::panel, 1024));
-    wg_commit();
+    issue_s(s, j);
+    issue_pv(j - 1);
+    wg_wait<1>();
+    wg_fence_operands(s);
+    softmax(s, j, alpha);
     wg_wait<0>();
     wg_fence_operands(o);
+#pragma unroll
+    for (int i = 0; i < 64; ++i) o[i] *= alpha[(i % 4) / 2];
+    to_pa(s);
   }
+  // The last tile's P V, before the steps below can reuse its stage.
+  wg_fence_operands(o);
+  wg_fence();
+  issue_pv(nact - 1);
+  wg_wait<0>();
+  wg_fence_operands(o);
+  for (int j = nact; j < ntiles; ++j) step(j);  // the other warpgroup's tiles
   cp_async_wait<0>();
 
   // O / l, staged in this warpgroup's rows of Q's space (its own last reads of them are done),

@@ -61,6 +61,15 @@ __device__ __forceinline__ uint64_t wg_desc(uint32_t smem, uint32_t lbo, uint32_
       "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
       "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
       "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+#define KVS_WG_ACC_OUT(d) \
+      "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3]), "=f"(d[4]), "=f"(d[5]), "=f"(d[6]), "=f"(d[7]), \
+      "=f"(d[8]), "=f"(d[9]), "=f"(d[10]), "=f"(d[11]), "=f"(d[12]), "=f"(d[13]), "=f"(d[14]), "=f"(d[15]), \
+      "=f"(d[16]), "=f"(d[17]), "=f"(d[18]), "=f"(d[19]), "=f"(d[20]), "=f"(d[21]), "=f"(d[22]), "=f"(d[23]), \
+      "=f"(d[24]), "=f"(d[25]), "=f"(d[26]), "=f"(d[27]), "=f"(d[28]), "=f"(d[29]), "=f"(d[30]), "=f"(d[31]), \
+      "=f"(d[32]), "=f"(d[33]), "=f"(d[34]), "=f"(d[35]), "=f"(d[36]), "=f"(d[37]), "=f"(d[38]), "=f"(d[39]), \
+      "=f"(d[40]), "=f"(d[41]), "=f"(d[42]), "=f"(d[43]), "=f"(d[44]), "=f"(d[45]), "=f"(d[46]), "=f"(d[47]), \
+      "=f"(d[48]), "=f"(d[49]), "=f"(d[50]), "=f"(d[51]), "=f"(d[52]), "=f"(d[53]), "=f"(d[54]), "=f"(d[55]), \
+      "=f"(d[56]), "=f"(d[57]), "=f"(d[58]), "=f"(d[59]), "=f"(d[60]), "=f"(d[61]), "=f"(d[62]), "=f"(d[63])
 
 // Keeps the compiler from moving reads or writes of the accumulators across a wgmma fence or
 // wait: the asynchronous MMA reads and writes them outside the compiler's view.
@@ -80,30 +89,26 @@ __device__ __forceinline__ void wg_wait() {
   asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory");
 }
 
-// d (+)= A B, A [64 x 16] and B [16 x 128] both from shared memory, B K-major. scale_d = 0
-// overwrites d.
+// d = A B (zero_d: d is only written, so no instruction before it needs d's registers) or
+// d += A B, A [64 x 16] and B [16 x 128] both from shared memory, B K-major.
 template <class T>
-__device__ __forceinline__ void wgmma_ss(float (&d)[64], uint64_t a, uint64_t b, int scale_d);
-template <>
-__device__ __forceinline__ void wgmma_ss<bf16>(float (&d)[64], uint64_t a, uint64_t b,
-                                               int scale_d) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " KVS_WG_ACC_REGS
-      ", %64, %65, p, 1, 1, 0, 0;\n}\n"
-      : KVS_WG_ACC_OPS(d)
-      : "l"(a), "l"(b), "r"(scale_d));
-}
-template <>
-__device__ __forceinline__ void wgmma_ss<f16>(float (&d)[64], uint64_t a, uint64_t b,
-                                              int scale_d) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 " KVS_WG_ACC_REGS
-      ", %64, %65, p, 1, 1, 0, 0;\n}\n"
-      : KVS_WG_ACC_OPS(d)
-      : "l"(a), "l"(b), "r"(scale_d));
-}
+__device__ __forceinline__ void wgmma_ss(float (&d)[64], uint64_t a, uint64_t b);
+template <class T>
+__device__ __forceinline__ void wgmma_ss_zero(float (&d)[64], uint64_t a, uint64_t b);
+#define KVS_WGMMA_SS(T, NAME, TYPES, OPS, SCALE_D)                                                   \
+  template <>                                                                                 \
+  __device__ __forceinline__ void NAME<T>(float(&d)[64], uint64_t a, uint64_t b) {            \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                               \
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32." TYPES " " KVS_WG_ACC_REGS     \
+                 ", %64, %65, p, 1, 1, 0, 0;\n}\n"                                           \
+                 : OPS(d)                                                                     \
+                 : "l"(a), "l"(b), "n"(SCALE_D));                                             \
+  }
+KVS_WGMMA_SS(bf16, wgmma_ss, "bf16.bf16", KVS_WG_ACC_OPS, 1)
+KVS_WGMMA_SS(bf16, wgmma_ss_zero, "bf16.bf16", KVS_WG_ACC_OUT, 0)
+KVS_WGMMA_SS(f16, wgmma_ss, "f16.f16", KVS_WG_ACC_OPS, 1)
+KVS_WGMMA_SS(f16, wgmma_ss_zero, "f16.f16", KVS_WG_ACC_OUT, 0)
+#undef KVS_WGMMA_SS
 
 // d += A B, A [64 x 16] from registers (the fragment layout above), B [16 x 128] from shared
 // memory MN-major (transposed).
