@@ -153,8 +153,8 @@ TEST(CudaTestReference, TabulatedSumsEqualTheSharedReference) {
 
 // The registry backend's options from the environment; needs no device.
 TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
-  const char* names[] = {"KVSCOPE_CUDA_FOURIER", "KVSCOPE_CUDA_BASIS_TABLE",
-                         "KVSCOPE_CUDA_SMALL_GEMM", "KVSCOPE_CUDA_GEMV_PDL",
+  const char* names[] = {"KVSCOPE_CUDA_FOURIER",          "KVSCOPE_CUDA_BASIS_TABLE",
+                         "KVSCOPE_CUDA_SMALL_GEMM",       "KVSCOPE_CUDA_GEMV_PDL",
                          "KVSCOPE_CUDA_SIMPLE_ATTENTION", "KVSCOPE_CUDA_PREFILL"};
   for (const char* n : names) unsetenv(n);
   const CudaOptions d = cuda_options_from_env();
@@ -470,9 +470,8 @@ TEST_F(Cuda, AttentionMatchesReference) {
     auto b = make(o);
     for (const DType t : kTypes)
       for (const AttentionArgs& a : attention_cases(t)) {
-        SCOPED_TRACE(std::string(names[pass]) + std::string(dtype_name(t)) +
-                     " q_len " + std::to_string(a.q_len) + " head_dim " +
-                     std::to_string(a.head_dim));
+        SCOPED_TRACE(std::string(names[pass]) + std::string(dtype_name(t)) + " q_len " +
+                     std::to_string(a.q_len) + " head_dim " + std::to_string(a.head_dim));
         const size_t qn = size_t(a.batch * a.q_heads * a.q_len * a.head_dim);
         const size_t kvn = size_t(a.batch * a.kv_heads * a.tokens * a.head_dim);
         ref::Vec q, k, v;

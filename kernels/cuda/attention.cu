@@ -150,10 +150,9 @@ void decode_t(Ctx& c, const AttentionArgs& a, const void* q, const void* k, cons
   KVS_LAUNCH();
 }
 
-template <class T, int D>
-void prefill_t(Ctx& c, const AttentionArgs& a, const void* q, const void* k, const void* v,
-               void* o) {
-  using SM = PrefillSmem<T, D, D, 0>;
+// The exact prefill kernels' parameters (the Fourier fields stay empty).
+PrefillParams exact_prefill_params(const AttentionArgs& a, const void* q, const void* k,
+                                   const void* v, void* o) {
   PrefillParams p{};
   p.q = q;
   p.k = k;
@@ -164,7 +163,15 @@ void prefill_t(Ctx& c, const AttentionArgs& a, const void* q, const void* k, con
   p.q_len = a.q_len;
   p.tokens = a.tokens;
   p.causal = a.causal;
-  p.scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(D));
+  p.scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(a.head_dim));
+  return p;
+}
+
+template <class T, int D>
+void prefill_t(Ctx& c, const AttentionArgs& a, const void* q, const void* k, const void* v,
+               void* o) {
+  using SM = PrefillSmem<T, D, D, 0>;
+  const PrefillParams p = exact_prefill_params(a, q, k, v, o);
   KVS_CUDA(cudaFuncSetAttribute(prefill_kernel<T, D, D, 0>,
                                 cudaFuncAttributeMaxDynamicSharedMemorySize, int(SM::bytes)));
   const int64_t qtiles = (a.q_len + kPreRows - 1) / kPreRows;
@@ -177,25 +184,14 @@ void prefill_t(Ctx& c, const AttentionArgs& a, const void* q, const void* k, con
 template <class T>
 void prefill_wgmma_t(Ctx& c, const AttentionArgs& a, const void* q, const void* k, const void* v,
                      void* o) {
-  PrefillParams p{};
-  p.q = q;
-  p.k = k;
-  p.v = v;
-  p.o = o;
-  p.kv_heads = a.kv_heads;
-  p.group = a.q_heads / a.kv_heads;
-  p.q_len = a.q_len;
-  p.tokens = a.tokens;
-  p.causal = a.causal;
-  p.scale_log2 = 1.4426950408889634f / std::sqrt(128.f);
+  const PrefillParams p = exact_prefill_params(a, q, k, v, o);
   constexpr size_t smem = WgPrefillSmem::bytes;
   KVS_CUDA(cudaFuncSetAttribute(prefill_wgmma_kernel<T>,
                                 cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const int64_t qtiles = (a.q_len + kWgPreRows - 1) / kWgPreRows;
   if (qtiles > 65535) throw std::invalid_argument("attention: q_len too long for one launch");
   prefill_wgmma_kernel<T>
-      <<<dim3(unsigned(a.batch * a.q_heads), unsigned(qtiles)), kWgPreThreads, smem, c.stream>>>(
-          p);
+      <<<dim3(unsigned(a.batch * a.q_heads), unsigned(qtiles)), kWgPreThreads, smem, c.stream>>>(p);
   KVS_LAUNCH();
 }
 

@@ -39,6 +39,18 @@ struct PrefillParams {
   int16_t perm[256];  // dim of Q/O held at position i of the permuted order
 };
 
+// The end of an online softmax whose row sums are spread over a quad of lanes (the MMA C layout:
+// lanes 4g .. 4g+3 hold row g's columns): each lane's two rows' sums, totalled, inverted (0 for a
+// row with nothing to sum).
+__device__ __forceinline__ void quad_row_sum_inverse(float (&l)[2]) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
+    l[h] = l[h] > 0.f ? 1.f / l[h] : 0.f;
+  }
+}
+
 template <class T, int D, int DK, int MT>
 struct PrefillSmem {
   static constexpr int C = D - DK;
@@ -313,12 +325,7 @@ __global__ void __launch_bounds__(kPreThreads, 1) prefill_kernel(const PrefillPa
   cp_async_wait<0>();
 
   // O / l, staged in shared memory (Q's space), then written with 16-byte stores.
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], 1);
-    l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], 2);
-    l_run[h] = l_run[h] > 0.f ? 1.f / l_run[h] : 0.f;
-  }
+  quad_row_sum_inverse(l_run);
 #pragma unroll
   for (int dt = 0; dt < D / 8; ++dt)
 #pragma unroll

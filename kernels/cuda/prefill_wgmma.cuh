@@ -29,8 +29,8 @@ constexpr int kWgPreKeys = 128;  // keys per tile
 struct WgPrefillSmem {
   static constexpr uint32_t tile = 128u * 128u * 2u;  // [128 x 128] 16-bit, two panels
   static constexpr uint32_t panel = tile / 2;
-  static constexpr uint32_t q = 0;                    // Q; reused to stage O at the end
-  static constexpr uint32_t kv = tile;                // stage s: K at kv + 2s tile, V after it
+  static constexpr uint32_t q = 0;      // Q; reused to stage O at the end
+  static constexpr uint32_t kv = tile;  // stage s: K at kv + 2s tile, V after it
   static constexpr int stages = 3;
   static constexpr size_t bytes = size_t(tile) * (1 + 2 * stages) + 1024;  // + alignment slack
   static_assert(bytes <= 227 * 1024, "more than an sm_90 block's shared memory");
@@ -166,8 +166,8 @@ __global__ void __launch_bounds__(kWgPreThreads, 1) prefill_wgmma_kernel(const P
   };
 
   // This warpgroup's tiles: with causal masking, those that start at or before its last row.
-  const int nact = p.causal ? static_cast<int>(min(int64_t(ntiles), wg_last / kWgPreKeys + 1))
-                            : ntiles;
+  const int nact =
+      p.causal ? static_cast<int>(min(int64_t(ntiles), wg_last / kWgPreKeys + 1)) : ntiles;
   {
     step(0);
     float s[64], alpha[2];
@@ -208,12 +208,7 @@ __global__ void __launch_bounds__(kWgPreThreads, 1) prefill_wgmma_kernel(const P
 
   // O / l, staged in this warpgroup's rows of Q's space (its own last reads of them are done),
   // then written with 16-byte stores.
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], 1);
-    l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], 2);
-    l_run[h] = l_run[h] > 0.f ? 1.f / l_run[h] : 0.f;
-  }
+  quad_row_sum_inverse(l_run);
 #pragma unroll
   for (int i = 0; i < 64; i += 2) {
     const int h = (i % 4) / 2;
@@ -231,7 +226,7 @@ __global__ void __launch_bounds__(kWgPreThreads, 1) prefill_wgmma_kernel(const P
   }
 #else
   __trap();  // built without sm_90a code: the host launches it only where
-           // wgmma_probe_kernel found sm_90a code (Ctx::wgmma)
+             // wgmma_probe_kernel found sm_90a code (Ctx::wgmma)
 #endif
 }
 

@@ -47,29 +47,31 @@ __device__ __forceinline__ uint64_t wg_desc(uint32_t smem, uint32_t lbo, uint32_
 #define KVS_HAVE_WGMMA 0
 #endif
 
-#define KVS_WG_ACC_REGS \
-  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+#define KVS_WG_ACC_REGS                                                              \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "          \
   "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
   "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
   "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
-#define KVS_WG_ACC_OPS(d) \
-      "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
-      "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
-      "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
-      "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
-      "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
-      "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
-      "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
-      "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-#define KVS_WG_ACC_OUT(d) \
-      "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3]), "=f"(d[4]), "=f"(d[5]), "=f"(d[6]), "=f"(d[7]), \
-      "=f"(d[8]), "=f"(d[9]), "=f"(d[10]), "=f"(d[11]), "=f"(d[12]), "=f"(d[13]), "=f"(d[14]), "=f"(d[15]), \
-      "=f"(d[16]), "=f"(d[17]), "=f"(d[18]), "=f"(d[19]), "=f"(d[20]), "=f"(d[21]), "=f"(d[22]), "=f"(d[23]), \
-      "=f"(d[24]), "=f"(d[25]), "=f"(d[26]), "=f"(d[27]), "=f"(d[28]), "=f"(d[29]), "=f"(d[30]), "=f"(d[31]), \
-      "=f"(d[32]), "=f"(d[33]), "=f"(d[34]), "=f"(d[35]), "=f"(d[36]), "=f"(d[37]), "=f"(d[38]), "=f"(d[39]), \
-      "=f"(d[40]), "=f"(d[41]), "=f"(d[42]), "=f"(d[43]), "=f"(d[44]), "=f"(d[45]), "=f"(d[46]), "=f"(d[47]), \
-      "=f"(d[48]), "=f"(d[49]), "=f"(d[50]), "=f"(d[51]), "=f"(d[52]), "=f"(d[53]), "=f"(d[54]), "=f"(d[55]), \
-      "=f"(d[56]), "=f"(d[57]), "=f"(d[58]), "=f"(d[59]), "=f"(d[60]), "=f"(d[61]), "=f"(d[62]), "=f"(d[63])
+#define KVS_WG_ACC_OPS(d)                                                                         \
+  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+      "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),    \
+      "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]),  \
+      "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]),  \
+      "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]),  \
+      "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]),  \
+      "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]),  \
+      "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]),  \
+      "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+#define KVS_WG_ACC_OUT(d)                                                                         \
+  "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3]), "=f"(d[4]), "=f"(d[5]), "=f"(d[6]), "=f"(d[7]), \
+      "=f"(d[8]), "=f"(d[9]), "=f"(d[10]), "=f"(d[11]), "=f"(d[12]), "=f"(d[13]), "=f"(d[14]),    \
+      "=f"(d[15]), "=f"(d[16]), "=f"(d[17]), "=f"(d[18]), "=f"(d[19]), "=f"(d[20]), "=f"(d[21]),  \
+      "=f"(d[22]), "=f"(d[23]), "=f"(d[24]), "=f"(d[25]), "=f"(d[26]), "=f"(d[27]), "=f"(d[28]),  \
+      "=f"(d[29]), "=f"(d[30]), "=f"(d[31]), "=f"(d[32]), "=f"(d[33]), "=f"(d[34]), "=f"(d[35]),  \
+      "=f"(d[36]), "=f"(d[37]), "=f"(d[38]), "=f"(d[39]), "=f"(d[40]), "=f"(d[41]), "=f"(d[42]),  \
+      "=f"(d[43]), "=f"(d[44]), "=f"(d[45]), "=f"(d[46]), "=f"(d[47]), "=f"(d[48]), "=f"(d[49]),  \
+      "=f"(d[50]), "=f"(d[51]), "=f"(d[52]), "=f"(d[53]), "=f"(d[54]), "=f"(d[55]), "=f"(d[56]),  \
+      "=f"(d[57]), "=f"(d[58]), "=f"(d[59]), "=f"(d[60]), "=f"(d[61]), "=f"(d[62]), "=f"(d[63])
 
 // Keeps the compiler from moving reads or writes of the accumulators across a wgmma fence or
 // wait: the asynchronous MMA reads and writes them outside the compiler's view.
@@ -80,7 +82,9 @@ __device__ __forceinline__ void wg_fence_operands(float (&d)[64]) {
 
 #if KVS_HAVE_WGMMA
 // Orders this warpgroup's register writes (accumulators, A fragments) before its next wgmma.
-__device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wg_fence() {
+  asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
+}
 __device__ __forceinline__ void wg_commit() {
   asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
 }
@@ -89,20 +93,21 @@ __device__ __forceinline__ void wg_wait() {
   asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory");
 }
 
-// d = A B (zero_d: d is only written, so no instruction before it needs d's registers) or
+// d = A B (wgmma_ss_zero: d is only written, so no instruction before it needs d's registers) or
 // d += A B, A [64 x 16] and B [16 x 128] both from shared memory, B K-major.
 template <class T>
 __device__ __forceinline__ void wgmma_ss(float (&d)[64], uint64_t a, uint64_t b);
 template <class T>
 __device__ __forceinline__ void wgmma_ss_zero(float (&d)[64], uint64_t a, uint64_t b);
-#define KVS_WGMMA_SS(T, NAME, TYPES, OPS, SCALE_D)                                                   \
-  template <>                                                                                 \
-  __device__ __forceinline__ void NAME<T>(float(&d)[64], uint64_t a, uint64_t b) {            \
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                               \
-                 "wgmma.mma_async.sync.aligned.m64n128k16.f32." TYPES " " KVS_WG_ACC_REGS     \
-                 ", %64, %65, p, 1, 1, 0, 0;\n}\n"                                           \
-                 : OPS(d)                                                                     \
-                 : "l"(a), "l"(b), "n"(SCALE_D));                                             \
+#define KVS_WGMMA_SS(T, NAME, TYPES, OPS, SCALE_D)                                 \
+  template <>                                                                      \
+  __device__ __forceinline__ void NAME<T>(float(&d)[64], uint64_t a, uint64_t b) { \
+    asm volatile(                                                                  \
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                               \
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32." TYPES " " KVS_WG_ACC_REGS   \
+        ", %64, %65, p, 1, 1, 0, 0;\n}\n"                                          \
+        : OPS(d)                                                                   \
+        : "l"(a), "l"(b), "n"(SCALE_D));                                           \
   }
 KVS_WGMMA_SS(bf16, wgmma_ss, "bf16.bf16", KVS_WG_ACC_OPS, 1)
 KVS_WGMMA_SS(bf16, wgmma_ss_zero, "bf16.bf16", KVS_WG_ACC_OUT, 0)
@@ -114,26 +119,20 @@ KVS_WGMMA_SS(f16, wgmma_ss_zero, "f16.f16", KVS_WG_ACC_OUT, 0)
 // memory MN-major (transposed).
 template <class T>
 __device__ __forceinline__ void wgmma_rs_tb(float (&d)[64], const uint32_t (&a)[4], uint64_t b);
-template <>
-__device__ __forceinline__ void wgmma_rs_tb<bf16>(float (&d)[64], const uint32_t (&a)[4],
-                                                  uint64_t b) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " KVS_WG_ACC_REGS
-      ", {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
-      : KVS_WG_ACC_OPS(d)
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
-}
-template <>
-__device__ __forceinline__ void wgmma_rs_tb<f16>(float (&d)[64], const uint32_t (&a)[4],
-                                                 uint64_t b) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 " KVS_WG_ACC_REGS
-      ", {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
-      : KVS_WG_ACC_OPS(d)
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
-}
+#define KVS_WGMMA_RS_TB(T, TYPES)                                                      \
+  template <>                                                                          \
+  __device__ __forceinline__ void wgmma_rs_tb<T>(float(&d)[64], const uint32_t(&a)[4], \
+                                                 uint64_t b) {                         \
+    asm volatile(                                                                      \
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"                                   \
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32." TYPES " " KVS_WG_ACC_REGS       \
+        ", {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"                                \
+        : KVS_WG_ACC_OPS(d)                                                            \
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "n"(1));                 \
+  }
+KVS_WGMMA_RS_TB(bf16, "bf16.bf16")
+KVS_WGMMA_RS_TB(f16, "f16.f16")
+#undef KVS_WGMMA_RS_TB
 #endif  // KVS_HAVE_WGMMA
 
 }  // namespace kvscope::kernels::cuda
