@@ -12,7 +12,7 @@ export LD_LIBRARY_PATH=$B/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 T=traces/mooncake/conversation_trace.jsonl
 { date -u; nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.max.sm --format=csv; nproc; } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
-{ timeout 60 "$B/bin/test_kernels_cuda"; echo "test_kernels_cuda rc=$?";
+{ timeout 150 "$B/bin/test_kernels_cuda"; echo "test_kernels_cuda rc=$?";
   timeout 60 "$B/bin/test_kernels_backends" --gtest_filter='*cuda*:*RoundTrip*'; echo "test_kernels_backends rc=$?"; } > "$OUT/tests.log" 2>&1
 grep -E "rc=|PASSED|FAILED|SKIPPED" "$OUT/tests.log"
 timeout 200 "$B/bin/kvscope" calibrate --backend cuda --quick --model llama-3.1-8b --max-context 121213 \
