@@ -195,6 +195,56 @@ void prefill_wgmma_t(Ctx& c, const AttentionArgs& a, const void* q, const void* 
   KVS_LAUNCH();
 }
 
+// A tensor map of [heads, rows, 128] 16-bit elements read as [128 rows x 64 columns] boxes with
+// the 128-byte swizzle (the layout of wgmma.cuh); rows past `rows` read as zeros. The driver's
+// encoder is looked up through the runtime, so nothing links against libcuda.
+CUtensorMap tile_map(DType t, const void* data, int64_t rows, int64_t heads) {
+  using Encode = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*,
+                              const cuuint64_t*, const cuuint64_t*, const cuuint32_t*,
+                              const cuuint32_t*, CUtensorMapInterleave, CUtensorMapSwizzle,
+                              CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+  static const Encode encode = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    KVS_CUDA(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000,
+                                              cudaEnableDefault, &found));
+    if (found != cudaDriverEntryPointSuccess || !fn)
+      throw std::runtime_error("cuda: the driver has no cuTensorMapEncodeTiled");
+    return reinterpret_cast<Encode>(fn);
+  }();
+  CUtensorMap m{};
+  const cuuint64_t dims[3] = {128, cuuint64_t(rows), cuuint64_t(heads)};
+  const cuuint64_t strides[2] = {128 * 2, cuuint64_t(rows) * 128 * 2};  // bytes, dims 1 and 2
+  const cuuint32_t box[3] = {64, 128, 1};
+  const cuuint32_t step[3] = {1, 1, 1};
+  const CUresult r = encode(
+      &m, t == DType::bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 3,
+      const_cast<void*>(data), dims, strides, box, step, CU_TENSOR_MAP_INTERLEAVE_NONE,
+      CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+      CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS)
+    throw std::runtime_error("cuda: cuTensorMapEncodeTiled failed (" + std::to_string(int(r)) +
+                             ")");
+  return m;
+}
+
+template <class T>
+void prefill_tma_t(Ctx& c, const AttentionArgs& a, const void* q, const void* k, const void* v,
+                   void* o) {
+  const PrefillParams p = exact_prefill_params(a, q, k, v, o);
+  const CUtensorMap qm = tile_map(a.dtype, q, a.q_len, a.batch * a.q_heads);
+  const CUtensorMap km = tile_map(a.dtype, k, a.tokens, a.batch * a.kv_heads);
+  const CUtensorMap vm = tile_map(a.dtype, v, a.tokens, a.batch * a.kv_heads);
+  constexpr size_t smem = TmaPrefillSmem::bytes;
+  KVS_CUDA(cudaFuncSetAttribute(prefill_tma_kernel<T>,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  const int64_t qtiles = (a.q_len + kWgPreRows - 1) / kWgPreRows;
+  if (qtiles > 65535) throw std::invalid_argument("attention: q_len too long for one launch");
+  prefill_tma_kernel<T><<<dim3(unsigned(a.batch * a.q_heads), unsigned(qtiles)), kTmaPreThreads,
+                          smem, c.stream>>>(p, qm, km, vm);
+  KVS_LAUNCH();
+}
+
 __global__ void wgmma_probe_kernel(int* out) { *out = KVS_HAVE_WGMMA; }
 
 template <class T>
@@ -207,6 +257,8 @@ void fast_t(Ctx& c, const AttentionArgs& a, const void* q, const void* k, const 
   if (a.head_dim == 128) {
     if (c.wgmma && c.opt.prefill == CudaOptions::Prefill::wgmma)
       return prefill_wgmma_t<T>(c, a, q, k, v, o);
+    if (c.wgmma && c.opt.prefill == CudaOptions::Prefill::wgmma_tma)
+      return prefill_tma_t<T>(c, a, q, k, v, o);
     return prefill_t<T, 128>(c, a, q, k, v, o);
   }
   return prefill_t<T, 64>(c, a, q, k, v, o);

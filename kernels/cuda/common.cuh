@@ -172,6 +172,24 @@ __device__ __forceinline__ void bulk_copy_g2s(void* smem, const void* gmem, uint
       : "memory");
 #endif
 }
+// One tile of a tensor described by a CUtensorMap (a __grid_constant__ kernel parameter), at
+// element coordinates (c0 innermost, c1, c2), into shared memory as the map lays it out (its
+// swizzle), completing on the mbarrier; rows outside the tensor arrive as zeros.
+__device__ __forceinline__ void tma_load_3d(void* smem, const void* tensor_map, int c0, int c1,
+                                            int c2, uint64_t* bar) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], "
+      "[%1, {%2, %3, %4}], [%5];" ::"r"(smem_addr(smem)),
+      "l"(reinterpret_cast<uint64_t>(tensor_map)), "r"(c0), "r"(c1), "r"(c2),
+      "r"(smem_addr(bar))
+      : "memory");
+#endif
+}
+// One arrival on the barrier's current phase (its expected count was set by mbar_init).
+__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_addr(bar)) : "memory");
+}
 // Returns once the barrier's phase `parity` has completed (its bytes have landed).
 __device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
   uint32_t done = 0;

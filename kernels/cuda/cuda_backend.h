@@ -42,7 +42,9 @@ struct CudaOptions {
   // code and a compute-capability 9.0 device; elsewhere the mma.sync kernel runs), or always the
   // mma.sync kernel. On the H200 the wgmma kernel took 32 heads x 16384 causal from 9.6 ms to
   // the figure in kernels/BENCHMARKS.md.
-  enum class Prefill { wgmma, mma };
+  // wgmma_tma: the same kernel with its tiles copied by TMA from a producer warp, completing
+  // on mbarriers, so no block-wide barrier per tile (not the default until measured faster).
+  enum class Prefill { wgmma, wgmma_tma, mma };
   Prefill prefill = Prefill::wgmma;
   // time_ms's L2 flush before each timed run: overwrite a 2x L2 buffer (leaves dirty lines that
   // the timed kernel may have to write back), or read one (leaves clean lines).
@@ -63,7 +65,7 @@ int cuda_device_count(std::string* why = nullptr);
 // environment picks another implementation (how the benchmarks and tests run the alternatives):
 //   KVSCOPE_CUDA_FOURIER=cufft|twopass   KVSCOPE_CUDA_BASIS_TABLE=0|1
 //   KVSCOPE_CUDA_SMALL_GEMM=own|bulk|cublaslt   KVSCOPE_CUDA_GEMV_PDL=0|1
-//   KVSCOPE_CUDA_SIMPLE_ATTENTION=1   KVSCOPE_CUDA_PREFILL=wgmma|mma
+//   KVSCOPE_CUDA_SIMPLE_ATTENTION=1   KVSCOPE_CUDA_PREFILL=wgmma|tma|mma
 // Throws std::invalid_argument naming the variable, its value and the allowed ones for any
 // other value.
 CudaOptions cuda_options_from_env();
