@@ -183,8 +183,8 @@ TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
   setenv("KVSCOPE_CUDA_FOURIER", "cufft", 1);
   setenv("KVSCOPE_CUDA_BASIS_TABLE", "1", 1);
   setenv("KVSCOPE_CUDA_SMALL_GEMM", "bulk", 1);
-  setenv("KVSCOPE_CUDA_PREFILL", "tma", 1);
-  EXPECT_EQ(cuda_options_from_env().prefill, CudaOptions::Prefill::wgmma_tma);
+  setenv("KVSCOPE_CUDA_PREFILL", "wgmma", 1);
+  EXPECT_EQ(cuda_options_from_env().prefill, CudaOptions::Prefill::wgmma);
   EXPECT_EQ(cuda_options_from_env().small_gemm, CudaOptions::SmallGemm::bulk);
   EXPECT_EQ(cuda_options_from_env().fourier, CudaOptions::Fourier::cufft);
   EXPECT_TRUE(cuda_options_from_env().fourier_basis_table);
@@ -464,14 +464,11 @@ TEST_F(Cuda, AttentionMatchesReference) {
   if (prop.major == 9 && prop.minor == 0) {
     EXPECT_TRUE(cuda_wgmma_code(0)) << "no sm_90a code in this build (CMAKE_CUDA_ARCHITECTURES)";
   }
-  const char* names[] = {"fast wgmma ", "fast wgmma+tma ", "fast mma ", "simple "};
-  const CudaOptions::Prefill kernels[] = {CudaOptions::Prefill::wgmma,
-                                          CudaOptions::Prefill::wgmma_tma,
-                                          CudaOptions::Prefill::mma, CudaOptions::Prefill::mma};
-  for (int pass = 0; pass < 4; ++pass) {
+  const char* names[] = {"fast wgmma ", "fast mma ", "simple "};
+  for (int pass = 0; pass < 3; ++pass) {
     CudaOptions o;
-    o.prefill = kernels[pass];
-    o.simple_attention = pass == 3;
+    o.prefill = pass == 0 ? CudaOptions::Prefill::wgmma : CudaOptions::Prefill::mma;
+    o.simple_attention = pass == 2;
     auto b = make(o);
     for (const DType t : kTypes)
       for (const AttentionArgs& a : attention_cases(t)) {

@@ -181,28 +181,14 @@ void prefill_t(Ctx& c, const AttentionArgs& a, const void* q, const void* k, con
   KVS_LAUNCH();
 }
 
-template <class T>
-void prefill_wgmma_t(Ctx& c, const AttentionArgs& a, const void* q, const void* k, const void* v,
-                     void* o) {
-  const PrefillParams p = exact_prefill_params(a, q, k, v, o);
-  constexpr size_t smem = WgPrefillSmem::bytes;
-  KVS_CUDA(cudaFuncSetAttribute(prefill_wgmma_kernel<T>,
-                                cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  const int64_t qtiles = (a.q_len + kWgPreRows - 1) / kWgPreRows;
-  if (qtiles > 65535) throw std::invalid_argument("attention: q_len too long for one launch");
-  prefill_wgmma_kernel<T>
-      <<<dim3(unsigned(a.batch * a.q_heads), unsigned(qtiles)), kWgPreThreads, smem, c.stream>>>(p);
-  KVS_LAUNCH();
-}
-
 // A tensor map of [heads, rows, 128] 16-bit elements read as [128 rows x 64 columns] boxes with
 // the 128-byte swizzle (the layout of wgmma.cuh); rows past `rows` read as zeros. The driver's
 // encoder is looked up through the runtime, so nothing links against libcuda.
 CUtensorMap tile_map(DType t, const void* data, int64_t rows, int64_t heads) {
-  using Encode = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*,
-                              const cuuint64_t*, const cuuint64_t*, const cuuint32_t*,
-                              const cuuint32_t*, CUtensorMapInterleave, CUtensorMapSwizzle,
-                              CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+  using Encode =
+      CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
+                   const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
+                   CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
   static const Encode encode = [] {
     void* fn = nullptr;
     cudaDriverEntryPointQueryResult found{};
@@ -229,19 +215,20 @@ CUtensorMap tile_map(DType t, const void* data, int64_t rows, int64_t heads) {
 }
 
 template <class T>
-void prefill_tma_t(Ctx& c, const AttentionArgs& a, const void* q, const void* k, const void* v,
-                   void* o) {
+void prefill_wgmma_t(Ctx& c, const AttentionArgs& a, const void* q, const void* k, const void* v,
+                     void* o) {
   const PrefillParams p = exact_prefill_params(a, q, k, v, o);
   const CUtensorMap qm = tile_map(a.dtype, q, a.q_len, a.batch * a.q_heads);
   const CUtensorMap km = tile_map(a.dtype, k, a.tokens, a.batch * a.kv_heads);
   const CUtensorMap vm = tile_map(a.dtype, v, a.tokens, a.batch * a.kv_heads);
-  constexpr size_t smem = TmaPrefillSmem::bytes;
-  KVS_CUDA(cudaFuncSetAttribute(prefill_tma_kernel<T>,
+  constexpr size_t smem = WgPrefillSmem::bytes;
+  KVS_CUDA(cudaFuncSetAttribute(prefill_wgmma_kernel<T>,
                                 cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const int64_t qtiles = (a.q_len + kWgPreRows - 1) / kWgPreRows;
   if (qtiles > 65535) throw std::invalid_argument("attention: q_len too long for one launch");
-  prefill_tma_kernel<T><<<dim3(unsigned(a.batch * a.q_heads), unsigned(qtiles)), kTmaPreThreads,
-                          smem, c.stream>>>(p, qm, km, vm);
+  prefill_wgmma_kernel<T>
+      <<<dim3(unsigned(a.batch * a.q_heads), unsigned(qtiles)), kWgPreThreads, smem, c.stream>>>(
+          p, qm, km, vm);
   KVS_LAUNCH();
 }
 
@@ -257,8 +244,6 @@ void fast_t(Ctx& c, const AttentionArgs& a, const void* q, const void* k, const 
   if (a.head_dim == 128) {
     if (c.wgmma && c.opt.prefill == CudaOptions::Prefill::wgmma)
       return prefill_wgmma_t<T>(c, a, q, k, v, o);
-    if (c.wgmma && c.opt.prefill == CudaOptions::Prefill::wgmma_tma)
-      return prefill_tma_t<T>(c, a, q, k, v, o);
     return prefill_t<T, 128>(c, a, q, k, v, o);
   }
   return prefill_t<T, 64>(c, a, q, k, v, o);

@@ -372,9 +372,7 @@ CudaOptions cuda_options_from_env() {
   const std::string pdl = env("KVSCOPE_CUDA_GEMV_PDL", {"0", "1"});
   if (!pdl.empty()) o.gemv_pdl = pdl == "1";
   if (env("KVSCOPE_CUDA_SIMPLE_ATTENTION", {"1"}) == "1") o.simple_attention = true;
-  const std::string prefill = env("KVSCOPE_CUDA_PREFILL", {"wgmma", "tma", "mma"});
-  if (prefill == "mma") o.prefill = CudaOptions::Prefill::mma;
-  if (prefill == "tma") o.prefill = CudaOptions::Prefill::wgmma_tma;
+  if (env("KVSCOPE_CUDA_PREFILL", {"wgmma", "mma"}) == "mma") o.prefill = CudaOptions::Prefill::mma;
   return o;
 }
 

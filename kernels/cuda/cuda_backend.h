@@ -38,13 +38,11 @@ struct CudaOptions {
   // Attention: the tiled tensor-core kernels, or the simple one-warp-per-query kernels that
   // exist for any dtype / head_dim (and are what f32 always uses).
   bool simple_attention = false;
-  // Exact prefill at head_dim 128, 16-bit types: the warpgroup-MMA kernel (wgmma, needs sm_90a
-  // code and a compute-capability 9.0 device; elsewhere the mma.sync kernel runs), or always the
-  // mma.sync kernel. On the H200 the wgmma kernel took 32 heads x 16384 causal from 9.6 ms to
-  // the figure in kernels/BENCHMARKS.md.
-  // wgmma_tma: the same kernel with its tiles copied by TMA from a producer warp, completing
-  // on mbarriers, so no block-wide barrier per tile (not the default until measured faster).
-  enum class Prefill { wgmma, wgmma_tma, mma };
+  // Exact prefill at head_dim 128, 16-bit types: the warpgroup-MMA kernel with TMA copies (wgmma,
+  // needs sm_90a code and a compute-capability 9.0 device; elsewhere the mma.sync kernel runs),
+  // or always the mma.sync kernel. On the H200 the wgmma kernel took 32 heads x 16384 causal
+  // from 9.8 to 4.5 ms (kernels/BENCHMARKS.md).
+  enum class Prefill { wgmma, mma };
   Prefill prefill = Prefill::wgmma;
   // time_ms's L2 flush before each timed run: overwrite a 2x L2 buffer (leaves dirty lines that
   // the timed kernel may have to write back), or read one (leaves clean lines).
@@ -65,7 +63,7 @@ int cuda_device_count(std::string* why = nullptr);
 // environment picks another implementation (how the benchmarks and tests run the alternatives):
 //   KVSCOPE_CUDA_FOURIER=cufft|twopass   KVSCOPE_CUDA_BASIS_TABLE=0|1
 //   KVSCOPE_CUDA_SMALL_GEMM=own|bulk|cublaslt   KVSCOPE_CUDA_GEMV_PDL=0|1
-//   KVSCOPE_CUDA_SIMPLE_ATTENTION=1   KVSCOPE_CUDA_PREFILL=wgmma|tma|mma
+//   KVSCOPE_CUDA_SIMPLE_ATTENTION=1   KVSCOPE_CUDA_PREFILL=wgmma|mma
 // Throws std::invalid_argument naming the variable, its value and the allowed ones for any
 // other value.
 CudaOptions cuda_options_from_env();

@@ -1,17 +1,24 @@
-// Exact prefill attention with Hopper's warpgroup MMA (wgmma, sm_90a), head_dim 128, 16-bit
-// types. One block = 128 query rows of one query head, two warpgroups of 64 rows each; it walks
-// 128-key tiles of the matching KV head (GQA). S = Q K^T reads both operands from shared memory
-// through descriptors; the online softmax runs on the S accumulators in registers, which then
-// become the A operand of O += P V with V read from shared memory transposed. So no warp loads a
-// K or V fragment itself (the mma.sync kernel in prefill.cuh does, 256 bytes of shared-memory
-// traffic per MMA), and one instruction does a 64 x 128 x 16 product.
-//
-// Each warpgroup overlaps its softmax with its tensor-core work: it issues S_j = Q K_j^T and
-// O += P_{j-1} V_{j-1} together and waits for S_j only, so P V runs while it computes P_j. K/V
-// tiles have three stages (j-1 and j in use, j+1 loading): all 256 threads issue the next tile's
-// cp.async copies (into the 128-byte-swizzled layout of wgmma.cuh) right after the barrier that
-// frees its stage. Blocks run the longest (causal) query
-// tiles of every head first: blockIdx.x is the head, so the grid's first wave holds them all.
+// Exact prefill attention with Hopper's warpgroup MMA (wgmma, sm_90a) and its copy engine (TMA),
+// head_dim 128, 16-bit types. One block = 128 query rows of one query head, two consumer
+// warpgroups of 64 rows each, over 128-key tiles of the matching KV head (GQA):
+//  - S = Q K^T reads both operands from shared memory through descriptors; the online softmax
+//    runs on the S accumulators in registers, which then become the A operand of O += P V with V
+//    read from shared memory transposed. So no warp loads a K or V fragment itself (the mma.sync
+//    kernel in prefill.cuh does, 256 bytes of shared-memory traffic per MMA), and one
+//    instruction does a 64 x 128 x 16 product.
+//  - Each warpgroup overlaps its softmax with its tensor-core work: it issues S_j = Q K_j^T and
+//    O += P_{j-1} V_{j-1} together and waits for S_j only, so P V runs while it computes P_j.
+//  - A third warpgroup's first thread copies Q and each K and V tile as tensor-map boxes of
+//    [128 rows x 64 columns] (two per tile), which the copy engine swizzles into the layout of
+//    wgmma.cuh, into rings of three slots per tensor, completing on each slot's "full" mbarrier.
+//    Each consumer warp arrives on the slot's "empty" mbarrier once its warpgroup's product that
+//    read the slot has completed, and the producer waits for all 8 before reusing the slot. So
+//    no barrier of the whole block runs per tile, the two warpgroups are not held in step, and
+//    no consumer thread spends instructions on copies.
+//  - Blocks run the longest (causal) query tiles of every head first: blockIdx.x is the head, so
+//    the grid's first wave holds them all.
+// (An earlier version had all 256 consumer threads issue cp.async copies, with a block barrier
+// per tile: 6.29 ms against 4.50 ms for this one at 32 heads x 16384, kernels/BENCHMARKS.md.)
 #pragma once
 
 #include <cuda.h>
@@ -24,23 +31,11 @@
 
 namespace kvscope::kernels::cuda {
 
-constexpr int kWgPreThreads = 256;
 constexpr int kWgPreRows = 128;  // query rows per block
 constexpr int kWgPreKeys = 128;  // keys per tile
 
-struct WgPrefillSmem {
-  static constexpr uint32_t tile = 128u * 128u * 2u;  // [128 x 128] 16-bit, two panels
-  static constexpr uint32_t panel = tile / 2;
-  static constexpr uint32_t q = 0;      // Q; reused to stage O at the end
-  static constexpr uint32_t kv = tile;  // stage s: K at kv + 2s tile, V after it
-  static constexpr int stages = 3;
-  static constexpr size_t bytes = size_t(tile) * (1 + 2 * stages) + 1024;  // + alignment slack
-  static_assert(bytes <= 227 * 1024, "more than an sm_90 block's shared memory");
-};
-
 // One warpgroup's 64 query rows of a 128-row block: the O accumulators, the running max (log2
-// units) and sum of its softmax, and P of its last tile as the A operand of P V. Both prefill
-// kernels below drive it; they differ only in how K and V tiles reach shared memory.
+// units) and sum of its softmax, and P of its last tile as the A operand of P V.
 #if KVS_HAVE_WGMMA
 template <class T>
 struct WgRows {
@@ -54,7 +49,8 @@ struct WgRows {
   bool causal;
   float scale_log2;
 
-  __device__ __forceinline__ void init(int64_t wg_first, int warp, int lane, const PrefillParams& p) {
+  __device__ __forceinline__ void init(int64_t wg_first, int warp, int lane,
+                                       const PrefillParams& p) {
 #pragma unroll
     for (int i = 0; i < 64; ++i) o[i] = 0.f;
     m_run[0] = m_run[1] = -INFINITY;
@@ -138,214 +134,12 @@ struct WgRows {
 };
 #endif  // KVS_HAVE_WGMMA
 
-// Written for D = 128 (one tile row is two 64-element panels); p.perm is not used.
-template <class T>
-__global__ void __launch_bounds__(kWgPreThreads, 1) prefill_wgmma_kernel(const PrefillParams p) {
-#if KVS_HAVE_WGMMA
-  using SM = WgPrefillSmem;
-  constexpr int D = 128;
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  // The swizzle is a function of address bits 4-9, so every panel starts on 1024 bytes.
-  const uint32_t raw = smem_addr(smem_raw);
-  const uint32_t base = (raw + 1023u) & ~1023u;
-  unsigned char* smem = smem_raw + (base - raw);
-
-  const int tid = threadIdx.x;
-  // The warpgroup index through a shuffle, so the compiler knows it is the same in every lane:
-  // wgmma under a branch it cannot prove uniform is serialized (ptxas C7520).
-  const int wg = __shfl_sync(0xffffffffu, tid / 128, 0);
-  const int warp = (tid % 128) / 32, lane = tid % 32;
-  const int g = lane / 4, tq = lane % 4;
-  const int64_t qtiles = (p.q_len + kWgPreRows - 1) / kWgPreRows;
-  const int64_t qt = qtiles - 1 - blockIdx.y;  // longest (causal) tiles first
-  const int64_t bh = blockIdx.x;               // b * Hq + qh
-  const int64_t b = bh / (p.kv_heads * p.group), qh = bh % (p.kv_heads * p.group);
-  const int64_t head = b * p.kv_heads + qh / p.group;
-  const int64_t T_ = p.tokens;
-  const T* kg = static_cast<const T*>(p.k) + head * T_ * D;
-  const T* vg = static_cast<const T*>(p.v) + head * T_ * D;
-  const T* qg = static_cast<const T*>(p.q) + (bh * p.q_len + qt * kWgPreRows) * D;
-  const int64_t rows_here = min(int64_t(kWgPreRows), p.q_len - qt * kWgPreRows);
-  const int64_t qpos0 = T_ - p.q_len + qt * kWgPreRows;  // position of row 0
-  const int64_t wg_first = qpos0 + 64 * wg, wg_last = wg_first + 63;
-
-  // Q with the first K/V tile in one commit group; rows past q_len are zero-filled.
-  for (int i = tid; i < kWgPreRows * 16; i += kWgPreThreads) {
-    const int r = i / 16, c = i % 16;
-    cp_async16(smem + SM::q + sw128_offset(r, c, kWgPreRows),
-               qg + (r < rows_here ? r * D + 8 * c : 0), r < rows_here);
-  }
-  const int64_t kend = p.causal ? min(T_, qpos0 + int64_t(kWgPreRows)) : T_;
-  const int ntiles = static_cast<int>((kend + kWgPreKeys - 1) / kWgPreKeys);
-  auto issue = [&](int j) {
-    if (j < ntiles) {
-      unsigned char* ks = smem + SM::kv + uint32_t(j % SM::stages) * 2u * SM::tile;
-      unsigned char* vs = ks + SM::tile;
-      const int64_t t0 = int64_t(j) * kWgPreKeys;
-      for (int i = tid; i < kWgPreKeys * 16; i += kWgPreThreads) {
-        const int r = i / 16, c = i % 16;
-        const bool ok = t0 + r < T_;
-        const int64_t off = ok ? (t0 + r) * D + 8 * c : 0;
-        const uint32_t so = sw128_offset(r, c, kWgPreKeys);
-        cp_async16(ks + so, kg + off, ok);
-        cp_async16(vs + so, vg + off, ok);
-      }
-    }
-    cp_async_commit();
-  };
-  issue(0);
-
-  float o[64];
-#pragma unroll
-  for (int i = 0; i < 64; ++i) o[i] = 0.f;
-  float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};
-  const uint32_t q_wg = base + SM::q + uint32_t(64 * wg) * 128u;  // this warpgroup's 64 rows
-  auto stage = [&](int j) { return base + SM::kv + uint32_t(j % SM::stages) * 2u * SM::tile; };
-  // O += P V for the tile whose probabilities are in pa (V MN-major, 8 k16 steps over keys).
-  uint32_t pa[8][4];
-  auto issue_pv = [&](int j) {
-    const uint32_t vs = stage(j) + SM::tile;
-#pragma unroll
-    for (int kk = 0; kk < kWgPreKeys / 16; ++kk)
-      wgmma_rs_tb<T>(o, pa[kk], wg_desc(vs + uint32_t(kk) * 16u * 128u, SM::panel, 1024));
-    wg_commit();
-  };
-
-  // The block's step j: tile j has landed (everyone's copies, made visible to the tensor core),
-  // so tile j-2's stage is free and tile j+1's copies go into it. Every thread takes every step.
-  auto step = [&](int j) {
-    cp_async_wait<0>();
-    fence_proxy_async_smem();
-    __syncthreads();
-    issue(j + 1);
-  };
-  auto issue_s = [&](float(&s)[64], int j) {
-    const uint32_t ks = stage(j);
-    wgmma_ss_zero<T>(s, wg_desc(q_wg, 16, 1024), wg_desc(ks, 16, 1024));
-#pragma unroll
-    for (int kk = 1; kk < D / 16; ++kk) {
-      const uint32_t off = uint32_t(kk / 4) * SM::panel + uint32_t(kk % 4) * 32u;
-      wgmma_ss<T>(s, wg_desc(q_wg + off, 16, 1024), wg_desc(ks + off, 16, 1024));
-    }
-    wg_commit();
-  };
-  // The online softmax of S_j in place (s becomes unnormalized probabilities); returns the
-  // factors by which O and l shrink. The running max is kept in log2 units (scaled scores).
-  auto softmax = [&](float(&s)[64], int j, float(&alpha)[2]) {
-    const int64_t t0 = int64_t(j) * kWgPreKeys;
-    const int64_t row0 = wg_first + 16 * warp + g;  // position of this thread's first row
-    const bool need_mask = t0 + kWgPreKeys > T_ || (p.causal && t0 + kWgPreKeys - 1 > row0 - g);
-    float mx[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-    for (int i = 0; i < 64; ++i) {
-      if (need_mask) {
-        const int64_t key = t0 + 8 * (i / 4) + 2 * tq + (i % 2);
-        const int64_t qp = row0 + 8 * ((i % 4) / 2);
-        if (key >= T_ || (p.causal && key > qp)) s[i] = -INFINITY;
-      }
-      mx[(i % 4) / 2] = fmaxf(mx[(i % 4) / 2], s[i]);
-    }
-    float shift[2];
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
-      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
-      const float mnew = fmaxf(m_run[h], mx[h] * p.scale_log2);
-      shift[h] = mnew == -INFINITY ? 0.f : mnew;
-      alpha[h] = fast_exp2(m_run[h] - shift[h]);
-      m_run[h] = mnew;
-      l_run[h] *= alpha[h];
-    }
-#pragma unroll
-    for (int i = 0; i < 64; ++i) {
-      s[i] = fast_exp2(fmaf(s[i], p.scale_log2, -shift[(i % 4) / 2]));
-      l_run[(i % 4) / 2] += s[i];
-    }
-  };
-  auto to_pa = [&](const float(&s)[64]) {
-#pragma unroll
-    for (int i = 0; i < 64; i += 2) pa[i / 8][(i % 8) / 2] = pack2<T>(s[i], s[i + 1]);
-  };
-
-  // This warpgroup's tiles: with causal masking, those that start at or before its last row.
-  const int nact =
-      p.causal ? static_cast<int>(min(int64_t(ntiles), wg_last / kWgPreKeys + 1)) : ntiles;
-  {
-    step(0);
-    float s[64], alpha[2];
-    wg_fence();
-    issue_s(s, 0);
-    wg_wait<0>();
-    wg_fence_operands(s);
-    softmax(s, 0, alpha);
-    to_pa(s);
-  }
-  // Tile j: S_j = Q K_j^T and O += P_{j-1} V_{j-1} are issued together, and the softmax of S_j
-  // runs while the tensor core does P_{j-1} V_{j-1}. No branch here depends on the lane, so
-  // ptxas keeps the products asynchronous.
-  for (int j = 1; j < nact; ++j) {
-    step(j);
-    float s[64], alpha[2];
-    wg_fence_operands(o);
-    wg_fence();
-    issue_s(s, j);
-    issue_pv(j - 1);
-    wg_wait<1>();
-    wg_fence_operands(s);
-    softmax(s, j, alpha);
-    wg_wait<0>();
-    wg_fence_operands(o);
-#pragma unroll
-    for (int i = 0; i < 64; ++i) o[i] *= alpha[(i % 4) / 2];
-    to_pa(s);
-  }
-  // The last tile's P V, before the steps below can reuse its stage.
-  wg_fence_operands(o);
-  wg_fence();
-  issue_pv(nact - 1);
-  wg_wait<0>();
-  wg_fence_operands(o);
-  for (int j = nact; j < ntiles; ++j) step(j);  // the other warpgroup's tiles
-  cp_async_wait<0>();
-
-  // O / l, staged in this warpgroup's rows of Q's space (its own last reads of them are done),
-  // then written with 16-byte stores.
-  quad_row_sum_inverse(l_run);
-#pragma unroll
-  for (int i = 0; i < 64; i += 2) {
-    const int h = (i % 4) / 2;
-    const int r = 64 * wg + 16 * warp + g + 8 * h, col = 8 * (i / 4) + 2 * tq;
-    *reinterpret_cast<uint32_t*>(smem + SM::q + sw128_offset(r, col / 8, kWgPreRows) +
-                                 (col % 8) * 2) = pack2<T>(o[i] * l_run[h], o[i + 1] * l_run[h]);
-  }
-  __syncthreads();
-  T* og = static_cast<T*>(p.o) + (bh * p.q_len + qt * kWgPreRows) * D;
-  for (int i = tid; i < kWgPreRows * 16; i += kWgPreThreads) {
-    const int r = i / 16, c = i % 16;
-    if (r < rows_here)
-      *reinterpret_cast<uint4*>(og + r * D + 8 * c) =
-          *reinterpret_cast<const uint4*>(smem + SM::q + sw128_offset(r, c, kWgPreRows));
-  }
-#else
-  __trap();  // built without sm_90a code: the host launches it only where
-             // wgmma_probe_kernel found sm_90a code (Ctx::wgmma)
-#endif
-}
-
-// The same attention with the copies done by the copy engine (TMA) and no block-wide barrier:
-// a third warpgroup's first thread issues each K and V tile as two tensor-map copies (one per
-// 64-column panel,
-// swizzled by the engine into the layout above), completing on the slot's "full" mbarrier;
-// each consumer warp arrives on the slot's "empty" mbarrier once its warpgroup's product that
-// read the slot has completed, and the producer waits for all 8 before reusing the slot. So
-// the two warpgroups are not held in step with each other, and no consumer thread spends
-// instructions on copies.
 // The producer is a whole warpgroup so that registers can move between warpgroups: it gives
 // back all but 24 per thread (setmaxnreg), and the consumers take 240, where the block's 384
 // threads would otherwise be held to 168 and the products serialised for want of registers.
-constexpr int kTmaPreThreads = 384;  // 2 consumer warpgroups + 1 producer warpgroup
+constexpr int kWgPreThreads = 384;  // 2 consumer warpgroups + 1 producer warpgroup
 
-struct TmaPrefillSmem {
+struct WgPrefillSmem {
   static constexpr uint32_t tile = 128u * 128u * 2u;
   static constexpr uint32_t panel = tile / 2;
   static constexpr int slots = 3;  // per ring
@@ -359,13 +153,14 @@ struct TmaPrefillSmem {
   static_assert(bytes <= 227 * 1024, "more than an sm_90 block's shared memory");
 };
 
+// Written for D = 128 (one tile row is two 64-element panels); p.perm is not used.
 template <class T>
-__global__ void __launch_bounds__(kTmaPreThreads, 1)
-    prefill_tma_kernel(const PrefillParams p, const __grid_constant__ CUtensorMap qmap,
-                       const __grid_constant__ CUtensorMap kmap,
-                       const __grid_constant__ CUtensorMap vmap) {
+__global__ void __launch_bounds__(kWgPreThreads, 1)
+    prefill_wgmma_kernel(const PrefillParams p, const __grid_constant__ CUtensorMap qmap,
+                         const __grid_constant__ CUtensorMap kmap,
+                         const __grid_constant__ CUtensorMap vmap) {
 #if KVS_HAVE_WGMMA
-  using SM = TmaPrefillSmem;
+  using SM = WgPrefillSmem;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const uint32_t raw = smem_addr(smem_raw);
   const uint32_t base = (raw + 1023u) & ~1023u;
@@ -494,7 +289,8 @@ __global__ void __launch_bounds__(kTmaPreThreads, 1)
           *reinterpret_cast<const uint4*>(smem + SM::q + sw128_offset(r, c, kWgPreRows));
   }
 #else
-  __trap();  // see prefill_wgmma_kernel
+  __trap();  // built without sm_90a code: the host launches it only where
+             // wgmma_probe_kernel found sm_90a code (Ctx::wgmma)
 #endif
 }
 

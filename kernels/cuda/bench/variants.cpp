@@ -134,14 +134,11 @@ void bm_decode(benchmark::State& st) {
   }
 }
 
-// args: fourier, heads, tokens, m, wgmma (0 mma.sync, 1 wgmma, 2 wgmma with TMA copies:
-// CudaOptions::Prefill; the exact kernel only)
+// args: fourier, heads, tokens, m, wgmma (CudaOptions::Prefill; the exact kernel only)
 // (32 q heads = kv heads, head_dim 128, causal prefill)
 void bm_prefill(benchmark::State& st) {
   CudaOptions opt;
-  const CudaOptions::Prefill kernels[] = {CudaOptions::Prefill::mma, CudaOptions::Prefill::wgmma,
-                                          CudaOptions::Prefill::wgmma_tma};
-  opt.prefill = kernels[st.range(4)];
+  opt.prefill = st.range(4) ? CudaOptions::Prefill::wgmma : CudaOptions::Prefill::mma;
   auto b = backend(opt);
   const DType t = DType::bf16;
   AttentionArgs a{1, st.range(1), st.range(1), 128, st.range(2), st.range(2), true, t};
@@ -280,7 +277,7 @@ int main(int argc, char** argv) {
       ->Args({0, 8, 32, 32, 128, 32768, 0, 0})
       ->ArgsProduct({{0, 1}, {1}, {32}, {8}, {128}, {4096, 32768}, {64}, {256}});
   reg("prefill", bm_prefill, {"fourier", "heads", "tokens", "m", "wgmma"})
-      ->ArgsProduct({{0}, {32}, {1024, 4096, 16384}, {0}, {1, 2, 0}})
+      ->ArgsProduct({{0}, {32}, {1024, 4096, 16384}, {0}, {1, 0}})
       ->ArgsProduct({{1}, {32}, {4096, 16384}, {256}, {1}});
   reg("gemm", bm_gemm, {"cublaslt", "rows", "out", "in", "read_flush", "pdl", "bulk"})
       ->ArgsProduct({{0, 1}, {1, 2, 4, 8, 16}, {2048}, {4096}, {0}, {1}, {0}})
