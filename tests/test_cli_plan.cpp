@@ -310,6 +310,18 @@ TEST(CliPlan, ACalibrationProfileNamesItsDeviceAndDate) {
     EXPECT_EQ(row.at("gpu_memory_bytes"), std::to_string(p.device.memory_bytes));
 }
 
+// Whether process `pid` catches signal `sig` (has installed a handler): Linux's
+// /proc/PID/status SigCgt mask. Polled so that an interrupt test does not race the child's
+// start-up, which takes seconds on a loaded machine (it loads the CUDA libraries twice).
+bool catches_signal(pid_t pid, int sig) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("SigCgt:", 0) == 0)
+      return (std::stoull(line.substr(7), nullptr, 16) >> (sig - 1)) & 1u;
+  return false;
+}
+
 TEST(CliPlan, InterruptLeavesNoReportAndNoTemporaries) {
   const std::string dir = fresh_dir("sigint");
   const std::string out = dir + "/plan.html";
@@ -321,7 +333,11 @@ TEST(CliPlan, InterruptLeavesNoReportAndNoTemporaries) {
   argv.push_back(nullptr);
   pid_t pid = 0;
   ASSERT_EQ(::posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ), 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!catches_signal(pid, SIGINT) && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(catches_signal(pid, SIGINT)) << "kvscope plan never installed its SIGINT handler";
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // into loading or the sweep
   ASSERT_EQ(::kill(pid, SIGINT), 0);
   int status = 0;
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);

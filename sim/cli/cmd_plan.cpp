@@ -196,6 +196,9 @@ class ProgressPrinter {
 };
 
 int plan_body(const Args& args) {
+  // From the start, not only around the sweep: an interrupt while the inputs load (seconds on
+  // a busy machine) ends the same way, exit 130 and nothing written, not by the default action.
+  InterruptGuard interrupts;
   po::options_description desc("kvscope plan options");
   desc.add_options()(
       "model", po::value<std::string>()->required(),
@@ -333,7 +336,10 @@ int plan_body(const Args& args) {
   if (vm.count("check")) ctx.check = load_check_summary(vm["check"].as<std::string>());
 
   // The sweep.
-  InterruptGuard interrupts;
+  if (g_interrupted.load()) {
+    std::cerr << "kvscope plan: interrupted; no report written\n";
+    return 130;
+  }
   ProgressPrinter printer(vm.count("quiet") != 0);
   PlanResult plan;
   try {
