@@ -80,37 +80,57 @@ struct WgRows {
       wgmma_rs_tb<T>(o, pa[kk], wg_desc(v + uint32_t(kk) * 16u * 128u, panel, 1024));
     wg_commit();
   }
-  // The online softmax of the tile of keys t0 .. t0+127 in place (s becomes unnormalized
-  // probabilities); alpha gets the factors by which O and l shrink.
-  __device__ __forceinline__ void softmax(float (&s)[64], int64_t t0, float (&alpha)[2]) {
-    const int64_t row0 = warp_first + g;  // position of this thread's first row
-    const bool need_mask = t0 + 128 > tokens || (causal && t0 + 127 > warp_first);
-    float mx[2] = {-INFINITY, -INFINITY};
+  // Keys past the sequence or (causal) past a row's position get -inf. Only the tiles that
+  // reach the diagonal or the end pay for it (the caller branches once around the whole loop,
+  // not once per element), and the comparisons are 32-bit, against bounds computed per tile.
+  __device__ __forceinline__ void mask(float (&s)[64], int64_t t0) {
+    const int64_t row0 = warp_first + g;
+    // Key k (counted from t0) is kept while k < key0 and, for row g + 8 h, k <= diag + 8 h; the
+    // clamps keep both exact for every k in 0 .. 127 (a warp's rows may end up to 63 before t0).
+    const int key0 = static_cast<int>(min(tokens - t0, int64_t(129)));
+    const int diag =
+        causal ? static_cast<int>(max(int64_t(-16), min(row0 - t0, int64_t(129)))) : 129;
 #pragma unroll
     for (int i = 0; i < 64; ++i) {
-      if (need_mask) {
-        const int64_t key = t0 + 8 * (i / 4) + 2 * tq + (i % 2);
-        const int64_t qp = row0 + 8 * ((i % 4) / 2);
-        if (key >= tokens || (causal && key > qp)) s[i] = -INFINITY;
-      }
-      mx[(i % 4) / 2] = fmaxf(mx[(i % 4) / 2], s[i]);
+      const int key = 8 * (i / 4) + 2 * tq + (i % 2);
+      if (key >= key0 || key > diag + 8 * ((i % 4) / 2)) s[i] = -INFINITY;
     }
+  }
+  // The online softmax of the tile of keys t0 .. t0+127 in place (s becomes unnormalized
+  // probabilities); alpha gets the factors by which O and l shrink. The row max and sum are
+  // trees of 8 independent partials per row, not chains of 32 dependent instructions: the
+  // softmax sits between S_j's completion and the next products, so its latency is the
+  // warpgroup's.
+  __device__ __forceinline__ void softmax(float (&s)[64], int64_t t0, float (&alpha)[2]) {
+    if (t0 + 128 > tokens || (causal && t0 + 127 > warp_first)) mask(s, t0);
+    float mx[2][8];
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+      for (int k = 0; k < 8; ++k)
+        mx[h][k] = fmaxf(fmaxf(s[8 * k + 2 * h], s[8 * k + 2 * h + 1]),
+                         fmaxf(s[8 * k + 4 + 2 * h], s[8 * k + 5 + 2 * h]));
     float shift[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
-      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
-      const float mnew = fmaxf(m_run[h], mx[h] * scale_log2);
+      float m = fmaxf(fmaxf(fmaxf(mx[h][0], mx[h][1]), fmaxf(mx[h][2], mx[h][3])),
+                      fmaxf(fmaxf(mx[h][4], mx[h][5]), fmaxf(mx[h][6], mx[h][7])));
+      m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
+      m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
+      const float mnew = fmaxf(m_run[h], m * scale_log2);
       shift[h] = mnew == -INFINITY ? 0.f : mnew;
       alpha[h] = fast_exp2(m_run[h] - shift[h]);
       m_run[h] = mnew;
-      l_run[h] *= alpha[h];
     }
+    float sum[2][4] = {};
 #pragma unroll
     for (int i = 0; i < 64; ++i) {
       s[i] = fast_exp2(fmaf(s[i], scale_log2, -shift[(i % 4) / 2]));
-      l_run[(i % 4) / 2] += s[i];
+      sum[(i % 4) / 2][(i / 4) % 4] += s[i];
     }
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+      l_run[h] = fmaf(l_run[h], alpha[h], (sum[h][0] + sum[h][1]) + (sum[h][2] + sum[h][3]));
   }
   // After P_{j-1} V_{j-1} has completed: O shrinks by alpha_j, and P_j becomes the A operand.
   __device__ __forceinline__ void next(const float (&s)[64], const float (&alpha)[2]) {
