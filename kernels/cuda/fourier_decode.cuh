@@ -232,12 +232,11 @@ __global__ void __launch_bounds__(kFdThreads, 1)
       for (int e = 0; e < 8; e += 2)
 #pragma unroll
         for (int r = 0; r < kRunsPerThread; ++r) {
-          const int n = 16 * (first_run + r) + 8 * half + e;
-          const float v0 = n < lim ? x[r] : 0.f;
+          const float v0 = x[r];
           float nx = fmaf(2.f * cd, x[r], -prev[r]);
           prev[r] = x[r];
           x[r] = nx;
-          const float v1 = n + 1 < lim ? x[r] : 0.f;
+          const float v1 = x[r];
           nx = fmaf(2.f * cd, x[r], -prev[r]);
           prev[r] = x[r];
           x[r] = nx;
@@ -248,6 +247,17 @@ __global__ void __launch_bounds__(kFdThreads, 1)
         *reinterpret_cast<uint4*>(row + 8 * swz<kFdTile / 8>(bk, 2 * (first_run + r) + half)) =
             make_uint4(packed[r][0], packed[r][1], packed[r][2], packed[r][3]);
     }
+    // Only the last tile of the middle can reach past L: zero its rows there afterwards, rather
+    // than compare every value with the limit.
+    if (lim < kFdTile) {
+#pragma unroll
+      for (int r = 0; r < kRunsPerThread; ++r)
+#pragma unroll
+        for (int j = 0; j < 16; ++j) {
+          const int n = 16 * (first_run + r) + j;
+          if (n >= lim) row[8 * swz<kFdTile / 8>(bk, n / 8) + n % 8] = from_f32<T>(0.f);
+        }
+    }
   };
 
   float o[HPW][DK / 16][4] = {};
@@ -255,22 +265,35 @@ __global__ void __launch_bounds__(kFdThreads, 1)
   float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};
 
   const int tiles_n = static_cast<int>((ne - nb + kFdTile - 1) / kFdTile);
+  // The K/V copies: the block's threads cover kCopyHeads heads' tiles per round, so a thread's
+  // row and chunk are the same in every round and tile and only its head and the tile advance.
+  // Its source addresses are one pointer plus a stride per round and per tile, computed once:
+  // 64-bit index arithmetic per 16-byte copy was 40 % of the kernel's instructions.
+  constexpr int kTileChunks = kFdTile * KC;  // 16-byte chunks of one head's tile
+  static_assert(kFdThreads % kTileChunks == 0, "copy rounds take whole heads");
+  constexpr int kCopyHeads = kFdThreads / kTileChunks;
+  static_assert(kHeads % kCopyHeads == 0, "copy rounds cover the block's heads");
+  const int cp_c = threadIdx.x % KC, cp_r = (threadIdx.x / KC) % kFdTile;
+  const int cp_h = threadIdx.x / kTileChunks;  // head of the first round
+  const size_t cp_dst = size_t(cp_h) * SM::head_tile + cp_r * DK + 8 * swz<KC>(cp_r, cp_c);
+  const int64_t cp_round = int64_t(kCopyHeads) * p.tokens * DK;  // elements between rounds
+  const int64_t cp_src = ((head0 + cp_h) * p.tokens + p.sink + nb + cp_r) * DK + 8 * cp_c;
+  const int64_t heads_left = p.heads - head0 - cp_h;  // round it copies a head while
+                                                      // it * kCopyHeads < heads_left
   auto issue = [&](int s) {
     if (s < tiles_n) {
-      T* kt = tiles + size_t(s % kStages) * SM::stage;
-      const int64_t t0 = nb + int64_t(s) * kFdTile;
-      const int valid = static_cast<int>(min(int64_t(kFdTile), ne - t0));
-      const T* kg = static_cast<const T*>(p.k);
-      const T* vg = static_cast<const T*>(p.v);
+      T* kt = tiles + size_t(s % kStages) * SM::stage + cp_dst;
+      const bool row_ok = cp_r < min(int64_t(kFdTile), ne - nb - int64_t(s) * kFdTile);
+      const T* k0 = static_cast<const T*>(p.k);
+      const T* v0 = static_cast<const T*>(p.v);
+      const T* kg = k0 + cp_src + int64_t(s) * kFdTile * DK;
+      const T* vg = v0 + cp_src + int64_t(s) * kFdTile * DK;
 #pragma unroll
-      for (int i = threadIdx.x; i < kHeads * kFdTile * KC; i += kFdThreads) {
-        const int c = i % KC, r = (i / KC) % kFdTile, hh = i / (KC * kFdTile);
-        const int64_t head = head0 + hh;
-        const bool ok = r < valid && head < p.heads;
-        const int64_t off = ok ? (head * p.tokens + p.sink + t0 + r) * DK + 8 * c : 0;
-        const size_t dst = hh * SM::head_tile + r * DK + 8 * swz<KC>(r, c);
-        cp_async16(kt + dst, kg + off, ok);
-        cp_async16(kt + kHeads * SM::head_tile + dst, vg + off, ok);
+      for (int it = 0; it < kHeads / kCopyHeads; ++it) {
+        const bool ok = row_ok && int64_t(it) * kCopyHeads < heads_left;
+        T* dst = kt + size_t(it) * kCopyHeads * SM::head_tile;
+        cp_async16(dst, ok ? kg + int64_t(it) * cp_round : k0, ok);  // zeros where !ok
+        cp_async16(dst + kHeads * SM::head_tile, ok ? vg + int64_t(it) * cp_round : v0, ok);
       }
     }
     cp_async_commit();
@@ -292,8 +315,11 @@ __global__ void __launch_bounds__(kFdThreads, 1)
       __syncthreads();
     }
     if (set_active) {
-      // Scores of this warp's 16 tokens: S^T[16 x 8].
-      float sc[4] = {0.f, 0.f, 0.f, 0.f};
+      // Scores of this warp's 16 tokens: S^T[16 x 8]. Four partial accumulators (the kept dims
+      // of each head slot, the compressed dims' even and odd k16 steps), summed at the end: one
+      // accumulator would chain DK / 16 * HPW + MT dependent MMAs (24 at D=128, M=256), and that
+      // chain sat on every tile's critical path.
+      float part_sc[4][4] = {};
       const int krow = 16 * part + lane % 16;
 #pragma unroll
       for (int hs = 0; hs < HPW; ++hs) {
@@ -302,7 +328,7 @@ __global__ void __launch_bounds__(kFdThreads, 1)
         for (int ks = 0; ks < DK / 16; ++ks) {
           uint32_t a[4];
           ldmatrix_x4(a, kh + krow * DK + 8 * swz<KC>(krow, 2 * ks + lane / 16));
-          mma16816<T>(sc, a, qf[hs][ks]);
+          mma16816<T>(part_sc[HPW == 1 ? ks % 2 : hs], a, qf[hs][ks]);
         }
       }
       const T* pm = pmat + set * kDecCols * PS;
@@ -316,9 +342,13 @@ __global__ void __launch_bounds__(kFdThreads, 1)
           const int row = 16 * (ks + u) + (lane % 8) + (lane / 16) * 8;
           ldmatrix_x4_trans(
               a, basis + row * kFdTile + 8 * swz<kFdTile / 8>(row, 2 * part + (lane / 8) % 2));
-          mma16816<T>(sc, a, u == 0 ? b0 : b1);
+          mma16816<T>(part_sc[2 + u], a, u == 0 ? b0 : b1);
         }
       }
+      float sc[4];
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        sc[e] = (part_sc[0][e] + part_sc[1][e]) + (part_sc[2][e] + part_sc[3][e]);
       float alpha[2];
       online_softmax_fragment(sc, 16 * part, g, valid, t0, col_ok, last_row, p.scale_log2, m_run,
                               l_run, alpha);
