@@ -97,10 +97,10 @@ struct WgRows {
     }
   }
   // The online softmax of the tile of keys t0 .. t0+127 in place (s becomes unnormalized
-  // probabilities); alpha gets the factors by which O and l shrink. The row max and sum are
-  // trees of 8 independent partials per row, not chains of 32 dependent instructions: the
-  // softmax sits between S_j's completion and the next products, so its latency is the
-  // warpgroup's.
+  // probabilities); alpha gets the factors by which O and l shrink. Per row, the max is a tree
+  // over 8 partials and the sum 4 independent chains of 8, not chains of 32 dependent
+  // instructions: the softmax sits between S_j's completion and the next products, so its
+  // latency is the warpgroup's.
   __device__ __forceinline__ void softmax(float (&s)[64], int64_t t0, float (&alpha)[2]) {
     if (t0 + 128 > tokens || (causal && t0 + 127 > warp_first)) mask(s, t0);
     float mx[2][8];
