@@ -111,20 +111,7 @@ __global__ void __launch_bounds__(kPThreads)
   if (k < kmax) {
     const T* row = static_cast<const T*>(p.kc) + (head * p.M + k) * p.C;
     const float* qj = qc + j * QS;
-    if (C % 8 == 0 && reinterpret_cast<uintptr_t>(p.kc) % 16 == 0) {
-      // 16-byte loads of the row, 8 of them issued together: the element-wise loop waited on
-      // one 2-byte load at a time (12 us for 64 heads at M=256 under ncu, on the decode's
-      // critical path).
-#pragma unroll 8
-      for (int c = 0; c < C; c += 8) {
-        const uint4 raw = *reinterpret_cast<const uint4*>(row + c);
-        const T* e = reinterpret_cast<const T*>(&raw);
-#pragma unroll
-        for (int i = 0; i < 8; ++i) acc = fmaf(qj[c + i], to_f32(e[i]), acc);
-      }
-    } else {
-      for (int c = 0; c < C; ++c) acc = fmaf(qj[c], to_f32(row[c]), acc);
-    }
+    for (int c = 0; c < C; ++c) acc = fmaf(qj[c], to_f32(row[c]), acc);
   }
   pout[(head * kDecCols + j) * MP + k] = from_f32<T>(acc * rsqrtf(static_cast<float>(p.L)));
 }
