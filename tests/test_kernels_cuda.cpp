@@ -399,6 +399,9 @@ std::vector<AttnCase> fourier_attention_cases(DType t) {
       {{1, 4, 2, 128, 2, 1500, true, t}, {lower(64), 128, 0, 16}},
       // GQA 8 (one head per column set), head_dim 64, no window
       {{1, 16, 2, 64, 1, 777, true, t}, {lower(32), 100, 4, 0}},
+      // 2 queries per head in 8 columns, no window, odd middle: the middle's last token (a
+      // mirrored row) is visible to the second query only, and one token is its own mirror
+      {{1, 8, 2, 128, 2, 999, true, t}, {lower(64), 256, 4, 0}},
       // a window longer than one edge chunk; a middle shorter than M
       {{1, 8, 2, 128, 1, 1200, true, t}, {lower(64), 64, 8, 300}},
       {{2, 8, 2, 128, 1, 73, true, t}, {lower(64), 256, 4, 64}},

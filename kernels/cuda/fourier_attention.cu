@@ -327,15 +327,17 @@ void simple_t(Ctx& c, const FParams& p) {
 }
 
 // Splits of the middle tokens per group of heads: about one block per SM in all, whole tiles.
+// A split takes forward tokens of [0, (L + 1) / 2) and, with them, their mirrors L-1-t.
 struct FourierSplit {
   int64_t splits, rows_per_split;
 };
 FourierSplit middle_split(int64_t head_groups, int64_t L, int64_t sms) {
-  const int64_t tiles = std::max<int64_t>(1, (L + kFdTile - 1) / kFdTile);
+  const int64_t forward = (L + 1) / 2;
+  const int64_t tiles = std::max<int64_t>(1, (forward + kFdFwd - 1) / kFdFwd);
   int64_t splits = std::max<int64_t>(1, sms / std::max<int64_t>(head_groups, 1));
   splits = std::min(splits, tiles);
-  const int64_t per = (tiles + splits - 1) / splits * kFdTile;
-  return {std::max<int64_t>(1, (L + per - 1) / per), per};
+  const int64_t per = (tiles + splits - 1) / splits * kFdFwd;
+  return {std::max<int64_t>(1, (forward + per - 1) / per), per};
 }
 
 template <class T, int DK, int MT, int HPW, int kStages>
