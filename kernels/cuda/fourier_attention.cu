@@ -3,8 +3,8 @@
 //  - decode (q_len * group <= 8): fourier_decode.cuh computes the middle tokens' scores from the
 //    coefficients (P = Kc q_c, scores = B^T P) and accumulates the weights' DCT (R = B W), split
 //    over the tokens, one basis tile for 8 KV heads; edge_kernel does the sink and window tokens
-//    exactly; fourier_merge_kernel and fourier_apply_kernel merge the splits and apply R to the
-//    value coefficients. Per token it reads only the kept dims of K and V.
+//    exactly; fourier_finish_kernel merges the splits and applies R to the value coefficients.
+//    Per token it reads only the kept dims of K and V.
 //  - prefill: prefill.cuh with the key tiles assembled in shared memory.
 //  - anything else (f32, other shapes, CudaOptions::simple_attention): one warp per query row on
 //    CUDA cores, same algebra (P, R), the basis evaluated per (k, token).
@@ -400,8 +400,6 @@ void decode_t(Ctx& c, const FParams& f) {
   mp.partial = p.partial;
   mp.vc = f.vc;
   mp.o = f.o;
-  mp.rmerged =
-      static_cast<float*>(c.scratch->get(size_t(heads) * kDecCols * MP * sizeof(float), 2));
   mp.kv_heads = f.kv_heads;
   mp.group = f.group;
   mp.q_len = f.q_len;
@@ -417,21 +415,27 @@ void decode_t(Ctx& c, const FParams& f) {
     mp.kdim[i] = f.kdim[i];
     mp.cdim[i] = f.cdim[i];
   }
-  const int64_t merged = f.group * f.q_len * (DK + MP);
-  const size_t merge_smem =
-      (size_t(kDecCols) * p.splits_total + size_t(kMergeWays) * kMergeOut) * sizeof(float);
-  KVS_CUDA(cudaFuncSetAttribute(fourier_merge_kernel<T>,
-                                cudaFuncAttributeMaxDynamicSharedMemorySize, int(merge_smem)));
-  fourier_merge_kernel<T><<<dim3(unsigned(heads), unsigned((merged + kMergeOut - 1) / kMergeOut)),
-                            kMergeThreads, merge_smem, c.stream>>>(mp);
+  const int64_t ncols = f.group * f.q_len;
+  const int64_t kept_blocks = (ncols * DK + kMergeOut - 1) / kMergeOut;
+  const int64_t apply_blocks = (f.C + kApplyOut - 1) / kApplyOut;
+  const size_t finish_smem = finish_smem_bytes(p.splits_total, MP);
+  KVS_CUDA(cudaFuncSetAttribute(fourier_finish_kernel<T>,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize, int(finish_smem)));
+  if (p.splits_total <= kFusedSplits) {
+    fourier_finish_kernel<T><<<dim3(unsigned(heads), unsigned(kept_blocks + apply_blocks)),
+                               kMergeThreads, finish_smem, c.stream>>>(mp, kept_blocks, 0, false);
+    KVS_LAUNCH();
+    return;
+  }
+  mp.rmerged =
+      static_cast<float*>(c.scratch->get(size_t(heads) * kDecCols * MP * sizeof(float), 2));
+  const int64_t r_blocks = (ncols * MP + kMergeOut - 1) / kMergeOut;
+  fourier_finish_kernel<T><<<dim3(unsigned(heads), unsigned(kept_blocks + r_blocks)),
+                             kMergeThreads, finish_smem, c.stream>>>(mp, kept_blocks, r_blocks,
+                                                                     false);
   KVS_LAUNCH();
-  const size_t apply_smem =
-      (size_t(kDecCols) * (p.splits_total + MP) + size_t(kApplyWays) * kDecCols * kApplyOut) *
-      sizeof(float);
-  KVS_CUDA(cudaFuncSetAttribute(fourier_apply_kernel<T>,
-                                cudaFuncAttributeMaxDynamicSharedMemorySize, int(apply_smem)));
-  fourier_apply_kernel<T><<<dim3(unsigned(heads), unsigned((f.C + kApplyOut - 1) / kApplyOut)),
-                            kMergeThreads, apply_smem, c.stream>>>(mp);
+  fourier_finish_kernel<T><<<dim3(unsigned(heads), unsigned(apply_blocks)), kMergeThreads,
+                             finish_smem, c.stream>>>(mp, 0, 0, true);
   KVS_LAUNCH();
 }
 

@@ -27,8 +27,8 @@
 //    tile s+1's while its warps multiply with tile s's, one barrier per tile), else written
 //    between two barriers.
 // Each warp keeps its own running sum over its own rows; the block merges its warp pairs and
-// writes one partial record (m, l, O, R) per head and query column; the merge kernels below
-// merge the splits.
+// writes one partial record (m, l, O, R) per head and query column; fourier_finish_kernel
+// merges the splits.
 #pragma once
 
 #include <cstdint>
@@ -131,7 +131,19 @@ __global__ void __launch_bounds__(kPThreads)
   if (k < kmax) {
     const T* row = static_cast<const T*>(p.kc) + (head * p.M + k) * p.C;
     const float* qj = qc + j * QS;
-    for (int c = 0; c < C; ++c) acc = fmaf(qj[c], to_f32(row[c]), acc);
+    if (C % 8 == 0 && reinterpret_cast<uintptr_t>(p.kc) % 16 == 0) {
+      // The row as 16-byte vectors, 8 loads issued together: element loads waited on one
+      // 2-byte load at a time, and this kernel is on the decode's critical path.
+#pragma unroll 8
+      for (int c = 0; c < C; c += 8) {
+        Vec16<T> kv;
+        kv.u = ldg16(row + c);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) acc = fmaf(qj[c + e], to_f32(kv.e[e]), acc);
+      }
+    } else {
+      for (int c = 0; c < C; ++c) acc = fmaf(qj[c], to_f32(row[c]), acc);
+    }
   }
   pout[(head * kDecCols + j) * MP + fd_row_of_k(static_cast<int>(k), static_cast<int>(MP))] =
       from_f32<T>(acc * rsqrtf(static_cast<float>(p.L)));
@@ -556,17 +568,23 @@ __global__ void __launch_bounds__(kFdThreads, 1)
 }
 
 // ---- merging the splits ------------------------------------------------------------------
-// The partial records of a head (its middle splits, then the edge split) are merged by two
-// kernels with enough blocks and independent loads that neither waits on one split at a time:
-//  - fourier_merge_kernel: O of the kept dims (written to the output) and R (to a buffer), each
-//    merged value summed over the splits by 4 threads;
-//  - fourier_apply_kernel: the compressed dims, R . Vc / sqrt(L) plus the edge split's exact
-//    part, each Vc element read once for all query columns.
+// The partial records of a head (its middle splits, then the edge split) are merged by
+// fourier_finish_kernel, whose blocks do one of three jobs, with enough blocks and independent
+// loads that none waits on one split at a time:
+//  - merge O of the kept dims (written to the output) or R (to a buffer), each merged value
+//    summed over the splits by 4 threads;
+//  - apply, a block per 16 compressed dims: R . Vc / sqrt(L) plus the edge split's exact part,
+//    each Vc element read once for all query columns; R merged by the block itself from the
+//    splits (in L2, just written) or read from the buffer.
+// With few splits (kFusedSplits, e.g. batch 8) one launch does it all, the apply blocks merging
+// R themselves: one launch and one dependency fewer on the decode's critical path. With many
+// (batch 1 has a split per SM) each of a head's apply blocks would read every split's R, so
+// one launch merges O and R and a second applies.
 struct FourierMergeParams {
   const float* partial;  // [heads][splits][rec]
   const void* vc;        // value coefficients [heads, M, C]
   void* o;               // [B, Hq, q_len, D]
-  float* rmerged;        // [heads][8][MP]
+  float* rmerged;        // [heads][8][MP], the two-launch path only
   int64_t kv_heads, group, q_len, head_dim;
   int64_t splits, rec, DK, MP, M, C, L;
   int16_t kdim[256];
@@ -574,12 +592,13 @@ struct FourierMergeParams {
 };
 
 constexpr int kMergeThreads = 256;
-constexpr int kMergeOut = 64;  // merged values (or compressed dims) per block
+constexpr int kMergeOut = 64;  // merged values per block
 constexpr int kMergeWays = kMergeThreads / kMergeOut;
-// The apply kernel sums over M coefficients rather than over the splits: more ways per value and
+// The apply blocks sum over M coefficients rather than over the splits: more ways per value and
 // fewer values per block, so a batch-1 call has 4 blocks per head instead of 1.
 constexpr int kApplyOut = 16;
 constexpr int kApplyWays = kMergeThreads / kApplyOut;
+constexpr int64_t kFusedSplits = 32;  // up to this many splits, the apply blocks merge R
 
 // w[j][s] = 2^(m_s - m) / l for column j < ncols and split s: a warp per column, lanes over the
 // splits (each lane rescales only its own entries).
@@ -610,25 +629,20 @@ __device__ __forceinline__ T* output_row(const FourierMergeParams& p, int64_t he
   return static_cast<T*>(p.o) + ((b * p.kv_heads * p.group + qh) * p.q_len + qi) * p.head_dim;
 }
 
-// grid (heads, ceil(ncols * (DK + MP) / kMergeOut))
+// Block `blk` of the merged values: kMergeOut of them, kMergeWays threads each; O of the kept
+// dims (to the output), or with `r` R (to p.rmerged, in k order).
 template <class T>
-__global__ void __launch_bounds__(kMergeThreads) fourier_merge_kernel(const FourierMergeParams p) {
-  extern __shared__ __align__(16) float msh[];
-  float* w = msh;                        // [8][splits]
-  float* red = w + kDecCols * p.splits;  // [kMergeWays][kMergeOut]
-  const int64_t head = blockIdx.x;
+__device__ __forceinline__ void merge_block(const FourierMergeParams& p, int64_t head,
+                                            const float* part, const float* w, int64_t blk, bool r,
+                                            float* red) {
   const int ncols = static_cast<int>(p.group * p.q_len);
-  const float* part = p.partial + head * p.splits * p.rec;
-  split_weights(part, p.splits, p.rec, ncols, w);
-  __syncthreads();
-  const int64_t X = p.DK + p.MP;
+  const int64_t X = r ? p.MP : p.DK;
   const int o = threadIdx.x % kMergeOut, way = threadIdx.x / kMergeOut;
-  const int64_t y = int64_t(blockIdx.y) * kMergeOut + o;
+  const int64_t y = blk * kMergeOut + o;
   const bool ok = y < ncols * X;
   const int j = ok ? static_cast<int>(y / X) : 0;
   const int64_t x = ok ? y % X : 0;
-  const int64_t off = x < p.DK ? 2 * kDecCols + j * p.DK + x
-                               : 2 * kDecCols + kDecCols * p.DK + j * p.MP + (x - p.DK);
+  const int64_t off = 2 * kDecCols + (r ? kDecCols * p.DK : 0) + j * X + x;
   float acc = 0.f;
   if (ok) {
 #pragma unroll 8
@@ -641,29 +655,39 @@ __global__ void __launch_bounds__(kMergeThreads) fourier_merge_kernel(const Four
   float sum = 0.f;
 #pragma unroll
   for (int v = 0; v < kMergeWays; ++v) sum += red[v * kMergeOut + o];
-  if (x < p.DK)
-    output_row<T>(p, head, j)[p.kdim[x]] = from_f32<T>(sum);
+  if (r)
+    p.rmerged[(head * kDecCols + j) * p.MP + x] = sum;
   else
-    p.rmerged[(head * kDecCols + j) * p.MP + (x - p.DK)] = sum;
+    output_row<T>(p, head, j)[p.kdim[x]] = from_f32<T>(sum);
 }
 
-// grid (heads, ceil(C / kApplyOut))
+// Block `blk` of the compressed dims: R (merged over the splits here, or read from p.rmerged
+// with `premerged`) into shared memory, then kApplyOut dims c of R . Vc, kApplyWays threads each.
 template <class T>
-__global__ void __launch_bounds__(kMergeThreads) fourier_apply_kernel(const FourierMergeParams p) {
-  extern __shared__ __align__(16) float ash[];
-  float* w = ash;                      // [8][splits]
-  float* r = w + kDecCols * p.splits;  // [8][MP] merged R of this head
-  float* red = r + kDecCols * p.MP;    // [kApplyWays][8][kApplyOut]
-  const int64_t head = blockIdx.x;
+__device__ __forceinline__ void apply_block(const FourierMergeParams& p, int64_t head,
+                                            const float* part, const float* w, int64_t blk,
+                                            bool premerged, float* r, float* red) {
   const int ncols = static_cast<int>(p.group * p.q_len);
-  const float* part = p.partial + head * p.splits * p.rec;
-  split_weights(part, p.splits, p.rec, ncols, w);
-  for (int64_t i = threadIdx.x; i < kDecCols * p.MP; i += kMergeThreads)
-    r[i] = i < ncols * p.MP ? p.rmerged[head * kDecCols * p.MP + i] : 0.f;
+  const int64_t kmax = p.M < p.L ? p.M : p.L;
+  const int64_t r_off = 2 * kDecCols + kDecCols * p.DK;
+  for (int64_t i = threadIdx.x; i < kDecCols * p.MP; i += kMergeThreads) {
+    const int j = static_cast<int>(i / p.MP);
+    const int64_t k = i % p.MP;
+    float acc = 0.f;
+    if (j < ncols && k < kmax) {
+      if (premerged) {
+        acc = p.rmerged[head * kDecCols * p.MP + i];
+      } else {
+#pragma unroll 8
+        for (int64_t s = 0; s < p.splits; ++s)
+          acc = fmaf(w[j * p.splits + s], part[s * p.rec + r_off + i], acc);
+      }
+    }
+    r[i] = acc;
+  }
   __syncthreads();
   const int o = threadIdx.x % kApplyOut, way = threadIdx.x / kApplyOut;
-  const int64_t c = int64_t(blockIdx.y) * kApplyOut + o;
-  const int64_t kmax = p.M < p.L ? p.M : p.L;
+  const int64_t c = blk * kApplyOut + o;
   const T* vc = static_cast<const T*>(p.vc) + head * p.M * p.C;
   float acc[kDecCols] = {};
   if (c < p.C) {
@@ -688,6 +712,38 @@ __global__ void __launch_bounds__(kMergeThreads) fourier_apply_kernel(const Four
     sum = sum * inv_sqrt_l + w[j * p.splits + edge] * part[edge * p.rec + c_off + j * p.C + c];
     output_row<T>(p, head, j)[p.cdim[c]] = from_f32<T>(sum);
   }
+}
+
+// Shared memory of fourier_finish_kernel: the split weights, then R and the apply's partial
+// sums (or the kept dims' partial sums, which fit in the same space).
+inline size_t finish_smem_bytes(int64_t splits, int64_t MP) {
+  const size_t apply = size_t(kDecCols) * MP + size_t(kApplyWays) * kDecCols * kApplyOut;
+  const size_t kept = size_t(kMergeWays) * kMergeOut;
+  return (size_t(kDecCols) * splits + (apply > kept ? apply : kept)) * sizeof(float);
+}
+
+// grid (heads, kept_blocks + r_blocks + apply_blocks): kept_blocks merge O, r_blocks merge R
+// into p.rmerged, the rest apply (R from p.rmerged with `premerged`, else merged by each block).
+template <class T>
+__global__ void __launch_bounds__(kMergeThreads)
+    fourier_finish_kernel(const FourierMergeParams p, int64_t kept_blocks, int64_t r_blocks,
+                          bool premerged) {
+  extern __shared__ __align__(16) float fsh[];
+  float* w = fsh;                         // [8][splits]
+  float* rest = w + kDecCols * p.splits;  // R [8][MP] and the partial sums
+  const int64_t head = blockIdx.x;
+  const int ncols = static_cast<int>(p.group * p.q_len);
+  const float* part = p.partial + head * p.splits * p.rec;
+  split_weights(part, p.splits, p.rec, ncols, w);
+  __syncthreads();
+  const int64_t y = blockIdx.y;
+  if (y < kept_blocks)
+    merge_block<T>(p, head, part, w, y, false, rest);
+  else if (y < kept_blocks + r_blocks)
+    merge_block<T>(p, head, part, w, y - kept_blocks, true, rest);
+  else
+    apply_block<T>(p, head, part, w, y - kept_blocks - r_blocks, premerged, rest,
+                   rest + kDecCols * p.MP);
 }
 
 }  // namespace kvscope::kernels::cuda
