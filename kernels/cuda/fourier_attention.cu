@@ -430,12 +430,12 @@ void decode_t(Ctx& c, const FParams& f) {
   mp.rmerged =
       static_cast<float*>(c.scratch->get(size_t(heads) * kDecCols * MP * sizeof(float), 2));
   const int64_t r_blocks = (ncols * MP + kMergeOut - 1) / kMergeOut;
-  fourier_finish_kernel<T><<<dim3(unsigned(heads), unsigned(kept_blocks + r_blocks)),
-                             kMergeThreads, finish_smem, c.stream>>>(mp, kept_blocks, r_blocks,
-                                                                     false);
+  fourier_finish_kernel<T><<<dim3(unsigned(heads), unsigned(kept_blocks + r_blocks)), kMergeThreads,
+                             finish_smem, c.stream>>>(mp, kept_blocks, r_blocks, false);
   KVS_LAUNCH();
-  fourier_finish_kernel<T><<<dim3(unsigned(heads), unsigned(apply_blocks)), kMergeThreads,
-                             finish_smem, c.stream>>>(mp, 0, 0, true);
+  fourier_finish_kernel<T>
+      <<<dim3(unsigned(heads), unsigned(apply_blocks)), kMergeThreads, finish_smem, c.stream>>>(
+          mp, 0, 0, true);
   KVS_LAUNCH();
 }
 

@@ -42,8 +42,8 @@ constexpr int kFdSets = 4;         // column sets per block
 constexpr int kFdWarpsPerSet = 2;  // the forward and the mirror warp of a set
 constexpr int kFdWarps = kFdSets * kFdWarpsPerSet;
 constexpr int kFdThreads = kFdWarps * 32;
-constexpr int kFdFwd = 16;             // forward tokens per tile (the M side of m16n8k16)
-constexpr int kFdTile = 2 * kFdFwd;    // K/V rows per head and tile: forward, then mirrored
+constexpr int kFdFwd = 16;                    // forward tokens per tile (the M side of m16n8k16)
+constexpr int kFdTile = 2 * kFdFwd;           // K/V rows per head and tile: forward, then mirrored
 constexpr size_t kFdSmemBudget = 227 * 1024;  // opt-in shared memory per block on sm_90
 
 // Position of coefficient k in the basis rows, in P's columns and in R's rows: the even k,
@@ -212,7 +212,7 @@ __global__ void __launch_bounds__(kFdThreads, 1)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, tq = lane % 4;
   const int set = warp / kFdWarpsPerSet, part = warp % kFdWarpsPerSet;  // part 1: mirror warp
-  const int64_t head0 = int64_t(blockIdx.y) * kHeads;  // first head of this block
+  const int64_t head0 = int64_t(blockIdx.y) * kHeads;                   // first head of this block
   const int split = blockIdx.x;
   // Forward tokens [nb, ne) of [0, H); forward token t has a mirror L-1-t while t < L / 2.
   const int64_t H = (p.L + 1) / 2, mirrored = p.L / 2;
@@ -281,8 +281,7 @@ __global__ void __launch_bounds__(kFdThreads, 1)
   {
     const int64_t L4 = 4 * p.L, kmax = p.M < p.L ? p.M : p.L;
     sincospif(static_cast<float>(bk % (2 * p.L)) / static_cast<float>(p.L), &sd, &cd);
-    sincospif(static_cast<float>((16 * int64_t(bk)) % L4) / static_cast<float>(2 * p.L), &s8,
-              &c8);
+    sincospif(static_cast<float>((16 * int64_t(bk)) % L4) / static_cast<float>(2 * p.L), &s8, &c8);
     wk = bk >= kmax ? 0.f : (bk == 0 ? 1.f : 1.41421356237309515f);
     phase = ((2 * (nb + 8 * first_run) + 1) * bk) % L4;
     step = (2 * kFdFwd * int64_t(bk)) % L4;
@@ -356,13 +355,13 @@ __global__ void __launch_bounds__(kFdThreads, 1)
   const bool cp_mirror = cp_r >= kFdFwd;
   const int cp_i = cp_r % kFdFwd;  // the forward token's index in the tile
   const size_t cp_dst = size_t(cp_h) * SM::head_tile + cp_r * DK + 8 * swz<KC>(cp_r, cp_c);
-  const int64_t cp_round = int64_t(kCopyHeads) * p.tokens * DK;  // elements between rounds
+  const int64_t cp_round = int64_t(kCopyHeads) * p.tokens * DK;         // elements between rounds
   const int64_t cp_row0 = cp_mirror ? p.L - 1 - nb - cp_i : nb + cp_i;  // middle row, tile 0
   const int64_t cp_step = (cp_mirror ? -1 : 1) * int64_t(kFdFwd) * DK;  // elements per tile
   const int64_t cp_src = ((head0 + cp_h) * p.tokens + p.sink + cp_row0) * DK + 8 * cp_c;
   const int64_t cp_lim = (cp_mirror ? ne_m : ne) - nb - cp_i;  // row valid in tile s: 16 s < it
-  const int64_t heads_left = p.heads - head0 - cp_h;  // round it copies a head while
-                                                      // it * kCopyHeads < heads_left
+  const int64_t heads_left = p.heads - head0 - cp_h;           // round it copies a head while
+                                                               // it * kCopyHeads < heads_left
   auto issue = [&](int s) {
     if (s < tiles_n) {
       T* kt = tiles + size_t(s % kStages) * SM::stage + cp_dst;
@@ -450,8 +449,8 @@ __global__ void __launch_bounds__(kFdThreads, 1)
         sm[e] = pub[1][e] + x_partner[(4 + e) * 32 + lane];
       }
       float alpha[2];
-      online_softmax_mirrored(sf, sm, g, valid_f, valid_m, t0, p.L, col_ok, last_row,
-                              p.scale_log2, part == 1, m_run, l_run, alpha);
+      online_softmax_mirrored(sf, sm, g, valid_f, valid_m, t0, p.L, col_ok, last_row, p.scale_log2,
+                              part == 1, m_run, l_run, alpha);
       // Once the running maxima settle, most tiles leave them unchanged: skip the rescale of
       // the accumulators then (alpha = 1 exactly).
       if (!__all_sync(0xffffffffu, alpha[0] == 1.f && alpha[1] == 1.f)) {
