@@ -61,6 +61,27 @@ struct DecodeSmem {
   static constexpr size_t bytes = tiles > merge ? tiles : merge;
 };
 
+// The running-max step of the online softmax fragments (online_softmax_fragment here, the
+// mirrored one in fourier_decode.cuh): this thread's per-column maxima mx, reduced over the 8
+// lanes that hold a column's rows, fold into m_run; l_run is rescaled. mbase is what the
+// weights are taken against (0 while a column has no visible token yet) and alpha the factor
+// the caller's accumulators shrink by (exactly 1 then).
+__device__ __forceinline__ void fold_running_max(float (&mx)[2], float (&m_run)[2],
+                                                 float (&l_run)[2], float (&mbase)[2],
+                                                 float (&alpha)[2]) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+#pragma unroll
+    for (int o2 = 4; o2 < 32; o2 <<= 1)
+      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], o2));
+    const float mnew = fmaxf(m_run[h], mx[h]);
+    mbase[h] = mnew == -INFINITY ? 0.f : mnew;
+    alpha[h] = mnew == -INFINITY ? 1.f : exp2f(m_run[h] - mbase[h]);
+    m_run[h] = mnew;
+    l_run[h] *= alpha[h];
+  }
+}
+
 // One step of the online softmax over a 16-token x 8-column score fragment of
 // mma.m16n8k16: this thread holds tokens row0 + g and row0 + g + 8 of columns 2tq and 2tq + 1
 // (sc[e]: token e / 2, column e % 2). Masks what a column may not see (past `valid` tokens of
@@ -83,17 +104,7 @@ __device__ __forceinline__ void online_softmax_fragment(float (&sc)[4], int row0
     mx[h] = fmaxf(mx[h], sc[e]);
   }
   float mbase[2];
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-#pragma unroll
-    for (int o2 = 4; o2 < 32; o2 <<= 1)
-      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], o2));
-    const float mnew = fmaxf(m_run[h], mx[h]);
-    mbase[h] = mnew == -INFINITY ? 0.f : mnew;
-    alpha[h] = mnew == -INFINITY ? 1.f : exp2f(m_run[h] - mbase[h]);
-    m_run[h] = mnew;
-    l_run[h] *= alpha[h];
-  }
+  fold_running_max(mx, m_run, l_run, mbase, alpha);
 #pragma unroll
   for (int e = 0; e < 4; ++e) {
     sc[e] = exp2f(sc[e] - mbase[e % 2]);

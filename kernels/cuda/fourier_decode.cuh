@@ -49,6 +49,9 @@ constexpr size_t kFdSmemBudget = 227 * 1024;  // opt-in shared memory per block 
 // Position of coefficient k in the basis rows, in P's columns and in R's rows: the even k,
 // then the odd k, so each parity is a contiguous run of k16 steps.
 __host__ __device__ constexpr int fd_row_of_k(int k, int MP) { return (k % 2) * (MP / 2) + k / 2; }
+__host__ __device__ constexpr int fd_k_of_row(int r, int MP) {
+  return r < MP / 2 ? 2 * r : 2 * (r - MP / 2) + 1;
+}
 
 struct FourierDecodeParams {
   const void* q;     // [B, Hq, q_len, D]
@@ -170,17 +173,7 @@ __device__ __forceinline__ void online_softmax_mirrored(
     mx[h] = fmaxf(mx[h], fmaxf(sf[e], sm[e]));
   }
   float mbase[2];
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-#pragma unroll
-    for (int o2 = 4; o2 < 32; o2 <<= 1)
-      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], o2));
-    const float mnew = fmaxf(m_run[h], mx[h]);
-    mbase[h] = mnew == -INFINITY ? 0.f : mnew;
-    alpha[h] = mnew == -INFINITY ? 1.f : exp2f(m_run[h] - mbase[h]);
-    m_run[h] = mnew;
-    l_run[h] *= alpha[h];
-  }
+  fold_running_max(mx, m_run, l_run, mbase, alpha);
 #pragma unroll
   for (int e = 0; e < 4; ++e) {
     sf[e] = exp2f(sf[e] - mbase[e % 2]);
@@ -275,7 +268,7 @@ __global__ void __launch_bounds__(kFdThreads, 1)
   // (2n+1)k mod 4L), the next run by a rotation of 8 tokens, each run advanced by the
   // three-term recurrence (one multiply-add per value).
   const int br = threadIdx.x % MP, first_run = (threadIdx.x / MP) * kRunsPerThread;
-  const int bk = br < MP / 2 ? 2 * br : 2 * (br - MP / 2) + 1;
+  const int bk = fd_k_of_row(br, MP);
   float cd, sd, c8, s8, wk;
   int64_t phase, step;
   {
