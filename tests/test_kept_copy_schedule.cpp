@@ -23,12 +23,13 @@ struct Grid {
   int64_t steps;       // of the longest block
   int64_t short_from;  // blocks from here on run short_steps (split-K's last split)
   int64_t short_steps;
+  int max_passes = kvscope::kernels::cuda::kCopyMax;  // the kernel's ring depth
 };
 
 // How many times each (row, group) is copied when every thread of every block runs its loop's
 // steps and then what follows the loop, as the kernels do.
 std::vector<int> copies(const Grid& g, KeptSchedule& k) {
-  k = spread(g.rows, g.per_row, g.blocks, g.threads, g.steps);
+  k = spread(g.rows, g.per_row, g.blocks, g.threads, g.steps, g.max_passes);
   std::vector<int> n(static_cast<size_t>(g.rows * g.per_row), 0);
   for (int64_t b = 0; b < g.blocks; ++b) {
     const int64_t steps = b >= g.short_from ? g.short_steps : g.steps;
@@ -71,6 +72,20 @@ TEST(KeptCopySchedule, IssueLayoutForwardAndInverse) {
   copies({64 * 32768, 8, 8192, 256, 8, 8192, 8}, k);
   EXPECT_EQ(k.per_thread, 1);
   expect_each_once({64 * 32768, 8, 8192, 256, 8, 8192, 8});
+}
+
+TEST(KeptCopySchedule, WarpgroupForwardIssueLayout) {
+  // The warpgroup forward kernel at the same layout: 128 blocks (one per SM) of 64 steps, a ring
+  // of kCopyMaxWide passes: exactly 8 passes per step, nothing left after the loop. With a
+  // ring of 2 three quarters of the rows would be left to copy after the loop.
+  using kvscope::kernels::cuda::kCopyMaxWide;
+  KeptSchedule k;
+  copies({64 * 32768, 8, 128, 256, 64, 128, 64, kCopyMaxWide}, k);
+  EXPECT_EQ(k.per_thread, 8);
+  EXPECT_EQ(int64_t(128) * 64 * k.per_thread * k.rows_per_pass, 64 * 32768);
+  expect_each_once({64 * 32768, 8, 128, 256, 64, 128, 64, kCopyMaxWide});
+  // Shorter last splits and a tail beyond the ring.
+  expect_each_once({900000, 8, 11, 256, 9, 8, 3, kCopyMaxWide});
 }
 
 TEST(KeptCopySchedule, ShortLastSplitsAndCappedPasses) {

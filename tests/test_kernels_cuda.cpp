@@ -155,12 +155,14 @@ TEST(CudaTestReference, TabulatedSumsEqualTheSharedReference) {
 TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
   const char* names[] = {"KVSCOPE_CUDA_FOURIER",          "KVSCOPE_CUDA_BASIS_TABLE",
                          "KVSCOPE_CUDA_SMALL_GEMM",       "KVSCOPE_CUDA_GEMV_PDL",
-                         "KVSCOPE_CUDA_SIMPLE_ATTENTION", "KVSCOPE_CUDA_PREFILL"};
+                         "KVSCOPE_CUDA_SIMPLE_ATTENTION", "KVSCOPE_CUDA_PREFILL",
+                         "KVSCOPE_CUDA_FOURIER_WGMMA"};
   for (const char* n : names) unsetenv(n);
   const CudaOptions d = cuda_options_from_env();
   EXPECT_EQ(d.fourier, CudaOptions::Fourier::fused);
   EXPECT_TRUE(d.fourier_one_pass);
   EXPECT_TRUE(d.fourier_basis_table);
+  EXPECT_TRUE(d.fourier_wgmma);
   EXPECT_EQ(d.small_gemm, CudaOptions::SmallGemm::own);
   EXPECT_TRUE(d.gemv_pdl);
   EXPECT_FALSE(d.simple_attention);
@@ -172,10 +174,12 @@ TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
   setenv("KVSCOPE_CUDA_GEMV_PDL", "0", 1);
   setenv("KVSCOPE_CUDA_SIMPLE_ATTENTION", "1", 1);
   setenv("KVSCOPE_CUDA_PREFILL", "mma", 1);
+  setenv("KVSCOPE_CUDA_FOURIER_WGMMA", "0", 1);
   const CudaOptions o = cuda_options_from_env();
   EXPECT_EQ(o.fourier, CudaOptions::Fourier::fused);
   EXPECT_FALSE(o.fourier_one_pass);
   EXPECT_FALSE(o.fourier_basis_table);
+  EXPECT_FALSE(o.fourier_wgmma);
   EXPECT_EQ(o.small_gemm, CudaOptions::SmallGemm::cublaslt);
   EXPECT_FALSE(o.gemv_pdl);
   EXPECT_TRUE(o.simple_attention);
@@ -308,21 +312,29 @@ std::vector<FourierCase> compress_cases(DType t) {
       {{1, 2, 300, 64, t}, {{1, 2, 3, 9, 17, 40, 63}, 512, 4, 8}},
       // few compressed dims: most of a one-pass kept copy runs after the transform's loop
       {{1, 2, 2000, 128, t}, {range(0, 8), 64, 4, 16}},
+      // more coefficients than a warpgroup block holds (two k tiles), an odd middle, splits
+      {{1, 3, 5001, 128, t}, {range(32, 96), 300, 4, 64}},
   };
 }
 
 // The transforms' implementations: fused one-pass, and fused with the kept copy on the side
 // stream, each with its basis generated in the kernels or read from a table (one-pass with the
 // table is the default), and cuFFT.
+// With the table and 16-bit types the forward product runs on warpgroup MMA where the device
+// and build have it (CudaOptions::fourier_wgmma); the last fused path keeps it on mma.sync.
 struct FourierImpls {
-  static constexpr int n = 5;
-  static constexpr const char* names[n] = {"fused one-pass ", "fused two-pass ",
+  static constexpr int n = 6;
+  static constexpr const char* names[n] = {"fused one-pass ",
+                                           "fused two-pass ",
                                            "fused one-pass, basis table ",
-                                           "fused two-pass, basis table ", "cufft "};
+                                           "fused two-pass, basis table ",
+                                           "cufft ",
+                                           "fused one-pass, basis table, mma.sync "};
   static CudaOptions options(int i) {
     CudaOptions o;
-    o.fourier_one_pass = i == 0 || i == 2;
-    o.fourier_basis_table = i == 2 || i == 3;
+    o.fourier_one_pass = i == 0 || i == 2 || i == 5;
+    o.fourier_basis_table = i == 2 || i == 3 || i == 5;
+    o.fourier_wgmma = i != 5;
     if (i == 4) o.fourier = CudaOptions::Fourier::cufft;
     return o;
   }

@@ -365,6 +365,8 @@ CudaOptions cuda_options_from_env() {
   if (fourier == "twopass") o.fourier_one_pass = false;
   const std::string table = env("KVSCOPE_CUDA_BASIS_TABLE", {"0", "1"});
   if (!table.empty()) o.fourier_basis_table = table == "1";
+  const std::string fwg = env("KVSCOPE_CUDA_FOURIER_WGMMA", {"0", "1"});
+  if (!fwg.empty()) o.fourier_wgmma = fwg == "1";
   const std::string small = env("KVSCOPE_CUDA_SMALL_GEMM", {"own", "bulk", "cublaslt"});
   if (small == "own") o.small_gemm = CudaOptions::SmallGemm::own;
   if (small == "bulk") o.small_gemm = CudaOptions::SmallGemm::bulk;

@@ -26,6 +26,11 @@ struct CudaOptions {
   // when L or M changes) instead of generating it in every block. On the H200 it took the issue
   // layout's reconstruction from 0.562 to 0.428 ms and its compression from 0.314 to 0.292 ms.
   bool fourier_basis_table = true;
+  // The fused compression of 16-bit types with a basis table and more than 128 coefficients runs
+  // as a warpgroup-MMA kernel (wgmma, with sm_90a code on a compute-capability 9.0 device;
+  // elsewhere the mma.sync kernel runs), or always as the mma.sync kernel (false). On the H200 it
+  // took the issue layout's compression from 0.294 to 0.234 ms (kernels/BENCHMARKS.md).
+  bool fourier_wgmma = true;
   // rows <= 16: kvscope's GEMV kernel with W in flight in registers (own), the one with W staged
   // in shared memory by bulk copies (bulk), or cuBLASLt.
   enum class SmallGemm { own, bulk, cublaslt };
@@ -62,6 +67,7 @@ int cuda_device_count(std::string* why = nullptr);
 // The options of the registry's backend (make_cuda_backend()): the defaults, unless the
 // environment picks another implementation (how the benchmarks and tests run the alternatives):
 //   KVSCOPE_CUDA_FOURIER=cufft|twopass   KVSCOPE_CUDA_BASIS_TABLE=0|1
+//   KVSCOPE_CUDA_FOURIER_WGMMA=0|1
 //   KVSCOPE_CUDA_SMALL_GEMM=own|bulk|cublaslt   KVSCOPE_CUDA_GEMV_PDL=0|1
 //   KVSCOPE_CUDA_SIMPLE_ATTENTION=1   KVSCOPE_CUDA_PREFILL=wgmma|mma
 // Throws std::invalid_argument naming the variable, its value and the allowed ones for any

@@ -22,6 +22,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/kept_copy.h"
 #include "kernels/cuda/ops.h"
+#include "kernels/cuda/wgmma.cuh"
 
 namespace kvscope::kernels::cuda {
 
@@ -115,11 +116,11 @@ struct KeptCopy {
   DimTable kd;
 };
 
-template <class T, int kThreadsPerBlock>
+template <class T, int kThreadsPerBlock, int kRing = kCopyMax>
 struct KeptMover {
   static constexpr int G = Vec16<T>::n;
   const KeptCopy& k;
-  uint4* ring;  // [stages][kCopyMax][threads]
+  uint4* ring;  // [stages][kRing][threads]
   int64_t block, blocks;
   int64_t src_col, dst_col;  // the thread's group in a source and a destination row
   int64_t src_row, dst_row;  // row lengths
@@ -142,7 +143,7 @@ struct KeptMover {
   }
   __device__ T* to(int64_t r) const { return static_cast<T*>(k.dst) + r * dst_row + dst_col; }
   __device__ uint4* slot(int stage, int e) const {
-    return ring + (stage * kCopyMax + e) * kThreadsPerBlock + threadIdx.x;
+    return ring + (stage * kRing + e) * kThreadsPerBlock + threadIdx.x;
   }
   // Step s's rows into ring stage `stage` (part of the caller's commit group).
   __device__ void issue(int64_t s, int stage) const {
@@ -217,9 +218,9 @@ KeptCopy kept_copy_job(const KvShape& s, const FourierLayout& f, const void* kv,
 }
 
 // Spreads the job over a grid of `blocks` blocks of `threads` threads whose longest block runs
-// `steps` steps (no copy without a job).
-void schedule_copy(KeptCopy& k, int64_t blocks, int threads, int64_t steps) {
-  k.schedule = cuda::spread(k.rows, k.per_row, blocks, threads, steps);
+// `steps` steps, with a ring of `ring` passes (no copy without a job).
+void schedule_copy(KeptCopy& k, int64_t blocks, int threads, int64_t steps, int ring = kCopyMax) {
+  k.schedule = cuda::spread(k.rows, k.per_row, blocks, threads, steps, ring);
 }
 
 template <class T>
@@ -376,18 +377,19 @@ __device__ __forceinline__ int tile_row(int row) {
   return kEvenOdd ? (row % 2) * (BK / 2) + row / 2 : row;
 }
 
-// One BK x BN tile: operand rows [r0, r0 + BK), rows outside [rlo, rhi) zero, into shared memory
-// with row stride `stride` elements.
-template <class T, bool kEvenOdd = false>
+// One kRows x BN tile: operand rows [r0, r0 + kRows), rows outside [rlo, rhi) zero, into shared
+// memory with row stride `stride` elements.
+template <class T, bool kEvenOdd = false, int kRows = BK>
 __device__ __forceinline__ void load_tile(T* dst, int stride, const ColumnSource<T>& cs,
                                           int64_t row_stride, int64_t r0, int64_t rlo, int64_t rhi,
                                           bool vec) {
+  static_assert(!kEvenOdd || kRows == BK, "the even/odd row order is that of a BK tile");
   constexpr int G = Vec16<T>::n;
   if (vec) {
     const int cl = (threadIdx.x % (BN / G)) * G;
     constexpr int rows_per_pass = kThreads / (BN / G);
 #pragma unroll
-    for (int row = cs.row0; row < BK; row += rows_per_pass) {
+    for (int row = cs.row0; row < kRows; row += rows_per_pass) {
       const int64_t r = r0 + row;
       const bool ok = cs.base != nullptr && r >= rlo && r < rhi;
       cp_async16(dst + tile_row<kEvenOdd>(row) * stride + cl, ok ? cs.base + r * row_stride : dst,
@@ -396,7 +398,7 @@ __device__ __forceinline__ void load_tile(T* dst, int stride, const ColumnSource
   } else {
     const int cl = threadIdx.x % BN;
     constexpr int rows_per_pass = kThreads / BN;
-    for (int row = cs.row0; row < BK; row += rows_per_pass) {
+    for (int row = cs.row0; row < kRows; row += rows_per_pass) {
       const int64_t r = r0 + row;
       const bool ok = cs.base != nullptr && r >= rlo && r < rhi;
       dst[tile_row<kEvenOdd>(row) * stride + cl] = ok ? cs.base[r * row_stride] : from_f32<T>(0.f);
@@ -497,7 +499,9 @@ constexpr size_t fwd_smem(int stages) {
          // basis (hi, lo), generated, or one tile per stage from the table
          basis_tiles<T, kTable>(stages) * BM * (BK + kPadB) * 2;
 }
-constexpr size_t ring_smem(int stages) { return size_t(stages) * kCopyMax * kThreads * 16; }
+constexpr size_t ring_smem(int stages, int ring = kCopyMax) {
+  return size_t(stages) * ring * kThreads * 16;
+}
 
 // B fragments j and j + 1 from one ldmatrix.x4.trans over k rows 0-15 of two 8-column blocks.
 __device__ __forceinline__ void set_b_pair(uint32_t (&b)[4][2], int j, const uint32_t (&r)[4]) {
@@ -723,6 +727,151 @@ __global__ void __launch_bounds__(kThreads, uv_in_registers<T, kOnePass>() ? 2 :
           atomicAdd(p.ws + (int64_t(h) * p.M + k) * p.C + c, acc[i][j][2 * h2 + e]);
         }
     }
+}
+
+// ---- the forward GEMM with warpgroup MMA (sm_90a) -----------------------------------------
+// The same product as dct_forward_kernel for 16-bit types with a basis table, transposed so that
+// the mirror sums are the register operand: per head column c (GEMM row) and coefficient k
+// (GEMM column), acc[c][k] += u[c][n] B[k][n] for even k and v[c][n] B[k][n] for odd k. Each of
+// the two warpgroups takes 64 columns and all kWgBM coefficients of the block, so one basis tile
+// per step serves 128 columns and both parities with two m64n128k16 products per k16 and
+// warpgroup, where the mma.sync kernel issues 32 mma.sync per k16 and warp for the same work.
+// The basis tile is [kWgBM rows (k: even in the first half, odd in the second) x kWgBK tokens]
+// in the 128-byte swizzle of wgmma.cuh, read K-major; u and v come from ldmatrix at mirrored
+// rows as in warp_mma_mirror. One block per SM (its tiles and the kept-copy ring of a 64-token
+// step fill 197 KB), two stages.
+constexpr int kWgBK = 64;   // token pairs per step: one 128-byte row of the basis tile
+constexpr int kWgBM = 256;  // coefficients per block: 128 even and 128 odd
+constexpr int kWgStages = 2;
+constexpr size_t kWgBasisBytes = size_t(kWgBM) * kWgBK * 2;
+
+template <class T>
+constexpr size_t wg_x_bytes() {  // one tile of kWgBK rows of x (or of mirror rows)
+  return size_t(kWgBK) * raw_stride<T>() * sizeof(T);
+}
+// Shared memory of the warpgroup forward kernel: alignment slack, the basis tiles (1024-byte
+// aligned), the x and mirror tiles, and the kept-copy ring when there is a copy.
+template <class T>
+constexpr size_t wg_fwd_smem(bool copy) {
+  return 1024 + size_t(kWgStages) * (kWgBasisBytes + 2 * wg_x_bytes<T>()) +
+         (copy ? ring_smem(kWgStages, kCopyMaxWide) : 0);
+}
+
+template <class T>
+__global__ void __launch_bounds__(kThreads, 1) dct_forward_wgmma_kernel(const FwdParams p) {
+#if KVS_HAVE_WGMMA
+  static_assert(sizeof(T) == 2, "16-bit types");
+  constexpr int RS = raw_stride<T>();
+  constexpr int S = kWgStages;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const uint32_t raw_addr = smem_addr(smem_raw);
+  unsigned char* smem = smem_raw + (((raw_addr + 1023u) & ~1023u) - raw_addr);
+  T* xs = reinterpret_cast<T*>(smem + S * kWgBasisBytes);  // stage s: x, then mirror rows
+  const KeptMover<T, kThreads, kCopyMaxWide> mover(
+      p.copy, smem + S * (kWgBasisBytes + 2 * wg_x_bytes<T>()));
+
+  const int wg = threadIdx.x / 128, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32;
+  const int64_t k0 = int64_t(blockIdx.x) * kWgBM;
+  const int64_t col0 = int64_t(blockIdx.y) * BN;
+  const int64_t nb = int64_t(blockIdx.z) * p.rows_per_split;
+  const int64_t ne = min(nb + p.rows_per_split, p.half);
+  const int steps = static_cast<int>((ne - nb + kWgBK - 1) / kWgBK);
+  const ColumnSource<T> cs = column_source<T>(p.x, col0, p.heads, p.C, p.vec, p.dims);
+  const T* table = static_cast<const T*>(p.basis.data);
+
+  auto x_tile = [&](int stage, int mirror) {
+    return xs + (size_t(stage) * 2 + mirror) * kWgBK * RS;
+  };
+  auto issue = [&](int s) {
+    if (s < steps) {
+      const int64_t n0 = nb + int64_t(s) * kWgBK;
+      // As in dct_forward_kernel: x rows n0.., and mirror row r holding n = n0 + kWgBK - 1 - r.
+      load_tile<T, false, kWgBK>(x_tile(s % S, 0), RS, cs, p.x.row_stride, n0, nb, ne, p.vec);
+      load_tile<T, false, kWgBK>(x_tile(s % S, 1), RS, cs, p.x.row_stride, p.L - n0 - kWgBK,
+                                 max(p.L - ne, p.half), p.L, p.vec);
+      // Basis row r: k = k0 + 2r (r < 128) or k0 + 2(r - 128) + 1, tokens n0 .. n0 + 63 as eight
+      // 16-byte chunks (the table's rows and columns cover every block's tile).
+      unsigned char* bt = smem + size_t(s % S) * kWgBasisBytes;
+#pragma unroll
+      for (int i = threadIdx.x; i < kWgBM * 8; i += kThreads) {
+        const int r = i / 8, ch = i % 8;
+        const int64_t k = k0 + (r < kWgBM / 2 ? 2 * r : 2 * (r - kWgBM / 2) + 1);
+        cp_async16(bt + sw128_offset(r, ch, kWgBM), table + k * p.basis.stride + n0 + ch * 8, true);
+      }
+      mover.issue(s, s % S);
+    }
+    cp_async_commit();
+  };
+
+  float ev[64], od[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) ev[i] = od[i] = 0.f;
+#pragma unroll
+  for (int s = 0; s < S - 1; ++s) issue(s);
+
+  // The warp's 16 columns and its lanes' ldmatrix rows (as warp_mma_k16 loads an A stored [k][m]).
+  const int a_col = 64 * wg + 16 * warp + ((lane / 8) % 2) * 8;
+  const int a_row = (lane % 8) + (lane / 16) * 8;
+  for (int s = 0; s < steps; ++s) {
+    cp_async_wait<S - 2>();
+    wg_wait<0>();  // this warpgroup's products of the last step, which read the stage reloaded next
+    wg_fence_operands(ev);
+    wg_fence_operands(od);
+    __syncthreads();
+    issue(s + S - 1);
+    const T* X = x_tile(s % S, 0);
+    const T* Xm = x_tile(s % S, 1);
+    uint32_t u[4][4], v[4][4];
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      const int kr = 16 * kk + a_row;
+      uint32_t r[4], m[4];
+      ldmatrix_x4_trans(r, X + kr * RS + a_col);
+      ldmatrix_x4_trans(m, Xm + (kWgBK - 1 - kr) * RS + a_col);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        u[kk][e] = add2<T>(r[e], m[e]);
+        v[kk][e] = sub2<T>(r[e], m[e]);
+      }
+    }
+    wg_fence();
+    const uint32_t b_even = smem_addr(smem + size_t(s % S) * kWgBasisBytes);
+    const uint32_t b_odd = b_even + kWgBasisBytes / 2;
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      wgmma_rs<T>(ev, u[kk], wg_desc(b_even + 32u * kk, 16, 1024));
+      wgmma_rs<T>(od, v[kk], wg_desc(b_odd + 32u * kk, 16, 1024));
+    }
+    wg_commit();
+    wg_fence_operands(ev);
+    wg_fence_operands(od);
+    mover.drain(s, s % S);
+  }
+  cp_async_wait<0>();
+  wg_wait<0>();
+  wg_fence_operands(ev);
+  wg_fence_operands(od);
+  mover.finish(steps);
+
+  // Epilogue: accumulator 4j + e is column (GEMM row) 16 warp + g + 8 (e / 2) and coefficient
+  // index i = 8j + 2t + (e % 2), k = k0 + 2i (even) or k0 + 2i + 1 (odd).
+  const int g = lane / 4, t = lane % 4;
+#pragma unroll
+  for (int hr = 0; hr < 2; ++hr) {
+    const int col = static_cast<int>(col0) + 64 * wg + 16 * warp + g + 8 * hr;
+    const int h = col / p.C;
+    if (h >= p.heads) continue;
+    float* ws = p.ws + int64_t(h) * p.M * p.C + (col - h * p.C);
+#pragma unroll
+    for (int j = 0; j < 16; ++j)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int64_t k = k0 + 2 * (8 * j + 2 * t + e);
+        if (k < p.kmax) atomicAdd(ws + k * p.C, ev[4 * j + 2 * hr + e]);
+        if (k + 1 < p.kmax) atomicAdd(ws + (k + 1) * p.C, od[4 * j + 2 * hr + e]);
+      }
+  }
+#endif
 }
 
 template <class T>
@@ -966,7 +1115,7 @@ __global__ void dct_basis_kernel(int64_t L, int64_t kmax, int64_t kpad, int64_t 
 constexpr size_t kMaxBasisTableBytes = size_t(64) << 20;
 
 // The basis table for a transform over L middle tokens with kmax coefficients, covering both
-// kernels' tiles (k up to a BM multiple, tokens n up to a BMI multiple of ceil(L/2)); none (null
+// kernels' tiles (k up to a kWgBM multiple, tokens n up to a BMI multiple of ceil(L/2)); none (null
 // data) for float, when the option is off, or above kMaxBasisTableBytes. Built on c.stream into
 // the scratch's basis slot unless the slot already holds this (L, kmax, type): at the issue's
 // layout 8 MB, ~10 us under ncu, against a ~300 us transform.
@@ -976,7 +1125,8 @@ BasisTable basis_table(Ctx& c, int64_t L, int64_t kmax) {
     return {};
   } else {
     if (!c.opt.fourier_basis_table) return {};
-    const int64_t kpad = (kmax + BM - 1) / BM * BM;
+    // k up to a kWgBM multiple, which is also a BM multiple.
+    const int64_t kpad = (kmax + kWgBM - 1) / kWgBM * kWgBM;
     const int64_t npad = ((L + 1) / 2 + BMI - 1) / BMI * BMI;
     const size_t bytes = size_t(kpad) * size_t(npad) * sizeof(T);
     if (bytes > kMaxBasisTableBytes) return {};
@@ -991,6 +1141,37 @@ BasisTable basis_table(Ctx& c, int64_t L, int64_t kmax) {
     }
     return {table, npad};
   }
+}
+
+// The accumulated coefficients, scaled, as T.
+template <class T>
+void finalize(Ctx& c, const FwdParams& p, float scale, void* coeffs) {
+  const int64_t n = p.heads * p.M * p.C;
+  finalize_kernel<T>
+      <<<grid_for(n, 256, c.sms), 256, 0, c.stream>>>(n, p.ws, scale, static_cast<T*>(coeffs));
+  KVS_LAUNCH();
+}
+
+// The forward product with dct_forward_wgmma_kernel: p complete but for the split, `copy` as
+// for compress_t. One block per SM, so the token pairs are split for one wave of blocks.
+template <class T>
+void compress_wgmma_t(Ctx& c, FwdParams& p, int64_t ctiles, const KeptCopy& copy) {
+  const int64_t mtiles = (p.kmax + kWgBM - 1) / kWgBM;
+  const size_t smem = wg_fwd_smem<T>(copy.rows > 0);
+  KVS_CUDA(cudaFuncSetAttribute(dct_forward_wgmma_kernel<T>,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  const int64_t base = mtiles * ctiles;
+  int64_t splits = std::max<int64_t>(1, int64_t(c.sms) / base);
+  splits = std::min(splits, std::max<int64_t>(1, p.half / (4 * kWgBK)));
+  p.rows_per_split = ((p.half + splits - 1) / splits + kWgBK - 1) / kWgBK * kWgBK;
+  splits = (p.half + p.rows_per_split - 1) / p.rows_per_split;
+  if (mtiles > 65535 || splits > 65535) throw std::invalid_argument("fourier_compress: too large");
+  const dim3 grid(static_cast<unsigned>(mtiles), static_cast<unsigned>(ctiles),
+                  static_cast<unsigned>(splits));
+  p.copy = copy;
+  schedule_copy(p.copy, mtiles * ctiles * splits, kThreads, p.rows_per_split / kWgBK, kCopyMaxWide);
+  dct_forward_wgmma_kernel<T><<<grid, kThreads, smem, c.stream>>>(p);
+  KVS_LAUNCH();
 }
 
 // `copy`, when it has rows, is the kept-dims copy for the transform's blocks to do; the caller
@@ -1021,11 +1202,22 @@ void compress_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv
   p.ws = static_cast<float*>(c.scratch->get(ws_bytes, 0));
   KVS_CUDA(cudaMemsetAsync(p.ws, 0, ws_bytes, c.stream));
 
-  const int64_t mtiles = (p.kmax + BM - 1) / BM;
   const int64_t ctiles = (heads * C + BN - 1) / BN;
-  constexpr int S = fwd_stages<T>();
+  if (ctiles > 65535 || heads * C > INT32_MAX)
+    throw std::invalid_argument("fourier_compress: too large");
   p.basis = basis_table<T>(c, L, p.kmax);
   const bool table = p.basis.data != nullptr;
+  const float scale = 1.f / std::sqrt(static_cast<float>(L));
+  if constexpr (!Mma<T>::split) {
+    // Not below 129 coefficients: the warpgroup block always multiplies 256, and at M = 64 that
+    // measured 0.157 ms against 0.117 ms for the mma.sync kernel's 128 (kernels/BENCHMARKS.md).
+    if (table && c.wgmma && c.opt.fourier_wgmma && p.kmax > BM) {
+      compress_wgmma_t<T>(c, p, ctiles, copy);
+      return finalize<T>(c, p, scale, coeffs);
+    }
+  }
+  const int64_t mtiles = (p.kmax + BM - 1) / BM;
+  constexpr int S = fwd_stages<T>();
   const size_t smem = (table ? fwd_smem<T, kOnePass, true>(S) : fwd_smem<T, kOnePass, false>(S)) +
                       (copy.rows ? ring_smem(S) : 0);
   const auto kernel = table ? dct_forward_kernel<T, S, kOnePass, !Mma<T>::split>
@@ -1041,8 +1233,7 @@ void compress_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv
   splits = std::min(splits, max_splits);
   p.rows_per_split = ((p.half + splits - 1) / splits + BK - 1) / BK * BK;
   splits = (p.half + p.rows_per_split - 1) / p.rows_per_split;
-  if (ctiles > 65535 || splits > 65535 || heads * C > INT32_MAX)
-    throw std::invalid_argument("fourier_compress: too large");
+  if (splits > 65535) throw std::invalid_argument("fourier_compress: too large");
 
   const dim3 grid(static_cast<unsigned>(mtiles), static_cast<unsigned>(ctiles),
                   static_cast<unsigned>(splits));
@@ -1050,10 +1241,7 @@ void compress_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv
   schedule_copy(p.copy, mtiles * ctiles * splits, kThreads, p.rows_per_split / BK);
   kernel<<<grid, kThreads, smem, c.stream>>>(p);
   KVS_LAUNCH();
-  const int64_t n = heads * M * C;
-  finalize_kernel<T><<<grid_for(n, 256, c.sms), 256, 0, c.stream>>>(
-      n, p.ws, 1.f / std::sqrt(static_cast<float>(L)), static_cast<T*>(coeffs));
-  KVS_LAUNCH();
+  finalize<T>(c, p, scale, coeffs);
 }
 
 // As compress_t: none for `copy` when there are no middle tokens or columns.

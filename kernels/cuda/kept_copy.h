@@ -22,7 +22,11 @@
 
 namespace kvscope::kernels::cuda {
 
-constexpr int kCopyMax = 2;  // passes per step, at most (the depth of the kernels' copy ring)
+// Passes per step, at most: the depth of the mma.sync transform kernels' copy ring. The warpgroup
+// forward kernel (one block per SM, 64-token steps) has four times the rows per step to copy and
+// a ring of kCopyMaxWide.
+constexpr int kCopyMax = 2;
+constexpr int kCopyMaxWide = 8;
 
 struct KeptSchedule {
   int64_t rows = 0;       // token rows of all heads
@@ -68,8 +72,10 @@ struct KeptSchedule {
 };
 
 // Spreads `rows` rows of `per_row` groups over a grid of `blocks` blocks of `threads` threads
-// whose longest block runs `steps` steps. No copy (per_thread 0) when there is nothing to do.
-inline KeptSchedule spread(int64_t rows, int per_row, int64_t blocks, int threads, int64_t steps) {
+// whose longest block runs `steps` steps, at most `max_passes` passes per step (the depth of the
+// kernel's ring). No copy (per_thread 0) when there is nothing to do.
+inline KeptSchedule spread(int64_t rows, int per_row, int64_t blocks, int threads, int64_t steps,
+                           int max_passes = kCopyMax) {
   KeptSchedule k;
   if (rows <= 0 || per_row <= 0 || per_row > threads || blocks <= 0 || steps <= 0) return k;
   k.rows = rows;
@@ -77,7 +83,7 @@ inline KeptSchedule spread(int64_t rows, int per_row, int64_t blocks, int thread
   k.rows_per_pass = threads / per_row;
   k.steps = steps;
   const int64_t per = blocks * steps * k.rows_per_pass;  // rows of one pass per step of each block
-  k.per_thread = static_cast<int>(std::min<int64_t>(kCopyMax, (rows + per - 1) / per));
+  k.per_thread = static_cast<int>(std::min<int64_t>(max_passes, (rows + per - 1) / per));
   return k;
 }
 

@@ -133,6 +133,23 @@ __device__ __forceinline__ void wgmma_rs_tb(float (&d)[64], const uint32_t (&a)[
 KVS_WGMMA_RS_TB(bf16, "bf16.bf16")
 KVS_WGMMA_RS_TB(f16, "f16.f16")
 #undef KVS_WGMMA_RS_TB
+
+// d += A B, A [64 x 16] from registers, B [16 x 128] from shared memory K-major (not transposed).
+template <class T>
+__device__ __forceinline__ void wgmma_rs(float (&d)[64], const uint32_t (&a)[4], uint64_t b);
+#define KVS_WGMMA_RS(T, TYPES)                                                                    \
+  template <>                                                                                     \
+  __device__ __forceinline__ void wgmma_rs<T>(float(&d)[64], const uint32_t(&a)[4], uint64_t b) { \
+    asm volatile(                                                                                 \
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"                                              \
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32." TYPES " " KVS_WG_ACC_REGS                  \
+        ", {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"                                           \
+        : KVS_WG_ACC_OPS(d)                                                                       \
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "n"(1));                            \
+  }
+KVS_WGMMA_RS(bf16, "bf16.bf16")
+KVS_WGMMA_RS(f16, "f16.f16")
+#undef KVS_WGMMA_RS
 #endif  // KVS_HAVE_WGMMA
 
 }  // namespace kvscope::kernels::cuda

@@ -79,12 +79,14 @@ FourierLayout lower(int64_t c, int64_t m) {
 }
 
 // args: cufft, f32, heads, tokens, head_dim, cdims, m, reconstruct, one-pass fused variant,
-// basis table (CudaOptions::fourier_basis_table)
+// basis table (CudaOptions::fourier_basis_table), warpgroup-MMA compression
+// (CudaOptions::fourier_wgmma)
 void bm_fourier(benchmark::State& st) {
   CudaOptions o;
   if (st.range(0)) o.fourier = CudaOptions::Fourier::cufft;
   o.fourier_one_pass = st.range(8) != 0;
   o.fourier_basis_table = st.range(9) != 0;
+  o.fourier_wgmma = st.range(10) != 0;
   auto b = backend(o);
   const DType t = st.range(1) ? DType::f32 : DType::bf16;
   const KvShape s{1, st.range(2), st.range(3), st.range(4), t};
@@ -251,25 +253,30 @@ int main(int argc, char** argv) {
         ->Unit(benchmark::kMillisecond)
         ->MinTime(0.2);
   };
-  const std::vector<std::string> fa{"cufft", "f32", "heads", "tokens",  "head_dim",
-                                    "cdims", "m",   "recon", "onepass", "table"};
+  const std::vector<std::string> fa{"cufft", "f32",   "heads",   "tokens", "head_dim", "cdims",
+                                    "m",     "recon", "onepass", "table",  "wgmma"};
   // The layout (64 KV heads x 32768 x 128, lower 64 dims -> M = 256), fused and cuFFT;
   // torch_peers' [64, 32768, 64] all-compressed shape (its rfft+slice peer is f32) in f32 and
   // bf16; M = 64 and 1024 for the trend. The fused rows run with and without
   // CudaOptions::fourier_one_pass (onepass:1) and, for 16-bit types,
   // CudaOptions::fourier_basis_table (table:1).
   reg("fourier", bm_fourier, fa)
-      ->ArgsProduct({{0}, {0}, {64}, {32768}, {128}, {64}, {256}, {0, 1}, {0, 1}, {0, 1}});
+      ->ArgsProduct({{0}, {0}, {64}, {32768}, {128}, {64}, {256}, {0, 1}, {0, 1}, {0, 1}, {1}});
   reg("fourier", bm_fourier, fa)
-      ->ArgsProduct({{1}, {0}, {64}, {32768}, {128}, {64}, {256}, {0, 1}, {0}, {0}});
+      ->ArgsProduct({{1}, {0}, {64}, {32768}, {128}, {64}, {256}, {0, 1}, {0}, {0}, {1}});
   reg("fourier", bm_fourier, fa)
-      ->ArgsProduct({{0}, {0}, {64}, {32768}, {64}, {64}, {256}, {0, 1}, {0, 1}, {0, 1}});
+      ->ArgsProduct({{0}, {0}, {64}, {32768}, {64}, {64}, {256}, {0, 1}, {0, 1}, {0, 1}, {1}});
   reg("fourier", bm_fourier, fa)
-      ->ArgsProduct({{0}, {1}, {64}, {32768}, {64}, {64}, {256}, {0, 1}, {0, 1}, {0}});
+      ->ArgsProduct({{0}, {1}, {64}, {32768}, {64}, {64}, {256}, {0, 1}, {0, 1}, {0}, {1}});
   reg("fourier", bm_fourier, fa)
-      ->ArgsProduct({{1}, {0, 1}, {64}, {32768}, {64}, {64}, {256}, {0}, {0}, {0}});
+      ->ArgsProduct({{1}, {0, 1}, {64}, {32768}, {64}, {64}, {256}, {0}, {0}, {0}, {1}});
   reg("fourier", bm_fourier, fa)
-      ->ArgsProduct({{0}, {0}, {64}, {32768}, {64}, {64}, {64, 1024}, {0}, {1}, {0, 1}});
+      ->ArgsProduct({{0}, {0}, {64}, {32768}, {64}, {64}, {64, 1024}, {0}, {1}, {0, 1}, {1}});
+  // The compression's mma.sync kernel beside the warpgroup one (wgmma:1 above, the default).
+  reg("fourier", bm_fourier, fa)
+      ->ArgsProduct({{0}, {0}, {64}, {32768}, {128, 64}, {64}, {256}, {0}, {1}, {1}, {0}});
+  reg("fourier", bm_fourier, fa)
+      ->ArgsProduct({{0}, {0}, {64}, {32768}, {64}, {64}, {64, 1024}, {0}, {1}, {1}, {0}});
   reg("decode", bm_decode,
       {"fourier", "batch", "q_heads", "kv_heads", "head_dim", "tokens", "cdims", "m"})
       ->ArgsProduct({{0, 1}, {8}, {32}, {8}, {128}, {4096, 32768, 131072}, {64}, {256}})
