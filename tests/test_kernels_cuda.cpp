@@ -314,14 +314,20 @@ std::vector<FourierCase> compress_cases(DType t) {
       {{1, 2, 2000, 128, t}, {range(0, 8), 64, 4, 16}},
       // more coefficients than a warpgroup block holds (two k tiles), an odd middle, splits
       {{1, 3, 5001, 128, t}, {range(32, 96), 300, 4, 64}},
+      // coefficient rows of whole 16-byte groups but dims not on a group boundary (element-wise
+      // output), M > L with a partial last k step
+      {{1, 2, 300, 64, t}, {range(1, 9), 512, 4, 8}},
+      // one column tile and more n tiles than SMs: each block of the reconstruction with
+      // resident coefficients walks several n tiles
+      {{1, 2, 30000, 128, t}, {range(0, 64), 200, 4, 64}},
   };
 }
 
 // The transforms' implementations: fused one-pass, and fused with the kept copy on the side
 // stream, each with its basis generated in the kernels or read from a table (one-pass with the
 // table is the default), and cuFFT.
-// With the table and 16-bit types the forward product runs on warpgroup MMA where the device
-// and build have it (CudaOptions::fourier_wgmma); the last fused path keeps it on mma.sync.
+// With the table and 16-bit types the products run on warpgroup MMA where the device and build
+// have it (CudaOptions::fourier_wgmma); the last fused path keeps them on mma.sync.
 struct FourierImpls {
   static constexpr int n = 6;
   static constexpr const char* names[n] = {"fused one-pass ",

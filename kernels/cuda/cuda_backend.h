@@ -26,10 +26,11 @@ struct CudaOptions {
   // when L or M changes) instead of generating it in every block. On the H200 it took the issue
   // layout's reconstruction from 0.562 to 0.428 ms and its compression from 0.314 to 0.292 ms.
   bool fourier_basis_table = true;
-  // The fused compression of 16-bit types with a basis table and more than 128 coefficients runs
-  // as a warpgroup-MMA kernel (wgmma, with sm_90a code on a compute-capability 9.0 device;
-  // elsewhere the mma.sync kernel runs), or always as the mma.sync kernel (false). On the H200 it
-  // took the issue layout's compression from 0.294 to 0.234 ms (kernels/BENCHMARKS.md).
+  // The fused transforms of 16-bit types with a basis table run as warpgroup-MMA kernels (wgmma,
+  // with sm_90a code on a compute-capability 9.0 device; elsewhere the mma.sync kernels run):
+  // the compression above 128 coefficients, the reconstruction where the coefficient rows are
+  // whole 16-byte groups. false: always the mma.sync kernels. On the H200 the compression of
+  // the issue layout went from 0.294 to 0.234 ms (kernels/BENCHMARKS.md).
   bool fourier_wgmma = true;
   // rows <= 16: kvscope's GEMV kernel with W in flight in registers (own), the one with W staged
   // in shared memory by bulk copies (bulk), or cuBLASLt.

@@ -298,8 +298,11 @@ struct Operand {
 // The DCT basis w_k cos(pi (2n + 1) k / 2L), k < kpad, n < npad, row-major by k (row stride
 // `stride` elements), zero for k >= kmax and n >= L: what the 16-bit transform kernels read their
 // basis tiles from (kTable) instead of generating them in every block.
+// For float the table holds the basis as bf16 hi parts (data) and what their rounding left (lo),
+// for the warpgroup forward kernel's three products.
 struct BasisTable {
   const void* data = nullptr;
+  const void* lo = nullptr;  // float
   int64_t stride = 0;
 };
 
@@ -730,73 +733,97 @@ __global__ void __launch_bounds__(kThreads, uv_in_registers<T, kOnePass>() ? 2 :
 }
 
 // ---- the forward GEMM with warpgroup MMA (sm_90a) -----------------------------------------
-// The same product as dct_forward_kernel for 16-bit types with a basis table, transposed so that
-// the mirror sums are the register operand: per head column c (GEMM row) and coefficient k
-// (GEMM column), acc[c][k] += u[c][n] B[k][n] for even k and v[c][n] B[k][n] for odd k. Each of
-// the two warpgroups takes 64 columns and all kWgBM coefficients of the block, so one basis tile
-// per step serves 128 columns and both parities with two m64n128k16 products per k16 and
-// warpgroup, where the mma.sync kernel issues 32 mma.sync per k16 and warp for the same work.
-// The basis tile is [kWgBM rows (k: even in the first half, odd in the second) x kWgBK tokens]
-// in the 128-byte swizzle of wgmma.cuh, read K-major; u and v come from ldmatrix at mirrored
-// rows as in warp_mma_mirror. One block per SM (its tiles and the kept-copy ring of a 64-token
-// step fill 197 KB), two stages.
-constexpr int kWgBK = 64;   // token pairs per step: one 128-byte row of the basis tile
+// The product of dct_forward_kernel with a basis table, transposed so that the mirror sums are
+// the register operand: per head column c (GEMM row) and coefficient k (GEMM column),
+// acc[c][k] += u[c][n] B[k][n] for even k and v[c][n] B[k][n] for odd k. Each of the two
+// warpgroups takes 64 columns and all kWgBM coefficients of the block, so one basis tile per
+// step serves 128 columns and both parities with two m64n128k16 products per k16 and warpgroup,
+// where the mma.sync kernel issues 32 mma.sync per k16 and warp for the same work. The basis
+// tile is [kWgBM rows (k: even in the first half, odd in the second) x WgFwd::bk tokens],
+// swizzled as wgmma.cuh describes (one swizzle row per basis row), read K-major.
+//  - 16-bit types: u and v come from ldmatrix at mirrored rows as in warp_mma_mirror; 64-token
+//    steps (128-byte rows), two stages.
+//  - float: u and v are summed in f32 from scalar shared-memory loads straight into the fragment
+//    layout and split into bf16 hi and lo parts; the table holds the basis as hi and lo parts
+//    too, and each product is hi*hi + lo*hi + hi*lo (three wgmma), as dct_forward_kernel does
+//    with mma.sync. 32-token steps (64-byte rows), three stages.
+// One block per SM.
 constexpr int kWgBM = 256;  // coefficients per block: 128 even and 128 odd
-constexpr int kWgStages = 2;
-constexpr size_t kWgBasisBytes = size_t(kWgBM) * kWgBK * 2;
 
 template <class T>
-constexpr size_t wg_x_bytes() {  // one tile of kWgBK rows of x (or of mirror rows)
-  return size_t(kWgBK) * raw_stride<T>() * sizeof(T);
-}
-// Shared memory of the warpgroup forward kernel: alignment slack, the basis tiles (1024-byte
-// aligned), the x and mirror tiles, and the kept-copy ring when there is a copy.
-template <class T>
-constexpr size_t wg_fwd_smem(bool copy) {
-  return 1024 + size_t(kWgStages) * (kWgBasisBytes + 2 * wg_x_bytes<T>()) +
-         (copy ? ring_smem(kWgStages, kCopyMaxWide) : 0);
+struct WgFwd {
+  static constexpr bool split = Mma<T>::split;
+  static constexpr int bk = split ? 32 : 64;  // tokens per step: one swizzle row of the basis
+  static constexpr int stages = split ? 3 : 2;
+  static constexpr int parts = split ? 2 : 1;  // basis parts: hi (and lo)
+  static constexpr int ring = split ? kCopyMax : kCopyMaxWide;
+  static constexpr uint32_t row_bytes = 2 * bk;                     // of a basis row
+  static constexpr size_t basis_bytes = size_t(kWgBM) * row_bytes;  // one part of one stage
+  static constexpr size_t x_bytes = size_t(bk) * raw_stride<T>() * sizeof(T);  // x or mirror
+  // Alignment slack, the basis tiles (1024-byte aligned), the x and mirror tiles, the ring.
+  static constexpr size_t smem(bool copy) {
+    return 1024 + size_t(stages) * (parts * basis_bytes + 2 * x_bytes) +
+           (copy ? ring_smem(stages, ring) : 0);
+  }
+  // Byte offset of the 16-byte chunk ch of basis row r in a tile.
+  static __device__ __forceinline__ uint32_t offset(int r, int ch) {
+    return split ? sw64_offset(r, ch) : sw128_offset(r, ch, kWgBM);
+  }
+  static __device__ __forceinline__ uint64_t desc(uint32_t addr) {
+    return split ? wg_desc(addr, 16, 8 * row_bytes, kSwizzle64) : wg_desc(addr, 16, 8 * row_bytes);
+  }
+};
+
+// a and b as bf16 pairs: hi the rounded values, lo what rounding left.
+__device__ __forceinline__ void split_pair(float a, float b, uint32_t& hi, uint32_t& lo) {
+  hi = pack2<bf16>(a, b);
+  lo = pack2<bf16>(a - __uint_as_float(hi << 16), b - __uint_as_float(hi & 0xffff0000u));
 }
 
 template <class T>
 __global__ void __launch_bounds__(kThreads, 1) dct_forward_wgmma_kernel(const FwdParams p) {
 #if KVS_HAVE_WGMMA
-  static_assert(sizeof(T) == 2, "16-bit types");
+  using W = WgFwd<T>;
+  using TM = typename Mma<T>::type;
   constexpr int RS = raw_stride<T>();
-  constexpr int S = kWgStages;
+  constexpr int S = W::stages, BKT = W::bk;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const uint32_t raw_addr = smem_addr(smem_raw);
   unsigned char* smem = smem_raw + (((raw_addr + 1023u) & ~1023u) - raw_addr);
-  T* xs = reinterpret_cast<T*>(smem + S * kWgBasisBytes);  // stage s: x, then mirror rows
-  const KeptMover<T, kThreads, kCopyMaxWide> mover(
-      p.copy, smem + S * (kWgBasisBytes + 2 * wg_x_bytes<T>()));
+  constexpr size_t kBasisStage = W::parts * W::basis_bytes;
+  T* xs = reinterpret_cast<T*>(smem + S * kBasisStage);  // stage s: x, then mirror rows
+  const KeptMover<T, kThreads, W::ring> mover(p.copy, smem + S * (kBasisStage + 2 * W::x_bytes));
 
   const int wg = threadIdx.x / 128, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32;
   const int64_t k0 = int64_t(blockIdx.x) * kWgBM;
   const int64_t col0 = int64_t(blockIdx.y) * BN;
   const int64_t nb = int64_t(blockIdx.z) * p.rows_per_split;
   const int64_t ne = min(nb + p.rows_per_split, p.half);
-  const int steps = static_cast<int>((ne - nb + kWgBK - 1) / kWgBK);
+  const int steps = static_cast<int>((ne - nb + BKT - 1) / BKT);
   const ColumnSource<T> cs = column_source<T>(p.x, col0, p.heads, p.C, p.vec, p.dims);
-  const T* table = static_cast<const T*>(p.basis.data);
 
-  auto x_tile = [&](int stage, int mirror) {
-    return xs + (size_t(stage) * 2 + mirror) * kWgBK * RS;
-  };
+  auto x_tile = [&](int stage, int mirror) { return xs + (size_t(stage) * 2 + mirror) * BKT * RS; };
   auto issue = [&](int s) {
     if (s < steps) {
-      const int64_t n0 = nb + int64_t(s) * kWgBK;
-      // As in dct_forward_kernel: x rows n0.., and mirror row r holding n = n0 + kWgBK - 1 - r.
-      load_tile<T, false, kWgBK>(x_tile(s % S, 0), RS, cs, p.x.row_stride, n0, nb, ne, p.vec);
-      load_tile<T, false, kWgBK>(x_tile(s % S, 1), RS, cs, p.x.row_stride, p.L - n0 - kWgBK,
-                                 max(p.L - ne, p.half), p.L, p.vec);
-      // Basis row r: k = k0 + 2r (r < 128) or k0 + 2(r - 128) + 1, tokens n0 .. n0 + 63 as eight
-      // 16-byte chunks (the table's rows and columns cover every block's tile).
-      unsigned char* bt = smem + size_t(s % S) * kWgBasisBytes;
+      const int64_t n0 = nb + int64_t(s) * BKT;
+      // As in dct_forward_kernel: x rows n0.., and mirror row r holding n = n0 + BKT - 1 - r.
+      load_tile<T, false, BKT>(x_tile(s % S, 0), RS, cs, p.x.row_stride, n0, nb, ne, p.vec);
+      load_tile<T, false, BKT>(x_tile(s % S, 1), RS, cs, p.x.row_stride, p.L - n0 - BKT,
+                               max(p.L - ne, p.half), p.L, p.vec);
+      // Basis row r: k = k0 + 2r (r < 128) or k0 + 2(r - 128) + 1, tokens n0 .. n0 + BKT - 1 as
+      // 16-byte chunks, of each part (the table's rows and columns cover every block's tile).
+      unsigned char* bt = smem + size_t(s % S) * kBasisStage;
+      constexpr int kChunks = BKT / 8;
 #pragma unroll
-      for (int i = threadIdx.x; i < kWgBM * 8; i += kThreads) {
-        const int r = i / 8, ch = i % 8;
-        const int64_t k = k0 + (r < kWgBM / 2 ? 2 * r : 2 * (r - kWgBM / 2) + 1);
-        cp_async16(bt + sw128_offset(r, ch, kWgBM), table + k * p.basis.stride + n0 + ch * 8, true);
+      for (int part = 0; part < W::parts; ++part) {
+        const TM* table = static_cast<const TM*>(part ? p.basis.lo : p.basis.data) + n0;
+#pragma unroll
+        for (int i = threadIdx.x; i < kWgBM * kChunks; i += kThreads) {
+          const int r = i / kChunks, ch = i % kChunks;
+          const int64_t k = k0 + (r < kWgBM / 2 ? 2 * r : 2 * (r - kWgBM / 2) + 1);
+          cp_async16(bt + part * W::basis_bytes + W::offset(r, ch),
+                     table + k * p.basis.stride + ch * 8, true);
+        }
       }
       mover.issue(s, s % S);
     }
@@ -809,40 +836,82 @@ __global__ void __launch_bounds__(kThreads, 1) dct_forward_wgmma_kernel(const Fw
 #pragma unroll
   for (int s = 0; s < S - 1; ++s) issue(s);
 
-  // The warp's 16 columns and its lanes' ldmatrix rows (as warp_mma_k16 loads an A stored [k][m]).
+  // 16-bit: the warp's 16 columns and its lanes' ldmatrix rows (as warp_mma_k16 loads an A
+  // stored [k][m]). float: the lane's fragment rows (columns) ca, ca + 8 and token pairs 2t, 2t+8.
   const int a_col = 64 * wg + 16 * warp + ((lane / 8) % 2) * 8;
   const int a_row = (lane % 8) + (lane / 16) * 8;
+  const int g = lane / 4, t = lane % 4;
+  const int ca = 64 * wg + 16 * warp + g;
+  constexpr int kK16 = BKT / 16;
   for (int s = 0; s < steps; ++s) {
-    cp_async_wait<S - 2>();
-    wg_wait<0>();  // this warpgroup's products of the last step, which read the stage reloaded next
-    wg_fence_operands(ev);
-    wg_fence_operands(od);
-    __syncthreads();
-    issue(s + S - 1);
     const T* X = x_tile(s % S, 0);
     const T* Xm = x_tile(s % S, 1);
-    uint32_t u[4][4], v[4][4];
+    const uint32_t b_even = smem_addr(smem + size_t(s % S) * kBasisStage);
+    const uint32_t b_odd = b_even + W::basis_bytes / 2;
+    if constexpr (!W::split) {
+      cp_async_wait<S - 2>();
+      wg_wait<0>();  // this warpgroup's products of the last step, which read the stage reloaded
+      wg_fence_operands(ev);
+      wg_fence_operands(od);
+      __syncthreads();
+      issue(s + S - 1);
+      uint32_t u[kK16][4], v[kK16][4];
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-      const int kr = 16 * kk + a_row;
-      uint32_t r[4], m[4];
-      ldmatrix_x4_trans(r, X + kr * RS + a_col);
-      ldmatrix_x4_trans(m, Xm + (kWgBK - 1 - kr) * RS + a_col);
+      for (int kk = 0; kk < kK16; ++kk) {
+        const int kr = 16 * kk + a_row;
+        uint32_t r[4], m[4];
+        ldmatrix_x4_trans(r, X + kr * RS + a_col);
+        ldmatrix_x4_trans(m, Xm + (BKT - 1 - kr) * RS + a_col);
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        u[kk][e] = add2<T>(r[e], m[e]);
-        v[kk][e] = sub2<T>(r[e], m[e]);
+        for (int e = 0; e < 4; ++e) {
+          u[kk][e] = add2<T>(r[e], m[e]);
+          v[kk][e] = sub2<T>(r[e], m[e]);
+        }
+      }
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < kK16; ++kk) {
+        wgmma_rs<TM>(ev, u[kk], W::desc(b_even + 32u * kk));
+        wgmma_rs<TM>(od, v[kk], W::desc(b_odd + 32u * kk));
+      }
+      wg_commit();
+    } else {
+      // Each k16 half of the step is its own commit group, so that one half's fragments are
+      // built (shared-memory loads, f32 sums, the hi/lo split) while the other half's six
+      // products run: before building half kk, wg_wait<1> leaves only the group just issued
+      // in flight, i.e. the last one that read this half's registers is done. The stage that
+      // issue() reloads was read by the whole last step, so the reload waits for the second
+      // half's wait and a barrier.
+      static_assert(kK16 == 2, "two k16 halves per step");
+      const uint32_t lo = W::basis_bytes;  // the lo part's tile follows the hi part's
+#pragma unroll
+      for (int kk = 0; kk < kK16; ++kk) {
+        if (kk == 0) cp_async_wait<S - 2>();
+        wg_wait<1>();
+        wg_fence_operands(ev);
+        wg_fence_operands(od);
+        __syncthreads();  // kk 0: stage s is visible; kk 1: no product reads the last stage
+        if (kk == 1) issue(s + S - 1);
+        // Register q of a fragment: column ca + 8 (q % 2), tokens 16 kk + 2t + 8 (q / 2) + {0, 1}.
+        uint32_t uh[4], ul[4], vh[4], vl[4];
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          const int c = ca + 8 * (q % 2), n = 16 * kk + 2 * t + 8 * (q / 2);
+          const float x0 = X[n * RS + c], x1 = X[(n + 1) * RS + c];
+          const float m0 = Xm[(BKT - 1 - n) * RS + c], m1 = Xm[(BKT - 2 - n) * RS + c];
+          split_pair(x0 + m0, x1 + m1, uh[q], ul[q]);
+          split_pair(x0 - m0, x1 - m1, vh[q], vl[q]);
+        }
+        wg_fence();
+        wgmma_rs<TM>(ev, uh, W::desc(b_even + 32u * kk));
+        wgmma_rs<TM>(ev, ul, W::desc(b_even + 32u * kk));
+        wgmma_rs<TM>(ev, uh, W::desc(b_even + lo + 32u * kk));
+        wgmma_rs<TM>(od, vh, W::desc(b_odd + 32u * kk));
+        wgmma_rs<TM>(od, vl, W::desc(b_odd + 32u * kk));
+        wgmma_rs<TM>(od, vh, W::desc(b_odd + lo + 32u * kk));
+        wg_commit();
       }
     }
-    wg_fence();
-    const uint32_t b_even = smem_addr(smem + size_t(s % S) * kWgBasisBytes);
-    const uint32_t b_odd = b_even + kWgBasisBytes / 2;
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-      wgmma_rs<T>(ev, u[kk], wg_desc(b_even + 32u * kk, 16, 1024));
-      wgmma_rs<T>(od, v[kk], wg_desc(b_odd + 32u * kk, 16, 1024));
-    }
-    wg_commit();
     wg_fence_operands(ev);
     wg_fence_operands(od);
     mover.drain(s, s % S);
@@ -855,10 +924,9 @@ __global__ void __launch_bounds__(kThreads, 1) dct_forward_wgmma_kernel(const Fw
 
   // Epilogue: accumulator 4j + e is column (GEMM row) 16 warp + g + 8 (e / 2) and coefficient
   // index i = 8j + 2t + (e % 2), k = k0 + 2i (even) or k0 + 2i + 1 (odd).
-  const int g = lane / 4, t = lane % 4;
 #pragma unroll
   for (int hr = 0; hr < 2; ++hr) {
-    const int col = static_cast<int>(col0) + 64 * wg + 16 * warp + g + 8 * hr;
+    const int col = static_cast<int>(col0) + ca + 8 * hr;
     const int h = col / p.C;
     if (h >= p.heads) continue;
     float* ws = p.ws + int64_t(h) * p.M * p.C + (col - h * p.C);
@@ -939,6 +1007,53 @@ __device__ __forceinline__ void warp_mma_k16(float (&acc)[2][4][4], const TM* A,
     for (int j = 0; j < 4; ++j) mma16816<TM>(acc[i][j], a[i], b[j]);
 }
 
+// The inverse kernels' output: staged rows r < BMI hold tokens n0 + r, rows BMI + r their mirrors
+// L - 1 - (n0 + r), for the block's BN columns from col0, in shared memory with row stride
+// BN + 16 / sizeof(T) elements; written to p.out with whole-row vectors where p.vec_out.
+template <class T>
+__device__ __forceinline__ void store_staged_rows(const InvParams& p, const T* st, int64_t n0,
+                                                  int64_t col0) {
+  constexpr int ES = BN + 16 / int(sizeof(T));
+  const int64_t half = (p.L + 1) / 2;
+  // Output token of staged row r, or -1: rows n < half, and mirrors L-1-n >= half (the middle
+  // token of an odd L is written once, as a direct row).
+  auto token = [&](int r) -> int64_t {
+    const int64_t n = n0 + (r < BMI ? r : r - BMI);
+    if (n >= half) return -1;
+    if (r < BMI) return n;
+    return p.L - 1 - n >= half ? p.L - 1 - n : -1;
+  };
+  T* out = static_cast<T*>(p.out);
+  constexpr int G = Vec16<T>::n;
+  if (p.vec_out) {
+    // A thread's group (column) is the same in every row it writes: kThreads is a multiple of
+    // the groups per row, so its head, dim and base address are computed once.
+    constexpr int per_row = BN / G, rows_per_pass = kThreads / per_row;
+    static_assert(kThreads % per_row == 0, "fixed column per thread");
+    const int cg = (threadIdx.x % per_row) * G;
+    const int col = static_cast<int>(col0) + cg, h = col / p.C;
+    if (h < p.heads) {
+      T* base = out + h * p.out_head_stride + p.dims.off[col - h * p.C];
+#pragma unroll 4
+      for (int r = threadIdx.x / per_row; r < 2 * BMI; r += rows_per_pass) {
+        const int64_t n = token(r);
+        if (n >= 0)
+          *reinterpret_cast<uint4*>(base + n * p.out_row_stride) =
+              *reinterpret_cast<const uint4*>(st + r * ES + cg);
+      }
+    }
+  } else {
+    for (int i = threadIdx.x; i < 2 * BMI * BN; i += kThreads) {
+      const int r = i / BN, cl = i % BN;
+      const int64_t n = token(r);
+      const int col = static_cast<int>(col0) + cl, h = col / p.C;
+      if (n < 0 || h >= p.heads) continue;
+      const int c = col - h * p.C;
+      out[h * p.out_head_stride + n * p.out_row_stride + p.dims.off[c]] = st[r * ES + cl];
+    }
+  }
+}
+
 // kOnePass: the kept copy when p.copy has a job (CudaOptions::fourier_one_pass). kTable: basis
 // tiles from p.basis (16-bit types), loaded with each step's coefficients.
 template <class T, int kStages, bool kOnePass, bool kTable>
@@ -960,7 +1075,6 @@ __global__ void __launch_bounds__(kThreads) dct_inverse_kernel(const InvParams p
   const int wm = warp / 4, wn = warp % 4;
   const int64_t col0 = int64_t(blockIdx.x) * BN;
   const int64_t n0 = int64_t(blockIdx.y) * BMI;
-  const int64_t half = (p.L + 1) / 2;
   const int steps = static_cast<int>((p.kmax + BK - 1) / BK);
 
   // Basis generator: thread owns tile row gr of each step (k = BK s + gk0: even k in rows
@@ -1053,43 +1167,265 @@ __global__ void __launch_bounds__(kThreads) dct_inverse_kernel(const InvParams p
         store_pair(st + (BMI + r) * ES + cl, (ev[0] - od[0]) * scale, (ev[1] - od[1]) * scale);
       }
   __syncthreads();
-  // Output token of staged row r, or -1: rows n < half, and mirrors L-1-n >= half (the middle
-  // token of an odd L is written once, as a direct row).
-  auto token = [&](int r) -> int64_t {
-    const int64_t n = n0 + (r < BMI ? r : r - BMI);
-    if (n >= half) return -1;
-    if (r < BMI) return n;
-    return p.L - 1 - n >= half ? p.L - 1 - n : -1;
-  };
-  T* out = static_cast<T*>(p.out);
-  constexpr int G = Vec16<T>::n;
-  if (p.vec_out) {
-    // A thread's group (column) is the same in every row it writes: kThreads is a multiple of
-    // the groups per row, so its head, dim and base address are computed once.
-    constexpr int per_row = BN / G, rows_per_pass = kThreads / per_row;
-    static_assert(kThreads % per_row == 0, "fixed column per thread");
-    const int cg = (threadIdx.x % per_row) * G;
-    const int col = static_cast<int>(col0) + cg, h = col / p.C;
-    if (h < p.heads) {
-      T* base = out + h * p.out_head_stride + p.dims.off[col - h * p.C];
-#pragma unroll 4
-      for (int r = threadIdx.x / per_row; r < 2 * BMI; r += rows_per_pass) {
-        const int64_t n = token(r);
-        if (n >= 0)
-          *reinterpret_cast<uint4*>(base + n * p.out_row_stride) =
-              *reinterpret_cast<const uint4*>(st + r * ES + cg);
-      }
+  store_staged_rows<T>(p, st, n0, col0);
+}
+
+// ---- the inverse GEMM with warpgroup MMA (sm_90a) -----------------------------------------
+// The product of dct_inverse_kernel for 16-bit types with a basis table, on the same block tile
+// (BMI tokens n and their mirrors x BN columns) and with the same epilogue. Warpgroup w takes
+// columns 64w .. 64w + 63 and, per k16, issues one m64n64k16 for the even k (E) and one for the
+// odd k (O), where each mma.sync warp issued 16 mma.sync: A is the basis transposed, from
+// ldmatrix on the padded [k][n] tile as warp_mma_k16 loads it; B is the coefficient tile in the
+// 128-byte swizzle of wgmma.cuh, read MN-major (columns along a row), one 64-column panel per
+// warpgroup. Steps of kWiBK coefficients (even k in the first half of each tile, odd in the
+// second), three stages, two blocks per SM.
+constexpr int kWiBK = 64;
+constexpr int kWiStages = 3;
+constexpr int kWiGS = BMI + kPadB;                           // basis tile row stride
+constexpr size_t kWiCoefBytes = size_t(kWiBK) * BN * 2;      // two panels of kWiBK x 64
+constexpr size_t kWiBasisBytes = size_t(kWiBK) * kWiGS * 2;  // [kWiBK][BMI], padded
+constexpr size_t kWiTileBytes = kWiStages * (kWiCoefBytes + kWiBasisBytes);
+constexpr size_t kWiStageBytes = size_t(2 * BMI) * (BN + 8) * 2;  // the staged output rows
+constexpr size_t kWiMainBytes = kWiTileBytes > kWiStageBytes ? kWiTileBytes : kWiStageBytes;
+
+// Shared memory of the warpgroup inverse kernel: alignment slack, the tiles (1024-byte aligned;
+// the epilogue's staging reuses them) and the kept-copy ring when there is a copy.
+constexpr size_t wg_inv_smem(bool copy) {
+  return 1024 + kWiMainBytes + (copy ? ring_smem(kWiStages) : 0);
+}
+
+// The warpgroup inverse kernels' epilogue, as dct_inverse_kernel's: accumulator 4j + e of the
+// m64n64 products is token 16 warp + g + 8 (e / 2), column 64 wg + 8j + 2t + (e % 2); staged
+// row r gets x[n] = E + O, row BMI + r the mirror x[L-1-n] = E - O, scaled.
+template <class T>
+__device__ __forceinline__ void stage_mirrored(T* st, const float (&ev)[32], const float (&od)[32],
+                                               float scale) {
+  constexpr int ES = BN + 16 / int(sizeof(T));
+  const int wg = threadIdx.x / 128, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32;
+  const int g = lane / 4, t = lane % 4;
+#pragma unroll
+  for (int j = 0; j < 8; ++j)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int r = 16 * warp + g + 8 * h;
+      const int cl = 64 * wg + 8 * j + 2 * t;
+      const float* e = &ev[4 * j + 2 * h];
+      const float* o = &od[4 * j + 2 * h];
+      store_pair(st + r * ES + cl, (e[0] + o[0]) * scale, (e[1] + o[1]) * scale);
+      store_pair(st + (BMI + r) * ES + cl, (e[0] - o[0]) * scale, (e[1] - o[1]) * scale);
     }
-  } else {
-    for (int i = threadIdx.x; i < 2 * BMI * BN; i += kThreads) {
-      const int r = i / BN, cl = i % BN;
-      const int64_t n = token(r);
-      const int col = static_cast<int>(col0) + cl, h = col / p.C;
-      if (n < 0 || h >= p.heads) continue;
-      const int c = col - h * p.C;
-      out[h * p.out_head_stride + n * p.out_row_stride + p.dims.off[c]] = st[r * ES + cl];
+}
+
+template <class T>
+__global__ void __launch_bounds__(kThreads, 2) dct_inverse_wgmma_kernel(const InvParams p) {
+#if KVS_HAVE_WGMMA
+  static_assert(sizeof(T) == 2, "16-bit types");
+  constexpr int S = kWiStages;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const uint32_t raw_addr = smem_addr(smem_raw);
+  unsigned char* smem = smem_raw + (((raw_addr + 1023u) & ~1023u) - raw_addr);
+  unsigned char* basis = smem + S * kWiCoefBytes;
+  const KeptMover<T, kThreads> mover(p.copy, smem + kWiMainBytes);
+
+  const int wg = threadIdx.x / 128, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32;
+  const int64_t col0 = int64_t(blockIdx.x) * BN;
+  const int64_t n0 = int64_t(blockIdx.y) * BMI;
+  const int steps = static_cast<int>((p.kmax + kWiBK - 1) / kWiBK);
+  const ColumnSource<T> cs = column_source<T>(p.coef, col0, p.heads, p.C, true, p.ident);
+  const T* table = static_cast<const T*>(p.basis.data);
+  const int chunk = threadIdx.x % (BN / 8);  // the thread's 16-byte column group
+
+  auto issue = [&](int s) {
+    if (s < steps) {
+      const int64_t kb = int64_t(s) * kWiBK;
+      // Coefficient row kb + r at tile row r / 2 (even r) or kWiBK / 2 + r / 2 (odd r); rows
+      // from kmax on are zero (cp.async reads nothing for them).
+      unsigned char* ct = smem + size_t(s % S) * kWiCoefBytes;
+#pragma unroll
+      for (int r = cs.row0; r < kWiBK; r += kThreads / (BN / 8)) {
+        const bool ok = cs.base != nullptr && kb + r < p.kmax;
+        const int tr = (r % 2) * (kWiBK / 2) + r / 2;
+        cp_async16(ct + sw128_offset(tr, chunk, kWiBK),
+                   ok ? cs.base + (kb + r) * p.coef.row_stride : table, ok);
+      }
+      // Basis row r: k = kb + even_odd_k(r), tokens n0 .. n0 + BMI - 1 (the table is zero from
+      // kmax on, and its rows and columns cover every block's tile).
+      T* bt = reinterpret_cast<T*>(basis + size_t(s % S) * kWiBasisBytes);
+#pragma unroll
+      for (int i = threadIdx.x; i < kWiBK * (BMI / 8); i += kThreads) {
+        const int r = i / (BMI / 8), g = (i % (BMI / 8)) * 8;
+        cp_async16(bt + r * kWiGS + g,
+                   table + (kb + even_odd_k(r, kWiBK)) * p.basis.stride + n0 + g, true);
+      }
+      mover.issue(s, s % S);
+    }
+    cp_async_commit();
+  };
+
+  float ev[32], od[32];
+#pragma unroll
+  for (int i = 0; i < 32; ++i) ev[i] = od[i] = 0.f;
+#pragma unroll
+  for (int s = 0; s < S - 1; ++s) issue(s);
+
+  // The lanes' ldmatrix rows (k) and columns (n) of the warp's 16 tokens, as warp_mma_k16.
+  const int a_k = (lane % 8) + (lane / 16) * 8;
+  const int a_n = 16 * warp + ((lane / 8) % 2) * 8;
+  constexpr int kK16 = kWiBK / 32;  // k16 steps of each parity per step
+  for (int s = 0; s < steps; ++s) {
+    cp_async_wait<S - 2>();
+    wg_wait<0>();  // this warpgroup's products of the last step, which read the stage reloaded next
+    wg_fence_operands(ev);
+    wg_fence_operands(od);
+    __syncthreads();
+    issue(s + S - 1);
+    const T* bt = reinterpret_cast<const T*>(basis + size_t(s % S) * kWiBasisBytes);
+    uint32_t ae[kK16][4], ao[kK16][4];
+#pragma unroll
+    for (int kk = 0; kk < kK16; ++kk) {
+      ldmatrix_x4_trans(ae[kk], bt + (16 * kk + a_k) * kWiGS + a_n);
+      ldmatrix_x4_trans(ao[kk], bt + (kWiBK / 2 + 16 * kk + a_k) * kWiGS + a_n);
+    }
+    wg_fence();
+    // This warpgroup's panel; odd k from tile row kWiBK / 2 on; a k16 step is 16 rows.
+    const uint32_t ct = smem_addr(smem + size_t(s % S) * kWiCoefBytes) + wg * (kWiBK * 128u);
+#pragma unroll
+    for (int kk = 0; kk < kK16; ++kk) {
+      wgmma_rs_tb_n64<T>(ev, ae[kk], wg_desc(ct + kk * 2048u, kWiBK * 128u, 1024));
+      wgmma_rs_tb_n64<T>(od, ao[kk],
+                         wg_desc(ct + (kWiBK / 2) * 128u + kk * 2048u, kWiBK * 128u, 1024));
+    }
+    wg_commit();
+    wg_fence_operands(ev);
+    wg_fence_operands(od);
+    mover.drain(s, s % S);
+  }
+  cp_async_wait<0>();
+  wg_wait<0>();
+  wg_fence_operands(ev);
+  wg_fence_operands(od);
+  mover.finish(steps);
+  __syncthreads();
+
+  T* st = reinterpret_cast<T*>(smem);
+  stage_mirrored<T>(st, ev, od, rsqrtf(static_cast<float>(p.L)));
+  __syncthreads();
+  store_staged_rows<T>(p, st, n0, col0);
+#endif
+}
+
+// ---- the inverse with resident coefficients (sm_90a) --------------------------------------
+// Up to kKP <= 256 coefficients the block's whole coefficient tile (kKP x BN, 64 KB at 256)
+// stays in shared memory while the block walks a run of consecutive n tiles, so per tile only
+// its basis tile is read (from L2), where dct_inverse_wgmma_kernel reloads both for every tile.
+// Per n tile: all kKP / 32 k16 steps of E and of O as one commit group of m64n64k16 products
+// (A: the basis tile from ldmatrix, all fragments loaded first; B: the resident coefficients),
+// and while they run, the previous tile's staged rows go out and this tile's kept-copy rows are
+// stored; the next tile's basis tile (double-buffered) and kept rows load meanwhile. One block
+// per SM, so its 8 warps have room for the fragments (up to 64 registers) beside the
+// accumulators.
+constexpr int kRRing = 6;  // kept-copy passes per n tile in the ring
+
+template <int kKP>
+constexpr size_t res_inv_smem(bool copy) {
+  return 1024 + size_t(kKP) * BN * 2 + 2 * size_t(kKP) * kWiGS * 2 + kWiStageBytes +
+         (copy ? ring_smem(2, kRRing) : 0);
+}
+
+template <class T, int kKP>
+__global__ void __launch_bounds__(kThreads, 1)
+    dct_inverse_resident_kernel(const InvParams p, int64_t tiles_per_block) {
+#if KVS_HAVE_WGMMA
+  static_assert(sizeof(T) == 2 && kKP % kWiBK == 0 && kKP <= 256, "16-bit types, kKP <= 256");
+  constexpr int kNk = kKP / 32;  // k16 steps of each parity
+  constexpr size_t kBasisBytes = size_t(kKP) * kWiGS * 2;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const uint32_t raw_addr = smem_addr(smem_raw);
+  unsigned char* smem = smem_raw + (((raw_addr + 1023u) & ~1023u) - raw_addr);
+  unsigned char* coef = smem;
+  unsigned char* basis = coef + size_t(kKP) * BN * 2;
+  T* st = reinterpret_cast<T*>(basis + 2 * kBasisBytes);
+  const KeptMover<T, kThreads, kRRing> mover(p.copy,
+                                             reinterpret_cast<unsigned char*>(st) + kWiStageBytes);
+
+  const int wg = threadIdx.x / 128, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32;
+  const int64_t col0 = int64_t(blockIdx.x) * BN;
+  const int64_t ntiles = ((p.L + 1) / 2 + BMI - 1) / BMI;
+  const int64_t first = int64_t(blockIdx.y) * tiles_per_block;
+  const int count = static_cast<int>(min(first + tiles_per_block, ntiles) - first);
+  const T* table = static_cast<const T*>(p.basis.data);
+
+  // The coefficients, once: row k at tile row k / 2 (even k) or kKP / 2 + k / 2 (odd k), in the
+  // 128-byte swizzle (zero from kmax on).
+  {
+    const ColumnSource<T> cs = column_source<T>(p.coef, col0, p.heads, p.C, true, p.ident);
+    const int chunk = threadIdx.x % (BN / 8);
+#pragma unroll
+    for (int r = cs.row0; r < kKP; r += kThreads / (BN / 8)) {
+      const bool ok = cs.base != nullptr && r < p.kmax;
+      cp_async16(coef + sw128_offset((r % 2) * (kKP / 2) + r / 2, chunk, kKP),
+                 ok ? cs.base + r * p.coef.row_stride : table, ok);
     }
   }
+  // n tile first + i's basis rows (k = even_odd_k(r)) into buffer i % 2, with the kept rows of
+  // iteration i, as one commit group.
+  auto load = [&](int i) {
+    if (i < count) {
+      const int64_t n0 = (first + i) * BMI;
+      T* bt = reinterpret_cast<T*>(basis + (i % 2) * kBasisBytes);
+#pragma unroll
+      for (int j = threadIdx.x; j < kKP * (BMI / 8); j += kThreads) {
+        const int r = j / (BMI / 8), g = (j % (BMI / 8)) * 8;
+        cp_async16(bt + r * kWiGS + g, table + even_odd_k(r, kKP) * p.basis.stride + n0 + g, true);
+      }
+      mover.issue(i, i % 2);
+    }
+    cp_async_commit();
+  };
+
+  load(0);
+  const int a_k = (lane % 8) + (lane / 16) * 8;
+  const int a_n = 16 * warp + ((lane / 8) % 2) * 8;
+  const uint32_t ct = smem_addr(coef) + wg * (kKP * 128u);  // this warpgroup's panel
+  const float scale = rsqrtf(static_cast<float>(p.L));
+  float ev[32], od[32];
+  for (int i = 0; i < count; ++i) {
+    cp_async_wait<0>();
+    __syncthreads();  // tile i's basis visible; the last tile's rows staged
+    load(i + 1);
+    const T* bt = reinterpret_cast<const T*>(basis + (i % 2) * kBasisBytes);
+    uint32_t ae[kNk][4], ao[kNk][4];
+#pragma unroll
+    for (int kk = 0; kk < kNk; ++kk) {
+      ldmatrix_x4_trans(ae[kk], bt + (16 * kk + a_k) * kWiGS + a_n);
+      ldmatrix_x4_trans(ao[kk], bt + (kKP / 2 + 16 * kk + a_k) * kWiGS + a_n);
+    }
+#pragma unroll
+    for (int e = 0; e < 32; ++e) ev[e] = od[e] = 0.f;
+    wg_fence_operands(ev);
+    wg_fence_operands(od);
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < kNk; ++kk) {
+      wgmma_rs_tb_n64<T>(ev, ae[kk], wg_desc(ct + kk * 2048u, kKP * 128u, 1024));
+      wgmma_rs_tb_n64<T>(od, ao[kk], wg_desc(ct + (kKP / 2) * 128u + kk * 2048u, kKP * 128u, 1024));
+    }
+    wg_commit();
+    wg_fence_operands(ev);
+    wg_fence_operands(od);
+    if (i > 0) store_staged_rows<T>(p, st, (first + i - 1) * BMI, col0);
+    mover.drain(i, i % 2);
+    wg_wait<0>();
+    wg_fence_operands(ev);
+    wg_fence_operands(od);
+    __syncthreads();  // the last tile's rows are out before they are overwritten
+    stage_mirrored<T>(st, ev, od, scale);
+  }
+  cp_async_wait<0>();
+  __syncthreads();
+  if (count > 0) store_staged_rows<T>(p, st, (first + count - 1) * BMI, col0);
+  mover.finish(count);
+#endif
 }
 
 template <class T>
@@ -1099,15 +1435,17 @@ constexpr int fwd_stages() {
 
 // The basis table (BasisTable) in 8-token groups, each computed as the inverse kernel's
 // generator computes it (basis8).
-template <class TM>
-__global__ void dct_basis_kernel(int64_t L, int64_t kmax, int64_t kpad, int64_t npad, TM* table) {
+// kSplit: the table holds the rounded values and lo what their rounding left.
+template <class TM, bool kSplit>
+__global__ void dct_basis_kernel(int64_t L, int64_t kmax, int64_t kpad, int64_t npad, TM* table,
+                                 TM* lo) {
   const int64_t groups = npad / 8, L4 = 4 * L;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < kpad * groups;
        i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t k = i / groups, n0 = (i % groups) * 8;
     float vals[8];
     basis8(((2 * n0 + 1) * k) % L4, k, L, kmax, static_cast<int>(min(int64_t(8), L - n0)), vals);
-    *reinterpret_cast<uint4*>(table + k * npad + n0) = pack8<TM>(vals);
+    store8<TM, kSplit>(table + k * npad + n0, kSplit ? lo + k * npad + n0 : nullptr, vals);
   }
 }
 
@@ -1115,32 +1453,35 @@ __global__ void dct_basis_kernel(int64_t L, int64_t kmax, int64_t kpad, int64_t 
 constexpr size_t kMaxBasisTableBytes = size_t(64) << 20;
 
 // The basis table for a transform over L middle tokens with kmax coefficients, covering both
-// kernels' tiles (k up to a kWgBM multiple, tokens n up to a BMI multiple of ceil(L/2)); none (null
-// data) for float, when the option is off, or above kMaxBasisTableBytes. Built on c.stream into
+// kernels' tiles (k up to a kWgBM multiple, tokens n up to a BMI multiple of ceil(L/2)); for float
+// as hi and lo parts, and only for the warpgroup forward kernel. None (null data) when the option
+// is off, or above kMaxBasisTableBytes. Built on c.stream into
 // the scratch's basis slot unless the slot already holds this (L, kmax, type): at the issue's
 // layout 8 MB, ~10 us under ncu, against a ~300 us transform.
 template <class T>
 BasisTable basis_table(Ctx& c, int64_t L, int64_t kmax) {
-  if constexpr (Mma<T>::split) {
-    return {};
-  } else {
-    if (!c.opt.fourier_basis_table) return {};
-    // k up to a kWgBM multiple, which is also a BM multiple.
-    const int64_t kpad = (kmax + kWgBM - 1) / kWgBM * kWgBM;
-    const int64_t npad = ((L + 1) / 2 + BMI - 1) / BMI * BMI;
-    const size_t bytes = size_t(kpad) * size_t(npad) * sizeof(T);
-    if (bytes > kMaxBasisTableBytes) return {};
-    const Scratch::BasisKey key{L, kmax, std::is_same_v<T, bf16> ? 1 : 2};
-    T* table = static_cast<T*>(c.scratch->get(bytes, Scratch::kBasisSlot));
-    if (!(c.scratch->basis == key)) {
-      c.scratch->basis = {};  // not valid until the kernel has been queued
-      dct_basis_kernel<T><<<grid_for(kpad * (npad / 8), 256, c.sms), 256, 0, c.stream>>>(
-          L, kmax, kpad, npad, table);
-      KVS_LAUNCH();
-      c.scratch->basis = key;
-    }
-    return {table, npad};
+  using TM = typename Mma<T>::type;
+  constexpr bool split = Mma<T>::split;
+  if (!c.opt.fourier_basis_table) return {};
+  // float's table serves only the warpgroup forward kernel.
+  if (split && !(c.wgmma && c.opt.fourier_wgmma)) return {};
+  // k up to a kWgBM multiple, which is also a BM multiple.
+  const int64_t kpad = (kmax + kWgBM - 1) / kWgBM * kWgBM;
+  const int64_t npad = ((L + 1) / 2 + BMI - 1) / BMI * BMI;
+  const size_t part = size_t(kpad) * size_t(npad);
+  const size_t bytes = (split ? 2 : 1) * part * sizeof(TM);
+  if (bytes > kMaxBasisTableBytes) return {};
+  const Scratch::BasisKey key{L, kmax, split ? 3 : std::is_same_v<T, bf16> ? 1 : 2};
+  TM* table = static_cast<TM*>(c.scratch->get(bytes, Scratch::kBasisSlot));
+  TM* lo = split ? table + part : nullptr;
+  if (!(c.scratch->basis == key)) {
+    c.scratch->basis = {};  // not valid until the kernel has been queued
+    dct_basis_kernel<TM, split><<<grid_for(kpad * (npad / 8), 256, c.sms), 256, 0, c.stream>>>(
+        L, kmax, kpad, npad, table, lo);
+    KVS_LAUNCH();
+    c.scratch->basis = key;
   }
+  return {table, lo, npad};
 }
 
 // The accumulated coefficients, scaled, as T.
@@ -1156,20 +1497,21 @@ void finalize(Ctx& c, const FwdParams& p, float scale, void* coeffs) {
 // for compress_t. One block per SM, so the token pairs are split for one wave of blocks.
 template <class T>
 void compress_wgmma_t(Ctx& c, FwdParams& p, int64_t ctiles, const KeptCopy& copy) {
+  using W = WgFwd<T>;
   const int64_t mtiles = (p.kmax + kWgBM - 1) / kWgBM;
-  const size_t smem = wg_fwd_smem<T>(copy.rows > 0);
+  const size_t smem = W::smem(copy.rows > 0);
   KVS_CUDA(cudaFuncSetAttribute(dct_forward_wgmma_kernel<T>,
                                 cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const int64_t base = mtiles * ctiles;
   int64_t splits = std::max<int64_t>(1, int64_t(c.sms) / base);
-  splits = std::min(splits, std::max<int64_t>(1, p.half / (4 * kWgBK)));
-  p.rows_per_split = ((p.half + splits - 1) / splits + kWgBK - 1) / kWgBK * kWgBK;
+  splits = std::min(splits, std::max<int64_t>(1, p.half / (4 * W::bk)));
+  p.rows_per_split = ((p.half + splits - 1) / splits + W::bk - 1) / W::bk * W::bk;
   splits = (p.half + p.rows_per_split - 1) / p.rows_per_split;
   if (mtiles > 65535 || splits > 65535) throw std::invalid_argument("fourier_compress: too large");
   const dim3 grid(static_cast<unsigned>(mtiles), static_cast<unsigned>(ctiles),
                   static_cast<unsigned>(splits));
   p.copy = copy;
-  schedule_copy(p.copy, mtiles * ctiles * splits, kThreads, p.rows_per_split / kWgBK, kCopyMaxWide);
+  schedule_copy(p.copy, mtiles * ctiles * splits, kThreads, p.rows_per_split / W::bk, W::ring);
   dct_forward_wgmma_kernel<T><<<grid, kThreads, smem, c.stream>>>(p);
   KVS_LAUNCH();
 }
@@ -1208,13 +1550,12 @@ void compress_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv
   p.basis = basis_table<T>(c, L, p.kmax);
   const bool table = p.basis.data != nullptr;
   const float scale = 1.f / std::sqrt(static_cast<float>(L));
-  if constexpr (!Mma<T>::split) {
-    // Not below 129 coefficients: the warpgroup block always multiplies 256, and at M = 64 that
-    // measured 0.157 ms against 0.117 ms for the mma.sync kernel's 128 (kernels/BENCHMARKS.md).
-    if (table && c.wgmma && c.opt.fourier_wgmma && p.kmax > BM) {
-      compress_wgmma_t<T>(c, p, ctiles, copy);
-      return finalize<T>(c, p, scale, coeffs);
-    }
+  // 16-bit types not below 129 coefficients: the warpgroup block always multiplies 256, and at
+  // M = 64 that measured 0.157 ms against 0.117 ms for the mma.sync kernel's 128
+  // (kernels/BENCHMARKS.md). float's table exists only for the warpgroup kernel.
+  if (table && c.wgmma && c.opt.fourier_wgmma && (Mma<T>::split || p.kmax > BM)) {
+    compress_wgmma_t<T>(c, p, ctiles, copy);
+    return finalize<T>(c, p, scale, coeffs);
   }
   const int64_t mtiles = (p.kmax + BM - 1) / BM;
   constexpr int S = fwd_stages<T>();
@@ -1242,6 +1583,23 @@ void compress_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv
   kernel<<<grid, kThreads, smem, c.stream>>>(p);
   KVS_LAUNCH();
   finalize<T>(c, p, scale, coeffs);
+}
+
+// The inverse with dct_inverse_resident_kernel: one block per SM, each over a run of n tiles.
+template <class T, int kKP>
+void reconstruct_resident_t(Ctx& c, InvParams& p, int64_t ctiles, int64_t ntiles,
+                            const KeptCopy& copy) {
+  const size_t smem = res_inv_smem<kKP>(copy.rows > 0);
+  KVS_CUDA(cudaFuncSetAttribute(dct_inverse_resident_kernel<T, kKP>,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  const int64_t runs = std::min(ntiles, std::max<int64_t>(1, int64_t(c.sms) / ctiles));
+  const int64_t per = (ntiles + runs - 1) / runs;
+  const int64_t ny = (ntiles + per - 1) / per;
+  const dim3 grid(static_cast<unsigned>(ctiles), static_cast<unsigned>(ny));
+  p.copy = copy;
+  schedule_copy(p.copy, ctiles * ny, kThreads, per, kRRing);
+  dct_inverse_resident_kernel<T, kKP><<<grid, kThreads, smem, c.stream>>>(p, per);
+  KVS_LAUNCH();
 }
 
 // As compress_t: none for `copy` when there are no middle tokens or columns.
@@ -1279,8 +1637,27 @@ void reconstruct_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void*
   if (ntiles > 65535 || heads * C > INT32_MAX)
     throw std::invalid_argument("fourier_reconstruct: too large");
   constexpr int S = fwd_stages<T>();
-  p.basis = basis_table<T>(c, L, p.kmax);
+  p.basis = Mma<T>::split ? BasisTable{} : basis_table<T>(c, L, p.kmax);  // float: generated
   const bool table = p.basis.data != nullptr;
+  if constexpr (!Mma<T>::split) {
+    // The warpgroup kernel's coefficient tiles are 16-byte groups (C a multiple of 8, aligned).
+    if (table && c.wgmma && c.opt.fourier_wgmma && p.vec_in && p.kmax <= 256) {
+      if (p.kmax <= 64) return reconstruct_resident_t<T, 64>(c, p, ctiles, ntiles, copy);
+      if (p.kmax <= 128) return reconstruct_resident_t<T, 128>(c, p, ctiles, ntiles, copy);
+      return reconstruct_resident_t<T, 256>(c, p, ctiles, ntiles, copy);
+    }
+    if (table && c.wgmma && c.opt.fourier_wgmma && p.vec_in) {
+      const size_t smem = wg_inv_smem(copy.rows > 0);
+      KVS_CUDA(cudaFuncSetAttribute(dct_inverse_wgmma_kernel<T>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+      const dim3 grid(static_cast<unsigned>(ctiles), static_cast<unsigned>(ntiles));
+      p.copy = copy;
+      schedule_copy(p.copy, ctiles * ntiles, kThreads, (p.kmax + kWiBK - 1) / kWiBK);
+      dct_inverse_wgmma_kernel<T><<<grid, kThreads, smem, c.stream>>>(p);
+      KVS_LAUNCH();
+      return;
+    }
+  }
   const size_t smem =
       (table ? inv_smem<T, true>(S) : inv_smem<T, false>(S)) + (copy.rows ? ring_smem(S) : 0);
   const auto kernel = table ? dct_inverse_kernel<T, S, kOnePass, !Mma<T>::split>

@@ -1,6 +1,7 @@
 // Hopper warpgroup matrix multiply (wgmma.mma_async, sm_90a) for the tiled kernels: the shared-
-// memory layout its descriptors read, the descriptors, and m64n128k16 products with f32
-// accumulators. A warpgroup is 4 consecutive warps (128 threads) that issue each wgmma together.
+// memory layout its descriptors read, the descriptors, and m64n128k16 (and one m64n64k16) products
+// with f32 accumulators. A warpgroup is 4 consecutive warps (128 threads) that issue each wgmma
+// together.
 //
 // Layout (PTX ISA, "Matrix Descriptor" and "Shared Memory Matrix Layout", 128-byte swizzle): a
 // tile of R rows x 128 16-bit elements is stored as two panels of R rows x 64 elements (128 bytes
@@ -34,11 +35,22 @@ __host__ __device__ constexpr uint32_t sw128_offset(int r, int c, int rows) {
          (uint32_t((c & 7) ^ (r & 7)) << 4);
 }
 
-// A shared-memory matrix descriptor for the 128-byte-swizzled layout above: start address,
-// leading and stride byte offsets (each encoded >> 4), swizzle mode 1 in bits 62-63.
-__device__ __forceinline__ uint64_t wg_desc(uint32_t smem, uint32_t lbo, uint32_t sbo) {
+// The 64-byte swizzle, for K-major tiles whose rows are 32 16-bit elements: the 16-byte chunk c
+// (0..3) of row r sits at chunk c ^ ((r / 2) % 4), so the 8 rows of a 512-byte group spread a
+// column of chunks over all 32 banks; 8-row groups are SBO = 512 bytes apart.
+__host__ __device__ constexpr uint32_t sw64_offset(int r, int c) {
+  return uint32_t(r) * 64u + (uint32_t((c & 3) ^ ((r >> 1) & 3)) << 4);
+}
+
+// Descriptor swizzle modes (bits 62-63).
+constexpr uint32_t kSwizzle128 = 1, kSwizzle64 = 2;
+
+// A shared-memory matrix descriptor for the swizzled layouts above: start address, leading and
+// stride byte offsets (each encoded >> 4), the swizzle mode in bits 62-63.
+__device__ __forceinline__ uint64_t wg_desc(uint32_t smem, uint32_t lbo, uint32_t sbo,
+                                            uint32_t mode = kSwizzle128) {
   return uint64_t((smem & 0x3FFFFu) >> 4) | (uint64_t((lbo & 0x3FFFFu) >> 4) << 16) |
-         (uint64_t((sbo & 0x3FFFFu) >> 4) << 32) | (uint64_t(1) << 62);
+         (uint64_t((sbo & 0x3FFFFu) >> 4) << 32) | (uint64_t(mode) << 62);
 }
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -75,9 +87,10 @@ __device__ __forceinline__ uint64_t wg_desc(uint32_t smem, uint32_t lbo, uint32_
 
 // Keeps the compiler from moving reads or writes of the accumulators across a wgmma fence or
 // wait: the asynchronous MMA reads and writes them outside the compiler's view.
-__device__ __forceinline__ void wg_fence_operands(float (&d)[64]) {
+template <int N>
+__device__ __forceinline__ void wg_fence_operands(float (&d)[N]) {
 #pragma unroll
-  for (int i = 0; i < 64; ++i) asm volatile("" : "+f"(d[i])::"memory");
+  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
 
 #if KVS_HAVE_WGMMA
@@ -133,6 +146,32 @@ __device__ __forceinline__ void wgmma_rs_tb(float (&d)[64], const uint32_t (&a)[
 KVS_WGMMA_RS_TB(bf16, "bf16.bf16")
 KVS_WGMMA_RS_TB(f16, "f16.f16")
 #undef KVS_WGMMA_RS_TB
+
+// d += A B with N = 64: A [64 x 16] from registers, B [16 x 64] from shared memory MN-major
+// (transposed; one 64-element panel, so the leading byte offset is not used). 32 accumulators:
+// register 4j + e is row g + 8 (e / 2), column 8j + 2t + (e % 2), j < 8.
+template <class T>
+__device__ __forceinline__ void wgmma_rs_tb_n64(float (&d)[32], const uint32_t (&a)[4], uint64_t b);
+#define KVS_WGMMA_RS_TB_N64(T, TYPES)                                                             \
+  template <>                                                                                     \
+  __device__ __forceinline__ void wgmma_rs_tb_n64<T>(float(&d)[32], const uint32_t(&a)[4],        \
+                                                     uint64_t b) {                                \
+    asm volatile(                                                                                 \
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"                                              \
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPES                                       \
+        " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, "      \
+        "%18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "                 \
+        "{%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"                                             \
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),     \
+          "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), \
+          "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]),           \
+          "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]),           \
+          "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])            \
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "n"(1));                            \
+  }
+KVS_WGMMA_RS_TB_N64(bf16, "bf16.bf16")
+KVS_WGMMA_RS_TB_N64(f16, "f16.f16")
+#undef KVS_WGMMA_RS_TB_N64
 
 // d += A B, A [64 x 16] from registers, B [16 x 128] from shared memory K-major (not transposed).
 template <class T>

@@ -79,7 +79,7 @@ FourierLayout lower(int64_t c, int64_t m) {
 }
 
 // args: cufft, f32, heads, tokens, head_dim, cdims, m, reconstruct, one-pass fused variant,
-// basis table (CudaOptions::fourier_basis_table), warpgroup-MMA compression
+// basis table (CudaOptions::fourier_basis_table), warpgroup-MMA transforms
 // (CudaOptions::fourier_wgmma)
 void bm_fourier(benchmark::State& st) {
   CudaOptions o;
@@ -267,16 +267,16 @@ int main(int argc, char** argv) {
   reg("fourier", bm_fourier, fa)
       ->ArgsProduct({{0}, {0}, {64}, {32768}, {64}, {64}, {256}, {0, 1}, {0, 1}, {0, 1}, {1}});
   reg("fourier", bm_fourier, fa)
-      ->ArgsProduct({{0}, {1}, {64}, {32768}, {64}, {64}, {256}, {0, 1}, {0, 1}, {0}, {1}});
+      ->ArgsProduct({{0}, {1}, {64}, {32768}, {64}, {64}, {256}, {0, 1}, {0, 1}, {0, 1}, {1}});
   reg("fourier", bm_fourier, fa)
       ->ArgsProduct({{1}, {0, 1}, {64}, {32768}, {64}, {64}, {256}, {0}, {0}, {0}, {1}});
   reg("fourier", bm_fourier, fa)
-      ->ArgsProduct({{0}, {0}, {64}, {32768}, {64}, {64}, {64, 1024}, {0}, {1}, {0, 1}, {1}});
-  // The compression's mma.sync kernel beside the warpgroup one (wgmma:1 above, the default).
+      ->ArgsProduct({{0}, {0}, {64}, {32768}, {64}, {64}, {64, 1024}, {0, 1}, {1}, {0, 1}, {1}});
+  // The transforms' mma.sync kernels beside the warpgroup ones (wgmma:1 above, the default).
   reg("fourier", bm_fourier, fa)
-      ->ArgsProduct({{0}, {0}, {64}, {32768}, {128, 64}, {64}, {256}, {0}, {1}, {1}, {0}});
+      ->ArgsProduct({{0}, {0}, {64}, {32768}, {128, 64}, {64}, {256}, {0, 1}, {1}, {1}, {0}});
   reg("fourier", bm_fourier, fa)
-      ->ArgsProduct({{0}, {0}, {64}, {32768}, {64}, {64}, {64, 1024}, {0}, {1}, {1}, {0}});
+      ->ArgsProduct({{0}, {0}, {64}, {32768}, {64}, {64}, {64, 1024}, {0, 1}, {1}, {1}, {0}});
   reg("decode", bm_decode,
       {"fourier", "batch", "q_heads", "kv_heads", "head_dim", "tokens", "cdims", "m"})
       ->ArgsProduct({{0, 1}, {8}, {32}, {8}, {128}, {4096, 32768, 131072}, {64}, {256}})
