@@ -1320,16 +1320,20 @@ __global__ void __launch_bounds__(kThreads, 2) dct_inverse_wgmma_kernel(const In
 // its basis tile is read (from L2), where dct_inverse_wgmma_kernel reloads both for every tile.
 // Per n tile: all kKP / 32 k16 steps of E and of O as one commit group of m64n64k16 products
 // (A: the basis tile from ldmatrix, all fragments loaded first; B: the resident coefficients),
-// and while they run, the previous tile's staged rows go out and this tile's kept-copy rows are
-// stored; the next tile's basis tile (double-buffered) and kept rows load meanwhile. One block
+// and while they run, the previous tile's staged rows go out; the next tile's basis tile
+// (double-buffered) and kept-copy rows load meanwhile. One block
 // per SM, so its 8 warps have room for the fragments (up to 64 registers) beside the
 // accumulators.
-constexpr int kRRing = 6;  // kept-copy passes per n tile in the ring
+// Kept-copy passes per n tile in the ring, which has one stage: a tile's rows are stored at the
+// top of its iteration, before the next tile's are loaded into the same slots (a thread's store
+// consumes its slot's load, so that load is done before the thread issues the next cp.async).
+// 12 covers the issue layout's 8 passes per tile.
+constexpr int kRRing = 12;
 
 template <int kKP>
 constexpr size_t res_inv_smem(bool copy) {
   return 1024 + size_t(kKP) * BN * 2 + 2 * size_t(kKP) * kWiGS * 2 + kWiStageBytes +
-         (copy ? ring_smem(2, kRRing) : 0);
+         (copy ? ring_smem(1, kRRing) : 0);
 }
 
 template <class T, int kKP>
@@ -1378,7 +1382,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         const int r = j / (BMI / 8), g = (j % (BMI / 8)) * 8;
         cp_async16(bt + r * kWiGS + g, table + even_odd_k(r, kKP) * p.basis.stride + n0 + g, true);
       }
-      mover.issue(i, i % 2);
+      mover.issue(i, 0);
     }
     cp_async_commit();
   };
@@ -1391,6 +1395,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   float ev[32], od[32];
   for (int i = 0; i < count; ++i) {
     cp_async_wait<0>();
+    mover.drain(i, 0);
     __syncthreads();  // tile i's basis visible; the last tile's rows staged
     load(i + 1);
     const T* bt = reinterpret_cast<const T*>(basis + (i % 2) * kBasisBytes);
@@ -1414,7 +1419,6 @@ __global__ void __launch_bounds__(kThreads, 1)
     wg_fence_operands(ev);
     wg_fence_operands(od);
     if (i > 0) store_staged_rows<T>(p, st, (first + i - 1) * BMI, col0);
-    mover.drain(i, i % 2);
     wg_wait<0>();
     wg_fence_operands(ev);
     wg_fence_operands(od);
