@@ -774,11 +774,13 @@ struct WgFwd {
   }
 };
 
+#if KVS_HAVE_WGMMA
 // a and b as bf16 pairs: hi the rounded values, lo what rounding left.
 __device__ __forceinline__ void split_pair(float a, float b, uint32_t& hi, uint32_t& lo) {
   hi = pack2<bf16>(a, b);
   lo = pack2<bf16>(a - __uint_as_float(hi << 16), b - __uint_as_float(hi & 0xffff0000u));
 }
+#endif
 
 template <class T>
 __global__ void __launch_bounds__(kThreads, 1) dct_forward_wgmma_kernel(const FwdParams p) {
