@@ -156,7 +156,7 @@ TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
   const char* names[] = {"KVSCOPE_CUDA_FOURIER",          "KVSCOPE_CUDA_BASIS_TABLE",
                          "KVSCOPE_CUDA_SMALL_GEMM",       "KVSCOPE_CUDA_GEMV_PDL",
                          "KVSCOPE_CUDA_SIMPLE_ATTENTION", "KVSCOPE_CUDA_PREFILL",
-                         "KVSCOPE_CUDA_FOURIER_WGMMA"};
+                         "KVSCOPE_CUDA_FOURIER_WGMMA",    "KVSCOPE_CUDA_DECODE_PDL"};
   for (const char* n : names) unsetenv(n);
   const CudaOptions d = cuda_options_from_env();
   EXPECT_EQ(d.fourier, CudaOptions::Fourier::fused);
@@ -165,6 +165,7 @@ TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
   EXPECT_TRUE(d.fourier_wgmma);
   EXPECT_EQ(d.small_gemm, CudaOptions::SmallGemm::own);
   EXPECT_TRUE(d.gemv_pdl);
+  EXPECT_TRUE(d.fourier_decode_pdl);
   EXPECT_FALSE(d.simple_attention);
   EXPECT_EQ(d.prefill, CudaOptions::Prefill::wgmma);
 
@@ -172,6 +173,7 @@ TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
   setenv("KVSCOPE_CUDA_BASIS_TABLE", "0", 1);
   setenv("KVSCOPE_CUDA_SMALL_GEMM", "cublaslt", 1);
   setenv("KVSCOPE_CUDA_GEMV_PDL", "0", 1);
+  setenv("KVSCOPE_CUDA_DECODE_PDL", "0", 1);
   setenv("KVSCOPE_CUDA_SIMPLE_ATTENTION", "1", 1);
   setenv("KVSCOPE_CUDA_PREFILL", "mma", 1);
   setenv("KVSCOPE_CUDA_FOURIER_WGMMA", "0", 1);
@@ -182,6 +184,7 @@ TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
   EXPECT_FALSE(o.fourier_wgmma);
   EXPECT_EQ(o.small_gemm, CudaOptions::SmallGemm::cublaslt);
   EXPECT_FALSE(o.gemv_pdl);
+  EXPECT_FALSE(o.fourier_decode_pdl);
   EXPECT_TRUE(o.simple_attention);
   EXPECT_EQ(o.prefill, CudaOptions::Prefill::mma);
   setenv("KVSCOPE_CUDA_FOURIER", "cufft", 1);
@@ -434,17 +437,22 @@ std::vector<AttnCase> fourier_attention_cases(DType t) {
   };
 }
 
+// The tiled kernels as one chain of programmatic launches (the default), the same kernels with
+// the sink and window on the side stream and plain launches, and the simple kernels.
 TEST_F(Cuda, FourierAttentionMatchesReference) {
-  for (const bool simple : {false, true}) {
+  for (const int mode : {0, 1, 2}) {
+    const bool simple = mode == 2;
     CudaOptions o;
     o.simple_attention = simple;
+    o.fourier_decode_pdl = mode == 0;
     auto b = make(o);
     for (const DType t : kTypes)
       for (const AttnCase& c : fourier_attention_cases(t)) {
         const AttentionArgs& a = c.a;
         if (simple && a.q_len > 1 && a.tokens > 500) continue;  // the simple kernel is slow
-        SCOPED_TRACE(std::string(simple ? "simple " : "fast ") + std::string(dtype_name(t)) +
-                     " q_len " + std::to_string(a.q_len) + " tokens " + std::to_string(a.tokens));
+        SCOPED_TRACE(std::string(simple ? "simple " : mode == 0 ? "fast, pdl " : "fast ") +
+                     std::string(dtype_name(t)) + " q_len " + std::to_string(a.q_len) +
+                     " tokens " + std::to_string(a.tokens));
         const KvShape ks{a.batch, a.kv_heads, a.tokens, a.head_dim, t};
         const size_t qn = size_t(a.batch * a.q_heads * a.q_len * a.head_dim);
         ref::Vec q;
@@ -460,6 +468,48 @@ TEST_F(Cuda, FourierAttentionMatchesReference) {
             ref::attention(a, q, reconstruct64(ks, c.f, ks64), reconstruct64(ks, c.f, vs64)),
             tolerance(t));
       }
+  }
+}
+
+// Decode steps back to back with no synchronization, each one's query the previous one's
+// output (poisoned until written), over the same cache: under programmatic dependent launch each
+// kernel of a step starts before the one before it has finished, and the steps share their
+// scratch buffers, so a read before griddepcontrol.wait, or a record overwritten while the
+// previous step still reads it, shows up as a wrong output.
+TEST_F(Cuda, FourierDecodeChainReadsEachPreviousOutput) {
+  for (const bool pdl : {true, false}) {
+    CudaOptions o;
+    o.fourier_decode_pdl = pdl;
+    auto b = make(o);
+    const DType t = DType::bf16;
+    // batch 2, GQA 4: a few splits per head, and a batch-1-like many-split case
+    for (const AttnCase& c :
+         {AttnCase{{2, 8, 2, 128, 1, 3000, true, t}, {range(0, 64), 256, 4, 64}},
+          AttnCase{{1, 8, 2, 128, 1, 20000, true, t}, {range(0, 64), 128, 4, 64}}}) {
+      const AttentionArgs& a = c.a;
+      SCOPED_TRACE(std::string(pdl ? "pdl" : "no pdl") + " tokens " + std::to_string(a.tokens));
+      const KvShape ks{a.batch, a.kv_heads, a.tokens, a.head_dim, t};
+      const size_t qn = size_t(a.batch * a.q_heads * a.q_len * a.head_dim);
+      FourierTensor k, v;
+      const ref::Fourier64 ks64 = upload_fourier(*b, t, random_fourier(ks, c.f), k);
+      const ref::Fourier64 vs64 = upload_fourier(*b, t, random_fourier(ks, c.f), v);
+      const ref::Vec kr = reconstruct64(ks, c.f, ks64), vr = reconstruct64(ks, c.f, vs64);
+      constexpr int kSteps = 4;
+      ref::Vec q0;
+      auto qd = upload(*b, t, normal(qn), &q0);
+      std::vector<std::unique_ptr<DeviceBuffer>> outs;
+      for (int i = 0; i < kSteps; ++i) outs.push_back(poisoned(*b, qn * size_t(dtype_bytes(t))));
+      for (int i = 0; i < kSteps; ++i)
+        b->fourier_attention(a, c.f, i == 0 ? *qd : *outs[size_t(i - 1)], k, v, *outs[size_t(i)]);
+      // Each step against the reference on the device's own previous output.
+      ref::Vec q = q0;
+      for (int i = 0; i < kSteps; ++i) {
+        SCOPED_TRACE("step " + std::to_string(i));
+        const std::vector<float> got = read(*b, t, *outs[size_t(i)], qn);
+        expect_close("o", got, ref::attention(a, q, kr, vr), tolerance(t));
+        q.assign(got.begin(), got.end());
+      }
+    }
   }
 }
 

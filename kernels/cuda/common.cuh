@@ -123,6 +123,56 @@ __device__ __forceinline__ uint4 ldg16_stream(const void* p) {
   return r;
 }
 
+// A load through L2 only (no L1 allocation, not the read-only path): for data that the kernel
+// before this one in the stream wrote, read after griddepcontrol.wait.
+__device__ __forceinline__ uint4 ldcg16(const void* p) {
+  uint4 r;
+  asm volatile("ld.global.cg.v4.u32 {%0,%1,%2,%3}, [%4];"
+               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+               : "l"(p)
+               : "memory");
+  return r;
+}
+
+// Programmatic dependent launch. A kernel launched with cudaLaunchAttributeProgrammatic-
+// StreamSerialization may start before the kernel before it in the stream has finished:
+// griddepcontrol.wait returns once that kernel has finished and its writes are visible, so
+// everything it wrote is read after the wait, and only inputs before it. allow_dependent_launch
+// lets the next kernel's blocks start (once every block of this one has called it or exited).
+// Without the launch attribute both are no-ops.
+__device__ __forceinline__ void grid_dependency_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void allow_dependent_launch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// A launch configuration on `stream`; with `pdl`, a programmatic dependent launch of the kernel
+// before it in the stream (see grid_dependency_wait). Used as
+//   const Launch l(stream, grid, threads, smem, pdl); cudaLaunchKernelEx(&l.cfg, kernel, args...)
+struct Launch {
+  cudaLaunchConfig_t cfg{};
+  cudaLaunchAttribute attr{};
+  Launch(cudaStream_t stream, dim3 grid, int threads, size_t smem, bool pdl) {
+    cfg.gridDim = grid;
+    cfg.blockDim = dim3(static_cast<unsigned>(threads));
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = stream;
+    attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr.val.programmaticStreamSerializationAllowed = 1;
+    if (pdl) {
+      cfg.attrs = &attr;
+      cfg.numAttrs = 1;
+    }
+  }
+  Launch(const Launch&) = delete;  // cfg.attrs points into the object
+  Launch& operator=(const Launch&) = delete;
+};
+
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }

@@ -287,6 +287,12 @@ class CudaBackend final : public Backend {
     cuda::cosine_whole(ctx_, rows, dim, t, a.data(), b.data(), static_cast<float*>(out.data()));
   }
 
+  void read_probe(const DeviceBuffer& buf, size_t bytes, bool pdl) {
+    need_bytes(buf, bytes, "read_probe", "buf");
+    if (bytes % 16 != 0) throw std::invalid_argument("read_probe: bytes not a multiple of 16");
+    cuda::read_probe(ctx_, buf.data(), bytes, pdl);
+  }
+
  private:
   static cuda::FourierPtrs ptrs(const FourierTensor& t) {
     return {
@@ -332,6 +338,12 @@ std::unique_ptr<Backend> make_cuda_backend_with(const CudaOptions& options) {
   return std::make_unique<cuda::CudaBackend>(options);
 }
 
+void cuda_read_probe(Backend& b, const DeviceBuffer& buf, size_t bytes, bool pdl) {
+  auto* cb = dynamic_cast<cuda::CudaBackend*>(&b);
+  if (cb == nullptr) throw std::invalid_argument("cuda_read_probe: not a CUDA backend");
+  cb->read_probe(buf, bytes, pdl);
+}
+
 bool cuda_wgmma_code(int device) {
   std::string why;
   if (cuda_device_count(&why) <= device)
@@ -373,6 +385,8 @@ CudaOptions cuda_options_from_env() {
   if (small == "cublaslt") o.small_gemm = CudaOptions::SmallGemm::cublaslt;
   const std::string pdl = env("KVSCOPE_CUDA_GEMV_PDL", {"0", "1"});
   if (!pdl.empty()) o.gemv_pdl = pdl == "1";
+  const std::string dpdl = env("KVSCOPE_CUDA_DECODE_PDL", {"0", "1"});
+  if (!dpdl.empty()) o.fourier_decode_pdl = dpdl == "1";
   if (env("KVSCOPE_CUDA_SIMPLE_ATTENTION", {"1"}) == "1") o.simple_attention = true;
   if (env("KVSCOPE_CUDA_PREFILL", {"wgmma", "mma"}) == "mma") o.prefill = CudaOptions::Prefill::mma;
   return o;

@@ -41,6 +41,12 @@ struct CudaOptions {
   // only after that kernel is done. So W (a weight) and the bias must not be written by the
   // kernel just before it (kernels/cuda/gemm.cu).
   bool gemv_pdl = true;
+  // The Fourier decode's kernels (sink and window tokens, P, the middle splits, the finish) run
+  // as one chain on the stream with programmatic dependent launch: each starts while the one
+  // before it drains and reads what that one wrote only after griddepcontrol.wait. false: the
+  // sink and window kernel runs on the side stream beside P and the middle, and each launch
+  // waits for the one before it (kernels/cuda/fourier_attention.cu).
+  bool fourier_decode_pdl = true;
   // Attention: the tiled tensor-core kernels, or the simple one-warp-per-query kernels that
   // exist for any dtype / head_dim (and are what f32 always uses).
   bool simple_attention = false;
@@ -62,6 +68,13 @@ struct CudaOptions {
 // device cannot be used.
 bool cuda_wgmma_code(int device);
 
+// A measuring probe, not an operation: reads `bytes` of `buf` (a multiple of 16) on a CUDA
+// backend's stream in the small-rows GEMV's geometry with nothing computed, every load of a
+// block in flight at once, as a programmatic dependent launch where `pdl`. Its time is the best
+// a memory-bound kernel of that size reaches (kvscope-cuda-variants' read_stream rows). Throws
+// std::invalid_argument for another backend or a buffer too small.
+void cuda_read_probe(Backend& b, const DeviceBuffer& buf, size_t bytes, bool pdl);
+
 // Number of usable CUDA devices; 0, with the reason in *why, when there is no driver or device.
 int cuda_device_count(std::string* why = nullptr);
 
@@ -70,6 +83,7 @@ int cuda_device_count(std::string* why = nullptr);
 //   KVSCOPE_CUDA_FOURIER=cufft|twopass   KVSCOPE_CUDA_BASIS_TABLE=0|1
 //   KVSCOPE_CUDA_FOURIER_WGMMA=0|1
 //   KVSCOPE_CUDA_SMALL_GEMM=own|bulk|cublaslt   KVSCOPE_CUDA_GEMV_PDL=0|1
+//   KVSCOPE_CUDA_DECODE_PDL=0|1
 //   KVSCOPE_CUDA_SIMPLE_ATTENTION=1   KVSCOPE_CUDA_PREFILL=wgmma|mma
 // Throws std::invalid_argument naming the variable, its value and the allowed ones for any
 // other value.

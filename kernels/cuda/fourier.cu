@@ -805,27 +805,61 @@ __global__ void __launch_bounds__(kThreads, 1) dct_forward_wgmma_kernel(const Fw
   const ColumnSource<T> cs = column_source<T>(p.x, col0, p.heads, p.C, p.vec, p.dims);
 
   auto x_tile = [&](int stage, int mirror) { return xs + (size_t(stage) * 2 + mirror) * BKT * RS; };
+  // Basis row r: k = k0 + 2r (r < 128) or k0 + 2(r - 128) + 1, tokens n0 .. n0 + BKT - 1 as
+  // 16-byte chunks, of each part (the table's rows and columns cover every block's tile). The
+  // thread's chunk j is row threadIdx.x / kChunks + j kRowsPerJ, chunk threadIdx.x % kChunks;
+  // its offset in a part of the table, but for n0, is fixed (elements; a table is < 2^31).
+  constexpr int kChunks = BKT / 8, kRowsPerJ = kThreads / kChunks;
+  constexpr int kJ = kWgBM / kRowsPerJ;
+  uint32_t boff[kJ];
+#pragma unroll
+  for (int j = 0; j < kJ; ++j) {
+    const int r = threadIdx.x / kChunks + j * kRowsPerJ;
+    const int64_t k = k0 + (r < kWgBM / 2 ? 2 * r : 2 * (r - kWgBM / 2) + 1);
+    boff[j] = static_cast<uint32_t>(k * p.basis.stride + (threadIdx.x % kChunks) * 8);
+  }
+  // float's x and mirror rows with 16-byte groups (the f32 kernel is bound by instruction
+  // issue, so its row addresses advance by a fixed stride instead of being recomputed): the
+  // thread's rows are cs.row0 + 8j of each tile, as load_tile moves them.
+  constexpr int kXRows = kThreads / (BN / 4);
+  const int64_t step_stride = int64_t(BKT) * p.x.row_stride;
+  const int64_t mirror0 = p.L - nb - BKT;  // the first step's first mirror row
+  const int xcol = (threadIdx.x % (BN / 4)) * 4;
   auto issue = [&](int s) {
     if (s < steps) {
       const int64_t n0 = nb + int64_t(s) * BKT;
       // As in dct_forward_kernel: x rows n0.., and mirror row r holding n = n0 + BKT - 1 - r.
-      load_tile<T, false, BKT>(x_tile(s % S, 0), RS, cs, p.x.row_stride, n0, nb, ne, p.vec);
-      load_tile<T, false, BKT>(x_tile(s % S, 1), RS, cs, p.x.row_stride, p.L - n0 - BKT,
-                               max(p.L - ne, p.half), p.L, p.vec);
-      // Basis row r: k = k0 + 2r (r < 128) or k0 + 2(r - 128) + 1, tokens n0 .. n0 + BKT - 1 as
-      // 16-byte chunks, of each part (the table's rows and columns cover every block's tile).
+      if (W::split && p.vec) {
+        float* xd = reinterpret_cast<float*>(x_tile(s % S, 0)) + cs.row0 * RS + xcol;
+        float* md = reinterpret_cast<float*>(x_tile(s % S, 1)) + cs.row0 * RS + xcol;
+        // Past the last head (no base) every row is zero; the addresses are then of head 0.
+        const bool have = cs.base != nullptr;
+        const float* xb = static_cast<const float*>(have ? cs.base : p.x.base);
+        const float* xr = xb + (n0 + cs.row0) * p.x.row_stride;
+        const float* mr = xb + (mirror0 + cs.row0) * p.x.row_stride - int64_t(s) * step_stride;
+        const int64_t mlo = max(p.L - ne, p.half) - (p.L - n0 - BKT);  // first valid mirror row
+#pragma unroll
+        for (int j = 0; j < BKT / kXRows; ++j) {
+          const int row = cs.row0 + j * kXRows;
+          const int64_t rs = int64_t(j * kXRows) * p.x.row_stride;
+          const bool okx = have && n0 + row < ne, okm = have && row >= mlo;
+          cp_async16(xd + j * kXRows * RS, okx ? xr + rs : xd, okx);
+          cp_async16(md + j * kXRows * RS, okm ? mr + rs : md, okm);
+        }
+      } else {
+        load_tile<T, false, BKT>(x_tile(s % S, 0), RS, cs, p.x.row_stride, n0, nb, ne, p.vec);
+        load_tile<T, false, BKT>(x_tile(s % S, 1), RS, cs, p.x.row_stride, p.L - n0 - BKT,
+                                 max(p.L - ne, p.half), p.L, p.vec);
+      }
       unsigned char* bt = smem + size_t(s % S) * kBasisStage;
-      constexpr int kChunks = BKT / 8;
 #pragma unroll
       for (int part = 0; part < W::parts; ++part) {
         const TM* table = static_cast<const TM*>(part ? p.basis.lo : p.basis.data) + n0;
 #pragma unroll
-        for (int i = threadIdx.x; i < kWgBM * kChunks; i += kThreads) {
-          const int r = i / kChunks, ch = i % kChunks;
-          const int64_t k = k0 + (r < kWgBM / 2 ? 2 * r : 2 * (r - kWgBM / 2) + 1);
-          cp_async16(bt + part * W::basis_bytes + W::offset(r, ch),
-                     table + k * p.basis.stride + ch * 8, true);
-        }
+        for (int j = 0; j < kJ; ++j)
+          cp_async16(bt + part * W::basis_bytes +
+                         W::offset(threadIdx.x / kChunks + j * kRowsPerJ, threadIdx.x % kChunks),
+                     table + boff[j], true);
       }
       mover.issue(s, s % S);
     }

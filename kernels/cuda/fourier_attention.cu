@@ -141,6 +141,10 @@ __global__ void __launch_bounds__(kSimpleWarps * 32) simple_fourier_kernel(const
 // Writes the partial record at split index `split` (log2-domain maxima, like the middle splits).
 constexpr int kEdgeChunk = 128;
 constexpr int kEdgeThreads = 1024;  // 32 warps: one block per head, so its phases are short
+// 16-byte groups (or elements, where rows are not whole groups) per thread and staging pass:
+// a chunk of 128 rows of up to 256 dims is one pass.
+constexpr int kEdgeVecs = kEdgeChunk * 256 / 8 / kEdgeThreads;
+constexpr int kEdgeElems = 8;
 
 template <class T>
 __global__ void __launch_bounds__(kEdgeThreads)
@@ -165,6 +169,13 @@ __global__ void __launch_bounds__(kEdgeThreads)
   const T* ke = static_cast<const T*>(p.ke) + head * E * p.C;
   const T* ve = static_cast<const T*>(p.ve) + head * E * p.C;
   const float scale_log2 = p.scale * 1.4426950408889634f;
+  const bool vec = p.DK % 8 == 0 && p.C % 8 == 0 &&
+                   ((reinterpret_cast<uintptr_t>(kk) | reinterpret_cast<uintptr_t>(vk) |
+                     reinterpret_cast<uintptr_t>(ke) | reinterpret_cast<uintptr_t>(ve)) %
+                    16) == 0;
+  // Nothing after this kernel in the decode's chain reads its output before the chain's own
+  // waits (fourier_p_kernel waits for it before it exits): let P start now.
+  allow_dependent_launch();
   for (int i = threadIdx.x; i < kDecCols * X; i += kEdgeThreads) {
     const int j = i / X, x = i % X;
     float v = 0.f;
@@ -187,15 +198,53 @@ __global__ void __launch_bounds__(kEdgeThreads)
     return r < p.sink ? r : p.tokens - p.window + (r - p.sink);
   };
   __syncthreads();
-  // Row rr of the chunk at r0 into `rows`, kept dims then compressed dims; zero where absent. A
-  // warp per row, so the row's token is found once and no thread divides by X per element.
+  // Rows r0 .. r0 + n - 1 of the edge into `rows`, kept dims then compressed dims; zero where
+  // the cache is shorter than the edge. Every load of a thread's pass is issued before its
+  // stores: a loop of load-then-store kept one load in flight per thread, so staging 68 rows
+  // took a dozen dependent DRAM round trips, and the block held its SM for most of the time the
+  // middle kernel needed it.
   auto stage = [&](int64_t r0, int n, const T* kept, const T* edge) {
-    for (int rr = warp; rr < n; rr += kEdgeThreads / 32) {
-      const int64_t r = r0 + rr, t = token(r);
-      T* row = rows + rr * X;
-      for (int x = lane; x < X; x += 32)
-        row[x] =
-            t < 0 ? from_f32<T>(0.f) : (x < p.DK ? kept[t * p.DK + x] : edge[r * p.C + (x - p.DK)]);
+    if (vec) {
+      const int X8 = X / 8, DK8 = static_cast<int>(p.DK / 8), total = n * X8;
+      for (int base = 0; base < total; base += kEdgeThreads * kEdgeVecs) {
+        uint4 v[kEdgeVecs];
+#pragma unroll
+        for (int u = 0; u < kEdgeVecs; ++u) {
+          const int i = base + static_cast<int>(threadIdx.x) + u * kEdgeThreads;
+          v[u] = make_uint4(0u, 0u, 0u, 0u);
+          if (i < total) {
+            const int rr = i / X8, x8 = i % X8;
+            const int64_t t = token(r0 + rr);
+            if (t >= 0)
+              v[u] = ldg16(x8 < DK8 ? kept + t * p.DK + 8 * x8 : edge + (r0 + rr) * p.C + 8 * (x8 - DK8));
+          }
+        }
+#pragma unroll
+        for (int u = 0; u < kEdgeVecs; ++u) {
+          const int i = base + static_cast<int>(threadIdx.x) + u * kEdgeThreads;
+          if (i < total) reinterpret_cast<uint4*>(rows)[i] = v[u];
+        }
+      }
+      return;
+    }
+    const int total = n * X;
+    for (int base = 0; base < total; base += kEdgeThreads * kEdgeElems) {
+      T v[kEdgeElems];
+#pragma unroll
+      for (int u = 0; u < kEdgeElems; ++u) {
+        const int i = base + static_cast<int>(threadIdx.x) + u * kEdgeThreads;
+        v[u] = from_f32<T>(0.f);
+        if (i < total) {
+          const int rr = i / X, x = i % X;
+          const int64_t t = token(r0 + rr);
+          if (t >= 0) v[u] = x < p.DK ? kept[t * p.DK + x] : edge[(r0 + rr) * p.C + (x - p.DK)];
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < kEdgeElems; ++u) {
+        const int i = base + static_cast<int>(threadIdx.x) + u * kEdgeThreads;
+        if (i < total) rows[i] = v[u];
+      }
     }
   };
   // Query position of each column (int64 modulo is a long software routine: once, not per token).
@@ -374,28 +423,34 @@ void decode_t(Ctx& c, const FParams& f) {
   p.rec = dec_rec_floats(DK, MP, f.C);
   p.partial = static_cast<float*>(
       c.scratch->get(size_t(heads) * p.splits_total * p.rec * sizeof(float), 0));
-  // The sink and window tokens (edge_kernel) run on the side stream alongside the middle.
-  fork_side(c);
+  // The sink and window tokens (edge_kernel): with fourier_decode_pdl, first in the chain on
+  // the stream (a plain launch, after whatever wrote q; fourier_p_kernel waits for it before it
+  // exits), else on the side stream alongside P and the middle.
+  const bool pdl = c.opt.fourier_decode_pdl;
+  if (!pdl) fork_side(c);
   const size_t edge_smem = edge_smem_bytes(f, sizeof(T));
   KVS_CUDA(cudaFuncSetAttribute(edge_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                 int(edge_smem)));
-  edge_kernel<T><<<unsigned(heads), kEdgeThreads, edge_smem, c.side>>>(f, p.partial, p.splits_total,
-                                                                       middle_splits, p.rec, MP);
+  edge_kernel<T><<<unsigned(heads), kEdgeThreads, edge_smem, pdl ? c.stream : c.side>>>(
+      f, p.partial, p.splits_total, middle_splits, p.rec, MP);
   KVS_LAUNCH();
   if (middle_splits > 0) {
     auto* pm = static_cast<T*>(c.scratch->get(size_t(heads) * kDecCols * MP * sizeof(T), 1));
-    fourier_p_kernel<T><<<dim3(unsigned(heads), unsigned((MP + kPRows - 1) / kPRows)), kPThreads,
-                          size_t(kDecCols) * (f.C + 1) * sizeof(float), c.stream>>>(p, MP, pm);
-    KVS_LAUNCH();
+    {
+      const Launch l(c.stream, dim3(unsigned(heads), unsigned((MP + kPRows - 1) / kPRows)),
+                     kPThreads, size_t(kDecCols) * (f.C + 1) * sizeof(float), pdl);
+      KVS_CUDA(cudaLaunchKernelEx(&l.cfg, fourier_p_kernel<T>, p, int64_t(MP), pm));
+    }
     p.pmat = pm;
-    KVS_CUDA(cudaFuncSetAttribute(fourier_decode_kernel<T, DK, MT, HPW, kStages>,
-                                  cudaFuncAttributeMaxDynamicSharedMemorySize, int(SM::bytes)));
-    fourier_decode_kernel<T, DK, MT, HPW, kStages>
-        <<<dim3(unsigned(middle_splits), unsigned(head_groups)), kFdThreads, SM::bytes, c.stream>>>(
-            p);
+    const auto middle = fourier_decode_kernel<T, DK, MT, HPW, kStages>;
+    KVS_CUDA(cudaFuncSetAttribute(middle, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  int(SM::bytes)));
+    const Launch l(c.stream, dim3(unsigned(middle_splits), unsigned(head_groups)), kFdThreads,
+                   SM::bytes, pdl);
+    KVS_CUDA(cudaLaunchKernelEx(&l.cfg, middle, p));
     KVS_LAUNCH();
   }
-  join_side(c);
+  if (!pdl) join_side(c);
   FourierMergeParams mp{};
   mp.partial = p.partial;
   mp.vc = f.vc;
@@ -421,22 +476,23 @@ void decode_t(Ctx& c, const FParams& f) {
   const size_t finish_smem = finish_smem_bytes(p.splits_total, MP);
   KVS_CUDA(cudaFuncSetAttribute(fourier_finish_kernel<T>,
                                 cudaFuncAttributeMaxDynamicSharedMemorySize, int(finish_smem)));
-  if (p.splits_total <= kFusedSplits) {
-    fourier_finish_kernel<T><<<dim3(unsigned(heads), unsigned(kept_blocks + apply_blocks)),
-                               kMergeThreads, finish_smem, c.stream>>>(mp, kept_blocks, 0, false);
+  // The finishing launches wait (griddepcontrol.wait) before they read a record; the apply
+  // blocks load Vc before that.
+  const auto finish = [&](int64_t blocks, int64_t kept, int64_t r, bool premerged) {
+    const Launch l(c.stream, dim3(unsigned(heads), unsigned(blocks)), kMergeThreads, finish_smem,
+                   pdl);
+    KVS_CUDA(cudaLaunchKernelEx(&l.cfg, fourier_finish_kernel<T>, mp, kept, r, premerged));
     KVS_LAUNCH();
+  };
+  if (p.splits_total <= kFusedSplits) {
+    finish(kept_blocks + apply_blocks, kept_blocks, 0, false);
     return;
   }
   mp.rmerged =
       static_cast<float*>(c.scratch->get(size_t(heads) * kDecCols * MP * sizeof(float), 2));
   const int64_t r_blocks = (ncols * MP + kMergeOut - 1) / kMergeOut;
-  fourier_finish_kernel<T><<<dim3(unsigned(heads), unsigned(kept_blocks + r_blocks)), kMergeThreads,
-                             finish_smem, c.stream>>>(mp, kept_blocks, r_blocks, false);
-  KVS_LAUNCH();
-  fourier_finish_kernel<T>
-      <<<dim3(unsigned(heads), unsigned(apply_blocks)), kMergeThreads, finish_smem, c.stream>>>(
-          mp, 0, 0, true);
-  KVS_LAUNCH();
+  finish(kept_blocks + r_blocks, kept_blocks, r_blocks, false);
+  finish(apply_blocks, 0, 0, true);
 }
 
 // Three K/V stages where the device's shared memory holds them, else two; false (the caller

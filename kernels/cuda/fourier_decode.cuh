@@ -111,6 +111,8 @@ template <class T>
 __global__ void __launch_bounds__(kPThreads)
     fourier_p_kernel(const FourierDecodeParams p, int64_t MP, T* pout) {
   extern __shared__ __align__(16) float qc[];  // [8][C + 1], padded: the 8 columns in 8 banks
+  // The middle kernel may start its K/V copies now; it reads P after its own wait.
+  allow_dependent_launch();
   const int64_t head = blockIdx.x;
   const int64_t b = head / p.kv_heads, kvh = head % p.kv_heads;
   const int ncols = static_cast<int>(p.group * p.q_len), qlen = static_cast<int>(p.q_len);
@@ -128,10 +130,9 @@ __global__ void __launch_bounds__(kPThreads)
   __syncthreads();
   const int j = threadIdx.x % kDecCols;
   const int64_t k = int64_t(blockIdx.y) * kPRows + threadIdx.x / kDecCols;
-  if (k >= MP) return;
   const int64_t kmax = p.M < p.L ? p.M : p.L;
   float acc = 0.f;
-  if (k < kmax) {
+  if (k < kmax && k < MP) {
     const T* row = static_cast<const T*>(p.kc) + (head * p.M + k) * p.C;
     const float* qj = qc + j * QS;
     if (C % 8 == 0 && reinterpret_cast<uintptr_t>(p.kc) % 16 == 0) {
@@ -148,8 +149,15 @@ __global__ void __launch_bounds__(kPThreads)
       for (int c = 0; c < C; ++c) acc = fmaf(qj[c], to_f32(row[c]), acc);
     }
   }
-  pout[(head * kDecCols + j) * MP + fd_row_of_k(static_cast<int>(k), static_cast<int>(MP))] =
-      from_f32<T>(acc * rsqrtf(static_cast<float>(p.L)));
+  if (k < MP)
+    pout[(head * kDecCols + j) * MP + fd_row_of_k(static_cast<int>(k), static_cast<int>(MP))] =
+        from_f32<T>(acc * rsqrtf(static_cast<float>(p.L)));
+  // In the chain of programmatic launches (CudaOptions::fourier_decode_pdl) the kernel before
+  // this one is the sink-and-window kernel, whose record only the finishing kernel reads. Every
+  // thread waits for it before exiting, so that this grid finishes after it: the middle
+  // kernel's wait for this grid then covers both, and the finishing kernel's wait for the
+  // middle kernel covers all three.
+  grid_dependency_wait();
 }
 
 // The online softmax step of a mirrored tile: sf[e] holds forward token t0 + i and sm[e] its
@@ -217,18 +225,6 @@ __global__ void __launch_bounds__(kFdThreads, 1)
   const T* q = static_cast<const T*>(p.q);
   auto head_of = [&](int set_index, int slot) { return head0 + set_index * HPW + slot; };
   const bool set_active = head_of(set, 0) < p.heads;
-
-  // P of each set's heads: columns [kColsPerHead * slot, ...) of a set are head slot's columns.
-  {
-    const T* pg = static_cast<const T*>(p.pmat);
-    for (int i = threadIdx.x; i < kFdSets * kDecCols * (MP / 8); i += kFdThreads) {
-      const int c8 = (i % (MP / 8)) * 8, j = (i / (MP / 8)) % kDecCols, s = i / (MP / 8 * kDecCols);
-      const int64_t head = head_of(s, j / kColsPerHead);
-      const bool ok = head < p.heads;
-      const T* src = pg + (ok ? (head * kDecCols + j % kColsPerHead) * MP + c8 : 0);
-      cp_async16(pmat + (s * kDecCols + j) * PS + c8, src, ok);
-    }
-  }
 
   // This thread's two score columns (2tq, 2tq+1): valid, and the last visible row.
   bool col_ok[2];
@@ -376,6 +372,23 @@ __global__ void __launch_bounds__(kFdThreads, 1)
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) issue(s);
   if constexpr (kBasisBufs == 2) make_basis(basis_bufs, nb);
+
+  // P of each set's heads (columns [kColsPerHead * slot, ...) of a set are head slot's columns),
+  // written by fourier_p_kernel: read after the wait for it, once the K/V copies of the first
+  // stages and the first basis tile are under way. Through L2 (ld.global.cg), and into shared
+  // memory before the first tile's barrier.
+  grid_dependency_wait();
+  allow_dependent_launch();
+  {
+    const T* pg = static_cast<const T*>(p.pmat);
+    for (int i = threadIdx.x; i < kFdSets * kDecCols * (MP / 8); i += kFdThreads) {
+      const int c8 = (i % (MP / 8)) * 8, j = (i / (MP / 8)) % kDecCols, s = i / (MP / 8 * kDecCols);
+      const int64_t head = head_of(s, j / kColsPerHead);
+      const uint4 v = head < p.heads ? ldcg16(pg + (head * kDecCols + j % kColsPerHead) * MP + c8)
+                                     : make_uint4(0u, 0u, 0u, 0u);
+      *reinterpret_cast<uint4*>(pmat + (s * kDecCols + j) * PS + c8) = v;
+    }
+  }
 
   float* x_mine = xchg + warp * SM::xchg_floats;
   const float* x_partner = xchg + (warp ^ 1) * SM::xchg_floats;
@@ -598,15 +611,25 @@ __device__ __forceinline__ void split_weights(const float* part, int64_t splits,
                                               int ncols, float* w) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   for (int j = warp; j < ncols; j += blockDim.x / 32) {
+    if (splits <= 32) {  // a lane per split: both of its loads in one round
+      const bool ok = lane < splits;
+      const float ms = ok ? __ldcg(part + lane * rec + j) : -INFINITY;
+      const float ls = ok ? __ldcg(part + lane * rec + kDecCols + j) : 0.f;
+      const float mx = warp_max(ms);
+      const float f = ok ? exp2f(ms - (mx == -INFINITY ? 0.f : mx)) : 0.f;
+      const float l = warp_sum(f * ls);
+      if (ok) w[j * splits + lane] = f * (l > 0.f ? 1.f / l : 0.f);
+      continue;
+    }
     float m = -INFINITY;
-    for (int64_t s = lane; s < splits; s += 32) m = fmaxf(m, part[s * rec + j]);
+    for (int64_t s = lane; s < splits; s += 32) m = fmaxf(m, __ldcg(part + s * rec + j));
     m = warp_max(m);
     const float base = m == -INFINITY ? 0.f : m;
     float l = 0.f;
     for (int64_t s = lane; s < splits; s += 32) {
-      const float f = exp2f(part[s * rec + j] - base);
+      const float f = exp2f(__ldcg(part + s * rec + j) - base);
       w[j * splits + s] = f;
-      l += f * part[s * rec + kDecCols + j];
+      l += f * __ldcg(part + s * rec + kDecCols + j);
     }
     l = warp_sum(l);
     const float inv_l = l > 0.f ? 1.f / l : 0.f;
@@ -639,7 +662,7 @@ __device__ __forceinline__ void merge_block(const FourierMergeParams& p, int64_t
   if (ok) {
 #pragma unroll 8
     for (int64_t s = way; s < p.splits; s += kMergeWays)
-      acc = fmaf(w[j * p.splits + s], part[s * p.rec + off], acc);
+      acc = fmaf(w[j * p.splits + s], __ldcg(part + s * p.rec + off), acc);
   }
   red[way * kMergeOut + o] = acc;
   __syncthreads();
@@ -653,45 +676,84 @@ __device__ __forceinline__ void merge_block(const FourierMergeParams& p, int64_t
     output_row<T>(p, head, j)[p.kdim[x]] = from_f32<T>(sum);
 }
 
+// The Vc values an apply thread multiplies (dims c = blk * kApplyOut + o, coefficients k =
+// way + kApplyWays u): an input of the decode, so they are loaded before the kernel waits for
+// the splits, and their DRAM latency overlaps the middle kernel's last blocks.
+constexpr int kApplyPerThread = 256 / kApplyWays;  // MP <= 256
+struct ApplyVc {
+  float v[kApplyPerThread];
+};
+template <class T>
+__device__ __forceinline__ ApplyVc load_apply_vc(const FourierMergeParams& p, int64_t head,
+                                                 int64_t blk) {
+  const int64_t kmax = p.M < p.L ? p.M : p.L;
+  const int o = threadIdx.x % kApplyOut, way = threadIdx.x / kApplyOut;
+  const int64_t c = blk * kApplyOut + o;
+  const T* vc = static_cast<const T*>(p.vc) + head * p.M * p.C;
+  ApplyVc r;
+#pragma unroll
+  for (int u = 0; u < kApplyPerThread; ++u) {
+    const int64_t k = way + int64_t(u) * kApplyWays;
+    r.v[u] = c < p.C && k < kmax ? to_f32(vc[k * p.C + c]) : 0.f;
+  }
+  return r;
+}
+
 // Block `blk` of the compressed dims: R (merged over the splits here, or read from p.rmerged
 // with `premerged`) into shared memory, then kApplyOut dims c of R . Vc, kApplyWays threads each.
+// A thread merges its kRPerThread values of R at once, every split's loads of them in flight
+// together: merged one value at a time, the loop waited on L2 for each of them in turn.
+constexpr int kRPerThread = kDecCols * 256 / kMergeThreads;
 template <class T>
 __device__ __forceinline__ void apply_block(const FourierMergeParams& p, int64_t head,
                                             const float* part, const float* w, int64_t blk,
-                                            bool premerged, float* r, float* red) {
+                                            bool premerged, const ApplyVc& vc, float* r,
+                                            float* red) {
   const int ncols = static_cast<int>(p.group * p.q_len);
   const int64_t kmax = p.M < p.L ? p.M : p.L;
   const int64_t r_off = 2 * kDecCols + kDecCols * p.DK;
-  for (int64_t i = threadIdx.x; i < kDecCols * p.MP; i += kMergeThreads) {
-    const int j = static_cast<int>(i / p.MP);
-    const int64_t k = i % p.MP;
-    float acc = 0.f;
-    if (j < ncols && k < kmax) {
-      if (premerged) {
-        acc = p.rmerged[head * kDecCols * p.MP + i];
-      } else {
-#pragma unroll 8
-        for (int64_t s = 0; s < p.splits; ++s)
-          acc = fmaf(w[j * p.splits + s], part[s * p.rec + r_off + i], acc);
-      }
+  const int n = kDecCols * static_cast<int>(p.MP);
+  // Value u of this thread: R[j][k] at i = threadIdx.x + u kMergeThreads (j = i / MP, k = i % MP),
+  // merged where j is a column and k < kmax; its weights' row in w at wrow[u] (-1: not merged).
+  const int mp = static_cast<int>(p.MP), splits = static_cast<int>(p.splits);
+  float acc[kRPerThread];
+  int wrow[kRPerThread];
+#pragma unroll
+  for (int u = 0; u < kRPerThread; ++u) {
+    const int i = static_cast<int>(threadIdx.x) + u * kMergeThreads;
+    const bool live = i < n && i / mp < ncols && i % mp < kmax;
+    wrow[u] = live ? (i / mp) * splits : -1;
+    acc[u] = 0.f;
+    if (premerged && live) acc[u] = __ldcg(p.rmerged + head * kDecCols * p.MP + i);
+  }
+  if (!premerged) {
+    const float* ps = part + r_off + threadIdx.x;
+#pragma unroll 4
+    for (int s = 0; s < splits; ++s, ps += p.rec) {
+#pragma unroll
+      for (int u = 0; u < kRPerThread; ++u)
+        if (wrow[u] >= 0) acc[u] = fmaf(w[wrow[u] + s], __ldcg(ps + u * kMergeThreads), acc[u]);
     }
-    r[i] = acc;
+  }
+#pragma unroll
+  for (int u = 0; u < kRPerThread; ++u) {
+    const int i = static_cast<int>(threadIdx.x) + u * kMergeThreads;
+    if (i < n) r[i] = acc[u];
   }
   __syncthreads();
   const int o = threadIdx.x % kApplyOut, way = threadIdx.x / kApplyOut;
   const int64_t c = blk * kApplyOut + o;
-  const T* vc = static_cast<const T*>(p.vc) + head * p.M * p.C;
-  float acc[kDecCols] = {};
-  if (c < p.C) {
-#pragma unroll 8
-    for (int64_t k = way; k < kmax; k += kApplyWays) {
-      const float v = to_f32(vc[k * p.C + c]);
+  float sum_j[kDecCols] = {};
 #pragma unroll
-      for (int j = 0; j < kDecCols; ++j) acc[j] = fmaf(r[j * p.MP + k], v, acc[j]);
+  for (int u = 0; u < kApplyPerThread; ++u) {
+    const int k = way + u * kApplyWays;
+    if (k < kmax) {
+#pragma unroll
+      for (int j = 0; j < kDecCols; ++j) sum_j[j] = fmaf(r[j * p.MP + k], vc.v[u], sum_j[j]);
     }
   }
 #pragma unroll
-  for (int j = 0; j < kDecCols; ++j) red[(way * kDecCols + j) * kApplyOut + o] = acc[j];
+  for (int j = 0; j < kDecCols; ++j) red[(way * kDecCols + j) * kApplyOut + o] = sum_j[j];
   __syncthreads();
   if (way != 0 || c >= p.C) return;
   const float inv_sqrt_l = p.L > 0 ? rsqrtf(static_cast<float>(p.L)) : 0.f;
@@ -701,7 +763,7 @@ __device__ __forceinline__ void apply_block(const FourierMergeParams& p, int64_t
     float sum = 0.f;
 #pragma unroll
     for (int v = 0; v < kApplyWays; ++v) sum += red[(v * kDecCols + j) * kApplyOut + o];
-    sum = sum * inv_sqrt_l + w[j * p.splits + edge] * part[edge * p.rec + c_off + j * p.C + c];
+    sum = sum * inv_sqrt_l + w[j * p.splits + edge] * __ldcg(part + edge * p.rec + c_off + j * p.C + c);
     output_row<T>(p, head, j)[p.cdim[c]] = from_f32<T>(sum);
   }
 }
@@ -726,16 +788,20 @@ __global__ void __launch_bounds__(kMergeThreads)
   const int64_t head = blockIdx.x;
   const int ncols = static_cast<int>(p.group * p.q_len);
   const float* part = p.partial + head * p.splits * p.rec;
+  const int64_t y = blockIdx.y, apply = y - kept_blocks - r_blocks;
+  ApplyVc vc{};
+  if (apply >= 0) vc = load_apply_vc<T>(p, head, apply);
+  // The partial records (and R, premerged) are the kernels' before this one: read after here.
+  grid_dependency_wait();
+  allow_dependent_launch();  // e.g. a GEMV of the output, which waits for this kernel in turn
   split_weights(part, p.splits, p.rec, ncols, w);
   __syncthreads();
-  const int64_t y = blockIdx.y;
   if (y < kept_blocks)
     merge_block<T>(p, head, part, w, y, false, rest);
   else if (y < kept_blocks + r_blocks)
     merge_block<T>(p, head, part, w, y - kept_blocks, true, rest);
   else
-    apply_block<T>(p, head, part, w, y - kept_blocks - r_blocks, premerged, rest,
-                   rest + kDecCols * p.MP);
+    apply_block<T>(p, head, part, w, apply, premerged, vc, rest, rest + kDecCols * p.MP);
 }
 
 }  // namespace kvscope::kernels::cuda

@@ -135,16 +135,6 @@ void gemm_cublaslt(Ctx& c, const GemmArgs& g, const void* x, const void* w, cons
 constexpr int kGemvWarps = 16;
 constexpr int kGemvGroup = 8;  // chunks per warp in flight
 
-__device__ __forceinline__ void grid_dependency_wait() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void allow_dependent_launch() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-#endif
-}
 
 // The products of U chunks starting at chunk c (stride kGemvWarps) into acc.
 template <class T, int NT, int U>
@@ -223,29 +213,9 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
   }
 }
 
-// A launch on c.stream, with programmatic dependent launch where CudaOptions::gemv_pdl asks.
-struct GemvLaunch {
-  cudaLaunchConfig_t cfg{};
-  cudaLaunchAttribute pdl{};
-  GemvLaunch(const Ctx& c, int64_t blocks, int threads, size_t smem) {
-    cfg.gridDim = dim3(static_cast<unsigned>(blocks));
-    cfg.blockDim = dim3(static_cast<unsigned>(threads));
-    cfg.dynamicSmemBytes = smem;
-    cfg.stream = c.stream;
-    pdl.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    pdl.val.programmaticStreamSerializationAllowed = 1;
-    if (c.opt.gemv_pdl) {
-      cfg.attrs = &pdl;
-      cfg.numAttrs = 1;
-    }
-  }
-  GemvLaunch(const GemvLaunch&) = delete;  // cfg.attrs points into the object
-  GemvLaunch& operator=(const GemvLaunch&) = delete;
-};
-
 template <class T>
 void gemv_t(Ctx& c, const GemmArgs& g, const void* x, const void* w, const void* bias, void* y) {
-  const GemvLaunch l(c, (g.out + 15) / 16, kGemvWarps * 32, 0);
+  const Launch l(c.stream, dim3(unsigned((g.out + 15) / 16)), kGemvWarps * 32, 0, c.opt.gemv_pdl);
   const auto kernel = g.rows <= 8 ? gemv_kernel<T, 1> : gemv_kernel<T, 2>;
   KVS_CUDA(cudaLaunchKernelEx(&l.cfg, kernel, g.rows, g.out, g.in, static_cast<const T*>(x),
                               static_cast<const T*>(w),
@@ -380,8 +350,8 @@ void gemv_bulk_t(Ctx& c, const GemmArgs& g, const void* x, const void* w, const 
                  void* y) {
   const int64_t tiles = (g.in + kBulkTileK - 1) / kBulkTileK;
   const int stages = static_cast<int>(tiles < kBulkStages ? tiles : kBulkStages);
-  const GemvLaunch l(c, (g.out + kBulkFeatures - 1) / kBulkFeatures, kBulkWarps * 32,
-                     bulk_smem_bytes<T>(stages));
+  const Launch l(c.stream, dim3(unsigned((g.out + kBulkFeatures - 1) / kBulkFeatures)),
+                 kBulkWarps * 32, bulk_smem_bytes<T>(stages), c.opt.gemv_pdl);
   const auto kernel = g.rows <= 8 ? gemv_bulk_kernel<T, false> : gemv_bulk_kernel<T, true>;
   // The opt-in above 48 KB of dynamic shared memory, per launch as for the other kernels: it is
   // a property of the function on the current device.

@@ -76,6 +76,11 @@ void join_side(Ctx& c);
 // Reads `bytes` (a multiple of 16) of device memory, leaving it in L2 as clean lines.
 void l2_read_pass(Ctx& c, const void* p, size_t bytes);
 
+// Reads `bytes` (a multiple of 16) in the small-rows GEMV's geometry, every load of a block in
+// flight at once, with programmatic dependent launch where `pdl`: what a memory-bound kernel of
+// that size can reach at best (kvscope-cuda-variants' read_stream rows).
+void read_probe(Ctx& c, const void* p, size_t bytes, bool pdl);
+
 // ---- attention.cu ----
 // Whether the loaded code for the current device was built with sm_90a features: a one-thread
 // probe kernel reports it (the fat binary may hold sm_90 code only, or PTX for a newer GPU).

@@ -108,9 +108,12 @@ void bm_fourier(benchmark::State& st) {
       bytes, 0.0, t);
 }
 
-// args: fourier (0 exact, 1 Fourier), batch, q_heads, kv_heads, head_dim, tokens, cdims, m
+// args: fourier (0 exact, 1 Fourier), batch, q_heads, kv_heads, head_dim, tokens, cdims, m, pdl
+// (CudaOptions::fourier_decode_pdl)
 void bm_decode(benchmark::State& st) {
-  auto b = backend();
+  CudaOptions opt;
+  opt.fourier_decode_pdl = st.range(8) != 0;
+  auto b = backend(opt);
   const DType t = DType::bf16;
   AttentionArgs a{st.range(1), st.range(2), st.range(3), st.range(4), 1, st.range(5), true, t};
   const size_t qn = size_t(a.batch * a.q_heads * a.head_dim);
@@ -214,6 +217,23 @@ void bm_gemm_stream(benchmark::State& st) {
       bytes, flops, g.dtype, copies);
 }
 
+// args: bytes, copies, pdl: `copies` reads of `bytes` each back to back, one per buffer
+// (cuda_read_probe, the GEMV's geometry without its arithmetic), one event pair, divided by
+// `copies`: the ceiling of gemm_stream's rows.
+void bm_read_stream(benchmark::State& st) {
+  auto b = backend();
+  const auto bytes = static_cast<size_t>(st.range(0));
+  std::vector<std::unique_ptr<DeviceBuffer>> bufs;
+  for (int64_t i = 0; i < st.range(1); ++i)
+    bufs.push_back(random_buffer(*b, DType::bf16, bytes / 2, uint64_t(300 + i)));
+  run(
+      st, *b,
+      [&] {
+        for (const auto& buf : bufs) cuda_read_probe(*b, *buf, bytes, st.range(2) != 0);
+      },
+      double(bytes), 0.0, DType::bf16, st.range(1));
+}
+
 // args: whole, rows, dim
 void bm_cosine(benchmark::State& st) {
   auto b = backend();
@@ -278,11 +298,13 @@ int main(int argc, char** argv) {
   reg("fourier", bm_fourier, fa)
       ->ArgsProduct({{0}, {0}, {64}, {32768}, {64}, {64}, {64, 1024}, {0, 1}, {1}, {1}, {0}});
   reg("decode", bm_decode,
-      {"fourier", "batch", "q_heads", "kv_heads", "head_dim", "tokens", "cdims", "m"})
-      ->ArgsProduct({{0, 1}, {8}, {32}, {8}, {128}, {4096, 32768, 131072}, {64}, {256}})
-      ->Args({1, 8, 32, 8, 128, 32768, 64, 128})
-      ->Args({0, 8, 32, 32, 128, 32768, 0, 0})
-      ->ArgsProduct({{0, 1}, {1}, {32}, {8}, {128}, {4096, 32768}, {64}, {256}});
+      {"fourier", "batch", "q_heads", "kv_heads", "head_dim", "tokens", "cdims", "m", "pdl"})
+      ->ArgsProduct({{0}, {8}, {32}, {8}, {128}, {4096, 32768, 131072}, {64}, {256}, {1}})
+      ->ArgsProduct({{1}, {8}, {32}, {8}, {128}, {4096, 32768, 131072}, {64}, {256}, {1, 0}})
+      ->ArgsProduct({{1}, {8}, {32}, {8}, {128}, {32768}, {64}, {128}, {1, 0}})
+      ->Args({0, 8, 32, 32, 128, 32768, 0, 0, 1})
+      ->ArgsProduct({{0}, {1}, {32}, {8}, {128}, {4096, 32768}, {64}, {256}, {1}})
+      ->ArgsProduct({{1}, {1}, {32}, {8}, {128}, {4096, 32768}, {64}, {256}, {1, 0}});
   reg("prefill", bm_prefill, {"fourier", "heads", "tokens", "m", "wgmma"})
       ->ArgsProduct({{0}, {32}, {1024, 4096, 16384}, {0}, {1, 0}})
       ->ArgsProduct({{1}, {32}, {4096, 16384}, {256}, {1}});
@@ -298,6 +320,9 @@ int main(int argc, char** argv) {
       ->ArgsProduct({{0, 1}, {1, 16}, {2048}, {4096}, {8}, {1}, {0}})
       ->ArgsProduct({{0}, {1, 16}, {2048}, {4096}, {8}, {1}, {1}})
       ->ArgsProduct({{0}, {1, 16}, {2048}, {4096}, {8}, {0}, {0, 1}});
+  // 16.8 MB: the weights of the 4096 -> 2048 bf16 layer.
+  reg("read_stream", bm_read_stream, {"bytes", "copies", "pdl"})
+      ->ArgsProduct({{16777216}, {1, 8}, {1, 0}});
   reg("cosine", bm_cosine, {"whole", "rows", "dim"})->ArgsProduct({{0, 1}, {4096, 65536}, {2048}});
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
