@@ -393,6 +393,7 @@ template <class T, int DK, int MT, int HPW, int kStages>
 void decode_t(Ctx& c, const FParams& f) {
   using SM = FourierDecodeSmem<T, DK, MT, HPW, kStages>;
   constexpr int MP = MT * 16;
+  static_assert((MP & (MP - 1)) == 0, "fourier_finish_kernel indexes R's rows by a shift");
   const int64_t heads = f.batch * f.kv_heads;
   FourierDecodeParams p{};
   p.q = f.q;

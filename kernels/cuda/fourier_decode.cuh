@@ -676,27 +676,17 @@ __device__ __forceinline__ void merge_block(const FourierMergeParams& p, int64_t
     output_row<T>(p, head, j)[p.kdim[x]] = from_f32<T>(sum);
 }
 
-// The Vc values an apply thread multiplies (dims c = blk * kApplyOut + o, coefficients k =
-// way + kApplyWays u): an input of the decode, so they are loaded before the kernel waits for
-// the splits, and their DRAM latency overlaps the middle kernel's last blocks.
-constexpr int kApplyPerThread = 256 / kApplyWays;  // MP <= 256
-struct ApplyVc {
-  float v[kApplyPerThread];
-};
+// The Vc rows an apply block multiplies (dims blk * kApplyOut .., all k < min(M, L)): an input
+// of the decode, so they are prefetched into L2 before the kernel waits for the splits, and
+// their DRAM latency overlaps the middle kernel's last blocks. (Held in registers instead, they
+// pushed the kernel into spills.)
 template <class T>
-__device__ __forceinline__ ApplyVc load_apply_vc(const FourierMergeParams& p, int64_t head,
-                                                 int64_t blk) {
+__device__ __forceinline__ void prefetch_apply_vc(const FourierMergeParams& p, int64_t head,
+                                                  int64_t blk) {
   const int64_t kmax = p.M < p.L ? p.M : p.L;
-  const int o = threadIdx.x % kApplyOut, way = threadIdx.x / kApplyOut;
-  const int64_t c = blk * kApplyOut + o;
-  const T* vc = static_cast<const T*>(p.vc) + head * p.M * p.C;
-  ApplyVc r;
-#pragma unroll
-  for (int u = 0; u < kApplyPerThread; ++u) {
-    const int64_t k = way + int64_t(u) * kApplyWays;
-    r.v[u] = c < p.C && k < kmax ? to_f32(vc[k * p.C + c]) : 0.f;
-  }
-  return r;
+  const T* vc = static_cast<const T*>(p.vc) + head * p.M * p.C + blk * kApplyOut;
+  for (int64_t k = threadIdx.x; k < kmax; k += kMergeThreads)
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(vc + k * p.C));
 }
 
 // Block `blk` of the compressed dims: R (merged over the splits here, or read from p.rmerged
@@ -707,24 +697,23 @@ constexpr int kRPerThread = kDecCols * 256 / kMergeThreads;
 template <class T>
 __device__ __forceinline__ void apply_block(const FourierMergeParams& p, int64_t head,
                                             const float* part, const float* w, int64_t blk,
-                                            bool premerged, const ApplyVc& vc, float* r,
-                                            float* red) {
+                                            bool premerged, float* r, float* red) {
   const int ncols = static_cast<int>(p.group * p.q_len);
   const int64_t kmax = p.M < p.L ? p.M : p.L;
   const int64_t r_off = 2 * kDecCols + kDecCols * p.DK;
   const int n = kDecCols * static_cast<int>(p.MP);
-  // Value u of this thread: R[j][k] at i = threadIdx.x + u kMergeThreads (j = i / MP, k = i % MP),
-  // merged where j is a column and k < kmax; its weights' row in w at wrow[u] (-1: not merged).
+  // Value u of this thread: R[j][k] at i = threadIdx.x + u kMergeThreads, j = i >> mp_log2 (MP
+  // is a power of two), k = i % MP; merged where j is a column and k < kmax (bit u of `live`).
   const int mp = static_cast<int>(p.MP), splits = static_cast<int>(p.splits);
+  const int mp_log2 = __ffs(mp) - 1;
   float acc[kRPerThread];
-  int wrow[kRPerThread];
+  unsigned live = 0;
 #pragma unroll
   for (int u = 0; u < kRPerThread; ++u) {
     const int i = static_cast<int>(threadIdx.x) + u * kMergeThreads;
-    const bool live = i < n && i / mp < ncols && i % mp < kmax;
-    wrow[u] = live ? (i / mp) * splits : -1;
+    if (i < n && (i >> mp_log2) < ncols && (i & (mp - 1)) < kmax) live |= 1u << u;
     acc[u] = 0.f;
-    if (premerged && live) acc[u] = __ldcg(p.rmerged + head * kDecCols * p.MP + i);
+    if (premerged && (live >> u & 1u)) acc[u] = __ldcg(p.rmerged + head * kDecCols * p.MP + i);
   }
   if (!premerged) {
     const float* ps = part + r_off + threadIdx.x;
@@ -732,7 +721,10 @@ __device__ __forceinline__ void apply_block(const FourierMergeParams& p, int64_t
     for (int s = 0; s < splits; ++s, ps += p.rec) {
 #pragma unroll
       for (int u = 0; u < kRPerThread; ++u)
-        if (wrow[u] >= 0) acc[u] = fmaf(w[wrow[u] + s], __ldcg(ps + u * kMergeThreads), acc[u]);
+        if (live >> u & 1u) {
+          const int j = (static_cast<int>(threadIdx.x) + u * kMergeThreads) >> mp_log2;
+          acc[u] = fmaf(w[j * splits + s], __ldcg(ps + u * kMergeThreads), acc[u]);
+        }
     }
   }
 #pragma unroll
@@ -743,13 +735,14 @@ __device__ __forceinline__ void apply_block(const FourierMergeParams& p, int64_t
   __syncthreads();
   const int o = threadIdx.x % kApplyOut, way = threadIdx.x / kApplyOut;
   const int64_t c = blk * kApplyOut + o;
+  const T* vc = static_cast<const T*>(p.vc) + head * p.M * p.C;
   float sum_j[kDecCols] = {};
+  if (c < p.C) {
+#pragma unroll 8
+    for (int64_t k = way; k < kmax; k += kApplyWays) {
+      const float v = to_f32(vc[k * p.C + c]);
 #pragma unroll
-  for (int u = 0; u < kApplyPerThread; ++u) {
-    const int k = way + u * kApplyWays;
-    if (k < kmax) {
-#pragma unroll
-      for (int j = 0; j < kDecCols; ++j) sum_j[j] = fmaf(r[j * p.MP + k], vc.v[u], sum_j[j]);
+      for (int j = 0; j < kDecCols; ++j) sum_j[j] = fmaf(r[j * mp + k], v, sum_j[j]);
     }
   }
 #pragma unroll
@@ -789,8 +782,7 @@ __global__ void __launch_bounds__(kMergeThreads)
   const int ncols = static_cast<int>(p.group * p.q_len);
   const float* part = p.partial + head * p.splits * p.rec;
   const int64_t y = blockIdx.y, apply = y - kept_blocks - r_blocks;
-  ApplyVc vc{};
-  if (apply >= 0) vc = load_apply_vc<T>(p, head, apply);
+  if (apply >= 0) prefetch_apply_vc<T>(p, head, apply);
   // The partial records (and R, premerged) are the kernels' before this one: read after here.
   grid_dependency_wait();
   allow_dependent_launch();  // e.g. a GEMV of the output, which waits for this kernel in turn
@@ -801,7 +793,7 @@ __global__ void __launch_bounds__(kMergeThreads)
   else if (y < kept_blocks + r_blocks)
     merge_block<T>(p, head, part, w, y - kept_blocks, true, rest);
   else
-    apply_block<T>(p, head, part, w, apply, premerged, vc, rest, rest + kDecCols * p.MP);
+    apply_block<T>(p, head, part, w, apply, premerged, rest, rest + kDecCols * p.MP);
 }
 
 }  // namespace kvscope::kernels::cuda
