@@ -15,6 +15,7 @@
 #include <string>
 
 #include "kernels/backend.h"
+#include "kernels/backend_factories.h"
 #include "kernels/convert.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/reference/reference.h"
@@ -450,9 +451,11 @@ TEST_F(Cuda, FourierAttentionMatchesReference) {
       for (const AttnCase& c : fourier_attention_cases(t)) {
         const AttentionArgs& a = c.a;
         if (simple && a.q_len > 1 && a.tokens > 500) continue;  // the simple kernel is slow
-        SCOPED_TRACE(std::string(simple ? "simple " : mode == 0 ? "fast, pdl " : "fast ") +
-                     std::string(dtype_name(t)) + " q_len " + std::to_string(a.q_len) +
-                     " tokens " + std::to_string(a.tokens));
+        SCOPED_TRACE(std::string(simple      ? "simple "
+                                 : mode == 0 ? "fast, pdl "
+                                             : "fast ") +
+                     std::string(dtype_name(t)) + " q_len " + std::to_string(a.q_len) + " tokens " +
+                     std::to_string(a.tokens));
         const KvShape ks{a.batch, a.kv_heads, a.tokens, a.head_dim, t};
         const size_t qn = size_t(a.batch * a.q_heads * a.q_len * a.head_dim);
         ref::Vec q;
@@ -655,6 +658,32 @@ TEST_F(Cuda, CosineMatchesReferenceIncludingZeroRows) {
       expect_close("whole", read(*b, DType::f32, *whole, 1), {ref::cosine_whole(rows, dim, ar, cr)},
                    1e-5);
     }
+}
+
+// The benchmarks' read probe refuses what it cannot measure, by name, before it launches.
+TEST(CudaReadProbe, RejectsAnotherBackend) {
+  auto cpu = make_cpu_backend();
+  auto buf = cpu->alloc(64);
+  try {
+    cuda_read_probe(*cpu, *buf, 64, true);
+    ADD_FAILURE() << "a CPU backend accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "cuda_read_probe: not a CUDA backend");
+  }
+}
+
+TEST_F(Cuda, ReadProbeRejectsBadSizesAndReads) {
+  auto b = make();
+  auto buf = b->alloc(1 << 20);
+  EXPECT_THROW(cuda_read_probe(*b, *buf, (1 << 20) + 16, true), std::invalid_argument);
+  try {
+    cuda_read_probe(*b, *buf, 1000, false);
+    ADD_FAILURE() << "1000 bytes accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "read_probe: bytes not a multiple of 16");
+  }
+  for (const bool pdl : {true, false}) cuda_read_probe(*b, *buf, 1 << 20, pdl);
+  EXPECT_NO_THROW(b->synchronize());
 }
 
 TEST_F(Cuda, DeviceInfoAccountingAndTiming) {

@@ -146,6 +146,25 @@ constexpr int kEdgeThreads = 1024;  // 32 warps: one block per head, so its phas
 constexpr int kEdgeVecs = kEdgeChunk * 256 / 8 / kEdgeThreads;
 constexpr int kEdgeElems = 8;
 
+// dst[i] = load(i) for i < total, kEdgeThreads threads striding by one: each thread issues the
+// loads of its kPer items of a pass before it stores any of them.
+template <int kPer, class E, class Load>
+__device__ __forceinline__ void staged_copy(E* dst, int total, const Load& load) {
+  for (int base = 0; base < total; base += kEdgeThreads * kPer) {
+    E v[kPer];
+#pragma unroll
+    for (int u = 0; u < kPer; ++u) {
+      const int i = base + static_cast<int>(threadIdx.x) + u * kEdgeThreads;
+      v[u] = i < total ? load(i) : E{};
+    }
+#pragma unroll
+    for (int u = 0; u < kPer; ++u) {
+      const int i = base + static_cast<int>(threadIdx.x) + u * kEdgeThreads;
+      if (i < total) dst[i] = v[u];
+    }
+  }
+}
+
 template <class T>
 __global__ void __launch_bounds__(kEdgeThreads)
     edge_kernel(const FParams p, float* partial, int64_t splits, int64_t split, int64_t rec,
@@ -205,46 +224,20 @@ __global__ void __launch_bounds__(kEdgeThreads)
   // middle kernel needed it.
   auto stage = [&](int64_t r0, int n, const T* kept, const T* edge) {
     if (vec) {
-      const int X8 = X / 8, DK8 = static_cast<int>(p.DK / 8), total = n * X8;
-      for (int base = 0; base < total; base += kEdgeThreads * kEdgeVecs) {
-        uint4 v[kEdgeVecs];
-#pragma unroll
-        for (int u = 0; u < kEdgeVecs; ++u) {
-          const int i = base + static_cast<int>(threadIdx.x) + u * kEdgeThreads;
-          v[u] = make_uint4(0u, 0u, 0u, 0u);
-          if (i < total) {
-            const int rr = i / X8, x8 = i % X8;
-            const int64_t t = token(r0 + rr);
-            if (t >= 0)
-              v[u] = ldg16(x8 < DK8 ? kept + t * p.DK + 8 * x8 : edge + (r0 + rr) * p.C + 8 * (x8 - DK8));
-          }
-        }
-#pragma unroll
-        for (int u = 0; u < kEdgeVecs; ++u) {
-          const int i = base + static_cast<int>(threadIdx.x) + u * kEdgeThreads;
-          if (i < total) reinterpret_cast<uint4*>(rows)[i] = v[u];
-        }
-      }
-      return;
-    }
-    const int total = n * X;
-    for (int base = 0; base < total; base += kEdgeThreads * kEdgeElems) {
-      T v[kEdgeElems];
-#pragma unroll
-      for (int u = 0; u < kEdgeElems; ++u) {
-        const int i = base + static_cast<int>(threadIdx.x) + u * kEdgeThreads;
-        v[u] = from_f32<T>(0.f);
-        if (i < total) {
-          const int rr = i / X, x = i % X;
-          const int64_t t = token(r0 + rr);
-          if (t >= 0) v[u] = x < p.DK ? kept[t * p.DK + x] : edge[(r0 + rr) * p.C + (x - p.DK)];
-        }
-      }
-#pragma unroll
-      for (int u = 0; u < kEdgeElems; ++u) {
-        const int i = base + static_cast<int>(threadIdx.x) + u * kEdgeThreads;
-        if (i < total) rows[i] = v[u];
-      }
+      const int X8 = X / 8, DK8 = static_cast<int>(p.DK / 8);
+      staged_copy<kEdgeVecs>(reinterpret_cast<uint4*>(rows), n * X8, [&](int i) {
+        const int rr = i / X8, x8 = i % X8;
+        const int64_t t = token(r0 + rr);
+        if (t < 0) return make_uint4(0u, 0u, 0u, 0u);
+        return ldg16(x8 < DK8 ? kept + t * p.DK + 8 * x8 : edge + (r0 + rr) * p.C + 8 * (x8 - DK8));
+      });
+    } else {
+      staged_copy<kEdgeElems>(rows, n * X, [&](int i) {
+        const int rr = i / X, x = i % X;
+        const int64_t t = token(r0 + rr);
+        if (t < 0) return from_f32<T>(0.f);
+        return x < p.DK ? kept[t * p.DK + x] : edge[(r0 + rr) * p.C + (x - p.DK)];
+      });
     }
   };
   // Query position of each column (int64 modulo is a long software routine: once, not per token).
@@ -441,11 +434,12 @@ void decode_t(Ctx& c, const FParams& f) {
       const Launch l(c.stream, dim3(unsigned(heads), unsigned((MP + kPRows - 1) / kPRows)),
                      kPThreads, size_t(kDecCols) * (f.C + 1) * sizeof(float), pdl);
       KVS_CUDA(cudaLaunchKernelEx(&l.cfg, fourier_p_kernel<T>, p, int64_t(MP), pm));
+      KVS_LAUNCH();
     }
     p.pmat = pm;
     const auto middle = fourier_decode_kernel<T, DK, MT, HPW, kStages>;
-    KVS_CUDA(cudaFuncSetAttribute(middle, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  int(SM::bytes)));
+    KVS_CUDA(
+        cudaFuncSetAttribute(middle, cudaFuncAttributeMaxDynamicSharedMemorySize, int(SM::bytes)));
     const Launch l(c.stream, dim3(unsigned(middle_splits), unsigned(head_groups)), kFdThreads,
                    SM::bytes, pdl);
     KVS_CUDA(cudaLaunchKernelEx(&l.cfg, middle, p));
@@ -478,7 +472,7 @@ void decode_t(Ctx& c, const FParams& f) {
   KVS_CUDA(cudaFuncSetAttribute(fourier_finish_kernel<T>,
                                 cudaFuncAttributeMaxDynamicSharedMemorySize, int(finish_smem)));
   // The finishing launches wait (griddepcontrol.wait) before they read a record; the apply
-  // blocks load Vc before that.
+  // blocks prefetch their Vc rows into L2 before that.
   const auto finish = [&](int64_t blocks, int64_t kept, int64_t r, bool premerged) {
     const Launch l(c.stream, dim3(unsigned(heads), unsigned(blocks)), kMergeThreads, finish_smem,
                    pdl);

@@ -756,7 +756,8 @@ __device__ __forceinline__ void apply_block(const FourierMergeParams& p, int64_t
     float sum = 0.f;
 #pragma unroll
     for (int v = 0; v < kApplyWays; ++v) sum += red[(v * kDecCols + j) * kApplyOut + o];
-    sum = sum * inv_sqrt_l + w[j * p.splits + edge] * __ldcg(part + edge * p.rec + c_off + j * p.C + c);
+    sum = sum * inv_sqrt_l +
+          w[j * p.splits + edge] * __ldcg(part + edge * p.rec + c_off + j * p.C + c);
     output_row<T>(p, head, j)[p.cdim[c]] = from_f32<T>(sum);
   }
 }

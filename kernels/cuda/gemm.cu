@@ -135,7 +135,6 @@ void gemm_cublaslt(Ctx& c, const GemmArgs& g, const void* x, const void* w, cons
 constexpr int kGemvWarps = 16;
 constexpr int kGemvGroup = 8;  // chunks per warp in flight
 
-
 // The products of U chunks starting at chunk c (stride kGemvWarps) into acc.
 template <class T, int NT, int U>
 __device__ __forceinline__ void gemv_chunks(float (&acc)[NT][4], int64_t c, const T* w0,
