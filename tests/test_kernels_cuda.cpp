@@ -426,6 +426,9 @@ std::vector<AttnCase> fourier_attention_cases(DType t) {
       {{1, 8, 2, 128, 2, 999, true, t}, {lower(64), 256, 4, 0}},
       // a window longer than one edge chunk; a middle shorter than M
       {{1, 8, 2, 128, 1, 1200, true, t}, {lower(64), 64, 8, 300}},
+      // a window of more chunks than the edge has blocks per head: several chunks per block,
+      // the last one partial
+      {{1, 8, 2, 128, 1, 1500, true, t}, {lower(64), 64, 4, 1100}},
       {{2, 8, 2, 128, 1, 73, true, t}, {lower(64), 256, 4, 64}},
       // no middle at all (tokens <= sink + window)
       {{1, 4, 1, 128, 1, 60, true, t}, {lower(64), 64, 4, 64}},

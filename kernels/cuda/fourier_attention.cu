@@ -133,18 +133,24 @@ __global__ void __launch_bounds__(kSimpleWarps * 32) simple_fourier_kernel(const
   }
 }
 
-// Sink and window tokens of one (batch, kv head), exactly, for all its query columns at once.
-// Chunks of edge tokens, each staged in shared memory by all threads at once (K rows, then V
-// rows: one block per head has too few warps in flight to hide a global load per token): the
-// chunk's scores (a warp per token, all columns), its softmax (a warp per column), then the
-// weighted sum of its value rows (a thread per column and dim); online softmax across chunks.
-// Writes the partial record at split index `split` (log2-domain maxima, like the middle splits).
-constexpr int kEdgeChunk = 128;
-constexpr int kEdgeThreads = 1024;  // 32 warps: one block per head, so its phases are short
-// 16-byte groups (or elements, where rows are not whole groups) per thread and staging pass:
-// a chunk of 128 rows of up to 256 dims is one pass.
-constexpr int kEdgeVecs = kEdgeChunk * 256 / 8 / kEdgeThreads;
+// Sink and window tokens, exactly. Block (head, e) of edge_kernel takes edge rows
+// [e rows_per_split, (e + 1) rows_per_split) of one (batch, kv head), for all its query columns
+// at once, in chunks of kEdgeChunk rows: a chunk's K and V rows are copied into shared memory
+// together (cp.async, every copy of a thread in flight at once), then come its scores (a warp
+// per token, all columns), its softmax (a warp per column, a lane per token) and the weighted
+// sum of its value rows (a thread per column and dim); online softmax across chunks. Writes the
+// partial record at split index first_split + e (log2-domain maxima, like the middle splits;
+// no R, which the finish merges over the middle splits only).
+// Many short blocks rather than one block per head: a middle block needs a whole SM, so it
+// waits for every edge block on its SM to leave, and one block per head (14.5 us on an H200,
+// latency-bound at 0.5 instructions per cycle) held 64 SMs for a tenth of the decode.
+constexpr int kEdgeChunk = 32;  // = the warp size: the softmax takes a lane per token
+constexpr int kEdgeThreads = 256;
+constexpr int kEdgeMaxSplits = 8;
+// Elements per thread and staging pass where rows are not whole 16-byte groups, and query
+// elements per thread (a pass covers 8 columns of up to 256 dims).
 constexpr int kEdgeElems = 8;
+constexpr int kEdgeQ = kDecCols * 256 / kEdgeThreads;
 
 // dst[i] = load(i) for i < total, kEdgeThreads threads striding by one: each thread issues the
 // loads of its kPer items of a pass before it stores any of them.
@@ -165,24 +171,40 @@ __device__ __forceinline__ void staged_copy(E* dst, int total, const Load& load)
   }
 }
 
+// Edge rows per block, and blocks per head, for E edge rows: whole chunks, at most
+// kEdgeMaxSplits blocks (a long window takes several chunks per block).
+struct EdgeSplit {
+  int64_t splits, rows_per_split;
+};
+EdgeSplit edge_split(int64_t E) {
+  const int64_t chunks = std::max<int64_t>(1, (E + kEdgeChunk - 1) / kEdgeChunk);
+  const int64_t per = (chunks + kEdgeMaxSplits - 1) / kEdgeMaxSplits * kEdgeChunk;
+  return {std::max<int64_t>(1, (E + per - 1) / per), per};
+}
+
 template <class T>
 __global__ void __launch_bounds__(kEdgeThreads)
-    edge_kernel(const FParams p, float* partial, int64_t splits, int64_t split, int64_t rec,
-                int64_t MP) {
-  extern __shared__ __align__(16) float esh[];
-  const int X = static_cast<int>(p.DK + p.C);        // [kept dims | compressed dims] of a row
-  float* qs = esh;                                   // [8][X] query, in row order
-  float* wts = qs + kDecCols * X;                    // [8][kEdgeChunk] scores, then weights
-  float* acc = wts + kDecCols * kEdgeChunk;          // [8][X] weighted sums
-  float* mrun = acc + kDecCols * X;                  // [8] running max (log2 domain)
-  float* lrun = mrun + kDecCols;                     // [8] running sum
-  float* alpha = lrun + kDecCols;                    // [8] rescale of this chunk
-  T* rows = reinterpret_cast<T*>(alpha + kDecCols);  // [kEdgeChunk][X] K, then V, of the chunk
+    edge_kernel(const FParams p, float* partial, int64_t splits, int64_t first_split,
+                int64_t rows_per_split, int64_t rec, int64_t MP) {
+  static_assert(kEdgeChunk == 32, "the softmax takes a lane per token of a chunk");
+  extern __shared__ __align__(16) unsigned char esh[];
+  const int X = static_cast<int>(p.DK + p.C);  // [kept dims | compressed dims] of a row
+  T* krows = reinterpret_cast<T*>(esh);        // [kEdgeChunk][X] K rows of the chunk
+  T* vrows = krows + kEdgeChunk * X;           // [kEdgeChunk][X] V rows
+  // 2 kEdgeChunk X elements are a multiple of 16 bytes: the floats start aligned.
+  float* qs = reinterpret_cast<float*>(vrows + kEdgeChunk * X);  // [8][X] query, in row order
+  float* acc = qs + kDecCols * X;                                // [8][X] weighted sums
+  float* wts = acc + kDecCols * X;                               // [8][kEdgeChunk] scores
+  float* mrun = wts + kDecCols * kEdgeChunk;                     // [8] running max (log2)
+  float* lrun = mrun + kDecCols;                                 // [8] running sum
+  float* alpha = lrun + kDecCols;                                // [8] rescale of this chunk
   const int64_t head = blockIdx.x;
   const int64_t b = head / p.kv_heads, kvh = head % p.kv_heads;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int ncols = static_cast<int>(p.group * p.q_len);
   const int64_t E = p.sink + p.window;
+  const int64_t r_begin = int64_t(blockIdx.y) * rows_per_split;
+  const int64_t r_end = min(E, r_begin + rows_per_split);
   const T* kk = static_cast<const T*>(p.kk) + head * p.tokens * p.DK;
   const T* vk = static_cast<const T*>(p.vk) + head * p.tokens * p.DK;
   const T* ke = static_cast<const T*>(p.ke) + head * E * p.C;
@@ -195,92 +217,89 @@ __global__ void __launch_bounds__(kEdgeThreads)
   // Nothing after this kernel in the decode's chain reads its output before the chain's own
   // waits (fourier_p_kernel waits for it before it exits): let P start now.
   allow_dependent_launch();
-  for (int i = threadIdx.x; i < kDecCols * X; i += kEdgeThreads) {
-    const int j = i / X, x = i % X;
-    float v = 0.f;
-    if (j < ncols) {
-      const int64_t qh = kvh * p.group + j / p.q_len, qi = j % p.q_len;
-      const T* q = static_cast<const T*>(p.q) +
-                   ((b * p.kv_heads * p.group + qh) * p.q_len + qi) * p.head_dim;
-      v = to_f32(q[x < p.DK ? p.kdim[x] : p.cdim[x - p.DK]]);
-    }
-    qs[i] = v;
-    acc[i] = 0.f;
-  }
-  if (threadIdx.x < kDecCols) {
-    mrun[threadIdx.x] = -INFINITY;
-    lrun[threadIdx.x] = 0.f;
-  }
   // Token of edge row r, or -1 where the cache is shorter than the edge.
   auto token = [&](int64_t r) -> int64_t {
     if (p.tokens <= E) return r < p.tokens ? r : -1;
     return r < p.sink ? r : p.tokens - p.window + (r - p.sink);
   };
-  __syncthreads();
-  // Rows r0 .. r0 + n - 1 of the edge into `rows`, kept dims then compressed dims; zero where
-  // the cache is shorter than the edge. Every load of a thread's pass is issued before its
-  // stores: a loop of load-then-store kept one load in flight per thread, so staging 68 rows
-  // took a dozen dependent DRAM round trips, and the block held its SM for most of the time the
-  // middle kernel needed it.
-  auto stage = [&](int64_t r0, int n, const T* kept, const T* edge) {
+  // Rows r0 .. r0 + n - 1 of the edge into krows and vrows, kept dims then compressed dims; zero
+  // where the cache is shorter than the edge. As 16-byte cp.async copies where rows are whole
+  // groups (complete at the chunk's wait), else element loads, all of a thread's in flight.
+  auto stage = [&](int64_t r0, int n) {
     if (vec) {
       const int X8 = X / 8, DK8 = static_cast<int>(p.DK / 8);
-      staged_copy<kEdgeVecs>(reinterpret_cast<uint4*>(rows), n * X8, [&](int i) {
+      for (int i = threadIdx.x; i < n * X8; i += kEdgeThreads) {
         const int rr = i / X8, x8 = i % X8;
         const int64_t t = token(r0 + rr);
-        if (t < 0) return make_uint4(0u, 0u, 0u, 0u);
-        return ldg16(x8 < DK8 ? kept + t * p.DK + 8 * x8 : edge + (r0 + rr) * p.C + 8 * (x8 - DK8));
-      });
-    } else {
-      staged_copy<kEdgeElems>(rows, n * X, [&](int i) {
-        const int rr = i / X, x = i % X;
-        const int64_t t = token(r0 + rr);
-        if (t < 0) return from_f32<T>(0.f);
-        return x < p.DK ? kept[t * p.DK + x] : edge[(r0 + rr) * p.C + (x - p.DK)];
-      });
+        const int64_t kept = t * p.DK + 8 * x8, edge = (r0 + rr) * p.C + 8 * (x8 - DK8);
+        const bool ok = t >= 0;
+        cp_async16(krows + rr * X + 8 * x8, !ok ? kk : x8 < DK8 ? kk + kept : ke + edge, ok);
+        cp_async16(vrows + rr * X + 8 * x8, !ok ? vk : x8 < DK8 ? vk + kept : ve + edge, ok);
+      }
+      cp_async_commit();
+      return;
     }
+    auto elem = [&](const T* kept, const T* edge, int i) {
+      const int rr = i / X, x = i % X;
+      const int64_t t = token(r0 + rr);
+      if (t < 0) return from_f32<T>(0.f);
+      return x < p.DK ? kept[t * p.DK + x] : edge[(r0 + rr) * p.C + (x - p.DK)];
+    };
+    staged_copy<kEdgeElems>(krows, n * X, [&](int i) { return elem(kk, ke, i); });
+    staged_copy<kEdgeElems>(vrows, n * X, [&](int i) { return elem(vk, ve, i); });
   };
+  if (r_begin < r_end) stage(r_begin, static_cast<int>(min(int64_t(kEdgeChunk), r_end - r_begin)));
+  // The query while the first chunk's copies are in flight.
+  // (32-bit column arithmetic: int64 division is a long software routine, per element here.)
+  const int qlen = static_cast<int>(p.q_len);
+  staged_copy<kEdgeQ>(qs, kDecCols * X, [&](int i) {
+    const int j = i / X, x = i % X;
+    if (j >= ncols) return 0.f;
+    const int64_t qh = kvh * p.group + j / qlen, qi = j % qlen;
+    const T* q =
+        static_cast<const T*>(p.q) + ((b * p.kv_heads * p.group + qh) * p.q_len + qi) * p.head_dim;
+    return to_f32(q[x < p.DK ? p.kdim[x] : p.cdim[x - p.DK]]);
+  });
+  for (int i = threadIdx.x; i < kDecCols * X; i += kEdgeThreads) acc[i] = 0.f;
+  if (threadIdx.x < kDecCols) {
+    mrun[threadIdx.x] = -INFINITY;
+    lrun[threadIdx.x] = 0.f;
+  }
   // Query position of each column (int64 modulo is a long software routine: once, not per token).
   int64_t qpos[kDecCols];
 #pragma unroll
-  for (int j = 0; j < kDecCols; ++j)
-    qpos[j] = j < ncols ? p.tokens - p.q_len + j % static_cast<int>(p.q_len) : -1;
-  for (int64_t r0 = 0; r0 < E; r0 += kEdgeChunk) {
-    const int n = static_cast<int>(min(int64_t(kEdgeChunk), E - r0));
-    stage(r0, n, kk, ke);
+  for (int j = 0; j < kDecCols; ++j) qpos[j] = j < ncols ? p.tokens - p.q_len + j % qlen : -1;
+  for (int64_t r0 = r_begin; r0 < r_end; r0 += kEdgeChunk) {
+    const int n = static_cast<int>(min(int64_t(kEdgeChunk), r_end - r0));
+    if (r0 != r_begin) stage(r0, n);  // the first chunk's copies went out before the query
+    if (vec) cp_async_wait<0>();
     __syncthreads();
     for (int rr = warp; rr < n; rr += kEdgeThreads / 32) {
       const int64_t t = token(r0 + rr);
       float sv[kDecCols] = {};
       for (int x = lane; x < X; x += 32) {
-        const float kv = to_f32(rows[rr * X + x]);
+        const float kv = to_f32(krows[rr * X + x]);
 #pragma unroll
-        for (int j = 0; j < kDecCols; ++j) sv[j] = fmaf(qs[j * X + x], kv, sv[j]);
+        for (int j = 0; j < kDecCols; ++j)
+          if (j < ncols) sv[j] = fmaf(qs[j * X + x], kv, sv[j]);
       }
 #pragma unroll
       for (int j = 0; j < kDecCols; ++j) {
+        if (j >= ncols) break;  // the same for the whole warp
         const float s = warp_sum(sv[j]);
-        const bool ok = t >= 0 && qpos[j] >= 0 && !(p.causal && t > qpos[j]);
+        const bool ok = t >= 0 && !(p.causal && t > qpos[j]);
         if (lane == 0) wts[j * kEdgeChunk + rr] = ok ? s * scale_log2 : -INFINITY;
       }
     }
     __syncthreads();
-    stage(r0, n, vk, ve);  // the K rows are used up; the softmax below reads only wts
     if (warp < ncols) {
       const int j = warp;
-      float cmax = -INFINITY;
-      for (int rr = lane; rr < n; rr += 32) cmax = fmaxf(cmax, wts[j * kEdgeChunk + rr]);
-      cmax = warp_max(cmax);
-      const float mold = mrun[j], mnew = fmaxf(mold, cmax);
+      const float s = lane < n ? wts[j * kEdgeChunk + lane] : -INFINITY;
+      const float mold = mrun[j], mnew = fmaxf(mold, warp_max(s));
       const float base = mnew == -INFINITY ? 0.f : mnew;
-      float sum = 0.f;
-      for (int rr = lane; rr < n; rr += 32) {
-        const float w = exp2f(wts[j * kEdgeChunk + rr] - base);
-        wts[j * kEdgeChunk + rr] = w;
-        sum += w;
-      }
-      sum = warp_sum(sum);
-      __syncwarp();
+      const float w = lane < n ? exp2f(s - base) : 0.f;
+      if (lane < n) wts[j * kEdgeChunk + lane] = w;
+      const float sum = warp_sum(w);
       if (lane == 0) {
         const float a = exp2f(mold - base);
         alpha[j] = a;
@@ -294,15 +313,13 @@ __global__ void __launch_bounds__(kEdgeThreads)
       const int j = i / X, x = i % X;
       float a = acc[i] * alpha[j];
       for (int rr = 0; rr < n; ++rr)
-        a = fmaf(wts[j * kEdgeChunk + rr], to_f32(rows[rr * X + x]), a);
+        a = fmaf(wts[j * kEdgeChunk + rr], to_f32(vrows[rr * X + x]), a);
       acc[i] = a;
     }
-    __syncthreads();
+    __syncthreads();  // before the next chunk's copies overwrite the rows
   }
-  float* out = partial + (head * splits + split) * rec;
-  const int64_t o_off = 2 * kDecCols, r_off = o_off + kDecCols * p.DK,
-                c_off = r_off + kDecCols * MP;
-  for (int64_t i = threadIdx.x; i < ncols * MP; i += kEdgeThreads) out[r_off + i] = 0.f;
+  float* out = partial + (head * splits + first_split + blockIdx.y) * rec;
+  const int64_t o_off = 2 * kDecCols, c_off = o_off + kDecCols * (p.DK + MP);
   for (int i = threadIdx.x; i < ncols * X; i += kEdgeThreads) {
     const int j = i / X, x = i % X;
     if (x < p.DK)
@@ -317,9 +334,9 @@ __global__ void __launch_bounds__(kEdgeThreads)
 }
 
 size_t edge_smem_bytes(const FParams& p, size_t elem_bytes) {
-  return (size_t(2) * kDecCols * (p.DK + p.C) + size_t(kDecCols) * kEdgeChunk + 3 * kDecCols) *
-             sizeof(float) +
-         size_t(kEdgeChunk) * (p.DK + p.C) * elem_bytes;
+  return size_t(2) * kEdgeChunk * (p.DK + p.C) * elem_bytes +
+         (size_t(2) * kDecCols * (p.DK + p.C) + size_t(kDecCols) * kEdgeChunk + 3 * kDecCols) *
+             sizeof(float);
 }
 
 FParams make_params(const AttentionArgs& a, const FourierLayout& f, const void* q,
@@ -413,7 +430,8 @@ void decode_t(Ctx& c, const FParams& f) {
   const FourierSplit sp = middle_split(head_groups, f.L, c.sms);
   const int64_t middle_splits = f.L > 0 ? sp.splits : 0;
   p.rows_per_split = sp.rows_per_split;
-  p.splits_total = middle_splits + 1;  // + the edge split, last
+  const EdgeSplit ep = edge_split(f.sink + f.window);
+  p.splits_total = middle_splits + ep.splits;  // the edge splits last
   p.rec = dec_rec_floats(DK, MP, f.C);
   p.partial = static_cast<float*>(
       c.scratch->get(size_t(heads) * p.splits_total * p.rec * sizeof(float), 0));
@@ -425,8 +443,9 @@ void decode_t(Ctx& c, const FParams& f) {
   const size_t edge_smem = edge_smem_bytes(f, sizeof(T));
   KVS_CUDA(cudaFuncSetAttribute(edge_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                 int(edge_smem)));
-  edge_kernel<T><<<unsigned(heads), kEdgeThreads, edge_smem, pdl ? c.stream : c.side>>>(
-      f, p.partial, p.splits_total, middle_splits, p.rec, MP);
+  edge_kernel<T><<<dim3(unsigned(heads), unsigned(ep.splits)), kEdgeThreads, edge_smem,
+                   pdl ? c.stream : c.side>>>(f, p.partial, p.splits_total, middle_splits,
+                                              ep.rows_per_split, p.rec, MP);
   KVS_LAUNCH();
   if (middle_splits > 0) {
     auto* pm = static_cast<T*>(c.scratch->get(size_t(heads) * kDecCols * MP * sizeof(T), 1));
@@ -455,6 +474,7 @@ void decode_t(Ctx& c, const FParams& f) {
   mp.q_len = f.q_len;
   mp.head_dim = f.head_dim;
   mp.splits = p.splits_total;
+  mp.middle_splits = middle_splits;
   mp.rec = p.rec;
   mp.DK = DK;
   mp.MP = MP;

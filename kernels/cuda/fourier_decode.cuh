@@ -68,7 +68,7 @@ struct FourierDecodeParams {
   float scale_log2;      // log2(e) / sqrt(head_dim)
   float* partial;        // [B*Hkv][splits_total][rec], dec_rec_floats layout
   int64_t rec;           // floats per partial record
-  int64_t splits_total;  // middle splits + the edge split
+  int64_t splits_total;  // middle splits + the edge splits
   int16_t kdim[256];     // query dim of kept dim i
   int16_t cdim[256];     // query dim of compressed dim c
 };
@@ -153,11 +153,12 @@ __global__ void __launch_bounds__(kPThreads)
     pout[(head * kDecCols + j) * MP + fd_row_of_k(static_cast<int>(k), static_cast<int>(MP))] =
         from_f32<T>(acc * rsqrtf(static_cast<float>(p.L)));
   // In the chain of programmatic launches (CudaOptions::fourier_decode_pdl) the kernel before
-  // this one is the sink-and-window kernel, whose record only the finishing kernel reads. Every
-  // thread waits for it before exiting, so that this grid finishes after it: the middle
-  // kernel's wait for this grid then covers both, and the finishing kernel's wait for the
-  // middle kernel covers all three.
-  grid_dependency_wait();
+  // this one is the sink-and-window kernel, whose records only the finishing kernel reads. One
+  // block waits for it before exiting, so that this grid finishes after it: the middle kernel's
+  // wait for this grid then covers both, and the finishing kernel's wait for the middle kernel
+  // covers all three. The other blocks leave at once: a middle block needs a whole SM, and
+  // waiting blocks kept it from their SMs.
+  if (blockIdx.x == 0 && blockIdx.y == 0) grid_dependency_wait();
 }
 
 // The online softmax step of a mirrored tile: sf[e] holds forward token t0 + i and sm[e] its
@@ -537,7 +538,7 @@ __global__ void __launch_bounds__(kFdThreads, 1)
     for (int i = 0; i < KH; ++i) acc[j * W + HPW * DK + 16 * i + r] = racc[i][e];
   }
   __syncthreads();
-  // out per head: m[8], l[8], O[8][DK], R[8][MP] in k order (OC belongs to the edge split only).
+  // out per head: m[8], l[8], O[8][DK], R[8][MP] in k order (OC belongs to the edge splits only).
   constexpr int X = DK + MP;
   const float* all = reinterpret_cast<const float*>(smem);
   for (int i = threadIdx.x; i < kHeads * kColsPerHead * X; i += kFdThreads) {
@@ -573,12 +574,12 @@ __global__ void __launch_bounds__(kFdThreads, 1)
 }
 
 // ---- merging the splits ------------------------------------------------------------------
-// The partial records of a head (its middle splits, then the edge split) are merged by
+// The partial records of a head (its middle splits, then the edge splits) are merged by
 // fourier_finish_kernel, whose blocks do one of three jobs, with enough blocks and independent
 // loads that none waits on one split at a time:
 //  - merge O of the kept dims (written to the output) or R (to a buffer), each merged value
 //    summed over the splits by 4 threads;
-//  - apply, a block per 16 compressed dims: R . Vc / sqrt(L) plus the edge split's exact part,
+//  - apply, a block per 16 compressed dims: R . Vc / sqrt(L) plus the edge splits' exact part,
 //    each Vc element read once for all query columns; R merged by the block itself from the
 //    splits (in L2, just written) or read from the buffer.
 // With few splits (kFusedSplits, e.g. batch 8) one launch does it all, the apply blocks merging
@@ -592,6 +593,7 @@ struct FourierMergeParams {
   float* rmerged;        // [heads][8][MP], the two-launch path only
   int64_t kv_heads, group, q_len, head_dim;
   int64_t splits, rec, DK, MP, M, C, L;
+  int64_t middle_splits;  // splits [0, middle_splits) hold R; the rest are the edge's
   int16_t kdim[256];
   int16_t cdim[256];
 };
@@ -658,10 +660,11 @@ __device__ __forceinline__ void merge_block(const FourierMergeParams& p, int64_t
   const int j = ok ? static_cast<int>(y / X) : 0;
   const int64_t x = ok ? y % X : 0;
   const int64_t off = 2 * kDecCols + (r ? kDecCols * p.DK : 0) + j * X + x;
+  const int64_t splits = r ? p.middle_splits : p.splits;  // only the middle splits have an R
   float acc = 0.f;
   if (ok) {
 #pragma unroll 8
-    for (int64_t s = way; s < p.splits; s += kMergeWays)
+    for (int64_t s = way; s < splits; s += kMergeWays)
       acc = fmaf(w[j * p.splits + s], __ldcg(part + s * p.rec + off), acc);
   }
   red[way * kMergeOut + o] = acc;
@@ -705,6 +708,7 @@ __device__ __forceinline__ void apply_block(const FourierMergeParams& p, int64_t
   // Value u of this thread: R[j][k] at i = threadIdx.x + u kMergeThreads, j = i >> mp_log2 (MP
   // is a power of two), k = i % MP; merged where j is a column and k < kmax (bit u of `live`).
   const int mp = static_cast<int>(p.MP), splits = static_cast<int>(p.splits);
+  const int middle = static_cast<int>(p.middle_splits);  // the splits with an R
   const int mp_log2 = __ffs(mp) - 1;
   float acc[kRPerThread];
   unsigned live = 0;
@@ -718,7 +722,7 @@ __device__ __forceinline__ void apply_block(const FourierMergeParams& p, int64_t
   if (!premerged) {
     const float* ps = part + r_off + threadIdx.x;
 #pragma unroll 4
-    for (int s = 0; s < splits; ++s, ps += p.rec) {
+    for (int s = 0; s < middle; ++s, ps += p.rec) {
 #pragma unroll
       for (int u = 0; u < kRPerThread; ++u)
         if (live >> u & 1u) {
@@ -750,14 +754,25 @@ __device__ __forceinline__ void apply_block(const FourierMergeParams& p, int64_t
   __syncthreads();
   if (way != 0 || c >= p.C) return;
   const float inv_sqrt_l = p.L > 0 ? rsqrtf(static_cast<float>(p.L)) : 0.f;
-  const int64_t edge = p.splits - 1;  // the exact part of the compressed dims: edge split only
-  const int64_t c_off = 2 * kDecCols + kDecCols * (p.DK + p.MP);
-  for (int j = 0; j < ncols; ++j) {
+  // The exact part of the compressed dims, the edge splits' only: every column's loads of a
+  // split issued together, before any store (the stores to the output could alias the records,
+  // so loads after one were not moved ahead of it and each waited on L2 in turn).
+  const float* cpart = part + 2 * kDecCols + kDecCols * (p.DK + p.MP) + c;
+  float exact[kDecCols] = {};
+#pragma unroll 2
+  for (int e = middle; e < splits; ++e) {
+#pragma unroll
+    for (int j = 0; j < kDecCols; ++j)
+      if (j < ncols)
+        exact[j] = fmaf(w[j * splits + e], __ldcg(cpart + e * p.rec + j * p.C), exact[j]);
+  }
+#pragma unroll
+  for (int j = 0; j < kDecCols; ++j) {
+    if (j >= ncols) break;
     float sum = 0.f;
 #pragma unroll
     for (int v = 0; v < kApplyWays; ++v) sum += red[(v * kDecCols + j) * kApplyOut + o];
-    sum = sum * inv_sqrt_l +
-          w[j * p.splits + edge] * __ldcg(part + edge * p.rec + c_off + j * p.C + c);
+    sum = fmaf(sum, inv_sqrt_l, exact[j]);
     output_row<T>(p, head, j)[p.cdim[c]] = from_f32<T>(sum);
   }
 }
