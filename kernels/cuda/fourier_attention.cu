@@ -187,6 +187,7 @@ __global__ void __launch_bounds__(kEdgeThreads)
     edge_kernel(const FParams p, float* partial, int64_t splits, int64_t first_split,
                 int64_t rows_per_split, int64_t rec, int64_t MP) {
   static_assert(kEdgeChunk == 32, "the softmax takes a lane per token of a chunk");
+  static_assert(kEdgeThreads / 32 >= kDecCols, "the softmax takes a warp per column");
   extern __shared__ __align__(16) unsigned char esh[];
   const int X = static_cast<int>(p.DK + p.C);  // [kept dims | compressed dims] of a row
   T* krows = reinterpret_cast<T*>(esh);        // [kEdgeChunk][X] K rows of the chunk
