@@ -40,8 +40,14 @@ struct DecodeParams {
 
 // Partial record layout per (head, split): m[8], l[8], O[8][DK], R[8][MP], OC[8][C] (R and OC:
 // Fourier attention only, MP = C = 0 otherwise).
-__host__ __device__ inline int64_t dec_rec_floats(int64_t dk, int64_t mp, int64_t c) {
-  return 2 * kDecCols + kDecCols * (dk + mp + c);
+// Where a record's parts start (floats): m at 0, l at kDecCols, then these.
+__host__ __device__ constexpr int64_t dec_rec_o() { return 2 * kDecCols; }
+__host__ __device__ constexpr int64_t dec_rec_r(int64_t dk) { return dec_rec_o() + kDecCols * dk; }
+__host__ __device__ constexpr int64_t dec_rec_oc(int64_t dk, int64_t mp) {
+  return dec_rec_r(dk) + kDecCols * mp;
+}
+__host__ __device__ constexpr int64_t dec_rec_floats(int64_t dk, int64_t mp, int64_t c) {
+  return dec_rec_oc(dk, mp) + kDecCols * c;
 }
 
 // Shared-memory rows are not padded but XOR-swizzled in 16-byte chunks: the 8 rows an ldmatrix
@@ -259,7 +265,7 @@ __global__ void __launch_bounds__(kDecThreads, 2) decode_kernel(const DecodePara
 #pragma unroll
     for (int w = 0; w < 4; ++w)
       s += exp2f(mw[w * kDecCols + j] - base) * acc[(w * kDecCols + j) * W + x];
-    out[2 * kDecCols + j * DK + x] = s;
+    out[dec_rec_o() + j * DK + x] = s;
     if (x == 0) {
       float l = 0.f;
 #pragma unroll
@@ -300,7 +306,7 @@ __global__ void __launch_bounds__(128) combine_kernel(const CombineParams p) {
   }
   __syncthreads();
   T* o = static_cast<T*>(p.o);
-  const int64_t o_off = 2 * kDecCols;
+  const int64_t o_off = dec_rec_o();
   for (int64_t i = threadIdx.x; i < ncols * p.DK; i += blockDim.x) {
     const int j = static_cast<int>(i / p.DK);
     const int64_t x = i % p.DK;

@@ -195,7 +195,7 @@ __global__ void __launch_bounds__(kEdgeThreads)
   // 2 kEdgeChunk X elements are a multiple of 16 bytes: the floats start aligned.
   float* qs = reinterpret_cast<float*>(vrows + kEdgeChunk * X);  // [8][X] query, in row order
   float* acc = qs + kDecCols * X;                                // [8][X] weighted sums
-  float* wts = acc + kDecCols * X;                               // [8][kEdgeChunk] scores
+  float* wts = acc + kDecCols * X;                               // [8][kEdgeChunk] scores, weights
   float* mrun = wts + kDecCols * kEdgeChunk;                     // [8] running max (log2)
   float* lrun = mrun + kDecCols;                                 // [8] running sum
   float* alpha = lrun + kDecCols;                                // [8] rescale of this chunk
@@ -216,7 +216,7 @@ __global__ void __launch_bounds__(kEdgeThreads)
                      reinterpret_cast<uintptr_t>(ke) | reinterpret_cast<uintptr_t>(ve)) %
                     16) == 0;
   // Nothing after this kernel in the decode's chain reads its output before the chain's own
-  // waits (fourier_p_kernel waits for it before it exits): let P start now.
+  // waits (fourier_p_kernel's grid finishes after this one, see there): let P start now.
   allow_dependent_launch();
   // Token of edge row r, or -1 where the cache is shorter than the edge.
   auto token = [&](int64_t r) -> int64_t {
@@ -320,7 +320,7 @@ __global__ void __launch_bounds__(kEdgeThreads)
     __syncthreads();  // before the next chunk's copies overwrite the rows
   }
   float* out = partial + (head * splits + first_split + blockIdx.y) * rec;
-  const int64_t o_off = 2 * kDecCols, c_off = o_off + kDecCols * (p.DK + MP);
+  const int64_t o_off = dec_rec_o(), c_off = dec_rec_oc(p.DK, MP);
   for (int i = threadIdx.x; i < ncols * X; i += kEdgeThreads) {
     const int j = i / X, x = i % X;
     if (x < p.DK)
@@ -437,8 +437,8 @@ void decode_t(Ctx& c, const FParams& f) {
   p.partial = static_cast<float*>(
       c.scratch->get(size_t(heads) * p.splits_total * p.rec * sizeof(float), 0));
   // The sink and window tokens (edge_kernel): with fourier_decode_pdl, first in the chain on
-  // the stream (a plain launch, after whatever wrote q; fourier_p_kernel waits for it before it
-  // exits), else on the side stream alongside P and the middle.
+  // the stream (a plain launch, after whatever wrote q; one block of fourier_p_kernel waits for
+  // it before it exits), else on the side stream alongside P and the middle.
   const bool pdl = c.opt.fourier_decode_pdl;
   if (!pdl) fork_side(c);
   const size_t edge_smem = edge_smem_bytes(f, sizeof(T));

@@ -564,8 +564,7 @@ __global__ void __launch_bounds__(kFdThreads, 1)
       l += f * ww[kDecCols + j];
     }
     float* out = p.partial + (head * p.splits_total + split) * p.rec;
-    out[x < DK ? 2 * kDecCols + jl * DK + x : 2 * kDecCols + kDecCols * DK + jl * MP + (x - DK)] =
-        sum;
+    out[x < DK ? dec_rec_o() + jl * DK + x : dec_rec_r(DK) + jl * MP + (x - DK)] = sum;
     if (x == 0) {
       out[jl] = m;
       out[kDecCols + jl] = l;
@@ -659,7 +658,7 @@ __device__ __forceinline__ void merge_block(const FourierMergeParams& p, int64_t
   const bool ok = y < ncols * X;
   const int j = ok ? static_cast<int>(y / X) : 0;
   const int64_t x = ok ? y % X : 0;
-  const int64_t off = 2 * kDecCols + (r ? kDecCols * p.DK : 0) + j * X + x;
+  const int64_t off = (r ? dec_rec_r(p.DK) : dec_rec_o()) + j * X + x;
   const int64_t splits = r ? p.middle_splits : p.splits;  // only the middle splits have an R
   float acc = 0.f;
   if (ok) {
@@ -703,7 +702,7 @@ __device__ __forceinline__ void apply_block(const FourierMergeParams& p, int64_t
                                             bool premerged, float* r, float* red) {
   const int ncols = static_cast<int>(p.group * p.q_len);
   const int64_t kmax = p.M < p.L ? p.M : p.L;
-  const int64_t r_off = 2 * kDecCols + kDecCols * p.DK;
+  const int64_t r_off = dec_rec_r(p.DK);
   const int n = kDecCols * static_cast<int>(p.MP);
   // Value u of this thread: R[j][k] at i = threadIdx.x + u kMergeThreads, j = i >> mp_log2 (MP
   // is a power of two), k = i % MP; merged where j is a column and k < kmax (bit u of `live`).
@@ -757,7 +756,7 @@ __device__ __forceinline__ void apply_block(const FourierMergeParams& p, int64_t
   // The exact part of the compressed dims, the edge splits' only: every column's loads of a
   // split issued together, before any store (the stores to the output could alias the records,
   // so loads after one were not moved ahead of it and each waited on L2 in turn).
-  const float* cpart = part + 2 * kDecCols + kDecCols * (p.DK + p.MP) + c;
+  const float* cpart = part + dec_rec_oc(p.DK, p.MP) + c;
   float exact[kDecCols] = {};
 #pragma unroll 2
   for (int e = middle; e < splits; ++e) {
