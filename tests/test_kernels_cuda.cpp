@@ -157,7 +157,8 @@ TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
   const char* names[] = {"KVSCOPE_CUDA_FOURIER",          "KVSCOPE_CUDA_BASIS_TABLE",
                          "KVSCOPE_CUDA_SMALL_GEMM",       "KVSCOPE_CUDA_GEMV_PDL",
                          "KVSCOPE_CUDA_SIMPLE_ATTENTION", "KVSCOPE_CUDA_PREFILL",
-                         "KVSCOPE_CUDA_FOURIER_WGMMA",    "KVSCOPE_CUDA_DECODE_PDL"};
+                         "KVSCOPE_CUDA_FOURIER_WGMMA",    "KVSCOPE_CUDA_DECODE_PDL",
+                         "KVSCOPE_CUDA_DECODE_EDGE_LAST"};
   for (const char* n : names) unsetenv(n);
   const CudaOptions d = cuda_options_from_env();
   EXPECT_EQ(d.fourier, CudaOptions::Fourier::fused);
@@ -167,6 +168,7 @@ TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
   EXPECT_EQ(d.small_gemm, CudaOptions::SmallGemm::own);
   EXPECT_TRUE(d.gemv_pdl);
   EXPECT_TRUE(d.fourier_decode_pdl);
+  EXPECT_TRUE(d.fourier_edge_last);
   EXPECT_FALSE(d.simple_attention);
   EXPECT_EQ(d.prefill, CudaOptions::Prefill::wgmma);
 
@@ -175,6 +177,7 @@ TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
   setenv("KVSCOPE_CUDA_SMALL_GEMM", "cublaslt", 1);
   setenv("KVSCOPE_CUDA_GEMV_PDL", "0", 1);
   setenv("KVSCOPE_CUDA_DECODE_PDL", "0", 1);
+  setenv("KVSCOPE_CUDA_DECODE_EDGE_LAST", "0", 1);
   setenv("KVSCOPE_CUDA_SIMPLE_ATTENTION", "1", 1);
   setenv("KVSCOPE_CUDA_PREFILL", "mma", 1);
   setenv("KVSCOPE_CUDA_FOURIER_WGMMA", "0", 1);
@@ -186,6 +189,7 @@ TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
   EXPECT_EQ(o.small_gemm, CudaOptions::SmallGemm::cublaslt);
   EXPECT_FALSE(o.gemv_pdl);
   EXPECT_FALSE(o.fourier_decode_pdl);
+  EXPECT_FALSE(o.fourier_edge_last);
   EXPECT_TRUE(o.simple_attention);
   EXPECT_EQ(o.prefill, CudaOptions::Prefill::mma);
   setenv("KVSCOPE_CUDA_FOURIER", "cufft", 1);
@@ -194,6 +198,8 @@ TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
   setenv("KVSCOPE_CUDA_PREFILL", "wgmma", 1);
   EXPECT_EQ(cuda_options_from_env().prefill, CudaOptions::Prefill::wgmma);
   EXPECT_EQ(cuda_options_from_env().small_gemm, CudaOptions::SmallGemm::bulk);
+  setenv("KVSCOPE_CUDA_SMALL_GEMM", "tile", 1);
+  EXPECT_EQ(cuda_options_from_env().small_gemm, CudaOptions::SmallGemm::tile);
   EXPECT_EQ(cuda_options_from_env().fourier, CudaOptions::Fourier::cufft);
   EXPECT_TRUE(cuda_options_from_env().fourier_basis_table);
 
@@ -441,14 +447,17 @@ std::vector<AttnCase> fourier_attention_cases(DType t) {
   };
 }
 
-// The tiled kernels as one chain of programmatic launches (the default), the same kernels with
-// the sink and window on the side stream and plain launches, and the simple kernels.
+// The tiled kernels as one chain of programmatic launches (the default: the sink and window
+// after the middle kernel where its grid leaves SMs free, as in every decode case here on a
+// 132-SM H200), the chain with the sink and window first, the same kernels with the sink and
+// window on the side stream and plain launches, and the simple kernels.
 TEST_F(Cuda, FourierAttentionMatchesReference) {
-  for (const int mode : {0, 1, 2}) {
+  for (const int mode : {0, 3, 1, 2}) {
     const bool simple = mode == 2;
     CudaOptions o;
     o.simple_attention = simple;
-    o.fourier_decode_pdl = mode == 0;
+    o.fourier_decode_pdl = mode == 0 || mode == 3;
+    o.fourier_edge_last = mode != 3;
     auto b = make(o);
     for (const DType t : kTypes)
       for (const AttnCase& c : fourier_attention_cases(t)) {
@@ -456,6 +465,7 @@ TEST_F(Cuda, FourierAttentionMatchesReference) {
         if (simple && a.q_len > 1 && a.tokens > 500) continue;  // the simple kernel is slow
         SCOPED_TRACE(std::string(simple      ? "simple "
                                  : mode == 0 ? "fast, pdl "
+                                 : mode == 3 ? "fast, pdl, edge first "
                                              : "fast ") +
                      std::string(dtype_name(t)) + " q_len " + std::to_string(a.q_len) + " tokens " +
                      std::to_string(a.tokens));
@@ -483,17 +493,23 @@ TEST_F(Cuda, FourierAttentionMatchesReference) {
 // scratch buffers, so a read before griddepcontrol.wait, or a record overwritten while the
 // previous step still reads it, shows up as a wrong output.
 TEST_F(Cuda, FourierDecodeChainReadsEachPreviousOutput) {
-  for (const bool pdl : {true, false}) {
+  for (const int mode : {0, 1, 2}) {  // the chain (edge last where it can be, edge first), plain
+    const bool pdl = mode != 2;
     CudaOptions o;
     o.fourier_decode_pdl = pdl;
+    o.fourier_edge_last = mode == 0;
     auto b = make(o);
     const DType t = DType::bf16;
-    // batch 2, GQA 4: a few splits per head, and a batch-1-like many-split case
+    // batch 2, GQA 4: a few splits per head (92 middle blocks: on a 132-SM device the edge
+    // kernel runs last in mode 0), and a batch-1-like many-split case that fills the device
     for (const AttnCase& c :
          {AttnCase{{2, 8, 2, 128, 1, 3000, true, t}, {range(0, 64), 256, 4, 64}},
           AttnCase{{1, 8, 2, 128, 1, 20000, true, t}, {range(0, 64), 128, 4, 64}}}) {
       const AttentionArgs& a = c.a;
-      SCOPED_TRACE(std::string(pdl ? "pdl" : "no pdl") + " tokens " + std::to_string(a.tokens));
+      SCOPED_TRACE(std::string(mode == 0   ? "pdl"
+                               : mode == 1 ? "pdl, edge first"
+                                           : "no pdl") +
+                   " tokens " + std::to_string(a.tokens));
       const KvShape ks{a.batch, a.kv_heads, a.tokens, a.head_dim, t};
       const size_t qn = size_t(a.batch * a.q_heads * a.q_len * a.head_dim);
       FourierTensor k, v;
@@ -565,12 +581,12 @@ TEST_F(Cuda, AttentionMatchesReference) {
 }
 
 TEST_F(Cuda, GemmMatchesReferenceBothSmallRowPaths) {
-  // Both own kernels with and without programmatic dependent launch, then cuBLASLt.
+  // The own kernels (own: the one-row kernel at rows 1, tile: the tile kernel at every row count)
+  // with and without programmatic dependent launch, then cuBLASLt.
   const std::pair<CudaOptions::SmallGemm, bool> impls[] = {
-      {CudaOptions::SmallGemm::own, true},
-      {CudaOptions::SmallGemm::own, false},
-      {CudaOptions::SmallGemm::bulk, true},
-      {CudaOptions::SmallGemm::bulk, false},
+      {CudaOptions::SmallGemm::own, true},     {CudaOptions::SmallGemm::own, false},
+      {CudaOptions::SmallGemm::tile, true},    {CudaOptions::SmallGemm::tile, false},
+      {CudaOptions::SmallGemm::bulk, true},    {CudaOptions::SmallGemm::bulk, false},
       {CudaOptions::SmallGemm::cublaslt, true}};
   for (const auto& [impl, pdl] : impls) {
     CudaOptions o;
@@ -579,12 +595,16 @@ TEST_F(Cuda, GemmMatchesReferenceBothSmallRowPaths) {
     auto b = make(o);
     // in = 4256: one full group of chunks per warp, then a partial one chunk by chunk (and for
     // bulk, three tiles in two stages); in = 96: warps without chunks; in = 10272: six tiles, a
-    // stage refilled twice, and 75 features: a last block of 3 (bulk) or 11 (own).
+    // stage refilled twice, and 75 features: a last block of 3 (bulk) or 11 (tile). Rows 1 (the
+    // one-row kernel under own): in = 4096 one full round of a warp's loads; 10272 two rounds
+    // and a partial third, 75 features a last block of 3; in = 96 lanes without vectors; no bias.
     for (const DType t : kTypes)
-      for (const GemmArgs g0 : {GemmArgs{1, 2048, 4096, true}, GemmArgs{3, 300, 512, true},
-                                GemmArgs{16, 256, 4096, false}, GemmArgs{9, 1000, 96, true},
-                                GemmArgs{5, 200, 4256, true}, GemmArgs{2, 75, 10272, true},
-                                GemmArgs{17, 256, 1024, true}, GemmArgs{500, 384, 256, true}}) {
+      for (const GemmArgs g0 :
+           {GemmArgs{1, 2048, 4096, true}, GemmArgs{1, 75, 10272, true}, GemmArgs{1, 300, 96, true},
+            GemmArgs{1, 64, 4096, false}, GemmArgs{3, 300, 512, true},
+            GemmArgs{16, 256, 4096, false}, GemmArgs{9, 1000, 96, true},
+            GemmArgs{5, 200, 4256, true}, GemmArgs{2, 75, 10272, true},
+            GemmArgs{17, 256, 1024, true}, GemmArgs{500, 384, 256, true}}) {
         GemmArgs g = g0;
         g.dtype = t;
         SCOPED_TRACE(std::string(dtype_name(t)) + " rows " + std::to_string(g.rows) + " out " +
@@ -605,17 +625,20 @@ TEST_F(Cuda, GemmMatchesReferenceBothSmallRowPaths) {
 // with programmatic dependent launch a kernel starts before the previous one has finished, so
 // a read of X before griddepcontrol.wait would see the poisoned buffer.
 TEST_F(Cuda, GemvChainReadsEachPreviousOutput) {
-  for (const auto impl : {CudaOptions::SmallGemm::own, CudaOptions::SmallGemm::bulk})
+  // rows 2 for the tile and bulk kernels, rows 1 for the one-row kernel (own).
+  for (const auto impl :
+       {CudaOptions::SmallGemm::own, CudaOptions::SmallGemm::tile, CudaOptions::SmallGemm::bulk})
     for (const bool pdl : {true, false}) {
       CudaOptions o;
       o.small_gemm = impl;
       o.gemv_pdl = pdl;
       auto b = make(o);
       for (const DType t : {DType::bf16, DType::f16}) {
-        SCOPED_TRACE(std::string(dtype_name(t)) +
-                     (impl == CudaOptions::SmallGemm::own ? " own" : " bulk") +
-                     (pdl ? " pdl" : " no pdl"));
-        const GemmArgs g{2, 1024, 1024, true, t};
+        const char* name = impl == CudaOptions::SmallGemm::own    ? " own"
+                           : impl == CudaOptions::SmallGemm::tile ? " tile"
+                                                                  : " bulk";
+        SCOPED_TRACE(std::string(dtype_name(t)) + name + (pdl ? " pdl" : " no pdl"));
+        const GemmArgs g{impl == CudaOptions::SmallGemm::own ? 1 : 2, 1024, 1024, true, t};
         constexpr int kLinks = 6;
         ref::Vec x0;
         auto xd = upload(*b, t, normal(size_t(g.rows * g.in)), &x0);

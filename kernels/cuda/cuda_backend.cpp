@@ -379,14 +379,17 @@ CudaOptions cuda_options_from_env() {
   if (!table.empty()) o.fourier_basis_table = table == "1";
   const std::string fwg = env("KVSCOPE_CUDA_FOURIER_WGMMA", {"0", "1"});
   if (!fwg.empty()) o.fourier_wgmma = fwg == "1";
-  const std::string small = env("KVSCOPE_CUDA_SMALL_GEMM", {"own", "bulk", "cublaslt"});
+  const std::string small = env("KVSCOPE_CUDA_SMALL_GEMM", {"own", "tile", "bulk", "cublaslt"});
   if (small == "own") o.small_gemm = CudaOptions::SmallGemm::own;
+  if (small == "tile") o.small_gemm = CudaOptions::SmallGemm::tile;
   if (small == "bulk") o.small_gemm = CudaOptions::SmallGemm::bulk;
   if (small == "cublaslt") o.small_gemm = CudaOptions::SmallGemm::cublaslt;
   const std::string pdl = env("KVSCOPE_CUDA_GEMV_PDL", {"0", "1"});
   if (!pdl.empty()) o.gemv_pdl = pdl == "1";
   const std::string dpdl = env("KVSCOPE_CUDA_DECODE_PDL", {"0", "1"});
   if (!dpdl.empty()) o.fourier_decode_pdl = dpdl == "1";
+  const std::string elast = env("KVSCOPE_CUDA_DECODE_EDGE_LAST", {"0", "1"});
+  if (!elast.empty()) o.fourier_edge_last = elast == "1";
   if (env("KVSCOPE_CUDA_SIMPLE_ATTENTION", {"1"}) == "1") o.simple_attention = true;
   if (env("KVSCOPE_CUDA_PREFILL", {"wgmma", "mma"}) == "mma") o.prefill = CudaOptions::Prefill::mma;
   return o;

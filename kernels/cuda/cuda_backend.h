@@ -32,9 +32,10 @@ struct CudaOptions {
   // whole 16-byte groups. false: always the mma.sync kernels. On the H200 the compression of
   // the issue layout went from 0.294 to 0.234 ms (kernels/BENCHMARKS.md).
   bool fourier_wgmma = true;
-  // rows <= 16: kvscope's GEMV kernel with W in flight in registers (own), the one with W staged
-  // in shared memory by bulk copies (bulk), or cuBLASLt.
-  enum class SmallGemm { own, bulk, cublaslt };
+  // rows <= 16: kvscope's GEMV kernels with W in flight in registers (own: a warp per feature
+  // for one row, the 16-feature tile kernel for 2..16 rows; tile: the tile kernel for every row
+  // count), the one with W staged in shared memory by bulk copies (bulk), or cuBLASLt.
+  enum class SmallGemm { own, tile, bulk, cublaslt };
   SmallGemm small_gemm = SmallGemm::own;
   // The GEMV kernel is launched with programmatic dependent launch: its blocks may start, and
   // issue their W loads, while the previous kernel in the stream finishes; X is read and Y written
@@ -47,6 +48,10 @@ struct CudaOptions {
   // sink and window kernel runs on the side stream beside P and the middle, and each launch
   // waits for the one before it (kernels/cuda/fourier_attention.cu).
   bool fourier_decode_pdl = true;
+  // In that chain, where the middle kernel's grid leaves SMs free, the sink and window kernel
+  // runs after the middle kernel, on those SMs, instead of first (where the middle's blocks wait
+  // for its SMs). false: always first.
+  bool fourier_edge_last = true;
   // Attention: the tiled tensor-core kernels, or the simple one-warp-per-query kernels that
   // exist for any dtype / head_dim (and are what f32 always uses).
   bool simple_attention = false;

@@ -185,7 +185,7 @@ EdgeSplit edge_split(int64_t E) {
 template <class T>
 __global__ void __launch_bounds__(kEdgeThreads)
     edge_kernel(const FParams p, float* partial, int64_t splits, int64_t first_split,
-                int64_t rows_per_split, int64_t rec, int64_t MP) {
+                int64_t rows_per_split, int64_t rec, int64_t MP, bool wait_before_exit) {
   static_assert(kEdgeChunk == 32, "the softmax takes a lane per token of a chunk");
   static_assert(kEdgeThreads / 32 >= kDecCols, "the softmax takes a warp per column");
   extern __shared__ __align__(16) unsigned char esh[];
@@ -216,7 +216,8 @@ __global__ void __launch_bounds__(kEdgeThreads)
                      reinterpret_cast<uintptr_t>(ke) | reinterpret_cast<uintptr_t>(ve)) %
                     16) == 0;
   // Nothing after this kernel in the decode's chain reads its output before the chain's own
-  // waits (fourier_p_kernel's grid finishes after this one, see there): let P start now.
+  // waits (the grid after it finishes after this one, or, where this kernel runs after the
+  // middle one, waits for this grid): let the next kernel start now.
   allow_dependent_launch();
   // Token of edge row r, or -1 where the cache is shorter than the edge.
   auto token = [&](int64_t r) -> int64_t {
@@ -332,6 +333,10 @@ __global__ void __launch_bounds__(kEdgeThreads)
     out[threadIdx.x] = mrun[threadIdx.x];
     out[kDecCols + threadIdx.x] = lrun[threadIdx.x];
   }
+  // wait_before_exit: launched after the middle kernel, whose records the finishing kernel reads
+  // after its wait for this grid. One block waits for the middle kernel, so that this grid
+  // finishes after it and the finishing kernel's wait covers both.
+  if (wait_before_exit && blockIdx.x == 0 && blockIdx.y == 0) grid_dependency_wait();
 }
 
 size_t edge_smem_bytes(const FParams& p, size_t elem_bytes) {
@@ -436,24 +441,36 @@ void decode_t(Ctx& c, const FParams& f) {
   p.rec = dec_rec_floats(DK, MP, f.C);
   p.partial = static_cast<float*>(
       c.scratch->get(size_t(heads) * p.splits_total * p.rec * sizeof(float), 0));
-  // The sink and window tokens (edge_kernel): with fourier_decode_pdl, first in the chain on
-  // the stream (a plain launch, after whatever wrote q; one block of fourier_p_kernel waits for
-  // it before it exits), else on the side stream alongside P and the middle.
+  // The sink and window tokens (edge_kernel). With fourier_decode_pdl the four kernels are one
+  // chain on the stream. A middle block needs a whole SM, so where the middle grid leaves SMs
+  // free the edge kernel goes after it: its blocks run on those SMs while the middle kernel does,
+  // off the critical path (P comes first, a plain launch after whatever wrote q). Where the
+  // middle grid fills the device, the edge kernel comes first (a plain launch; one block of
+  // fourier_p_kernel waits for it before it exits), and also where fourier_edge_last is off.
+  // Without fourier_decode_pdl the edge kernel runs on the side stream alongside P and the
+  // middle.
   const bool pdl = c.opt.fourier_decode_pdl;
+  const bool edge_last =
+      pdl && c.opt.fourier_edge_last && middle_splits > 0 && middle_splits * head_groups < c.sms;
   if (!pdl) fork_side(c);
   const size_t edge_smem = edge_smem_bytes(f, sizeof(T));
   KVS_CUDA(cudaFuncSetAttribute(edge_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                 int(edge_smem)));
-  edge_kernel<T><<<dim3(unsigned(heads), unsigned(ep.splits)), kEdgeThreads, edge_smem,
-                   pdl ? c.stream : c.side>>>(f, p.partial, p.splits_total, middle_splits,
-                                              ep.rows_per_split, p.rec, MP);
-  KVS_LAUNCH();
+  const auto launch_edge = [&](cudaStream_t stream, bool after_middle) {
+    const Launch l(stream, dim3(unsigned(heads), unsigned(ep.splits)), kEdgeThreads, edge_smem,
+                   after_middle);
+    KVS_CUDA(cudaLaunchKernelEx(&l.cfg, edge_kernel<T>, f, p.partial, p.splits_total, middle_splits,
+                                ep.rows_per_split, p.rec, int64_t(MP), after_middle));
+    KVS_LAUNCH();
+  };
+  if (!edge_last) launch_edge(pdl ? c.stream : c.side, false);
   if (middle_splits > 0) {
     auto* pm = static_cast<T*>(c.scratch->get(size_t(heads) * kDecCols * MP * sizeof(T), 1));
     {
+      const bool after_edge = pdl && !edge_last;
       const Launch l(c.stream, dim3(unsigned(heads), unsigned((MP + kPRows - 1) / kPRows)),
-                     kPThreads, size_t(kDecCols) * (f.C + 1) * sizeof(float), pdl);
-      KVS_CUDA(cudaLaunchKernelEx(&l.cfg, fourier_p_kernel<T>, p, int64_t(MP), pm));
+                     kPThreads, size_t(kDecCols) * (f.C + 1) * sizeof(float), after_edge);
+      KVS_CUDA(cudaLaunchKernelEx(&l.cfg, fourier_p_kernel<T>, p, int64_t(MP), pm, after_edge));
       KVS_LAUNCH();
     }
     p.pmat = pm;
@@ -465,6 +482,7 @@ void decode_t(Ctx& c, const FParams& f) {
     KVS_CUDA(cudaLaunchKernelEx(&l.cfg, middle, p));
     KVS_LAUNCH();
   }
+  if (edge_last) launch_edge(c.stream, true);
   if (!pdl) join_side(c);
   FourierMergeParams mp{};
   mp.partial = p.partial;

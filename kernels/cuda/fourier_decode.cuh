@@ -109,7 +109,7 @@ constexpr int kPThreads = 256;
 constexpr int kPRows = kPThreads / kDecCols;
 template <class T>
 __global__ void __launch_bounds__(kPThreads)
-    fourier_p_kernel(const FourierDecodeParams p, int64_t MP, T* pout) {
+    fourier_p_kernel(const FourierDecodeParams p, int64_t MP, T* pout, bool wait_before_exit) {
   extern __shared__ __align__(16) float qc[];  // [8][C + 1], padded: the 8 columns in 8 banks
   // The middle kernel may start its K/V copies now; it reads P after its own wait.
   allow_dependent_launch();
@@ -152,13 +152,13 @@ __global__ void __launch_bounds__(kPThreads)
   if (k < MP)
     pout[(head * kDecCols + j) * MP + fd_row_of_k(static_cast<int>(k), static_cast<int>(MP))] =
         from_f32<T>(acc * rsqrtf(static_cast<float>(p.L)));
-  // In the chain of programmatic launches (CudaOptions::fourier_decode_pdl) the kernel before
-  // this one is the sink-and-window kernel, whose records only the finishing kernel reads. One
-  // block waits for it before exiting, so that this grid finishes after it: the middle kernel's
-  // wait for this grid then covers both, and the finishing kernel's wait for the middle kernel
-  // covers all three. The other blocks leave at once: a middle block needs a whole SM, and
-  // waiting blocks kept it from their SMs.
-  if (blockIdx.x == 0 && blockIdx.y == 0) grid_dependency_wait();
+  // wait_before_exit: in the chain of programmatic launches (CudaOptions::fourier_decode_pdl)
+  // where the sink-and-window kernel comes first, whose records only the finishing kernel reads.
+  // One block waits for it before exiting, so that this grid finishes after it: the middle
+  // kernel's wait for this grid then covers both, and the finishing kernel's wait for the middle
+  // kernel covers all three. The other blocks leave at once: a middle block needs a whole SM,
+  // and waiting blocks kept it from their SMs.
+  if (wait_before_exit && blockIdx.x == 0 && blockIdx.y == 0) grid_dependency_wait();
 }
 
 // The online softmax step of a mirrored tile: sf[e] holds forward token t0 + i and sm[e] its

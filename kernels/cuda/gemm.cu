@@ -1,8 +1,9 @@
 // Y[rows, out] = X[rows, in] W[out, in]^T (+ b): the CCV layer and the dense layers.
 // Large rows: cuBLASLt with the bias fused into its epilogue. rows <= 16 (decode): a library GEMM
 // tiles for large matrices and leaves most of the weight-read bandwidth unused, so kvscope's own
-// kernel streams W once with 16-byte loads straight into tensor-core fragments (no shared memory
-// staging) and splits the reduction over the warps of a block.
+// kernels stream W once with 16-byte loads straight into tensor-core fragments (no shared memory
+// staging): for one row a warp per output feature reading its W row contiguously, for 2..16 rows
+// a block per 16 features that splits the reduction over its warps.
 #include <cublasLt.h>
 
 #include <map>
@@ -115,7 +116,7 @@ void gemm_cublaslt(Ctx& c, const GemmArgs& g, const void* x, const void* w, cons
   cublasLtMatmulDescDestroy(op);
 }
 
-// ---- small-rows kernel ---------------------------------------------------------------------
+// ---- small-rows tile kernel ---------------------------------------------------------------------
 // A block owns 16 output features (the M of one m16n8k16 tile) and all `rows` (<= 16, one or two
 // n8 tiles); its 16 warps split `in` in chunks of 32. In a chunk each thread loads 8 consecutive
 // elements of W rows g and g+8 and of X rows g (and g+8): the same permutation of k applies to
@@ -217,6 +218,86 @@ void gemv_t(Ctx& c, const GemmArgs& g, const void* x, const void* w, const void*
   const Launch l(c.stream, dim3(unsigned((g.out + 15) / 16)), kGemvWarps * 32, 0, c.opt.gemv_pdl);
   const auto kernel = g.rows <= 8 ? gemv_kernel<T, 1> : gemv_kernel<T, 2>;
   KVS_CUDA(cudaLaunchKernelEx(&l.cfg, kernel, g.rows, g.out, g.in, static_cast<const T*>(x),
+                              static_cast<const T*>(w),
+                              g.bias ? static_cast<const T*>(bias) : nullptr, static_cast<T*>(y)));
+  KVS_LAUNCH();
+}
+
+// ---- one-row kernel (rows == 1) -------------------------------------------------------------
+// A warp owns one output feature and reads its W row as one contiguous run: lane l's 16-byte
+// vectors are l, l + 32, ..., so each load instruction covers 512 consecutive bytes and a warp's
+// kRowLoads loads are 8 KB of the row in flight (all of it for in = 4096). The tile kernel below
+// spreads each load instruction over 8 rows in 64-byte pieces and reduces through shared memory
+// after a barrier; chained with programmatic dependent launch on the H200 it reached 61-62 % of
+// the weight floor where this kernel reaches 75 % (kernels/BENCHMARKS.md).
+// The dot product still runs on the tensor cores, so that the work after the wait (X's loads,
+// then the multiplies) stays short: the warp's 512 bytes are viewed as 8 segments of 32
+// elements, segment g in A's row g (rows g + 8 are zero) and the same 32 elements of X in B's
+// column g, with the k-permutation of the tile kernel. Then C[g][g] accumulates segment g's dot
+// product; the other entries are never read. Four accumulators keep the MMA chain short.
+// Programmatic dependent launch as in the tile kernel: W before griddepcontrol.wait, X and Y
+// after it.
+constexpr int kRowWarps = 8;
+constexpr int kRowLoads = 16;  // 16-byte vectors per lane in flight
+
+template <class T>
+__global__ void __launch_bounds__(kRowWarps * 32, 2)
+    gemv_row_kernel(int64_t out, int64_t in, const T* __restrict__ x, const T* __restrict__ w,
+                    const T* __restrict__ bias, T* __restrict__ y) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t f = static_cast<int64_t>(blockIdx.x) * kRowWarps + warp;
+  // A warp past `out` reads the last row and stores nothing.
+  const auto* wr = reinterpret_cast<const uint4*>(w + (f < out ? f : out - 1) * in);
+  const auto* xr = reinterpret_cast<const uint4*>(x);
+  const int64_t vecs = in / 8;
+  float acc[4][4] = {};
+  bool waited = false;
+  for (int64_t v0 = 0; v0 < vecs; v0 += 32 * kRowLoads) {
+    uint4 a[kRowLoads], b[kRowLoads];
+#pragma unroll
+    for (int u = 0; u < kRowLoads; ++u) {
+      const int64_t v = v0 + u * 32 + lane;
+      a[u] = v < vecs ? ldg16_stream(wr + v) : make_uint4(0u, 0u, 0u, 0u);
+    }
+    if (!waited) {
+      grid_dependency_wait();
+      allow_dependent_launch();
+      waited = true;
+    }
+#pragma unroll
+    for (int u = 0; u < kRowLoads; ++u) {
+      const int64_t v = v0 + u * 32 + lane;
+      b[u] = v < vecs ? ldg16(xr + v) : make_uint4(0u, 0u, 0u, 0u);
+    }
+#pragma unroll
+    for (int u = 0; u < kRowLoads; ++u) {
+      const uint32_t fa0[4] = {a[u].x, 0u, a[u].y, 0u}, fa1[4] = {a[u].z, 0u, a[u].w, 0u};
+      const uint32_t fb0[2] = {b[u].x, b[u].y}, fb1[2] = {b[u].z, b[u].w};
+      mma16816<T>(acc[(2 * u) % 4], fa0, fb0);
+      mma16816<T>(acc[(2 * u + 1) % 4], fa1, fb1);
+    }
+  }
+  if (!waited) {  // in < 8: no vectors, but Y is still written after the wait
+    grid_dependency_wait();
+    allow_dependent_launch();
+  }
+  // C[g][g] is entry g % 2 of lane (g, g / 2).
+  const int g = lane / 4, t = lane % 4;
+  float s = 0.f;
+  if (t == g / 2)
+#pragma unroll
+    for (int k = 0; k < 4; ++k) s += (g & 1) ? acc[k][1] : acc[k][0];
+#pragma unroll
+  for (int o = 16; o > 0; o /= 2) s += __shfl_xor_sync(0xffffffffu, s, o);
+  if (lane == 0 && f < out) y[f] = from_f32<T>(bias ? s + to_f32(bias[f]) : s);
+}
+
+template <class T>
+void gemv_row_t(Ctx& c, const GemmArgs& g, const void* x, const void* w, const void* bias,
+                void* y) {
+  const Launch l(c.stream, dim3(unsigned((g.out + kRowWarps - 1) / kRowWarps)), kRowWarps * 32, 0,
+                 c.opt.gemv_pdl);
+  KVS_CUDA(cudaLaunchKernelEx(&l.cfg, gemv_row_kernel<T>, g.out, g.in, static_cast<const T*>(x),
                               static_cast<const T*>(w),
                               g.bias ? static_cast<const T*>(bias) : nullptr, static_cast<T*>(y)));
   KVS_LAUNCH();
@@ -372,11 +453,21 @@ void gemm(Ctx& c, const GemmArgs& g, const void* x, const void* w, const void* b
   const bool small = g.rows <= 16 && g.dtype != DType::f32 && g.in % 32 == 0 && aligned16(x) &&
                      aligned16(w) && c.opt.small_gemm != CudaOptions::SmallGemm::cublaslt;
   if (small) {
-    const bool bulk = c.opt.small_gemm == CudaOptions::SmallGemm::bulk;
-    if (g.dtype == DType::bf16)
-      (bulk ? gemv_bulk_t<bf16> : gemv_t<bf16>)(c, g, x, w, bias, y);
-    else
-      (bulk ? gemv_bulk_t<f16> : gemv_t<f16>)(c, g, x, w, bias, y);
+    const bool bf = g.dtype == DType::bf16;
+    switch (c.opt.small_gemm) {
+      case CudaOptions::SmallGemm::bulk:
+        (bf ? gemv_bulk_t<bf16> : gemv_bulk_t<f16>)(c, g, x, w, bias, y);
+        return;
+      case CudaOptions::SmallGemm::own:
+        if (g.rows == 1) {
+          (bf ? gemv_row_t<bf16> : gemv_row_t<f16>)(c, g, x, w, bias, y);
+          return;
+        }
+        break;
+      default:
+        break;
+    }
+    (bf ? gemv_t<bf16> : gemv_t<f16>)(c, g, x, w, bias, y);
     return;
   }
   gemm_cublaslt(c, g, x, w, bias, y);

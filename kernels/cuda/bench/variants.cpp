@@ -63,10 +63,11 @@ void run(benchmark::State& st, Backend& b, const std::function<void()>& fn, doub
 // Each row's backend: the defaults, with the row's axes applied by the caller.
 std::unique_ptr<Backend> backend(const CudaOptions& o = {}) { return make_cuda_backend_with(o); }
 
-// The small-rows GEMM of a row's axes cublaslt and bulk.
-CudaOptions::SmallGemm small_gemm(int64_t cublaslt, int64_t bulk) {
+// The small-rows GEMM of a row's axes cublaslt and kernel (0 own, 1 bulk, 2 tile).
+CudaOptions::SmallGemm small_gemm(int64_t cublaslt, int64_t kernel) {
   if (cublaslt) return CudaOptions::SmallGemm::cublaslt;
-  return bulk ? CudaOptions::SmallGemm::bulk : CudaOptions::SmallGemm::own;
+  if (kernel == 1) return CudaOptions::SmallGemm::bulk;
+  return kernel == 2 ? CudaOptions::SmallGemm::tile : CudaOptions::SmallGemm::own;
 }
 
 FourierLayout lower(int64_t c, int64_t m) {
@@ -109,10 +110,11 @@ void bm_fourier(benchmark::State& st) {
 }
 
 // args: fourier (0 exact, 1 Fourier), batch, q_heads, kv_heads, head_dim, tokens, cdims, m, pdl
-// (CudaOptions::fourier_decode_pdl)
+// (CudaOptions::fourier_decode_pdl), edge_last (CudaOptions::fourier_edge_last)
 void bm_decode(benchmark::State& st) {
   CudaOptions opt;
   opt.fourier_decode_pdl = st.range(8) != 0;
+  opt.fourier_edge_last = st.range(9) != 0;
   auto b = backend(opt);
   const DType t = DType::bf16;
   AttentionArgs a{st.range(1), st.range(2), st.range(3), st.range(4), 1, st.range(5), true, t};
@@ -167,7 +169,8 @@ void bm_prefill(benchmark::State& st) {
 }
 
 // args: cublaslt, rows, out, in, read_flush (L2 flushed by a read pass instead of a memset), pdl
-// (CudaOptions::gemv_pdl), bulk (CudaOptions::SmallGemm::bulk where cublaslt:0)
+// (CudaOptions::gemv_pdl), kernel (where cublaslt:0: 0 CudaOptions::SmallGemm::own, 1 bulk,
+// 2 tile)
 void bm_gemm(benchmark::State& st) {
   CudaOptions o;
   o.small_gemm = small_gemm(st.range(0), st.range(6));
@@ -191,11 +194,14 @@ void bm_gemm(benchmark::State& st) {
 // ~10 us kernel (kernels/BENCHMARKS.md); back to back, each launch's latency overlaps the
 // previous kernel, as in a model step; with CudaOptions::gemv_pdl (pdl:1) each GEMV's blocks may
 // also start and load their weights while the previous one finishes.
-// args: cublaslt, rows, out, in, copies, pdl, bulk
+// read_flush: the L2 flushed by a read pass instead of a memset, whose dirty lines the first
+// calls would otherwise write back while they read.
+// args: cublaslt, rows, out, in, copies, pdl, kernel (as for gemm), read_flush
 void bm_gemm_stream(benchmark::State& st) {
   CudaOptions o;
   o.small_gemm = small_gemm(st.range(0), st.range(6));
   o.gemv_pdl = st.range(5) != 0;
+  if (st.range(7)) o.l2_flush = CudaOptions::L2Flush::read;
   auto b = backend(o);
   const GemmArgs g{st.range(1), st.range(2), st.range(3), true, DType::bf16};
   const int64_t copies = st.range(4);
@@ -217,11 +223,13 @@ void bm_gemm_stream(benchmark::State& st) {
       bytes, flops, g.dtype, copies);
 }
 
-// args: bytes, copies, pdl: `copies` reads of `bytes` each back to back, one per buffer
-// (cuda_read_probe, the GEMV's geometry without its arithmetic), one event pair, divided by
-// `copies`: the ceiling of gemm_stream's rows.
+// args: bytes, copies, pdl, read_flush: `copies` reads of `bytes` each back to back, one per
+// buffer (cuda_read_probe, the tile GEMV's geometry without its arithmetic), one event pair,
+// divided by `copies`: the ceiling of gemm_stream's rows.
 void bm_read_stream(benchmark::State& st) {
-  auto b = backend();
+  CudaOptions o;
+  if (st.range(3)) o.l2_flush = CudaOptions::L2Flush::read;
+  auto b = backend(o);
   const auto bytes = static_cast<size_t>(st.range(0));
   std::vector<std::unique_ptr<DeviceBuffer>> bufs;
   for (int64_t i = 0; i < st.range(1); ++i)
@@ -298,31 +306,41 @@ int main(int argc, char** argv) {
   reg("fourier", bm_fourier, fa)
       ->ArgsProduct({{0}, {0}, {64}, {32768}, {64}, {64}, {64, 1024}, {0, 1}, {1}, {1}, {0}});
   reg("decode", bm_decode,
-      {"fourier", "batch", "q_heads", "kv_heads", "head_dim", "tokens", "cdims", "m", "pdl"})
-      ->ArgsProduct({{0}, {8}, {32}, {8}, {128}, {4096, 32768, 131072}, {64}, {256}, {1}})
-      ->ArgsProduct({{1}, {8}, {32}, {8}, {128}, {4096, 32768, 131072}, {64}, {256}, {1, 0}})
-      ->ArgsProduct({{1}, {8}, {32}, {8}, {128}, {32768}, {64}, {128}, {1, 0}})
-      ->Args({0, 8, 32, 32, 128, 32768, 0, 0, 1})
-      ->ArgsProduct({{0}, {1}, {32}, {8}, {128}, {4096, 32768}, {64}, {256}, {1}})
-      ->ArgsProduct({{1}, {1}, {32}, {8}, {128}, {4096, 32768}, {64}, {256}, {1, 0}});
+      {"fourier", "batch", "q_heads", "kv_heads", "head_dim", "tokens", "cdims", "m", "pdl",
+       "edge_last"})
+      ->ArgsProduct({{0}, {8}, {32}, {8}, {128}, {4096, 32768, 131072}, {64}, {256}, {1}, {1}})
+      ->ArgsProduct({{1}, {8}, {32}, {8}, {128}, {4096, 32768, 131072}, {64}, {256}, {1, 0}, {1}})
+      ->ArgsProduct({{1}, {8}, {32}, {8}, {128}, {32768}, {64}, {128}, {1, 0}, {1}})
+      ->Args({0, 8, 32, 32, 128, 32768, 0, 0, 1, 1})
+      ->ArgsProduct({{0}, {1}, {32}, {8}, {128}, {4096, 32768}, {64}, {256}, {1}, {1}})
+      ->ArgsProduct({{1}, {1}, {32}, {8}, {128}, {4096, 32768}, {64}, {256}, {1, 0}, {1}})
+      // The sink and window kernel first in the chain (CudaOptions::fourier_edge_last off).
+      ->ArgsProduct({{1}, {8, 1}, {32}, {8}, {128}, {32768}, {64}, {256, 128}, {1}, {0}});
   reg("prefill", bm_prefill, {"fourier", "heads", "tokens", "m", "wgmma"})
       ->ArgsProduct({{0}, {32}, {1024, 4096, 16384}, {0}, {1, 0}})
       ->ArgsProduct({{1}, {32}, {4096, 16384}, {256}, {1}});
-  reg("gemm", bm_gemm, {"cublaslt", "rows", "out", "in", "read_flush", "pdl", "bulk"})
+  reg("gemm", bm_gemm, {"cublaslt", "rows", "out", "in", "read_flush", "pdl", "kernel"})
       ->ArgsProduct({{0, 1}, {1, 2, 4, 8, 16}, {2048}, {4096}, {0}, {1}, {0}})
+      ->ArgsProduct({{0}, {1}, {2048}, {4096}, {0, 1}, {1}, {2}})
+      // llama-3.1-8b's decode layers at one row: QKV, MLP up and gate, down; one-row and tile
+      // kernels.
+      ->ArgsProduct({{0}, {1}, {6144, 28672}, {4096}, {0}, {1}, {0, 2}})
+      ->ArgsProduct({{0}, {1}, {4096}, {14336}, {0}, {1}, {0, 2}})
       ->ArgsProduct({{0}, {1, 2, 4, 8, 16}, {2048}, {4096}, {0}, {1}, {1}})
       ->ArgsProduct({{1}, {1024, 16384, 65536}, {2048}, {4096}, {0}, {1}, {0}})
       ->ArgsProduct({{0, 1}, {1}, {2048}, {4096}, {1}, {1}, {0}})
       ->ArgsProduct({{0}, {1}, {2048}, {4096}, {1}, {1}, {1}})
       ->ArgsProduct({{0}, {1}, {2048}, {4096}, {0, 1}, {0}, {0, 1}});
   // 8 copies of the 16.8 MB weights: 134 MB, more than twice the H100's and the H200's L2.
-  reg("gemm_stream", bm_gemm_stream, {"cublaslt", "rows", "out", "in", "copies", "pdl", "bulk"})
-      ->ArgsProduct({{0, 1}, {1, 16}, {2048}, {4096}, {8}, {1}, {0}})
-      ->ArgsProduct({{0}, {1, 16}, {2048}, {4096}, {8}, {1}, {1}})
-      ->ArgsProduct({{0}, {1, 16}, {2048}, {4096}, {8}, {0}, {0, 1}});
+  reg("gemm_stream", bm_gemm_stream,
+      {"cublaslt", "rows", "out", "in", "copies", "pdl", "kernel", "read_flush"})
+      ->ArgsProduct({{0, 1}, {1, 16}, {2048}, {4096}, {8}, {1}, {0}, {0, 1}})
+      ->ArgsProduct({{0}, {1}, {2048}, {4096}, {8}, {1}, {2}, {0, 1}})
+      ->ArgsProduct({{0}, {1, 16}, {2048}, {4096}, {8}, {1}, {1}, {0}})
+      ->ArgsProduct({{0}, {1, 16}, {2048}, {4096}, {8}, {0}, {0, 1, 2}, {0}});
   // 16.8 MB: the weights of the 4096 -> 2048 bf16 layer.
-  reg("read_stream", bm_read_stream, {"bytes", "copies", "pdl"})
-      ->ArgsProduct({{16777216}, {1, 8}, {1, 0}});
+  reg("read_stream", bm_read_stream, {"bytes", "copies", "pdl", "read_flush"})
+      ->ArgsProduct({{16777216}, {1, 8}, {1, 0}, {0, 1}});
   reg("cosine", bm_cosine, {"whole", "rows", "dim"})->ArgsProduct({{0, 1}, {4096, 65536}, {2048}});
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
