@@ -226,10 +226,11 @@ void gemv_t(Ctx& c, const GemmArgs& g, const void* x, const void* w, const void*
 // ---- one-row kernel (rows == 1) -------------------------------------------------------------
 // A warp owns one output feature and reads its W row as one contiguous run: lane l's 16-byte
 // vectors are l, l + 32, ..., so each load instruction covers 512 consecutive bytes and a warp's
-// kRowLoads loads are 8 KB of the row in flight (all of it for in = 4096). The tile kernel below
+// kRowLoads loads are 8 KB of the row in flight (all of it for in = 4096). The tile kernel above
 // spreads each load instruction over 8 rows in 64-byte pieces and reduces through shared memory
-// after a barrier; chained with programmatic dependent launch on the H200 it reached 61-62 % of
-// the weight floor where this kernel reaches 75 % (kernels/BENCHMARKS.md).
+// after a barrier: eight calls of it chained with programmatic dependent launch on the H200 (4096
+// -> 2048, after a read flush) reached 60 % of the weight floor, this kernel 74 %
+// (kernels/BENCHMARKS.md).
 // The dot product still runs on the tensor cores, so that the work after the wait (X's loads,
 // then the multiplies) stays short: the warp's 512 bytes are viewed as 8 segments of 32
 // elements, segment g in A's row g (rows g + 8 are zero) and the same 32 elements of X in B's
