@@ -86,17 +86,22 @@ struct FourierDecodeSmem {
   static constexpr size_t tiles = kStages * stage * sizeof(T);
   static constexpr size_t basis_tile = size_t(MP) * kFdFwd;  // elements, [MP][kFdFwd]
   static constexpr size_t pmat = size_t(kFdSets) * kDecCols * PS * sizeof(T);
-  // Per warp: the two score fragments it hands its partner, lane-major ([2][4][32] floats).
+  // Per warp: the two score fragments it hands its partner, lane-major ([2][4][32] floats). They
+  // need no space of their own: a warp writes them over its own 16 K rows of its set's first
+  // head in the current stage, which it has read by then and no other warp reads (the partner
+  // reads the other 16), and which the copies overwrite only after the next tile's barrier.
+  // The 8 KB this saves is what lets the basis tile be double-buffered at M = 256.
   static constexpr int xchg_floats = 2 * 4 * 32;
-  static constexpr size_t xchg = size_t(kFdWarps) * xchg_floats * sizeof(float);
+  static_assert(size_t(kFdFwd) * DK * sizeof(T) >= xchg_floats * sizeof(float),
+                "a warp's exchange fits in its 16 K rows");
   static constexpr int basis_bufs =
-      tiles + 2 * basis_tile * sizeof(T) + pmat + xchg <= kFdSmemBudget ? 2 : 1;
+      tiles + 2 * basis_tile * sizeof(T) + pmat <= kFdSmemBudget ? 2 : 1;
   static constexpr size_t basis = basis_bufs * basis_tile * sizeof(T);
   static constexpr int merge_w = HPW * DK + MP / 2;  // per warp column: O of each head, R's half
   static constexpr size_t merge =
       size_t(kFdWarps) * (2 * kDecCols + kDecCols * merge_w) * sizeof(float);
   static constexpr size_t front = tiles > merge ? tiles : merge;  // the merge reuses the tiles
-  static constexpr size_t bytes = front + basis + pmat + xchg;
+  static constexpr size_t bytes = front + basis + pmat;
 };
 
 // P[head][j][k] = sum_c q_c(j) Kc[k, c] / sqrt(L) for the (up to 8) query columns j of each KV
@@ -209,7 +214,6 @@ __global__ void __launch_bounds__(kFdThreads, 1)
   T* tiles = reinterpret_cast<T*>(smem);
   T* basis_bufs = reinterpret_cast<T*>(smem + SM::front);  // kBasisBufs x [MP][kFdFwd], swizzled
   T* pmat = reinterpret_cast<T*>(smem + SM::front + SM::basis);  // [kFdSets][8][PS]
-  float* xchg = reinterpret_cast<float*>(smem + SM::front + SM::basis + SM::pmat);
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, tq = lane % 4;
@@ -391,13 +395,11 @@ __global__ void __launch_bounds__(kFdThreads, 1)
     }
   }
 
-  float* x_mine = xchg + warp * SM::xchg_floats;
-  const float* x_partner = xchg + (warp ^ 1) * SM::xchg_floats;
   for (int s = 0; s < tiles_n; ++s) {
     cp_async_wait<kStages - 2>();
     __syncthreads();
     issue(s + kStages - 1);
-    const T* kt = tiles + size_t(s % kStages) * SM::stage;
+    T* kt = tiles + size_t(s % kStages) * SM::stage;  // written: the score exchange
     const T* basis = basis_bufs + (s % kBasisBufs) * SM::basis_tile;
     const int64_t t0 = nb + int64_t(s) * kFdFwd;
     const int valid_f = static_cast<int>(min(int64_t(kFdFwd), ne - t0));
@@ -412,7 +414,7 @@ __global__ void __launch_bounds__(kFdThreads, 1)
       // dims of each head slot, alternate k16 steps), summed at the end: one accumulator
       // would chain DK / 16 * HPW + KH dependent MMAs, on every tile's critical path.
       float part_sc[4][4] = {};
-      const int krow = 16 * part + lane % 16;
+      const int krow0 = kFdFwd * part, krow = krow0 + lane % 16;
 #pragma unroll
       for (int hs = 0; hs < HPW; ++hs) {
         const T* kh = kt + (set * HPW + hs) * SM::head_tile;
@@ -438,7 +440,13 @@ __global__ void __launch_bounds__(kFdThreads, 1)
       }
       // Forward scores (kept + E + O) and mirrored ones (kept' + E - O): the forward warp hands
       // over (kept + E, E), the mirror warp (O, kept' - O), and each adds its partner's pair to
-      // its own. Float addition commutes, so both warps hold the same scores to the bit.
+      // its own. Float addition commutes, so both warps hold the same scores to the bit. The
+      // exchange goes over each warp's own K rows (FourierDecodeSmem::xchg_floats): the warp's
+      // ldmatrix reads of them are done before any lane stores (__syncwarp).
+      float* x_mine = reinterpret_cast<float*>(kt + set * HPW * SM::head_tile + krow0 * DK);
+      const float* x_partner =
+          reinterpret_cast<const float*>(kt + set * HPW * SM::head_tile + (kFdFwd - krow0) * DK);
+      __syncwarp();
       float pub[2][4];
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
