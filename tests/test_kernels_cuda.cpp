@@ -158,7 +158,7 @@ TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
                          "KVSCOPE_CUDA_SMALL_GEMM",       "KVSCOPE_CUDA_GEMV_PDL",
                          "KVSCOPE_CUDA_SIMPLE_ATTENTION", "KVSCOPE_CUDA_PREFILL",
                          "KVSCOPE_CUDA_FOURIER_WGMMA",    "KVSCOPE_CUDA_DECODE_PDL",
-                         "KVSCOPE_CUDA_DECODE_EDGE_LAST"};
+                         "KVSCOPE_CUDA_DECODE_EDGE_LAST", "KVSCOPE_CUDA_DECODE_EDGE_MMA"};
   for (const char* n : names) unsetenv(n);
   const CudaOptions d = cuda_options_from_env();
   EXPECT_EQ(d.fourier, CudaOptions::Fourier::fused);
@@ -169,6 +169,7 @@ TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
   EXPECT_TRUE(d.gemv_pdl);
   EXPECT_TRUE(d.fourier_decode_pdl);
   EXPECT_TRUE(d.fourier_edge_last);
+  EXPECT_FALSE(d.fourier_edge_mma);
   EXPECT_FALSE(d.simple_attention);
   EXPECT_EQ(d.prefill, CudaOptions::Prefill::wgmma);
 
@@ -178,6 +179,7 @@ TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
   setenv("KVSCOPE_CUDA_GEMV_PDL", "0", 1);
   setenv("KVSCOPE_CUDA_DECODE_PDL", "0", 1);
   setenv("KVSCOPE_CUDA_DECODE_EDGE_LAST", "0", 1);
+  setenv("KVSCOPE_CUDA_DECODE_EDGE_MMA", "1", 1);
   setenv("KVSCOPE_CUDA_SIMPLE_ATTENTION", "1", 1);
   setenv("KVSCOPE_CUDA_PREFILL", "mma", 1);
   setenv("KVSCOPE_CUDA_FOURIER_WGMMA", "0", 1);
@@ -190,6 +192,7 @@ TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
   EXPECT_FALSE(o.gemv_pdl);
   EXPECT_FALSE(o.fourier_decode_pdl);
   EXPECT_FALSE(o.fourier_edge_last);
+  EXPECT_TRUE(o.fourier_edge_mma);
   EXPECT_TRUE(o.simple_attention);
   EXPECT_EQ(o.prefill, CudaOptions::Prefill::mma);
   setenv("KVSCOPE_CUDA_FOURIER", "cufft", 1);
@@ -449,15 +452,17 @@ std::vector<AttnCase> fourier_attention_cases(DType t) {
 
 // The tiled kernels as one chain of programmatic launches (the default: the sink and window
 // after the middle kernel where its grid leaves SMs free, as in every decode case here on a
-// 132-SM H200), the chain with the sink and window first, the same kernels with the sink and
-// window on the side stream and plain launches, and the simple kernels.
+// 132-SM H200), the chain with the sink and window first, the chain with the sink and window on
+// the tensor cores (CudaOptions::fourier_edge_mma), the same kernels with the sink and window on
+// the side stream and plain launches, and the simple kernels.
 TEST_F(Cuda, FourierAttentionMatchesReference) {
-  for (const int mode : {0, 3, 1, 2}) {
+  for (const int mode : {0, 3, 4, 1, 2}) {
     const bool simple = mode == 2;
     CudaOptions o;
     o.simple_attention = simple;
-    o.fourier_decode_pdl = mode == 0 || mode == 3;
+    o.fourier_decode_pdl = mode == 0 || mode == 3 || mode == 4;
     o.fourier_edge_last = mode != 3;
+    o.fourier_edge_mma = mode == 4;
     auto b = make(o);
     for (const DType t : kTypes)
       for (const AttnCase& c : fourier_attention_cases(t)) {
@@ -466,6 +471,7 @@ TEST_F(Cuda, FourierAttentionMatchesReference) {
         SCOPED_TRACE(std::string(simple      ? "simple "
                                  : mode == 0 ? "fast, pdl "
                                  : mode == 3 ? "fast, pdl, edge first "
+                                 : mode == 4 ? "fast, pdl, edge mma "
                                              : "fast ") +
                      std::string(dtype_name(t)) + " q_len " + std::to_string(a.q_len) + " tokens " +
                      std::to_string(a.tokens));
@@ -493,11 +499,13 @@ TEST_F(Cuda, FourierAttentionMatchesReference) {
 // scratch buffers, so a read before griddepcontrol.wait, or a record overwritten while the
 // previous step still reads it, shows up as a wrong output.
 TEST_F(Cuda, FourierDecodeChainReadsEachPreviousOutput) {
-  for (const int mode : {0, 1, 2}) {  // the chain (edge last where it can be, edge first), plain
+  // the chain (edge last where it can be; edge first; edge last on the tensor cores), plain
+  for (const int mode : {0, 1, 3, 2}) {
     const bool pdl = mode != 2;
     CudaOptions o;
     o.fourier_decode_pdl = pdl;
-    o.fourier_edge_last = mode == 0;
+    o.fourier_edge_last = mode == 0 || mode == 3;
+    o.fourier_edge_mma = mode == 3;
     auto b = make(o);
     const DType t = DType::bf16;
     // batch 2, GQA 4: a few splits per head (92 middle blocks: on a 132-SM device the edge
@@ -508,6 +516,7 @@ TEST_F(Cuda, FourierDecodeChainReadsEachPreviousOutput) {
       const AttentionArgs& a = c.a;
       SCOPED_TRACE(std::string(mode == 0   ? "pdl"
                                : mode == 1 ? "pdl, edge first"
+                               : mode == 3 ? "pdl, edge mma"
                                            : "no pdl") +
                    " tokens " + std::to_string(a.tokens));
       const KvShape ks{a.batch, a.kv_heads, a.tokens, a.head_dim, t};

@@ -52,6 +52,10 @@ struct CudaOptions {
   // runs after the middle kernel, on those SMs, instead of first (where the middle's blocks wait
   // for its SMs). false: always first.
   bool fourier_edge_last = true;
+  // The sink and window tokens' scores and weighted sums on the tensor cores (edge_mma_kernel)
+  // instead of CUDA cores (edge_kernel), at head_dim 64 and 128. Off by default until it has
+  // been checked and timed on a GPU (kernels/BENCHMARKS.md, 2026-12-04).
+  bool fourier_edge_mma = false;
   // Attention: the tiled tensor-core kernels, or the simple one-warp-per-query kernels that
   // exist for any dtype / head_dim (and are what f32 always uses).
   bool simple_attention = false;

@@ -182,6 +182,35 @@ EdgeSplit edge_split(int64_t E) {
   return {std::max<int64_t>(1, (E + per - 1) / per), per};
 }
 
+// Where one edge block's rows come from: its head's kept dims of K and V ([tokens, DK]) and
+// its edge rows' compressed dims ([E, C]), whether they can be copied as 16-byte groups, its
+// rows [r_begin, r_end) of the E edge rows (block (head, e) of the grid), and the token of each
+// edge row.
+template <class T>
+struct EdgeRows {
+  const T *kk, *vk, *ke, *ve;
+  int64_t E, r_begin, r_end;
+  bool vec;
+  __device__ __forceinline__ EdgeRows(const FParams& p, int64_t head, int64_t rows_per_split)
+      : E(p.sink + p.window),
+        r_begin(int64_t(blockIdx.y) * rows_per_split),
+        r_end(min(E, r_begin + rows_per_split)) {
+    kk = static_cast<const T*>(p.kk) + head * p.tokens * p.DK;
+    vk = static_cast<const T*>(p.vk) + head * p.tokens * p.DK;
+    ke = static_cast<const T*>(p.ke) + head * E * p.C;
+    ve = static_cast<const T*>(p.ve) + head * E * p.C;
+    vec = p.DK % 8 == 0 && p.C % 8 == 0 &&
+          ((reinterpret_cast<uintptr_t>(kk) | reinterpret_cast<uintptr_t>(vk) |
+            reinterpret_cast<uintptr_t>(ke) | reinterpret_cast<uintptr_t>(ve)) %
+           16) == 0;
+  }
+  // Token of edge row r, or -1 where the cache is shorter than the edge.
+  __device__ __forceinline__ int64_t token(const FParams& p, int64_t r) const {
+    if (p.tokens <= E) return r < p.tokens ? r : -1;
+    return r < p.sink ? r : p.tokens - p.window + (r - p.sink);
+  }
+};
+
 template <class T>
 __global__ void __launch_bounds__(kEdgeThreads)
     edge_kernel(const FParams p, float* partial, int64_t splits, int64_t first_split,
@@ -203,27 +232,16 @@ __global__ void __launch_bounds__(kEdgeThreads)
   const int64_t b = head / p.kv_heads, kvh = head % p.kv_heads;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int ncols = static_cast<int>(p.group * p.q_len);
-  const int64_t E = p.sink + p.window;
-  const int64_t r_begin = int64_t(blockIdx.y) * rows_per_split;
-  const int64_t r_end = min(E, r_begin + rows_per_split);
-  const T* kk = static_cast<const T*>(p.kk) + head * p.tokens * p.DK;
-  const T* vk = static_cast<const T*>(p.vk) + head * p.tokens * p.DK;
-  const T* ke = static_cast<const T*>(p.ke) + head * E * p.C;
-  const T* ve = static_cast<const T*>(p.ve) + head * E * p.C;
+  const EdgeRows<T> src(p, head, rows_per_split);
+  const int64_t E = src.E, r_begin = src.r_begin, r_end = src.r_end;
+  const T *kk = src.kk, *vk = src.vk, *ke = src.ke, *ve = src.ve;
   const float scale_log2 = p.scale * 1.4426950408889634f;
-  const bool vec = p.DK % 8 == 0 && p.C % 8 == 0 &&
-                   ((reinterpret_cast<uintptr_t>(kk) | reinterpret_cast<uintptr_t>(vk) |
-                     reinterpret_cast<uintptr_t>(ke) | reinterpret_cast<uintptr_t>(ve)) %
-                    16) == 0;
+  const bool vec = src.vec;
   // Nothing after this kernel in the decode's chain reads its output before the chain's own
   // waits (the grid after it finishes after this one, or, where this kernel runs after the
   // middle one, waits for this grid): let the next kernel start now.
   allow_dependent_launch();
-  // Token of edge row r, or -1 where the cache is shorter than the edge.
-  auto token = [&](int64_t r) -> int64_t {
-    if (p.tokens <= E) return r < p.tokens ? r : -1;
-    return r < p.sink ? r : p.tokens - p.window + (r - p.sink);
-  };
+  auto token = [&](int64_t r) { return src.token(p, r); };
   // Rows r0 .. r0 + n - 1 of the edge into krows and vrows, kept dims then compressed dims; zero
   // where the cache is shorter than the edge. As 16-byte cp.async copies where rows are whole
   // groups (complete at the chunk's wait), else element loads, all of a thread's in flight.
@@ -345,6 +363,201 @@ size_t edge_smem_bytes(const FParams& p, size_t elem_bytes) {
              sizeof(float);
 }
 
+// Shared memory of edge_mma_kernel<T, X>: the chunk's K and V rows and the query columns, rows
+// padded by 16 bytes so that the 8 rows an ldmatrix reads fall in 8 different bank groups; the
+// scores (then weights) of each column, and per column the running max, sum and rescale.
+template <class T, int X>
+struct EdgeSmem {
+  static constexpr int XS = X + 8;                                     // row stride (elements)
+  static constexpr int SS = kEdgeChunk + 1;                            // score row stride (floats)
+  static constexpr size_t rows = size_t(kEdgeChunk) * XS * sizeof(T);  // K, and again V
+  static constexpr size_t q = size_t(kDecCols) * XS * sizeof(T);
+  static constexpr size_t scores = size_t(kDecCols) * SS * sizeof(float);
+  static constexpr size_t bytes = 2 * rows + q + scores + 3 * kDecCols * sizeof(float);
+};
+
+// The sink and window tokens on the tensor cores (CudaOptions::fourier_edge_mma): the same
+// blocks, chunks, partial records and online softmax as edge_kernel, but per chunk
+//   S^T[r, j]  = K[r, :] . Q[j, :]     two warps, one per 16 rows, X / 16 products each;
+//   O^T[x, j] += V[r, x]^T W[r, j]      a warp per 16 of the X dims, two products each,
+// with the softmax between them (a warp per column, a lane per row), where edge_kernel reduces
+// each row and column across a warp and takes a thread per column and dim. Why: where the edge
+// kernel runs after the middle one it has only the SMs the middle grid leaves free (4 of 132 at
+// the issue's shape), and there it held the chain: on the H200 (2026-12-04) the decode at batch
+// 8, N = 32768, M = 256 took 0.170 ms with edge_kernel and without the finish, 0.161 ms without
+// either, 0.184 ms whole and 0.179 ms without edge_kernel.
+// X = DK + C = head_dim (the decode's tiled shapes: 64 or 128).
+template <class T, int X>
+__global__ void __launch_bounds__(kEdgeThreads)
+    edge_mma_kernel(const FParams p, float* partial, int64_t splits, int64_t first_split,
+                    int64_t rows_per_split, int64_t rec, int64_t MP, bool wait_before_exit) {
+  using SM = EdgeSmem<T, X>;
+  constexpr int XS = SM::XS, SS = SM::SS, X8 = X / 8;
+  static_assert(kEdgeChunk == 32, "the softmax takes a lane per row, the scores two m16 tiles");
+  // A warp per 16 dims of O; the scores take the dims two k16 steps at a time.
+  static_assert(X % 32 == 0 && X / 16 <= kEdgeThreads / 32, "head_dim: a multiple of 32, <= 128");
+  static_assert(kEdgeThreads / 32 >= kDecCols, "the softmax takes a warp per column");
+  extern __shared__ __align__(16) unsigned char esh[];
+  T* krows = reinterpret_cast<T*>(esh);                      // [kEdgeChunk][XS]
+  T* vrows = krows + kEdgeChunk * XS;                        // [kEdgeChunk][XS]
+  T* qs = vrows + kEdgeChunk * XS;                           // [8][XS], zero past ncols
+  float* sc = reinterpret_cast<float*>(qs + kDecCols * XS);  // [8][SS] scores, then weights
+  float* mrun = sc + kDecCols * SS;                          // [8] running max (log2)
+  float* lrun = mrun + kDecCols;                             // [8] running sum
+  float* alpha = lrun + kDecCols;                            // [8] rescale of this chunk
+  const int64_t head = blockIdx.x;
+  const int64_t b = head / p.kv_heads, kvh = head % p.kv_heads;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int g = lane / 4, tq = lane % 4;
+  const int ncols = static_cast<int>(p.group * p.q_len), qlen = static_cast<int>(p.q_len);
+  const int DK = static_cast<int>(p.DK);
+  const EdgeRows<T> src(p, head, rows_per_split);
+  const float scale_log2 = p.scale * 1.4426950408889634f;
+  allow_dependent_launch();  // as in edge_kernel: no kernel after it reads its output early
+  // All kEdgeChunk rows from r0 into krows and vrows, kept dims then compressed dims; zero past
+  // the n rows of the chunk and where the cache is shorter than the edge, so the products over
+  // the whole chunk see finite values. As 16-byte cp.async copies (complete at the chunk's wait)
+  // where rows are whole 16-byte groups, else element copies.
+  auto stage = [&](int64_t r0, int n) {
+    if (src.vec) {
+      const int DK8 = DK / 8;
+      for (int i = threadIdx.x; i < kEdgeChunk * X8; i += kEdgeThreads) {
+        const int rr = i / X8, x8 = i % X8;
+        const int64_t t = rr < n ? src.token(p, r0 + rr) : -1;
+        const bool ok = t >= 0;
+        const int64_t kept = t * p.DK + 8 * x8, edge = (r0 + rr) * p.C + 8 * (x8 - DK8);
+        cp_async16(krows + rr * XS + 8 * x8,
+                   !ok        ? src.kk
+                   : x8 < DK8 ? src.kk + kept
+                              : src.ke + edge,
+                   ok);
+        cp_async16(vrows + rr * XS + 8 * x8,
+                   !ok        ? src.vk
+                   : x8 < DK8 ? src.vk + kept
+                              : src.ve + edge,
+                   ok);
+      }
+      cp_async_commit();
+      return;
+    }
+    for (int i = threadIdx.x; i < kEdgeChunk * X; i += kEdgeThreads) {
+      const int rr = i / X, x = i % X;
+      const int64_t t = rr < n ? src.token(p, r0 + rr) : -1;
+      T kv = from_f32<T>(0.f), vv = kv;
+      if (t >= 0) {
+        kv = x < DK ? src.kk[t * p.DK + x] : src.ke[(r0 + rr) * p.C + (x - DK)];
+        vv = x < DK ? src.vk[t * p.DK + x] : src.ve[(r0 + rr) * p.C + (x - DK)];
+      }
+      krows[rr * XS + x] = kv;
+      vrows[rr * XS + x] = vv;
+    }
+  };
+  if (src.r_begin < src.r_end)
+    stage(src.r_begin, static_cast<int>(min(int64_t(kEdgeChunk), src.r_end - src.r_begin)));
+  // The query columns in row order (kept dims, then compressed dims) while the first chunk's
+  // copies are in flight; zero rows past ncols. (32-bit column arithmetic: int64 division is a
+  // long software routine, per element here.)
+  for (int i = threadIdx.x; i < kDecCols * X; i += kEdgeThreads) {
+    const int j = i / X, x = i % X;
+    T v = from_f32<T>(0.f);
+    if (j < ncols) {
+      const int64_t qh = kvh * p.group + j / qlen, qi = j % qlen;
+      const T* q = static_cast<const T*>(p.q) +
+                   ((b * p.kv_heads * p.group + qh) * p.q_len + qi) * p.head_dim;
+      v = q[x < DK ? p.kdim[x] : p.cdim[x - DK]];
+    }
+    qs[j * XS + x] = v;
+  }
+  if (threadIdx.x < kDecCols) {
+    mrun[threadIdx.x] = -INFINITY;
+    lrun[threadIdx.x] = 0.f;
+  }
+  // This warp's O^T fragment: dims 16 warp + g (+ 8), columns 2tq (+ 1); warps past X / 16 idle.
+  float oacc[4] = {};
+  const bool o_warp = warp < X / 16;
+  for (int64_t r0 = src.r_begin; r0 < src.r_end; r0 += kEdgeChunk) {
+    const int n = static_cast<int>(min(int64_t(kEdgeChunk), src.r_end - r0));
+    if (r0 != src.r_begin) stage(r0, n);  // the first chunk's copies went out before the query
+    if (src.vec) cp_async_wait<0>();
+    __syncthreads();
+    if (warp < 2) {  // scores of rows 16 warp .. + 15, two accumulators for a shorter chain
+      float s2[2][4] = {};
+      const int krow = 16 * warp + lane % 16;
+#pragma unroll
+      for (int ks = 0; ks < X / 16; ks += 2) {
+        uint32_t qb[4];
+        ldmatrix_x4(qb, qs + (lane % 8) * XS + 16 * ks + (lane / 8) * 8);
+#pragma unroll
+        for (int u = 0; u < 2; ++u) {
+          uint32_t a[4];
+          ldmatrix_x4(a, krows + krow * XS + 16 * (ks + u) + 8 * (lane / 16));
+          const uint32_t bq[2] = {qb[2 * u], qb[2 * u + 1]};
+          mma16816<T>(s2[u], a, bq);
+        }
+      }
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int rr = 16 * warp + g + 8 * (e / 2), j = 2 * tq + e % 2;
+        const int64_t t = rr < n ? src.token(p, r0 + rr) : -1;
+        const int64_t qpos = p.tokens - p.q_len + j % qlen;
+        const bool ok = t >= 0 && j < ncols && !(p.causal && t > qpos);
+        sc[j * SS + rr] = ok ? (s2[0][e] + s2[1][e]) * scale_log2 : -INFINITY;
+      }
+    }
+    __syncthreads();
+    if (warp < kDecCols) {  // a warp per column: the chunk's weights, the running max and sum
+                            // (zero weights past ncols: finite values in every product below)
+      const int j = warp;
+      const float s = sc[j * SS + lane];
+      const float mold = mrun[j], mnew = fmaxf(mold, warp_max(s));
+      const float base = mnew == -INFINITY ? 0.f : mnew;
+      const float w = exp2f(s - base);
+      sc[j * SS + lane] = w;
+      const float sum = warp_sum(w);
+      if (lane == 0) {
+        const float a = exp2f(mold - base);
+        alpha[j] = a;
+        mrun[j] = mnew;
+        lrun[j] = lrun[j] * a + sum;
+      }
+    }
+    __syncthreads();
+    if (o_warp) {
+      oacc[0] *= alpha[2 * tq];
+      oacc[1] *= alpha[2 * tq + 1];
+      oacc[2] *= alpha[2 * tq];
+      oacc[3] *= alpha[2 * tq + 1];
+      const int vrow = (lane % 8) + (lane / 16) * 8;
+#pragma unroll
+      for (int kk16 = 0; kk16 < kEdgeChunk / 16; ++kk16) {
+        uint32_t a[4];
+        ldmatrix_x4_trans(a, vrows + (16 * kk16 + vrow) * XS + 16 * warp + 8 * ((lane / 8) % 2));
+        const float* wr = sc + g * SS + 16 * kk16 + 2 * tq;
+        const uint32_t wb[2] = {pack2<T>(wr[0], wr[1]), pack2<T>(wr[8], wr[9])};
+        mma16816<T>(oacc, a, wb);
+      }
+    }
+    __syncthreads();  // before the next chunk's copies overwrite the rows and the weights
+  }
+  float* out = partial + (head * splits + first_split + blockIdx.y) * rec;
+  if (o_warp) {
+    const int64_t o_off = dec_rec_o(), c_off = dec_rec_oc(p.DK, MP);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int x = 16 * warp + g + 8 * (e / 2), j = 2 * tq + e % 2;
+      if (j < ncols) out[x < DK ? o_off + j * DK + x : c_off + j * p.C + (x - DK)] = oacc[e];
+    }
+  }
+  if (threadIdx.x < ncols) {
+    out[threadIdx.x] = mrun[threadIdx.x];
+    out[kDecCols + threadIdx.x] = lrun[threadIdx.x];
+  }
+  // wait_before_exit: launched after the middle kernel, whose records the finishing kernel reads
+  // after its wait for this grid. One block waits for the middle kernel, so that this grid
+  // finishes after it and the finishing kernel's wait covers both.
+  if (wait_before_exit && blockIdx.x == 0 && blockIdx.y == 0) grid_dependency_wait();
+}
+
 FParams make_params(const AttentionArgs& a, const FourierLayout& f, const void* q,
                     const FourierPtrs& k, const FourierPtrs& v, void* o) {
   FParams p{};
@@ -453,13 +666,15 @@ void decode_t(Ctx& c, const FParams& f) {
   const bool edge_last =
       pdl && c.opt.fourier_edge_last && middle_splits > 0 && middle_splits * head_groups < c.sms;
   if (!pdl) fork_side(c);
-  const size_t edge_smem = edge_smem_bytes(f, sizeof(T));
-  KVS_CUDA(cudaFuncSetAttribute(edge_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                int(edge_smem)));
+  // The sink and window rows are head_dim = DK + C wide, twice DK in the tiled shapes.
+  const bool edge_mma = c.opt.fourier_edge_mma && f.head_dim == 2 * DK;
+  const auto edge = edge_mma ? edge_mma_kernel<T, 2 * DK> : edge_kernel<T>;
+  const size_t edge_smem = edge_mma ? EdgeSmem<T, 2 * DK>::bytes : edge_smem_bytes(f, sizeof(T));
+  KVS_CUDA(cudaFuncSetAttribute(edge, cudaFuncAttributeMaxDynamicSharedMemorySize, int(edge_smem)));
   const auto launch_edge = [&](cudaStream_t stream, bool after_middle) {
     const Launch l(stream, dim3(unsigned(heads), unsigned(ep.splits)), kEdgeThreads, edge_smem,
                    after_middle);
-    KVS_CUDA(cudaLaunchKernelEx(&l.cfg, edge_kernel<T>, f, p.partial, p.splits_total, middle_splits,
+    KVS_CUDA(cudaLaunchKernelEx(&l.cfg, edge, f, p.partial, p.splits_total, middle_splits,
                                 ep.rows_per_split, p.rec, int64_t(MP), after_middle));
     KVS_LAUNCH();
   };

@@ -110,11 +110,13 @@ void bm_fourier(benchmark::State& st) {
 }
 
 // args: fourier (0 exact, 1 Fourier), batch, q_heads, kv_heads, head_dim, tokens, cdims, m, pdl
-// (CudaOptions::fourier_decode_pdl), edge_last (CudaOptions::fourier_edge_last)
+// (CudaOptions::fourier_decode_pdl), edge_last (CudaOptions::fourier_edge_last), edge_mma
+// (CudaOptions::fourier_edge_mma)
 void bm_decode(benchmark::State& st) {
   CudaOptions opt;
   opt.fourier_decode_pdl = st.range(8) != 0;
   opt.fourier_edge_last = st.range(9) != 0;
+  opt.fourier_edge_mma = st.range(10) != 0;
   auto b = backend(opt);
   const DType t = DType::bf16;
   AttentionArgs a{st.range(1), st.range(2), st.range(3), st.range(4), 1, st.range(5), true, t};
@@ -307,15 +309,18 @@ int main(int argc, char** argv) {
       ->ArgsProduct({{0}, {0}, {64}, {32768}, {64}, {64}, {64, 1024}, {0, 1}, {1}, {1}, {0}});
   reg("decode", bm_decode,
       {"fourier", "batch", "q_heads", "kv_heads", "head_dim", "tokens", "cdims", "m", "pdl",
-       "edge_last"})
-      ->ArgsProduct({{0}, {8}, {32}, {8}, {128}, {4096, 32768, 131072}, {64}, {256}, {1}, {1}})
-      ->ArgsProduct({{1}, {8}, {32}, {8}, {128}, {4096, 32768, 131072}, {64}, {256}, {1, 0}, {1}})
-      ->ArgsProduct({{1}, {8}, {32}, {8}, {128}, {32768}, {64}, {128}, {1, 0}, {1}})
-      ->Args({0, 8, 32, 32, 128, 32768, 0, 0, 1, 1})
-      ->ArgsProduct({{0}, {1}, {32}, {8}, {128}, {4096, 32768}, {64}, {256}, {1}, {1}})
-      ->ArgsProduct({{1}, {1}, {32}, {8}, {128}, {4096, 32768}, {64}, {256}, {1, 0}, {1}})
+       "edge_last", "edge_mma"})
+      ->ArgsProduct({{0}, {8}, {32}, {8}, {128}, {4096, 32768, 131072}, {64}, {256}, {1}, {1}, {0}})
+      ->ArgsProduct(
+          {{1}, {8}, {32}, {8}, {128}, {4096, 32768, 131072}, {64}, {256}, {1, 0}, {1}, {0}})
+      ->ArgsProduct({{1}, {8}, {32}, {8}, {128}, {32768}, {64}, {128}, {1, 0}, {1}, {0}})
+      ->Args({0, 8, 32, 32, 128, 32768, 0, 0, 1, 1, 0})
+      ->ArgsProduct({{0}, {1}, {32}, {8}, {128}, {4096, 32768}, {64}, {256}, {1}, {1}, {0}})
+      ->ArgsProduct({{1}, {1}, {32}, {8}, {128}, {4096, 32768}, {64}, {256}, {1, 0}, {1}, {0}})
       // The sink and window kernel first in the chain (CudaOptions::fourier_edge_last off).
-      ->ArgsProduct({{1}, {8, 1}, {32}, {8}, {128}, {32768}, {64}, {256, 128}, {1}, {0}});
+      ->ArgsProduct({{1}, {8, 1}, {32}, {8}, {128}, {32768}, {64}, {256, 128}, {1}, {0}, {0}})
+      // The sink and window on the tensor cores (CudaOptions::fourier_edge_mma), last and first.
+      ->ArgsProduct({{1}, {8, 1}, {32}, {8}, {128}, {32768}, {64}, {256, 128}, {1}, {1, 0}, {1}});
   reg("prefill", bm_prefill, {"fourier", "heads", "tokens", "m", "wgmma"})
       ->ArgsProduct({{0}, {32}, {1024, 4096, 16384}, {0}, {1, 0}})
       ->ArgsProduct({{1}, {32}, {4096, 16384}, {256}, {1}});
