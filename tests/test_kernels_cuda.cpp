@@ -170,6 +170,7 @@ TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
   EXPECT_TRUE(d.fourier_decode_pdl);
   EXPECT_TRUE(d.fourier_edge_last);
   EXPECT_FALSE(d.fourier_edge_mma);
+  EXPECT_EQ(d.fourier_decode_skip, 0u);  // timing only: no variable sets it
   EXPECT_FALSE(d.simple_attention);
   EXPECT_EQ(d.prefill, CudaOptions::Prefill::wgmma);
 
@@ -193,6 +194,7 @@ TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
   EXPECT_FALSE(o.fourier_decode_pdl);
   EXPECT_FALSE(o.fourier_edge_last);
   EXPECT_TRUE(o.fourier_edge_mma);
+  EXPECT_EQ(o.fourier_decode_skip, 0u);
   EXPECT_TRUE(o.simple_attention);
   EXPECT_EQ(o.prefill, CudaOptions::Prefill::mma);
   setenv("KVSCOPE_CUDA_FOURIER", "cufft", 1);

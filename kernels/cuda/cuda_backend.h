@@ -56,6 +56,11 @@ struct CudaOptions {
   // instead of CUDA cores (edge_kernel), at head_dim 64 and 128. Off by default until it has
   // been checked and timed on a GPU (kernels/BENCHMARKS.md, 2026-12-04).
   bool fourier_edge_mma = false;
+  // For timing only, the output is wrong: the Fourier decode's launches to leave out, a bit each
+  // (kSkip* below). The time a launch adds to the chain is the difference with and without it
+  // (kvscope-cuda-variants' decode rows, axis `skip`).
+  unsigned fourier_decode_skip = 0;
+  static constexpr unsigned kSkipP = 1, kSkipMiddle = 2, kSkipEdge = 4, kSkipFinish = 8;
   // Attention: the tiled tensor-core kernels, or the simple one-warp-per-query kernels that
   // exist for any dtype / head_dim (and are what f32 always uses).
   bool simple_attention = false;

@@ -662,6 +662,7 @@ void decode_t(Ctx& c, const FParams& f) {
   // fourier_p_kernel waits for it before it exits), and also where fourier_edge_last is off.
   // Without fourier_decode_pdl the edge kernel runs on the side stream alongside P and the
   // middle.
+  const unsigned skip = c.opt.fourier_decode_skip;  // timing only (CudaOptions)
   const bool pdl = c.opt.fourier_decode_pdl;
   const bool edge_last =
       pdl && c.opt.fourier_edge_last && middle_splits > 0 && middle_splits * head_groups < c.sms;
@@ -678,10 +679,10 @@ void decode_t(Ctx& c, const FParams& f) {
                                 ep.rows_per_split, p.rec, int64_t(MP), after_middle));
     KVS_LAUNCH();
   };
-  if (!edge_last) launch_edge(pdl ? c.stream : c.side, false);
+  if (!edge_last && !(skip & CudaOptions::kSkipEdge)) launch_edge(pdl ? c.stream : c.side, false);
   if (middle_splits > 0) {
     auto* pm = static_cast<T*>(c.scratch->get(size_t(heads) * kDecCols * MP * sizeof(T), 1));
-    {
+    if (!(skip & CudaOptions::kSkipP)) {
       const bool after_edge = pdl && !edge_last;
       const Launch l(c.stream, dim3(unsigned(heads), unsigned((MP + kPRows - 1) / kPRows)),
                      kPThreads, size_t(kDecCols) * (f.C + 1) * sizeof(float), after_edge);
@@ -694,10 +695,12 @@ void decode_t(Ctx& c, const FParams& f) {
         cudaFuncSetAttribute(middle, cudaFuncAttributeMaxDynamicSharedMemorySize, int(SM::bytes)));
     const Launch l(c.stream, dim3(unsigned(middle_splits), unsigned(head_groups)), kFdThreads,
                    SM::bytes, pdl);
-    KVS_CUDA(cudaLaunchKernelEx(&l.cfg, middle, p));
-    KVS_LAUNCH();
+    if (!(skip & CudaOptions::kSkipMiddle)) {
+      KVS_CUDA(cudaLaunchKernelEx(&l.cfg, middle, p));
+      KVS_LAUNCH();
+    }
   }
-  if (edge_last) launch_edge(c.stream, true);
+  if (edge_last && !(skip & CudaOptions::kSkipEdge)) launch_edge(c.stream, true);
   if (!pdl) join_side(c);
   FourierMergeParams mp{};
   mp.partial = p.partial;
@@ -733,6 +736,7 @@ void decode_t(Ctx& c, const FParams& f) {
     KVS_CUDA(cudaLaunchKernelEx(&l.cfg, fourier_finish_kernel<T>, mp, kept, r, premerged));
     KVS_LAUNCH();
   };
+  if (skip & CudaOptions::kSkipFinish) return;
   if (p.splits_total <= kFusedSplits) {
     finish(kept_blocks + apply_blocks, kept_blocks, 0, false);
     return;
