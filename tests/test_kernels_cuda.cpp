@@ -154,11 +154,17 @@ TEST(CudaTestReference, TabulatedSumsEqualTheSharedReference) {
 
 // The registry backend's options from the environment; needs no device.
 TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
-  const char* names[] = {"KVSCOPE_CUDA_FOURIER",          "KVSCOPE_CUDA_BASIS_TABLE",
-                         "KVSCOPE_CUDA_SMALL_GEMM",       "KVSCOPE_CUDA_GEMV_PDL",
-                         "KVSCOPE_CUDA_SIMPLE_ATTENTION", "KVSCOPE_CUDA_PREFILL",
-                         "KVSCOPE_CUDA_FOURIER_WGMMA",    "KVSCOPE_CUDA_DECODE_PDL",
-                         "KVSCOPE_CUDA_DECODE_EDGE_LAST", "KVSCOPE_CUDA_DECODE_EDGE_MMA"};
+  const char* names[] = {"KVSCOPE_CUDA_FOURIER",
+                         "KVSCOPE_CUDA_BASIS_TABLE",
+                         "KVSCOPE_CUDA_SMALL_GEMM",
+                         "KVSCOPE_CUDA_GEMV_PDL",
+                         "KVSCOPE_CUDA_SIMPLE_ATTENTION",
+                         "KVSCOPE_CUDA_PREFILL",
+                         "KVSCOPE_CUDA_FOURIER_WGMMA",
+                         "KVSCOPE_CUDA_DECODE_PDL",
+                         "KVSCOPE_CUDA_DECODE_EDGE_LAST",
+                         "KVSCOPE_CUDA_DECODE_EDGE_MMA",
+                         "KVSCOPE_CUDA_DECODE_FINISH_STAGED"};
   for (const char* n : names) unsetenv(n);
   const CudaOptions d = cuda_options_from_env();
   EXPECT_EQ(d.fourier, CudaOptions::Fourier::fused);
@@ -170,6 +176,7 @@ TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
   EXPECT_TRUE(d.fourier_decode_pdl);
   EXPECT_TRUE(d.fourier_edge_last);
   EXPECT_FALSE(d.fourier_edge_mma);
+  EXPECT_FALSE(d.fourier_finish_staged);
   EXPECT_EQ(d.fourier_decode_skip, 0u);  // timing only: no variable sets it
   EXPECT_FALSE(d.simple_attention);
   EXPECT_EQ(d.prefill, CudaOptions::Prefill::wgmma);
@@ -181,6 +188,7 @@ TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
   setenv("KVSCOPE_CUDA_DECODE_PDL", "0", 1);
   setenv("KVSCOPE_CUDA_DECODE_EDGE_LAST", "0", 1);
   setenv("KVSCOPE_CUDA_DECODE_EDGE_MMA", "1", 1);
+  setenv("KVSCOPE_CUDA_DECODE_FINISH_STAGED", "1", 1);
   setenv("KVSCOPE_CUDA_SIMPLE_ATTENTION", "1", 1);
   setenv("KVSCOPE_CUDA_PREFILL", "mma", 1);
   setenv("KVSCOPE_CUDA_FOURIER_WGMMA", "0", 1);
@@ -194,6 +202,7 @@ TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
   EXPECT_FALSE(o.fourier_decode_pdl);
   EXPECT_FALSE(o.fourier_edge_last);
   EXPECT_TRUE(o.fourier_edge_mma);
+  EXPECT_TRUE(o.fourier_finish_staged);
   EXPECT_EQ(o.fourier_decode_skip, 0u);
   EXPECT_TRUE(o.simple_attention);
   EXPECT_EQ(o.prefill, CudaOptions::Prefill::mma);
@@ -455,16 +464,18 @@ std::vector<AttnCase> fourier_attention_cases(DType t) {
 // The tiled kernels as one chain of programmatic launches (the default: the sink and window
 // after the middle kernel where its grid leaves SMs free, as in every decode case here on a
 // 132-SM H200), the chain with the sink and window first, the chain with the sink and window on
-// the tensor cores (CudaOptions::fourier_edge_mma), the same kernels with the sink and window on
-// the side stream and plain launches, and the simple kernels.
+// the tensor cores (CudaOptions::fourier_edge_mma) and the staged finish (fourier_finish_staged),
+// the same kernels with the sink and window on the side stream and plain launches, and the simple
+// kernels.
 TEST_F(Cuda, FourierAttentionMatchesReference) {
-  for (const int mode : {0, 3, 4, 1, 2}) {
+  for (const int mode : {0, 3, 4, 5, 1, 2}) {
     const bool simple = mode == 2;
     CudaOptions o;
     o.simple_attention = simple;
-    o.fourier_decode_pdl = mode == 0 || mode == 3 || mode == 4;
+    o.fourier_decode_pdl = mode == 0 || mode >= 3;
     o.fourier_edge_last = mode != 3;
     o.fourier_edge_mma = mode == 4;
+    o.fourier_finish_staged = mode == 5;
     auto b = make(o);
     for (const DType t : kTypes)
       for (const AttnCase& c : fourier_attention_cases(t)) {
@@ -474,6 +485,7 @@ TEST_F(Cuda, FourierAttentionMatchesReference) {
                                  : mode == 0 ? "fast, pdl "
                                  : mode == 3 ? "fast, pdl, edge first "
                                  : mode == 4 ? "fast, pdl, edge mma "
+                                 : mode == 5 ? "fast, pdl, staged finish "
                                              : "fast ") +
                      std::string(dtype_name(t)) + " q_len " + std::to_string(a.q_len) + " tokens " +
                      std::to_string(a.tokens));
@@ -501,13 +513,15 @@ TEST_F(Cuda, FourierAttentionMatchesReference) {
 // scratch buffers, so a read before griddepcontrol.wait, or a record overwritten while the
 // previous step still reads it, shows up as a wrong output.
 TEST_F(Cuda, FourierDecodeChainReadsEachPreviousOutput) {
-  // the chain (edge last where it can be; edge first; edge last on the tensor cores), plain
-  for (const int mode : {0, 1, 3, 2}) {
+  // the chain (edge last where it can be; edge first; edge last on the tensor cores; the staged
+  // finish), plain
+  for (const int mode : {0, 1, 3, 4, 2}) {
     const bool pdl = mode != 2;
     CudaOptions o;
     o.fourier_decode_pdl = pdl;
-    o.fourier_edge_last = mode == 0 || mode == 3;
+    o.fourier_edge_last = mode != 1;
     o.fourier_edge_mma = mode == 3;
+    o.fourier_finish_staged = mode == 4;
     auto b = make(o);
     const DType t = DType::bf16;
     // batch 2, GQA 4: a few splits per head (92 middle blocks: on a 132-SM device the edge
@@ -519,6 +533,7 @@ TEST_F(Cuda, FourierDecodeChainReadsEachPreviousOutput) {
       SCOPED_TRACE(std::string(mode == 0   ? "pdl"
                                : mode == 1 ? "pdl, edge first"
                                : mode == 3 ? "pdl, edge mma"
+                               : mode == 4 ? "pdl, staged finish"
                                            : "no pdl") +
                    " tokens " + std::to_string(a.tokens));
       const KvShape ks{a.batch, a.kv_heads, a.tokens, a.head_dim, t};

@@ -56,6 +56,11 @@ struct CudaOptions {
   // instead of CUDA cores (edge_kernel), at head_dim 64 and 128. Off by default until it has
   // been checked and timed on a GPU (kernels/BENCHMARKS.md, 2026-12-04).
   bool fourier_edge_mma = false;
+  // The Fourier decode's finish with Vc's rows copied into shared memory before its wait and the
+  // edge splits' exact part right after it (fourier_finish_kernel's kStaged), instead of Vc
+  // prefetched into L2 and both read from L2 after R is merged. Off by default until checked and
+  // timed on a GPU (kernels/BENCHMARKS.md, 2026-12-04).
+  bool fourier_finish_staged = false;
   // For timing only, the output is wrong: the Fourier decode's launches to leave out, a bit each
   // (kSkip* below). The time a launch adds to the chain is the difference with and without it
   // (kvscope-cuda-variants' decode rows, axis `skip`).

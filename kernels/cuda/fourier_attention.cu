@@ -508,7 +508,7 @@ __global__ void __launch_bounds__(kEdgeThreads)
     if (warp < kDecCols) {  // a warp per column: the chunk's weights, the running max and sum
                             // (zero weights past ncols: finite values in every product below)
       const int j = warp;
-      const float s = sc[j * SS + lane];
+      const float s = sc[j * SS + lane];  // -inf where masked, absent or past ncols
       const float mold = mrun[j], mnew = fmaxf(mold, warp_max(s));
       const float base = mnew == -INFINITY ? 0.f : mnew;
       const float w = exp2f(s - base);
@@ -725,15 +725,22 @@ void decode_t(Ctx& c, const FParams& f) {
   const int64_t ncols = f.group * f.q_len;
   const int64_t kept_blocks = (ncols * DK + kMergeOut - 1) / kMergeOut;
   const int64_t apply_blocks = (f.C + kApplyOut - 1) / kApplyOut;
-  const size_t finish_smem = finish_smem_bytes(p.splits_total, MP);
-  KVS_CUDA(cudaFuncSetAttribute(fourier_finish_kernel<T>,
-                                cudaFuncAttributeMaxDynamicSharedMemorySize, int(finish_smem)));
   // The finishing launches wait (griddepcontrol.wait) before they read a record; the apply
-  // blocks prefetch their Vc rows into L2 before that.
+  // blocks prefetch their Vc rows into L2 before that, or, staged (CudaOptions::
+  // fourier_finish_staged), copy them into shared memory, where the rows are whole 16-byte
+  // groups of kApplyOut columns.
+  static_assert(kEdgeMaxSplits <= kFinishMaxEdgeSplits, "the staged finish holds every edge split");
+  const bool staged = c.opt.fourier_finish_staged && f.C % kApplyOut == 0 &&
+                      reinterpret_cast<uintptr_t>(f.vc) % 16 == 0;
+  const auto fin = staged ? fourier_finish_kernel<T, true> : fourier_finish_kernel<T, false>;
+  const size_t finish_smem =
+      finish_smem_bytes(p.splits_total, MP) + (staged ? finish_stage_bytes<T>(MP) : 0);
+  KVS_CUDA(
+      cudaFuncSetAttribute(fin, cudaFuncAttributeMaxDynamicSharedMemorySize, int(finish_smem)));
   const auto finish = [&](int64_t blocks, int64_t kept, int64_t r, bool premerged) {
     const Launch l(c.stream, dim3(unsigned(heads), unsigned(blocks)), kMergeThreads, finish_smem,
                    pdl);
-    KVS_CUDA(cudaLaunchKernelEx(&l.cfg, fourier_finish_kernel<T>, mp, kept, r, premerged));
+    KVS_CUDA(cudaLaunchKernelEx(&l.cfg, fin, mp, kept, r, premerged));
     KVS_LAUNCH();
   };
   if (skip & CudaOptions::kSkipFinish) return;

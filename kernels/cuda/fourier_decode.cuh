@@ -699,15 +699,62 @@ __device__ __forceinline__ void prefetch_apply_vc(const FourierMergeParams& p, i
     asm volatile("prefetch.global.L2 [%0];" ::"l"(vc + k * p.C));
 }
 
+// The staged finish (CudaOptions::fourier_finish_staged): an apply block copies its Vc columns
+// into shared memory before the kernel waits for the splits (cp.async; they are an input of the
+// call), and the edge splits' exact part of its dims right after the wait, together with its R
+// loads; so the product and the exact part read shared memory instead of waiting on L2 once
+// more each after R is merged. Where the host stages, C is whole kApplyOut-column blocks of
+// 16-bit values and Vc is 16-byte aligned.
+constexpr int kFinishMaxEdgeSplits = 8;  // at least edge_kernel's blocks per head
+template <class T>
+struct FinishStage {
+  T* vc;         // [min(M, L)][kApplyOut]: Vc's rows, this block's columns
+  float* exact;  // [edge split][kDecCols][kApplyOut]: the edge splits' exact part, these columns
+};
+template <class T>
+inline size_t finish_stage_bytes(int64_t MP) {
+  return size_t(kFinishMaxEdgeSplits) * kDecCols * kApplyOut * sizeof(float) +
+         size_t(MP) * kApplyOut * sizeof(T);
+}
+template <class T>
+__device__ __forceinline__ void stage_apply_vc(const FourierMergeParams& p, int64_t head,
+                                               int64_t blk, T* vs) {
+  constexpr int kChunks = kApplyOut * int(sizeof(T)) / 16;  // 16-byte pieces of a row
+  const int kmax = static_cast<int>(p.M < p.L ? p.M : p.L);
+  const T* vc = static_cast<const T*>(p.vc) + head * p.M * p.C + blk * kApplyOut;
+  for (int i = threadIdx.x; i < kmax * kChunks; i += kMergeThreads) {
+    const int k = i / kChunks, h = i % kChunks;
+    cp_async16(vs + k * kApplyOut + h * (16 / sizeof(T)), vc + k * p.C + h * (16 / sizeof(T)),
+               true);
+  }
+  cp_async_commit();
+}
+template <class T>
+__device__ __forceinline__ void stage_apply_exact(const FourierMergeParams& p, const float* part,
+                                                  int64_t blk, float* ex) {
+  const int ncols = static_cast<int>(p.group * p.q_len);
+  const int middle = static_cast<int>(p.middle_splits), edges = static_cast<int>(p.splits) - middle;
+  const float* src = part + middle * p.rec + dec_rec_oc(p.DK, p.MP) + blk * kApplyOut;
+  constexpr int kChunks = kApplyOut / 4;  // 16-byte pieces of a column's kApplyOut floats
+  for (int i = threadIdx.x; i < edges * ncols * kChunks; i += kMergeThreads) {
+    const int h = i % kChunks, j = (i / kChunks) % ncols, e = i / (kChunks * ncols);
+    cp_async16(ex + (e * kDecCols + j) * kApplyOut + 4 * h, src + e * p.rec + j * p.C + 4 * h,
+               true);
+  }
+  cp_async_commit();
+}
+
 // Block `blk` of the compressed dims: R (merged over the splits here, or read from p.rmerged
 // with `premerged`) into shared memory, then kApplyOut dims c of R . Vc, kApplyWays threads each.
+// With kStaged, Vc's columns and the edge splits' exact part come from `st` (FinishStage).
 // A thread merges its kRPerThread values of R at once, every split's loads of them in flight
 // together: merged one value at a time, the loop waited on L2 for each of them in turn.
 constexpr int kRPerThread = kDecCols * 256 / kMergeThreads;
-template <class T>
+template <class T, bool kStaged>
 __device__ __forceinline__ void apply_block(const FourierMergeParams& p, int64_t head,
                                             const float* part, const float* w, int64_t blk,
-                                            bool premerged, float* r, float* red) {
+                                            bool premerged, float* r, float* red,
+                                            FinishStage<T> st) {
   const int ncols = static_cast<int>(p.group * p.q_len);
   const int64_t kmax = p.M < p.L ? p.M : p.L;
   const int64_t r_off = dec_rec_r(p.DK);
@@ -743,6 +790,7 @@ __device__ __forceinline__ void apply_block(const FourierMergeParams& p, int64_t
     const int i = static_cast<int>(threadIdx.x) + u * kMergeThreads;
     if (i < n) r[i] = acc[u];
   }
+  if constexpr (kStaged) cp_async_wait<0>();  // this thread's copies; the barrier shows them all
   __syncthreads();
   const int o = threadIdx.x % kApplyOut, way = threadIdx.x / kApplyOut;
   const int64_t c = blk * kApplyOut + o;
@@ -751,7 +799,7 @@ __device__ __forceinline__ void apply_block(const FourierMergeParams& p, int64_t
   if (c < p.C) {
 #pragma unroll 8
     for (int64_t k = way; k < kmax; k += kApplyWays) {
-      const float v = to_f32(vc[k * p.C + c]);
+      const float v = to_f32(kStaged ? st.vc[k * kApplyOut + o] : vc[k * p.C + c]);
 #pragma unroll
       for (int j = 0; j < kDecCols; ++j) sum_j[j] = fmaf(r[j * mp + k], v, sum_j[j]);
     }
@@ -771,7 +819,10 @@ __device__ __forceinline__ void apply_block(const FourierMergeParams& p, int64_t
 #pragma unroll
     for (int j = 0; j < kDecCols; ++j)
       if (j < ncols)
-        exact[j] = fmaf(w[j * splits + e], __ldcg(cpart + e * p.rec + j * p.C), exact[j]);
+        exact[j] = fmaf(w[j * splits + e],
+                        kStaged ? st.exact[((e - middle) * kDecCols + j) * kApplyOut + o]
+                                : __ldcg(cpart + e * p.rec + j * p.C),
+                        exact[j]);
   }
 #pragma unroll
   for (int j = 0; j < kDecCols; ++j) {
@@ -785,30 +836,45 @@ __device__ __forceinline__ void apply_block(const FourierMergeParams& p, int64_t
 }
 
 // Shared memory of fourier_finish_kernel: the split weights, then R and the apply's partial
-// sums (or the kept dims' partial sums, which fit in the same space).
+// sums (or the kept dims' partial sums, which fit in the same space), then, staged, FinishStage.
+__host__ __device__ inline int64_t finish_rest_floats(int64_t MP) {
+  const int64_t apply = kDecCols * MP + int64_t(kApplyWays) * kDecCols * kApplyOut;
+  const int64_t kept = int64_t(kMergeWays) * kMergeOut;
+  return apply > kept ? apply : kept;
+}
 inline size_t finish_smem_bytes(int64_t splits, int64_t MP) {
-  const size_t apply = size_t(kDecCols) * MP + size_t(kApplyWays) * kDecCols * kApplyOut;
-  const size_t kept = size_t(kMergeWays) * kMergeOut;
-  return (size_t(kDecCols) * splits + (apply > kept ? apply : kept)) * sizeof(float);
+  return size_t(kDecCols * splits + finish_rest_floats(MP)) * sizeof(float);
 }
 
 // grid (heads, kept_blocks + r_blocks + apply_blocks): kept_blocks merge O, r_blocks merge R
 // into p.rmerged, the rest apply (R from p.rmerged with `premerged`, else merged by each block).
-template <class T>
+template <class T, bool kStaged>
 __global__ void __launch_bounds__(kMergeThreads)
     fourier_finish_kernel(const FourierMergeParams p, int64_t kept_blocks, int64_t r_blocks,
                           bool premerged) {
   extern __shared__ __align__(16) float fsh[];
   float* w = fsh;                         // [8][splits]
   float* rest = w + kDecCols * p.splits;  // R [8][MP] and the partial sums
+  FinishStage<T> st{};
+  if constexpr (kStaged) {
+    st.exact = rest + finish_rest_floats(p.MP);
+    st.vc = reinterpret_cast<T*>(st.exact + kFinishMaxEdgeSplits * kDecCols * kApplyOut);
+  }
   const int64_t head = blockIdx.x;
   const int ncols = static_cast<int>(p.group * p.q_len);
   const float* part = p.partial + head * p.splits * p.rec;
   const int64_t y = blockIdx.y, apply = y - kept_blocks - r_blocks;
-  if (apply >= 0) prefetch_apply_vc<T>(p, head, apply);
+  if (apply >= 0) {
+    if constexpr (kStaged)
+      stage_apply_vc<T>(p, head, apply, st.vc);
+    else
+      prefetch_apply_vc<T>(p, head, apply);
+  }
   // The partial records (and R, premerged) are the kernels' before this one: read after here.
   grid_dependency_wait();
   allow_dependent_launch();  // e.g. a GEMV of the output, which waits for this kernel in turn
+  if constexpr (kStaged)
+    if (apply >= 0) stage_apply_exact<T>(p, part, apply, st.exact);
   split_weights(part, p.splits, p.rec, ncols, w);
   __syncthreads();
   if (y < kept_blocks)
@@ -816,7 +882,7 @@ __global__ void __launch_bounds__(kMergeThreads)
   else if (y < kept_blocks + r_blocks)
     merge_block<T>(p, head, part, w, y - kept_blocks, true, rest);
   else
-    apply_block<T>(p, head, part, w, apply, premerged, rest, rest + kDecCols * p.MP);
+    apply_block<T, kStaged>(p, head, part, w, apply, premerged, rest, rest + kDecCols * p.MP, st);
 }
 
 }  // namespace kvscope::kernels::cuda

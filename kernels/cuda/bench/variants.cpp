@@ -112,13 +112,15 @@ void bm_fourier(benchmark::State& st) {
 // args: fourier (0 exact, 1 Fourier), batch, q_heads, kv_heads, head_dim, tokens, cdims, m, pdl
 // (CudaOptions::fourier_decode_pdl), edge_last (CudaOptions::fourier_edge_last), edge_mma
 // (CudaOptions::fourier_edge_mma), skip (CudaOptions::fourier_decode_skip: launches left out, for
-// the time each adds to the chain; the output is wrong)
+// the time each adds to the chain; the output is wrong), staged (CudaOptions::
+// fourier_finish_staged)
 void bm_decode(benchmark::State& st) {
   CudaOptions opt;
   opt.fourier_decode_pdl = st.range(8) != 0;
   opt.fourier_edge_last = st.range(9) != 0;
   opt.fourier_edge_mma = st.range(10) != 0;
   opt.fourier_decode_skip = static_cast<unsigned>(st.range(11));
+  opt.fourier_finish_staged = st.range(12) != 0;
   auto b = backend(opt);
   const DType t = DType::bf16;
   AttentionArgs a{st.range(1), st.range(2), st.range(3), st.range(4), 1, st.range(5), true, t};
@@ -312,24 +314,30 @@ int main(int argc, char** argv) {
   // Launches left out of the decode's chain (CudaOptions::fourier_decode_skip: 1 P, 2 middle, 4
   // sink and window, 8 finish), at the shape below: what each adds to the decode's time.
   const std::vector<int64_t> skips = {1, 2, 4, 8, 12, 13};
+  const std::vector<int64_t> lengths = {4096, 32768, 131072};
   reg("decode", bm_decode,
       {"fourier", "batch", "q_heads", "kv_heads", "head_dim", "tokens", "cdims", "m", "pdl",
-       "edge_last", "edge_mma", "skip"})
+       "edge_last", "edge_mma", "skip", "staged"})
+      ->ArgsProduct({{0}, {8}, {32}, {8}, {128}, lengths, {64}, {256}, {1}, {1}, {0}, {0}, {0}})
+      ->ArgsProduct({{1}, {8}, {32}, {8}, {128}, lengths, {64}, {256}, {1, 0}, {1}, {0}, {0}, {0}})
+      ->ArgsProduct({{1}, {8}, {32}, {8}, {128}, {32768}, {64}, {128}, {1, 0}, {1}, {0}, {0}, {0}})
+      ->Args({0, 8, 32, 32, 128, 32768, 0, 0, 1, 1, 0, 0, 0})
       ->ArgsProduct(
-          {{0}, {8}, {32}, {8}, {128}, {4096, 32768, 131072}, {64}, {256}, {1}, {1}, {0}, {0}})
+          {{0}, {1}, {32}, {8}, {128}, {4096, 32768}, {64}, {256}, {1}, {1}, {0}, {0}, {0}})
       ->ArgsProduct(
-          {{1}, {8}, {32}, {8}, {128}, {4096, 32768, 131072}, {64}, {256}, {1, 0}, {1}, {0}, {0}})
-      ->ArgsProduct({{1}, {8}, {32}, {8}, {128}, {32768}, {64}, {128}, {1, 0}, {1}, {0}, {0}})
-      ->Args({0, 8, 32, 32, 128, 32768, 0, 0, 1, 1, 0, 0})
-      ->ArgsProduct({{0}, {1}, {32}, {8}, {128}, {4096, 32768}, {64}, {256}, {1}, {1}, {0}, {0}})
-      ->ArgsProduct({{1}, {1}, {32}, {8}, {128}, {4096, 32768}, {64}, {256}, {1, 0}, {1}, {0}, {0}})
+          {{1}, {1}, {32}, {8}, {128}, {4096, 32768}, {64}, {256}, {1, 0}, {1}, {0}, {0}, {0}})
       // The sink and window kernel first in the chain (CudaOptions::fourier_edge_last off).
-      ->ArgsProduct({{1}, {8, 1}, {32}, {8}, {128}, {32768}, {64}, {256, 128}, {1}, {0}, {0}, {0}})
-      // The sink and window on the tensor cores (CudaOptions::fourier_edge_mma), last and first.
       ->ArgsProduct(
-          {{1}, {8, 1}, {32}, {8}, {128}, {32768}, {64}, {256, 128}, {1}, {1, 0}, {1}, {0}})
+          {{1}, {8, 1}, {32}, {8}, {128}, {32768}, {64}, {256, 128}, {1}, {0}, {0}, {0}, {0}})
+      // The sink and window on the tensor cores (CudaOptions::fourier_edge_mma), last and first;
+      // the staged finish (CudaOptions::fourier_finish_staged), alone and with it.
+      ->ArgsProduct(
+          {{1}, {8, 1}, {32}, {8}, {128}, {32768}, {64}, {256, 128}, {1}, {1, 0}, {1}, {0}, {0}})
+      ->ArgsProduct(
+          {{1}, {8, 1}, {32}, {8}, {128}, {32768}, {64}, {256, 128}, {1}, {1}, {0, 1}, {0}, {1}})
       // The chain with launches left out (skips above).
-      ->ArgsProduct({{1}, {8}, {32}, {8}, {128}, {32768}, {64}, {256}, {1}, {1}, {0, 1}, skips});
+      ->ArgsProduct(
+          {{1}, {8}, {32}, {8}, {128}, {32768}, {64}, {256}, {1}, {1}, {0, 1}, skips, {0}});
   reg("prefill", bm_prefill, {"fourier", "heads", "tokens", "m", "wgmma"})
       ->ArgsProduct({{0}, {32}, {1024, 4096, 16384}, {0}, {1, 0}})
       ->ArgsProduct({{1}, {32}, {4096, 16384}, {256}, {1}});
