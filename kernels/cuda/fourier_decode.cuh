@@ -703,8 +703,8 @@ __device__ __forceinline__ void prefetch_apply_vc(const FourierMergeParams& p, i
 // into shared memory before the kernel waits for the splits (cp.async; they are an input of the
 // call), and the edge splits' exact part of its dims right after the wait, copied while the
 // split weights and R are merged; so the product and the exact part read shared memory instead
-// of waiting on L2 once more each after R is merged. Where the host stages, C is whole kApplyOut-column blocks of
-// 16-bit values and Vc is 16-byte aligned.
+// of waiting on L2 once more each after R is merged. Where the host stages, C is whole
+// kApplyOut-column blocks of 16-bit values and Vc is 16-byte aligned.
 constexpr int kFinishMaxEdgeSplits = 8;  // at least edge_kernel's blocks per head
 template <class T>
 struct FinishStage {
