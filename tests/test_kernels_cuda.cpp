@@ -229,6 +229,14 @@ TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
   setenv("KVSCOPE_CUDA_BASIS_TABLE", "1", 1);
   setenv("KVSCOPE_CUDA_FOURIER", "onepass", 1);
   EXPECT_THROW(cuda_options_from_env(), std::invalid_argument);
+  unsetenv("KVSCOPE_CUDA_FOURIER");
+  for (const char* n : {"KVSCOPE_CUDA_DECODE_EDGE_MMA", "KVSCOPE_CUDA_DECODE_FINISH_STAGED"}) {
+    setenv(n, "on", 1);
+    EXPECT_THROW(cuda_options_from_env(), std::invalid_argument) << n;
+    setenv(n, "0", 1);
+  }
+  EXPECT_FALSE(cuda_options_from_env().fourier_edge_mma);
+  EXPECT_FALSE(cuda_options_from_env().fourier_finish_staged);
   for (const char* n : names) unsetenv(n);
 }
 
