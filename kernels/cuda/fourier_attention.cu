@@ -211,6 +211,25 @@ struct EdgeRows {
   }
 };
 
+// One chunk's step of the online softmax for column j, a warp per column and a lane per row of
+// the chunk: s is this lane's score in log2 units (-inf where masked or absent). The lane's
+// weight goes to *w_out where `valid` (zero elsewhere); lane 0 folds the chunk into the running
+// max and sum and writes alpha[j], the rescale of what was accumulated before it.
+__device__ __forceinline__ void edge_softmax_step(float s, bool valid, float* w_out, float* mrun,
+                                                  float* lrun, float* alpha, int j) {
+  const float mold = mrun[j], mnew = fmaxf(mold, warp_max(s));
+  const float base = mnew == -INFINITY ? 0.f : mnew;
+  const float w = valid ? exp2f(s - base) : 0.f;
+  if (valid) *w_out = w;
+  const float sum = warp_sum(w);
+  if (threadIdx.x % 32 == 0) {
+    const float a = exp2f(mold - base);
+    alpha[j] = a;
+    mrun[j] = mnew;
+    lrun[j] = lrun[j] * a + sum;
+  }
+}
+
 template <class T>
 __global__ void __launch_bounds__(kEdgeThreads)
     edge_kernel(const FParams p, float* partial, int64_t splits, int64_t first_split,
@@ -315,17 +334,7 @@ __global__ void __launch_bounds__(kEdgeThreads)
     if (warp < ncols) {
       const int j = warp;
       const float s = lane < n ? wts[j * kEdgeChunk + lane] : -INFINITY;
-      const float mold = mrun[j], mnew = fmaxf(mold, warp_max(s));
-      const float base = mnew == -INFINITY ? 0.f : mnew;
-      const float w = lane < n ? exp2f(s - base) : 0.f;
-      if (lane < n) wts[j * kEdgeChunk + lane] = w;
-      const float sum = warp_sum(w);
-      if (lane == 0) {
-        const float a = exp2f(mold - base);
-        alpha[j] = a;
-        mrun[j] = mnew;
-        lrun[j] = lrun[j] * a + sum;
-      }
+      edge_softmax_step(s, lane < n, wts + j * kEdgeChunk + lane, mrun, lrun, alpha, j);
     }
     __syncthreads();
     // Masked and absent tokens have weight 0 (and absent ones a zero row): no branch needed.
@@ -508,18 +517,8 @@ __global__ void __launch_bounds__(kEdgeThreads)
     if (warp < kDecCols) {  // a warp per column: the chunk's weights, the running max and sum
                             // (zero weights past ncols: finite values in every product below)
       const int j = warp;
-      const float s = sc[j * SS + lane];  // -inf where masked, absent or past ncols
-      const float mold = mrun[j], mnew = fmaxf(mold, warp_max(s));
-      const float base = mnew == -INFINITY ? 0.f : mnew;
-      const float w = exp2f(s - base);
-      sc[j * SS + lane] = w;
-      const float sum = warp_sum(w);
-      if (lane == 0) {
-        const float a = exp2f(mold - base);
-        alpha[j] = a;
-        mrun[j] = mnew;
-        lrun[j] = lrun[j] * a + sum;
-      }
+      // -inf where masked, absent or past ncols: the weight is 0 there
+      edge_softmax_step(sc[j * SS + lane], true, sc + j * SS + lane, mrun, lrun, alpha, j);
     }
     __syncthreads();
     if (o_warp) {
