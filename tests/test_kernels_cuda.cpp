@@ -7,12 +7,15 @@
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "kernels/backend.h"
 #include "kernels/backend_factories.h"
@@ -567,6 +570,83 @@ TEST_F(Cuda, FourierDecodeChainReadsEachPreviousOutput) {
       }
     }
   }
+}
+
+// kvscope-decode-timeline's stamps, in a build with KVSCOPE_CUDA_TIMELINE (skipped elsewhere):
+// each kernel of the decode's chain stamps a run of blocks from block 0, each block's start
+// before its end; the finish's wait returns after every middle and sink-and-window block has
+// ended (griddepcontrol.wait); the stamped decode's output is the unstamped one's, bit for bit;
+// and once turned off, a decode writes no stamps.
+TEST_F(Cuda, DecodeTimelineStampsEveryBlockAndChangesNothing) {
+  if (!cuda_decode_timeline_built()) GTEST_SKIP() << "a build without KVSCOPE_CUDA_TIMELINE";
+  auto b = make();
+  const DType t = DType::bf16;
+  // 92 middle blocks: on a 132-SM device the sink and window kernel runs last, after a wait.
+  const AttentionArgs a{2, 8, 2, 128, 1, 3000, true, t};
+  const FourierLayout f{range(0, 64), 256, 4, 64};
+  const KvShape ks{a.batch, a.kv_heads, a.tokens, a.head_dim, t};
+  const size_t qn = size_t(a.batch * a.q_heads * a.q_len * a.head_dim);
+  const size_t ob = qn * size_t(dtype_bytes(t));
+  auto qd = upload(*b, t, normal(qn), nullptr);
+  FourierTensor k, v;
+  upload_fourier(*b, t, random_fourier(ks, f), k);
+  upload_fourier(*b, t, random_fourier(ks, f), v);
+  auto plain = poisoned(*b, ob), stamped = poisoned(*b, ob);
+  auto stamps = b->alloc(DecodeTimeline::bytes());
+  b->fill(*stamps, 0);
+  b->fourier_attention(a, f, *qd, k, v, *plain);
+  cuda_decode_timeline(*b, stamps.get());
+  b->fourier_attention(a, f, *qd, k, v, *stamped);
+  cuda_decode_timeline(*b, nullptr);
+  b->synchronize();
+  std::vector<std::byte> o1(ob), o2(ob);
+  b->download(*plain, o1.data(), ob);
+  b->download(*stamped, o2.data(), ob);
+  EXPECT_TRUE(o1 == o2) << "the stamps changed the output";
+
+  std::vector<uint64_t> st(DecodeTimeline::bytes() / 8);
+  b->download(*stamps, st.data(), DecodeTimeline::bytes());
+  auto rec = [&](int kernel, int64_t block) {
+    return &st[size_t((kernel * DecodeTimeline::kBlocks + block) * DecodeTimeline::kFields)];
+  };
+  uint64_t producers_end = 0;  // the last end of a middle or sink-and-window block
+  // 95 splits per head: the finish takes two launches, the second stamped as `apply`.
+  for (const int kernel : {DecodeTimeline::p, DecodeTimeline::middle, DecodeTimeline::edge,
+                           DecodeTimeline::finish, DecodeTimeline::apply}) {
+    SCOPED_TRACE("kernel " + std::to_string(kernel));
+    int64_t n = 0;
+    while (n < DecodeTimeline::kBlocks && rec(kernel, n)[DecodeTimeline::start] != 0) ++n;
+    EXPECT_GT(n, 0);
+    for (int64_t blk = 0; blk < DecodeTimeline::kBlocks; ++blk) {
+      const uint64_t* r = rec(kernel, blk);
+      if (blk >= n) {
+        ASSERT_EQ(r[DecodeTimeline::start], 0u) << "block " << blk << " stamped after a gap";
+        continue;
+      }
+      ASSERT_NE(r[DecodeTimeline::end], 0u) << "block " << blk;
+      EXPECT_LE(r[DecodeTimeline::start], r[DecodeTimeline::end]) << "block " << blk;
+      if (r[DecodeTimeline::waited] != 0) {
+        EXPECT_LE(r[DecodeTimeline::start], r[DecodeTimeline::waited]) << "block " << blk;
+      }
+      const bool finishing = kernel == DecodeTimeline::finish || kernel == DecodeTimeline::apply;
+      if (kernel == DecodeTimeline::middle || finishing) {
+        EXPECT_NE(r[DecodeTimeline::waited], 0u) << "block " << blk << " has no wait stamp";
+      }
+      if (kernel == DecodeTimeline::middle || kernel == DecodeTimeline::edge)
+        producers_end = std::max(producers_end, r[DecodeTimeline::end]);
+      if (finishing) {
+        EXPECT_GE(r[DecodeTimeline::waited], producers_end)
+            << "finish block " << blk << " passed its wait before a record was written";
+      }
+    }
+  }
+
+  b->fill(*stamps, 0);
+  b->fourier_attention(a, f, *qd, k, v, *stamped);
+  b->synchronize();
+  b->download(*stamps, st.data(), DecodeTimeline::bytes());
+  EXPECT_TRUE(std::all_of(st.begin(), st.end(), [](uint64_t x) { return x == 0; }))
+      << "stamps written after they were turned off";
 }
 
 std::vector<AttentionArgs> attention_cases(DType t) {

@@ -21,6 +21,8 @@ namespace {
 DType dtype_of(int64_t bf16) { return bf16 ? DType::bf16 : DType::f32; }
 size_t esz(DType t) { return static_cast<size_t>(dtype_bytes(t)); }
 
+}  // namespace
+
 // splitmix64 -> uniform [-1, 1): fast enough to fill GPU-sized inputs on the host, and random
 // enough that the GPU's power draw (which depends on bit toggling) is realistic.
 std::unique_ptr<DeviceBuffer> random_buffer(Backend& b, DType t, size_t count, uint64_t seed) {
@@ -48,6 +50,8 @@ FourierLayout layout_of(int64_t cdims, int64_t m) {
   f.window = 64;
   return f;
 }
+
+namespace {
 
 FourierTensor random_fourier(Backend& b, const KvShape& s, const FourierLayout& f, uint64_t seed) {
   const FourierBufferBytes n = fourier_buffer_bytes(s, f);

@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <iosfwd>
+#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -38,6 +39,13 @@ struct DeviceMeasurement {
     return t == DType::f32 ? gemm_flops_per_s_f32 : gemm_flops_per_s_bf16;
   }
 };
+
+// `count` elements of type t on b, uniform in [-1, 1), the same for the same seed.
+std::unique_ptr<DeviceBuffer> random_buffer(Backend& b, DType t, size_t count, uint64_t seed);
+
+// The benchmarks' Fourier layout: the lowest `cdims` head dims compressed to m coefficients,
+// sink 4, window 64.
+FourierLayout layout_of(int64_t cdims, int64_t m);
 
 // quick: sizes for CI and the 2-core CPU; otherwise the full GPU sizes.
 DeviceMeasurement measure_device(Backend& b, bool quick);

@@ -292,6 +292,10 @@ class CudaBackend final : public Backend {
     if (bytes % 16 != 0) throw std::invalid_argument("read_probe: bytes not a multiple of 16");
     cuda::read_probe(ctx_, buf.data(), bytes, pdl);
   }
+  void decode_timeline(DeviceBuffer* stamps) {
+    if (stamps) need_bytes(*stamps, DecodeTimeline::bytes(), "cuda_decode_timeline", "stamps");
+    cuda::set_decode_timeline(ctx_, stamps ? static_cast<uint64_t*>(stamps->data()) : nullptr);
+  }
 
  private:
   static cuda::FourierPtrs ptrs(const FourierTensor& t) {
@@ -342,6 +346,14 @@ void cuda_read_probe(Backend& b, const DeviceBuffer& buf, size_t bytes, bool pdl
   auto* cb = dynamic_cast<cuda::CudaBackend*>(&b);
   if (cb == nullptr) throw std::invalid_argument("cuda_read_probe: not a CUDA backend");
   cb->read_probe(buf, bytes, pdl);
+}
+
+bool cuda_decode_timeline_built() { return cuda::decode_timeline_built(); }
+
+void cuda_decode_timeline(Backend& b, DeviceBuffer* stamps) {
+  auto* cb = dynamic_cast<cuda::CudaBackend*>(&b);
+  if (cb == nullptr) throw std::invalid_argument("cuda_decode_timeline: not a CUDA backend");
+  cb->decode_timeline(stamps);
 }
 
 bool cuda_wgmma_code(int device) {

@@ -94,6 +94,27 @@ bool cuda_wgmma_code(int device);
 // std::invalid_argument for another backend or a buffer too small.
 void cuda_read_probe(Backend& b, const DeviceBuffer& buf, size_t bytes, bool pdl);
 
+// Where the Fourier decode's time goes, block by block (kvscope-decode-timeline). In a build
+// configured with -DKVSCOPE_CUDA_TIMELINE=ON, thread 0 of every block of the decode's kernels
+// writes the GPU's global timer (ns) at the block's start, after its wait for the kernel before
+// it, and at its end, and the SM it ran on, into a buffer of
+//   [kernel][block][field] uint64, kernel as DecodeTimeline::Kernel, block the linear block index
+//   (blocks past kBlocks are not stamped), field as DecodeTimeline::Field; 0 where not written.
+// `apply` is the finish's second launch, where it takes two (many splits, e.g. batch 1).
+// Other builds compile no stamps, so the kernels they time are the ones shipped.
+struct DecodeTimeline {
+  enum Kernel { p = 0, middle = 1, edge = 2, finish = 3, apply = 4, kKernels = 5 };
+  enum Field { start = 0, waited = 1, end = 2, sm = 3, kFields = 4 };
+  static constexpr int64_t kBlocks = 4096;
+  static constexpr size_t bytes() { return size_t(kKernels) * kBlocks * kFields * 8; }
+};
+// Whether this build has the stamps (KVSCOPE_CUDA_TIMELINE).
+bool cuda_decode_timeline_built();
+// Points the decode's stamps at `stamps` (at least DecodeTimeline::bytes(), on `b`'s device), or
+// turns them off with nullptr. Throws std::invalid_argument for another backend or a buffer too
+// small, std::runtime_error in a build without the stamps.
+void cuda_decode_timeline(Backend& b, DeviceBuffer* stamps);
+
 // Number of usable CUDA devices; 0, with the reason in *why, when there is no driver or device.
 int cuda_device_count(std::string* why = nullptr);
 

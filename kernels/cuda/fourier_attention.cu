@@ -251,6 +251,7 @@ __global__ void __launch_bounds__(kEdgeThreads)
   const int64_t b = head / p.kv_heads, kvh = head % p.kv_heads;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int ncols = static_cast<int>(p.group * p.q_len);
+  timeline_stamp(DecodeTimeline::edge, DecodeTimeline::start);
   const EdgeRows<T> src(p, head, rows_per_split);
   const int64_t E = src.E, r_begin = src.r_begin, r_end = src.r_end;
   const T *kk = src.kk, *vk = src.vk, *ke = src.ke, *ve = src.ve;
@@ -363,7 +364,11 @@ __global__ void __launch_bounds__(kEdgeThreads)
   // wait_before_exit: launched after the middle kernel, whose records the finishing kernel reads
   // after its wait for this grid. One block waits for the middle kernel, so that this grid
   // finishes after it and the finishing kernel's wait covers both.
-  if (wait_before_exit && blockIdx.x == 0 && blockIdx.y == 0) grid_dependency_wait();
+  timeline_stamp(DecodeTimeline::edge, DecodeTimeline::end);
+  if (wait_before_exit && blockIdx.x == 0 && blockIdx.y == 0) {
+    grid_dependency_wait();
+    timeline_stamp(DecodeTimeline::edge, DecodeTimeline::waited);
+  }
 }
 
 size_t edge_smem_bytes(const FParams& p, size_t elem_bytes) {
@@ -420,6 +425,7 @@ __global__ void __launch_bounds__(kEdgeThreads)
   const int g = lane / 4, tq = lane % 4;
   const int ncols = static_cast<int>(p.group * p.q_len), qlen = static_cast<int>(p.q_len);
   const int DK = static_cast<int>(p.DK);
+  timeline_stamp(DecodeTimeline::edge, DecodeTimeline::start);
   const EdgeRows<T> src(p, head, rows_per_split);
   const float scale_log2 = p.scale * 1.4426950408889634f;
   allow_dependent_launch();  // as in edge_kernel: no kernel after it reads its output early
@@ -554,7 +560,11 @@ __global__ void __launch_bounds__(kEdgeThreads)
   // wait_before_exit: launched after the middle kernel, whose records the finishing kernel reads
   // after its wait for this grid. One block waits for the middle kernel, so that this grid
   // finishes after it and the finishing kernel's wait covers both.
-  if (wait_before_exit && blockIdx.x == 0 && blockIdx.y == 0) grid_dependency_wait();
+  timeline_stamp(DecodeTimeline::edge, DecodeTimeline::end);
+  if (wait_before_exit && blockIdx.x == 0 && blockIdx.y == 0) {
+    grid_dependency_wait();
+    timeline_stamp(DecodeTimeline::edge, DecodeTimeline::waited);
+  }
 }
 
 FParams make_params(const AttentionArgs& a, const FourierLayout& f, const void* q,
@@ -841,6 +851,28 @@ void fourier_attention(Ctx& c, const AttentionArgs& a, const FourierLayout& f, c
     case DType::f16:
       return simple_t<f16>(c, p);
   }
+}
+
+bool decode_timeline_built() {
+#if defined(KVSCOPE_CUDA_TIMELINE) && KVSCOPE_CUDA_TIMELINE
+  return true;
+#else
+  return false;
+#endif
+}
+
+void set_decode_timeline(Ctx& c, uint64_t* stamps) {
+#if defined(KVSCOPE_CUDA_TIMELINE) && KVSCOPE_CUDA_TIMELINE
+  // After the launches before it on the stream, so a decode enqueued earlier keeps its setting.
+  KVS_CUDA(cudaMemcpyToSymbolAsync(g_decode_timeline, &stamps, sizeof stamps, 0,
+                                   cudaMemcpyHostToDevice, c.stream));
+  KVS_CUDA(cudaStreamSynchronize(c.stream));
+#else
+  (void)c;
+  (void)stamps;
+  throw std::runtime_error(
+      "decode timeline: this build has no stamps (configure with -DKVSCOPE_CUDA_TIMELINE=ON)");
+#endif
 }
 
 }  // namespace kvscope::kernels::cuda

@@ -35,6 +35,7 @@
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/decode.cuh"
+#include "kernels/cuda/timeline.cuh"
 
 namespace kvscope::kernels::cuda {
 
@@ -116,6 +117,7 @@ template <class T>
 __global__ void __launch_bounds__(kPThreads)
     fourier_p_kernel(const FourierDecodeParams p, int64_t MP, T* pout, bool wait_before_exit) {
   extern __shared__ __align__(16) float qc[];  // [8][C + 1], padded: the 8 columns in 8 banks
+  timeline_stamp(DecodeTimeline::p, DecodeTimeline::start);
   // The middle kernel may start its K/V copies now; it reads P after its own wait.
   allow_dependent_launch();
   const int64_t head = blockIdx.x;
@@ -163,7 +165,11 @@ __global__ void __launch_bounds__(kPThreads)
   // kernel's wait for this grid then covers both, and the finishing kernel's wait for the middle
   // kernel covers all three. The other blocks leave at once: a middle block needs a whole SM,
   // and waiting blocks kept it from their SMs.
-  if (wait_before_exit && blockIdx.x == 0 && blockIdx.y == 0) grid_dependency_wait();
+  timeline_stamp(DecodeTimeline::p, DecodeTimeline::end);
+  if (wait_before_exit && blockIdx.x == 0 && blockIdx.y == 0) {
+    grid_dependency_wait();
+    timeline_stamp(DecodeTimeline::p, DecodeTimeline::waited);
+  }
 }
 
 // The online softmax step of a mirrored tile: sf[e] holds forward token t0 + i and sm[e] its
@@ -211,6 +217,7 @@ __global__ void __launch_bounds__(kFdThreads, 1)
   static_assert(kFdThreads % MP == 0 && kFdThreads / MP <= kRunsPerRow, "basis rows per thread");
   constexpr int kRunsPerThread = kRunsPerRow / (kFdThreads / MP);
   extern __shared__ __align__(16) unsigned char smem[];
+  timeline_stamp(DecodeTimeline::middle, DecodeTimeline::start);
   T* tiles = reinterpret_cast<T*>(smem);
   T* basis_bufs = reinterpret_cast<T*>(smem + SM::front);  // kBasisBufs x [MP][kFdFwd], swizzled
   T* pmat = reinterpret_cast<T*>(smem + SM::front + SM::basis);  // [kFdSets][8][PS]
@@ -383,6 +390,7 @@ __global__ void __launch_bounds__(kFdThreads, 1)
   // stages and the first basis tile are under way. Through L2 (ld.global.cg), and into shared
   // memory before the first tile's barrier.
   grid_dependency_wait();
+  timeline_stamp(DecodeTimeline::middle, DecodeTimeline::waited);
   allow_dependent_launch();
   {
     const T* pg = static_cast<const T*>(p.pmat);
@@ -578,6 +586,7 @@ __global__ void __launch_bounds__(kFdThreads, 1)
       out[kDecCols + jl] = l;
     }
   }
+  timeline_stamp(DecodeTimeline::middle, DecodeTimeline::end);
 }
 
 // ---- merging the splits ------------------------------------------------------------------
@@ -864,6 +873,8 @@ __global__ void __launch_bounds__(kMergeThreads)
   const int ncols = static_cast<int>(p.group * p.q_len);
   const float* part = p.partial + head * p.splits * p.rec;
   const int64_t y = blockIdx.y, apply = y - kept_blocks - r_blocks;
+  const auto stamped_as = premerged ? DecodeTimeline::apply : DecodeTimeline::finish;
+  timeline_stamp(stamped_as, DecodeTimeline::start);
   if (apply >= 0) {
     if constexpr (kStaged)
       stage_apply_vc<T>(p, head, apply, st.vc);
@@ -872,6 +883,7 @@ __global__ void __launch_bounds__(kMergeThreads)
   }
   // The partial records (and R, premerged) are the kernels' before this one: read after here.
   grid_dependency_wait();
+  timeline_stamp(stamped_as, DecodeTimeline::waited);
   allow_dependent_launch();  // e.g. a GEMV of the output, which waits for this kernel in turn
   if constexpr (kStaged)
     if (apply >= 0) stage_apply_exact<T>(p, part, apply, st.exact);
@@ -883,6 +895,7 @@ __global__ void __launch_bounds__(kMergeThreads)
     merge_block<T>(p, head, part, w, y - kept_blocks, true, rest);
   else
     apply_block<T, kStaged>(p, head, part, w, apply, premerged, rest, rest + kDecCols * p.MP, st);
+  timeline_stamp(stamped_as, DecodeTimeline::end);
 }
 
 }  // namespace kvscope::kernels::cuda

@@ -119,6 +119,11 @@ void attention(Ctx& c, const AttentionArgs& a, const void* q, const void* k, con
                void* o);
 void fourier_attention(Ctx& c, const AttentionArgs& a, const FourierLayout& f, const void* q,
                        const FourierPtrs& k, const FourierPtrs& v, void* o);
+// The Fourier decode's per-block stamps (DecodeTimeline, cuda_backend.h): written to `stamps`, a
+// device buffer, from the next launch on, or no longer where null. Throws std::runtime_error in a
+// build without KVSCOPE_CUDA_TIMELINE.
+void set_decode_timeline(Ctx& c, uint64_t* stamps);
+bool decode_timeline_built();
 
 // Which token of a sequence of `tokens` the edge row r (< sink + window) holds, or -1 when none:
 // the first `sink` rows are tokens 0.., the last `window` rows the window ending at the last
