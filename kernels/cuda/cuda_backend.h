@@ -61,6 +61,12 @@ struct CudaOptions {
   // prefetched into L2 and both read from L2 after R is merged. Off by default until checked and
   // timed on a GPU (kernels/BENCHMARKS.md, 2026-12-04).
   bool fourier_finish_staged = false;
+  // The Fourier decode's finish with the apply blocks of a head as one thread-block cluster: each
+  // merges a share of R over the middle splits, every split's load in flight at once, and reads
+  // the others' shares from their shared memory, so R is read from L2 once per head instead of
+  // once per apply block (where one launch finishes, 2 to 8 apply blocks a head). Off by default
+  // until checked and timed on a GPU (kernels/BENCHMARKS.md, 2026-12-05).
+  bool fourier_finish_cluster = false;
   // For timing only, the output is wrong: the Fourier decode's launches to leave out, a bit each
   // (kSkip* below). The time a launch adds to the chain is the difference with and without it
   // (kvscope-cuda-variants' decode rows, axis `skip`).
@@ -123,7 +129,9 @@ int cuda_device_count(std::string* why = nullptr);
 //   KVSCOPE_CUDA_FOURIER=cufft|twopass   KVSCOPE_CUDA_BASIS_TABLE=0|1
 //   KVSCOPE_CUDA_FOURIER_WGMMA=0|1
 //   KVSCOPE_CUDA_SMALL_GEMM=own|bulk|cublaslt   KVSCOPE_CUDA_GEMV_PDL=0|1
-//   KVSCOPE_CUDA_DECODE_PDL=0|1
+//   KVSCOPE_CUDA_DECODE_PDL=0|1   KVSCOPE_CUDA_DECODE_EDGE_LAST=0|1
+//   KVSCOPE_CUDA_DECODE_EDGE_MMA=0|1   KVSCOPE_CUDA_DECODE_FINISH_STAGED=0|1
+//   KVSCOPE_CUDA_DECODE_FINISH_CLUSTER=0|1
 //   KVSCOPE_CUDA_SIMPLE_ATTENTION=1   KVSCOPE_CUDA_PREFILL=wgmma|mma
 // Throws std::invalid_argument naming the variable, its value and the allowed ones for any
 // other value.

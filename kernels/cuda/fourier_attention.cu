@@ -741,7 +741,15 @@ void decode_t(Ctx& c, const FParams& f) {
   static_assert(kEdgeMaxSplits <= kFinishMaxEdgeSplits, "the staged finish holds every edge split");
   const bool staged = c.opt.fourier_finish_staged && f.C % kApplyOut == 0 &&
                       reinterpret_cast<uintptr_t>(f.vc) % 16 == 0;
-  const auto fin = staged ? fourier_finish_kernel<T, true> : fourier_finish_kernel<T, false>;
+  // The cluster finish (CudaOptions::fourier_finish_cluster) where one launch finishes and a
+  // head's apply blocks make a portable cluster.
+  const bool cluster = c.opt.fourier_finish_cluster && p.splits_total <= kFusedSplits &&
+                       apply_blocks >= 2 && apply_blocks <= 8;
+  const auto fin =
+      staged
+          ? (cluster ? fourier_finish_kernel<T, true, true> : fourier_finish_kernel<T, true, false>)
+          : (cluster ? fourier_finish_kernel<T, false, true>
+                     : fourier_finish_kernel<T, false, false>);
   const size_t finish_smem =
       finish_smem_bytes(p.splits_total, MP) + (staged ? finish_stage_bytes<T>(MP) : 0);
   KVS_CUDA(
@@ -753,6 +761,14 @@ void decode_t(Ctx& c, const FParams& f) {
     KVS_LAUNCH();
   };
   if (skip & CudaOptions::kSkipFinish) return;
+  if (cluster) {
+    const int64_t kept_whole = (kept_blocks + apply_blocks - 1) / apply_blocks * apply_blocks;
+    const Launch l(c.stream, dim3(unsigned(heads), unsigned(kept_whole + apply_blocks)),
+                   kMergeThreads, finish_smem, pdl, dim3(1, unsigned(apply_blocks), 1));
+    KVS_CUDA(cudaLaunchKernelEx(&l.cfg, fin, mp, kept_blocks, int64_t(0), false));
+    KVS_LAUNCH();
+    return;
+  }
   if (p.splits_total <= kFusedSplits) {
     finish(kept_blocks + apply_blocks, kept_blocks, 0, false);
     return;
