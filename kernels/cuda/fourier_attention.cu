@@ -230,6 +230,24 @@ __device__ __forceinline__ void edge_softmax_step(float s, bool valid, float* w_
   }
 }
 
+// The end of a sink-and-window block, once its O is in its record `out`: the running maxima and
+// sums of its columns into the record too. With wait_before_exit (launched after the middle
+// kernel, whose records the finishing kernel reads after its wait for this grid) one block waits
+// for the middle kernel, so that this grid finishes after it and the finishing kernel's wait
+// covers both.
+__device__ __forceinline__ void edge_block_end(float* out, const float* mrun, const float* lrun,
+                                               int ncols, bool wait_before_exit) {
+  if (threadIdx.x < ncols) {
+    out[threadIdx.x] = mrun[threadIdx.x];
+    out[kDecCols + threadIdx.x] = lrun[threadIdx.x];
+  }
+  timeline_stamp(DecodeTimeline::edge, DecodeTimeline::end);
+  if (wait_before_exit && blockIdx.x == 0 && blockIdx.y == 0) {
+    grid_dependency_wait();
+    timeline_stamp(DecodeTimeline::edge, DecodeTimeline::waited);
+  }
+}
+
 template <class T>
 __global__ void __launch_bounds__(kEdgeThreads)
     edge_kernel(const FParams p, float* partial, int64_t splits, int64_t first_split,
@@ -357,18 +375,7 @@ __global__ void __launch_bounds__(kEdgeThreads)
     else
       out[c_off + j * p.C + (x - p.DK)] = acc[i];
   }
-  if (threadIdx.x < ncols) {
-    out[threadIdx.x] = mrun[threadIdx.x];
-    out[kDecCols + threadIdx.x] = lrun[threadIdx.x];
-  }
-  // wait_before_exit: launched after the middle kernel, whose records the finishing kernel reads
-  // after its wait for this grid. One block waits for the middle kernel, so that this grid
-  // finishes after it and the finishing kernel's wait covers both.
-  timeline_stamp(DecodeTimeline::edge, DecodeTimeline::end);
-  if (wait_before_exit && blockIdx.x == 0 && blockIdx.y == 0) {
-    grid_dependency_wait();
-    timeline_stamp(DecodeTimeline::edge, DecodeTimeline::waited);
-  }
+  edge_block_end(out, mrun, lrun, ncols, wait_before_exit);
 }
 
 size_t edge_smem_bytes(const FParams& p, size_t elem_bytes) {
@@ -553,18 +560,7 @@ __global__ void __launch_bounds__(kEdgeThreads)
       if (j < ncols) out[x < DK ? o_off + j * DK + x : c_off + j * p.C + (x - DK)] = oacc[e];
     }
   }
-  if (threadIdx.x < ncols) {
-    out[threadIdx.x] = mrun[threadIdx.x];
-    out[kDecCols + threadIdx.x] = lrun[threadIdx.x];
-  }
-  // wait_before_exit: launched after the middle kernel, whose records the finishing kernel reads
-  // after its wait for this grid. One block waits for the middle kernel, so that this grid
-  // finishes after it and the finishing kernel's wait covers both.
-  timeline_stamp(DecodeTimeline::edge, DecodeTimeline::end);
-  if (wait_before_exit && blockIdx.x == 0 && blockIdx.y == 0) {
-    grid_dependency_wait();
-    timeline_stamp(DecodeTimeline::edge, DecodeTimeline::waited);
-  }
+  edge_block_end(out, mrun, lrun, ncols, wait_before_exit);
 }
 
 FParams make_params(const AttentionArgs& a, const FourierLayout& f, const void* q,
