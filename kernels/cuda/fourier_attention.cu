@@ -750,30 +750,26 @@ void decode_t(Ctx& c, const FParams& f) {
       finish_smem_bytes(p.splits_total, MP) + (staged ? finish_stage_bytes<T>(MP) : 0);
   KVS_CUDA(
       cudaFuncSetAttribute(fin, cudaFuncAttributeMaxDynamicSharedMemorySize, int(finish_smem)));
-  const auto finish = [&](int64_t blocks, int64_t kept, int64_t r, bool premerged) {
+  // `cluster_y` blocks of a column a cluster (the cluster finish's apply blocks), 1 for none.
+  const auto finish = [&](int64_t blocks, int64_t kept, int64_t r, bool premerged,
+                          int64_t cluster_y) {
     const Launch l(c.stream, dim3(unsigned(heads), unsigned(blocks)), kMergeThreads, finish_smem,
-                   pdl);
+                   pdl, dim3(1, unsigned(cluster_y), 1));
     KVS_CUDA(cudaLaunchKernelEx(&l.cfg, fin, mp, kept, r, premerged));
     KVS_LAUNCH();
   };
   if (skip & CudaOptions::kSkipFinish) return;
-  if (cluster) {
-    const int64_t kept_whole = (kept_blocks + apply_blocks - 1) / apply_blocks * apply_blocks;
-    const Launch l(c.stream, dim3(unsigned(heads), unsigned(kept_whole + apply_blocks)),
-                   kMergeThreads, finish_smem, pdl, dim3(1, unsigned(apply_blocks), 1));
-    KVS_CUDA(cudaLaunchKernelEx(&l.cfg, fin, mp, kept_blocks, int64_t(0), false));
-    KVS_LAUNCH();
-    return;
-  }
   if (p.splits_total <= kFusedSplits) {
-    finish(kept_blocks + apply_blocks, kept_blocks, 0, false);
+    // With the cluster finish the kept blocks are padded to whole clusters.
+    const int64_t whole = cluster ? apply_blocks : 1;
+    finish((kept_blocks + whole - 1) / whole * whole + apply_blocks, kept_blocks, 0, false, whole);
     return;
   }
   mp.rmerged =
       static_cast<float*>(c.scratch->get(size_t(heads) * kDecCols * MP * sizeof(float), 2));
   const int64_t r_blocks = (ncols * MP + kMergeOut - 1) / kMergeOut;
-  finish(kept_blocks + r_blocks, kept_blocks, r_blocks, false);
-  finish(apply_blocks, 0, 0, true);
+  finish(kept_blocks + r_blocks, kept_blocks, r_blocks, false, 1);
+  finish(apply_blocks, 0, 0, true, 1);
 }
 
 // Three K/V stages where the device's shared memory holds them, else two; false (the caller
