@@ -1,5 +1,6 @@
-// kvscope-decode-timeline's summary (kernels/bench/timeline_summary.h) of hand-made stamps: which
-// blocks count, the times from the first block, the spreads, and the errors on bad input.
+// kvscope-decode-timeline's summary and CSV (kernels/bench/timeline_summary.h) of hand-made
+// stamps: which blocks count, the times from the first block, the spreads, and the errors on
+// bad input.
 #include <gtest/gtest.h>
 
 #include <stdexcept>
@@ -95,6 +96,15 @@ TEST(DecodeTimeline, TableListsTheKernelsThatRan) {
   EXPECT_NE(table.find(" - "), std::string::npos);              // no wait stamp
 }
 
+TEST(DecodeTimeline, CsvHasALinePerBlockThatRan) {
+  Stamps s(2);
+  s.set(0, 1, 2000, 0, 3500, 7);
+  s.set(1, 0, 1500, 4000, 6000, 9);
+  EXPECT_EQ(timeline_csv(s.v, kBlocks, {"middle", "finish"}, 3),
+            "3,middle,1,7,0.500,,2.000\n"
+            "3,finish,0,9,0.000,2.500,4.500\n");
+}
+
 TEST(DecodeTimeline, RefusesStampsOfTheWrongSizeOrOrder) {
   Stamps s(2);
   EXPECT_THROW(summarize_timeline(s.v, kBlocks, {"one"}), std::invalid_argument);
@@ -106,4 +116,6 @@ TEST(DecodeTimeline, RefusesStampsOfTheWrongSizeOrOrder) {
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("b block 2"), std::string::npos) << e.what();
   }
+  EXPECT_THROW(timeline_csv(s.v, kBlocks, {"a", "b"}, 0), std::invalid_argument);
+  EXPECT_THROW(timeline_csv(s.v, kBlocks, {"a"}, 0), std::invalid_argument);
 }

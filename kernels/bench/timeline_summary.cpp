@@ -36,26 +36,46 @@ std::string cell2(const Spread& s) {
   return buf;
 }
 
+// The stamps of kernel k, block b, field f, checked: the buffer's size, and no block ending
+// before it starts; and the first start stamp of any block, which the times count from.
+struct Stamps {
+  const std::vector<uint64_t>& v;
+  int64_t blocks;
+  uint64_t t0 = std::numeric_limits<uint64_t>::max();
+  Stamps(const std::vector<uint64_t>& stamps, int64_t blocks_per_kernel,
+         const std::vector<std::string>& names)
+      : v(stamps), blocks(blocks_per_kernel) {
+    const size_t kernels = names.size();
+    if (blocks <= 0 || v.size() != kernels * static_cast<size_t>(blocks * kFields))
+      throw std::invalid_argument("timeline stamps: " + std::to_string(v.size()) +
+                                  " stamps, expected " + std::to_string(kernels) + " kernels x " +
+                                  std::to_string(blocks) + " blocks x 4");
+    for (size_t i = 0; i < v.size(); i += kFields) {
+      if (v[i] == 0) continue;
+      t0 = std::min(t0, v[i]);
+      if (v[i + 2] != 0 && v[i + 2] < v[i]) {
+        const auto block = static_cast<int64_t>(i / kFields);
+        throw std::invalid_argument("timeline stamps: " + names[size_t(block / blocks)] +
+                                    " block " + std::to_string(block % blocks) +
+                                    " ends before it starts");
+      }
+    }
+  }
+  uint64_t at(int64_t k, int64_t b, int64_t f) const {
+    return v[static_cast<size_t>((k * blocks + b) * kFields + f)];
+  }
+  double us(uint64_t t) const { return static_cast<double>(t - t0) / 1e3; }
+};
+
 }  // namespace
 
 std::vector<KernelTimeline> summarize_timeline(const std::vector<uint64_t>& stamps,
                                                int64_t blocks_per_kernel,
                                                const std::vector<std::string>& names) {
+  const Stamps st(stamps, blocks_per_kernel, names);
   const int64_t kernels = static_cast<int64_t>(names.size());
-  if (blocks_per_kernel <= 0 ||
-      stamps.size() != static_cast<size_t>(kernels * blocks_per_kernel * kFields))
-    throw std::invalid_argument("summarize_timeline: " + std::to_string(stamps.size()) +
-                                " stamps, expected " + std::to_string(kernels) + " kernels x " +
-                                std::to_string(blocks_per_kernel) + " blocks x 4");
-  auto at = [&](int64_t k, int64_t b, int64_t f) {
-    return stamps[static_cast<size_t>((k * blocks_per_kernel + b) * kFields + f)];
-  };
-  // Times count from the first block of any kernel.
-  uint64_t t0 = std::numeric_limits<uint64_t>::max();
-  for (int64_t k = 0; k < kernels; ++k)
-    for (int64_t b = 0; b < blocks_per_kernel; ++b)
-      if (at(k, b, 0) != 0) t0 = std::min(t0, at(k, b, 0));
-  auto us = [&](uint64_t t) { return static_cast<double>(t - t0) / 1e3; };
+  auto at = [&](int64_t k, int64_t b, int64_t f) { return st.at(k, b, f); };
+  auto us = [&](uint64_t t) { return st.us(t); };
 
   std::vector<KernelTimeline> out;
   for (int64_t k = 0; k < kernels; ++k) {
@@ -66,9 +86,6 @@ std::vector<KernelTimeline> summarize_timeline(const std::vector<uint64_t>& stam
     for (int64_t b = 0; b < blocks_per_kernel; ++b) {
       const uint64_t s = at(k, b, 0), w = at(k, b, 1), e = at(k, b, 2);
       if (s == 0) continue;
-      if (e != 0 && e < s)
-        throw std::invalid_argument("summarize_timeline: " + t.name + " block " +
-                                    std::to_string(b) + " ends before it starts");
       ++t.blocks;
       sms.insert(at(k, b, 3));
       start.push_back(us(s));
@@ -88,6 +105,27 @@ std::vector<KernelTimeline> summarize_timeline(const std::vector<uint64_t>& stam
     out.push_back(std::move(t));
   }
   return out;
+}
+
+std::string timeline_csv(const std::vector<uint64_t>& stamps, int64_t blocks_per_kernel,
+                         const std::vector<std::string>& names, int run) {
+  const Stamps st(stamps, blocks_per_kernel, names);
+  auto us = [&](uint64_t t) {
+    if (t == 0) return std::string();
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3f", st.us(t));
+    return std::string(buf);
+  };
+  std::string s;
+  for (size_t k = 0; k < names.size(); ++k)
+    for (int64_t b = 0; b < blocks_per_kernel; ++b) {
+      const auto kk = static_cast<int64_t>(k);
+      if (st.at(kk, b, 0) == 0) continue;
+      s += std::to_string(run) + ',' + names[k] + ',' + std::to_string(b) + ',' +
+           std::to_string(st.at(kk, b, 3)) + ',' + us(st.at(kk, b, 0)) + ',' + us(st.at(kk, b, 1)) +
+           ',' + us(st.at(kk, b, 2)) + '\n';
+    }
+  return s;
 }
 
 std::string format_timeline(const std::vector<KernelTimeline>& kernels) {

@@ -32,6 +32,12 @@ std::vector<KernelTimeline> summarize_timeline(const std::vector<uint64_t>& stam
                                                int64_t blocks_per_kernel,
                                                const std::vector<std::string>& names);
 
+// One CSV line per block that ran: `run`, kernel name, block, SM, start, waited, end (us from
+// the first block of any kernel; empty where not stamped). Same input and errors as
+// summarize_timeline.
+std::string timeline_csv(const std::vector<uint64_t>& stamps, int64_t blocks_per_kernel,
+                         const std::vector<std::string>& names, int run);
+
 // A fixed-width table of the summaries, one line per kernel that ran, "-" where a kernel has no
 // stamp of a kind.
 std::string format_timeline(const std::vector<KernelTimeline>& kernels);

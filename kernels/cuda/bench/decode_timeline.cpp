@@ -11,7 +11,6 @@
 //       [--tokens N] [--cdims C] [--m M] [--runs R] [--csv]
 // --csv prints every block's stamps (us from the call's first block) instead of the summary.
 #include <cstdio>
-#include <cstdlib>
 #include <iostream>
 #include <map>
 #include <stdexcept>
@@ -71,23 +70,6 @@ Args parse(int argc, char** argv) {
 
 const std::vector<std::string> kKernelNames = {"P", "middle", "edge", "finish", "apply"};
 
-// One line per block that ran: kernel, block, SM, start, waited, end (us from the first block;
-// empty where not stamped).
-void print_csv(const std::vector<uint64_t>& s, int run) {
-  uint64_t t0 = UINT64_MAX;
-  for (size_t i = 0; i < s.size(); i += DecodeTimeline::kFields)
-    if (s[i] != 0 && s[i] < t0) t0 = s[i];
-  auto us = [&](uint64_t t) { return t == 0 ? std::string() : std::to_string((t - t0) / 1e3); };
-  for (int k = 0; k < DecodeTimeline::kKernels; ++k)
-    for (int64_t b = 0; b < DecodeTimeline::kBlocks; ++b) {
-      const uint64_t* r = &s[size_t((k * DecodeTimeline::kBlocks + b) * DecodeTimeline::kFields)];
-      if (r[DecodeTimeline::start] == 0) continue;
-      std::cout << run << ',' << kKernelNames[size_t(k)] << ',' << b << ',' << r[DecodeTimeline::sm]
-                << ',' << us(r[DecodeTimeline::start]) << ',' << us(r[DecodeTimeline::waited])
-                << ',' << us(r[DecodeTimeline::end]) << '\n';
-    }
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -131,7 +113,7 @@ int main(int argc, char** argv) {
       cuda_decode_timeline(*b, nullptr);
       b->download(*stamps, host.data(), DecodeTimeline::bytes());
       if (a.csv) {
-        print_csv(host, run);
+        std::cout << bench::timeline_csv(host, DecodeTimeline::kBlocks, kKernelNames, run);
         continue;
       }
       std::printf("run %d: %.4f ms (CUDA events, L2 flushed); times in us from the first block\n",
