@@ -167,8 +167,7 @@ TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
                          "KVSCOPE_CUDA_DECODE_PDL",
                          "KVSCOPE_CUDA_DECODE_EDGE_LAST",
                          "KVSCOPE_CUDA_DECODE_EDGE_MMA",
-                         "KVSCOPE_CUDA_DECODE_FINISH_STAGED",
-                         "KVSCOPE_CUDA_DECODE_FINISH_CLUSTER"};
+                         "KVSCOPE_CUDA_DECODE_FINISH_STAGED"};
   for (const char* n : names) unsetenv(n);
   const CudaOptions d = cuda_options_from_env();
   EXPECT_EQ(d.fourier, CudaOptions::Fourier::fused);
@@ -179,9 +178,8 @@ TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
   EXPECT_TRUE(d.gemv_pdl);
   EXPECT_TRUE(d.fourier_decode_pdl);
   EXPECT_TRUE(d.fourier_edge_last);
-  EXPECT_FALSE(d.fourier_edge_mma);
-  EXPECT_FALSE(d.fourier_finish_staged);
-  EXPECT_FALSE(d.fourier_finish_cluster);
+  EXPECT_TRUE(d.fourier_edge_mma);
+  EXPECT_TRUE(d.fourier_finish_staged);
   EXPECT_EQ(d.fourier_decode_skip, 0u);  // timing only: no variable sets it
   EXPECT_FALSE(d.simple_attention);
   EXPECT_EQ(d.prefill, CudaOptions::Prefill::wgmma);
@@ -192,9 +190,8 @@ TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
   setenv("KVSCOPE_CUDA_GEMV_PDL", "0", 1);
   setenv("KVSCOPE_CUDA_DECODE_PDL", "0", 1);
   setenv("KVSCOPE_CUDA_DECODE_EDGE_LAST", "0", 1);
-  setenv("KVSCOPE_CUDA_DECODE_EDGE_MMA", "1", 1);
-  setenv("KVSCOPE_CUDA_DECODE_FINISH_STAGED", "1", 1);
-  setenv("KVSCOPE_CUDA_DECODE_FINISH_CLUSTER", "1", 1);
+  setenv("KVSCOPE_CUDA_DECODE_EDGE_MMA", "0", 1);
+  setenv("KVSCOPE_CUDA_DECODE_FINISH_STAGED", "0", 1);
   setenv("KVSCOPE_CUDA_SIMPLE_ATTENTION", "1", 1);
   setenv("KVSCOPE_CUDA_PREFILL", "mma", 1);
   setenv("KVSCOPE_CUDA_FOURIER_WGMMA", "0", 1);
@@ -207,9 +204,8 @@ TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
   EXPECT_FALSE(o.gemv_pdl);
   EXPECT_FALSE(o.fourier_decode_pdl);
   EXPECT_FALSE(o.fourier_edge_last);
-  EXPECT_TRUE(o.fourier_edge_mma);
-  EXPECT_TRUE(o.fourier_finish_staged);
-  EXPECT_TRUE(o.fourier_finish_cluster);
+  EXPECT_FALSE(o.fourier_edge_mma);
+  EXPECT_FALSE(o.fourier_finish_staged);
   EXPECT_EQ(o.fourier_decode_skip, 0u);
   EXPECT_TRUE(o.simple_attention);
   EXPECT_EQ(o.prefill, CudaOptions::Prefill::mma);
@@ -237,15 +233,13 @@ TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
   setenv("KVSCOPE_CUDA_FOURIER", "onepass", 1);
   EXPECT_THROW(cuda_options_from_env(), std::invalid_argument);
   unsetenv("KVSCOPE_CUDA_FOURIER");
-  for (const char* n : {"KVSCOPE_CUDA_DECODE_EDGE_MMA", "KVSCOPE_CUDA_DECODE_FINISH_STAGED",
-                        "KVSCOPE_CUDA_DECODE_FINISH_CLUSTER"}) {
+  for (const char* n : {"KVSCOPE_CUDA_DECODE_EDGE_MMA", "KVSCOPE_CUDA_DECODE_FINISH_STAGED"}) {
     setenv(n, "on", 1);
     EXPECT_THROW(cuda_options_from_env(), std::invalid_argument) << n;
-    setenv(n, "0", 1);
+    setenv(n, "1", 1);
   }
-  EXPECT_FALSE(cuda_options_from_env().fourier_edge_mma);
-  EXPECT_FALSE(cuda_options_from_env().fourier_finish_staged);
-  EXPECT_FALSE(cuda_options_from_env().fourier_finish_cluster);
+  EXPECT_TRUE(cuda_options_from_env().fourier_edge_mma);
+  EXPECT_TRUE(cuda_options_from_env().fourier_finish_staged);
   for (const char* n : names) unsetenv(n);
 }
 
@@ -480,21 +474,19 @@ std::vector<AttnCase> fourier_attention_cases(DType t) {
 
 // The tiled kernels as one chain of programmatic launches (the default: the sink and window
 // after the middle kernel where its grid leaves SMs free, as in every decode case here on a
-// 132-SM H200), the chain with the sink and window first, the chain with the sink and window on
-// the tensor cores (CudaOptions::fourier_edge_mma), the staged finish (fourier_finish_staged),
-// the cluster finish (fourier_finish_cluster; the cases finished by one launch: short middles,
-// long windows) alone and staged, the same kernels with the sink and window on the side stream
-// and plain launches, and the simple kernels.
+// 132-SM H200, on the tensor cores; the staged finish), the chain with the sink and window
+// first, with the sink and window on the CUDA cores (CudaOptions::fourier_edge_mma off), with
+// the unstaged finish (fourier_finish_staged off), with both, the same kernels with the sink and
+// window on the side stream and plain launches, and the simple kernels.
 TEST_F(Cuda, FourierAttentionMatchesReference) {
-  for (const int mode : {0, 3, 4, 5, 6, 7, 1, 2}) {
+  for (const int mode : {0, 3, 4, 5, 6, 1, 2}) {
     const bool simple = mode == 2;
     CudaOptions o;
     o.simple_attention = simple;
     o.fourier_decode_pdl = mode == 0 || mode >= 3;
     o.fourier_edge_last = mode != 3;
-    o.fourier_edge_mma = mode == 4;
-    o.fourier_finish_staged = mode == 5 || mode == 7;
-    o.fourier_finish_cluster = mode == 6 || mode == 7;
+    o.fourier_edge_mma = mode != 4 && mode != 6;
+    o.fourier_finish_staged = mode != 5 && mode != 6;
     auto b = make(o);
     for (const DType t : kTypes)
       for (const AttnCase& c : fourier_attention_cases(t)) {
@@ -503,10 +495,9 @@ TEST_F(Cuda, FourierAttentionMatchesReference) {
         SCOPED_TRACE(std::string(simple      ? "simple "
                                  : mode == 0 ? "fast, pdl "
                                  : mode == 3 ? "fast, pdl, edge first "
-                                 : mode == 4 ? "fast, pdl, edge mma "
-                                 : mode == 5 ? "fast, pdl, staged finish "
-                                 : mode == 6 ? "fast, pdl, cluster finish "
-                                 : mode == 7 ? "fast, pdl, staged cluster finish "
+                                 : mode == 4 ? "fast, pdl, edge on CUDA cores "
+                                 : mode == 5 ? "fast, pdl, unstaged finish "
+                                 : mode == 6 ? "fast, pdl, edge on CUDA cores, unstaged finish "
                                              : "fast ") +
                      std::string(dtype_name(t)) + " q_len " + std::to_string(a.q_len) + " tokens " +
                      std::to_string(a.tokens));
@@ -534,23 +525,21 @@ TEST_F(Cuda, FourierAttentionMatchesReference) {
 // scratch buffers, so a read before griddepcontrol.wait, or a record overwritten while the
 // previous step still reads it, shows up as a wrong output.
 TEST_F(Cuda, FourierDecodeChainReadsEachPreviousOutput) {
-  // the chain (edge last where it can be; edge first; edge last on the tensor cores; the staged
-  // finish; the cluster finish, with the edge first and with everything), plain
-  for (const int mode : {0, 1, 3, 4, 5, 6, 2}) {
+  // the chain (edge last where it can be, on the tensor cores, the staged finish; edge first;
+  // the edge on the CUDA cores; the unstaged finish; both, with the edge first), plain
+  for (const int mode : {0, 1, 3, 4, 5, 2}) {
     const bool pdl = mode != 2;
     CudaOptions o;
     o.fourier_decode_pdl = pdl;
     o.fourier_edge_last = mode != 1 && mode != 5;
-    o.fourier_edge_mma = mode == 3 || mode == 6;
-    o.fourier_finish_staged = mode == 4 || mode == 6;
-    o.fourier_finish_cluster = mode == 5 || mode == 6;
+    o.fourier_edge_mma = mode != 3 && mode != 5;
+    o.fourier_finish_staged = mode != 4 && mode != 5;
     auto b = make(o);
     const DType t = DType::bf16;
     // batch 2, GQA 4: a few splits per head (92 middle blocks: on a 132-SM device the edge
     // kernel runs last in mode 0), and a batch-1-like many-split case that fills the device,
     // both finished by two launches; batch 5 x 8 KV heads: 5 groups of 8 heads, 26 middle
-    // splits each on a 132-SM device, so one launch finishes (as at the batch 8), in a
-    // cluster a head in modes 5 and 6
+    // splits each on a 132-SM device, so one launch finishes (as at the batch 8)
     for (const AttnCase& c :
          {AttnCase{{2, 8, 2, 128, 1, 3000, true, t}, {range(0, 64), 256, 4, 64}},
           AttnCase{{1, 8, 2, 128, 1, 20000, true, t}, {range(0, 64), 128, 4, 64}},
@@ -558,10 +547,9 @@ TEST_F(Cuda, FourierDecodeChainReadsEachPreviousOutput) {
       const AttentionArgs& a = c.a;
       SCOPED_TRACE(std::string(mode == 0   ? "pdl"
                                : mode == 1 ? "pdl, edge first"
-                               : mode == 3 ? "pdl, edge mma"
-                               : mode == 4 ? "pdl, staged finish"
-                               : mode == 5 ? "pdl, edge first, cluster finish"
-                               : mode == 6 ? "pdl, edge mma, staged cluster finish"
+                               : mode == 3 ? "pdl, edge on CUDA cores"
+                               : mode == 4 ? "pdl, unstaged finish"
+                               : mode == 5 ? "pdl, edge first on CUDA cores, unstaged finish"
                                            : "no pdl") +
                    " tokens " + std::to_string(a.tokens));
       const KvShape ks{a.batch, a.kv_heads, a.tokens, a.head_dim, t};

@@ -151,74 +151,22 @@ __device__ __forceinline__ void allow_dependent_launch() {
 #endif
 }
 
-// Thread-block clusters (sm_90): this block's rank in its cluster and the cluster's size; the
-// cluster barrier in two halves (arrive, then wait: release and acquire, so shared-memory writes
-// before a block's arrive are seen by every block of the cluster after its wait; every thread of
-// every block of the cluster takes part); a float of another block's shared memory (distributed
-// shared memory) at the address `local` has in this block's.
-__device__ __forceinline__ unsigned cluster_rank() {
-  unsigned r = 0;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
-#endif
-  return r;
-}
-__device__ __forceinline__ unsigned cluster_blocks() {
-  unsigned n = 1;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("mov.u32 %0, %%cluster_nctarank;" : "=r"(n));
-#endif
-  return n;
-}
-__device__ __forceinline__ void cluster_arrive() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void cluster_wait() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory");
-#endif
-}
-__device__ __forceinline__ float ld_cluster_shared(const float* local, unsigned rank) {
-  float v = 0.f;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  const auto a = static_cast<uint32_t>(__cvta_generic_to_shared(local));
-  uint32_t remote;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(a), "r"(rank));
-  asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(remote) : "memory");
-#else
-  (void)rank;
-  v = *local;
-#endif
-  return v;
-}
-
 // A launch configuration on `stream`; with `pdl`, a programmatic dependent launch of the kernel
-// before it in the stream (see grid_dependency_wait); with a `cluster` other than 1x1x1, blocks in
-// thread-block clusters of that shape. Used as
+// before it in the stream (see grid_dependency_wait). Used as
 //   const Launch l(stream, grid, threads, smem, pdl); cudaLaunchKernelEx(&l.cfg, kernel, args...)
 struct Launch {
   cudaLaunchConfig_t cfg{};
-  cudaLaunchAttribute attr[2]{};
-  Launch(cudaStream_t stream, dim3 grid, int threads, size_t smem, bool pdl,
-         dim3 cluster = dim3(1, 1, 1)) {
+  cudaLaunchAttribute attr{};
+  Launch(cudaStream_t stream, dim3 grid, int threads, size_t smem, bool pdl) {
     cfg.gridDim = grid;
     cfg.blockDim = dim3(static_cast<unsigned>(threads));
     cfg.dynamicSmemBytes = smem;
     cfg.stream = stream;
-    cfg.attrs = attr;
+    attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr.val.programmaticStreamSerializationAllowed = 1;
     if (pdl) {
-      attr[cfg.numAttrs].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-      attr[cfg.numAttrs].val.programmaticStreamSerializationAllowed = 1;
-      ++cfg.numAttrs;
-    }
-    if (cluster.x * cluster.y * cluster.z > 1) {
-      attr[cfg.numAttrs].id = cudaLaunchAttributeClusterDimension;
-      attr[cfg.numAttrs].val.clusterDim.x = cluster.x;
-      attr[cfg.numAttrs].val.clusterDim.y = cluster.y;
-      attr[cfg.numAttrs].val.clusterDim.z = cluster.z;
-      ++cfg.numAttrs;
+      cfg.attrs = &attr;
+      cfg.numAttrs = 1;
     }
   }
   Launch(const Launch&) = delete;  // cfg.attrs points into the object

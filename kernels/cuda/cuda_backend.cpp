@@ -406,8 +406,6 @@ CudaOptions cuda_options_from_env() {
   if (!emma.empty()) o.fourier_edge_mma = emma == "1";
   const std::string fst = env("KVSCOPE_CUDA_DECODE_FINISH_STAGED", {"0", "1"});
   if (!fst.empty()) o.fourier_finish_staged = fst == "1";
-  const std::string fcl = env("KVSCOPE_CUDA_DECODE_FINISH_CLUSTER", {"0", "1"});
-  if (!fcl.empty()) o.fourier_finish_cluster = fcl == "1";
   if (env("KVSCOPE_CUDA_SIMPLE_ATTENTION", {"1"}) == "1") o.simple_attention = true;
   if (env("KVSCOPE_CUDA_PREFILL", {"wgmma", "mma"}) == "mma") o.prefill = CudaOptions::Prefill::mma;
   return o;

@@ -53,20 +53,14 @@ struct CudaOptions {
   // for its SMs). false: always first.
   bool fourier_edge_last = true;
   // The sink and window tokens' scores and weighted sums on the tensor cores (edge_mma_kernel)
-  // instead of CUDA cores (edge_kernel), at head_dim 64 and 128. Off by default until it has
-  // been checked and timed on a GPU (kernels/BENCHMARKS.md, 2026-12-04).
-  bool fourier_edge_mma = false;
+  // instead of CUDA cores (edge_kernel, also used where head_dim is not twice the kept dims).
+  // Its 192 blocks at the batch-8 decode finish on the 4 SMs the middle kernel leaves
+  // free in 95 us instead of 160 (kernels/BENCHMARKS.md, 2026-12-05).
+  bool fourier_edge_mma = true;
   // The Fourier decode's finish with Vc's rows copied into shared memory before its wait and the
   // edge splits' exact part right after it (fourier_finish_kernel's kStaged), instead of Vc
-  // prefetched into L2 and both read from L2 after R is merged. Off by default until checked and
-  // timed on a GPU (kernels/BENCHMARKS.md, 2026-12-04).
-  bool fourier_finish_staged = false;
-  // The Fourier decode's finish with the apply blocks of a head as one thread-block cluster: each
-  // merges a share of R over the middle splits, every split's load in flight at once, and reads
-  // the others' shares from their shared memory, so R is read from L2 once per head instead of
-  // once per apply block (where one launch finishes, 2 to 8 apply blocks a head). Off by default
-  // until checked and timed on a GPU (kernels/BENCHMARKS.md, 2026-12-05).
-  bool fourier_finish_cluster = false;
+  // prefetched into L2 and both read from L2 after R is merged: 2-3 us off the chain there.
+  bool fourier_finish_staged = true;
   // For timing only, the output is wrong: the Fourier decode's launches to leave out, a bit each
   // (kSkip* below). The time a launch adds to the chain is the difference with and without it
   // (kvscope-cuda-variants' decode rows, axis `skip`).
@@ -131,7 +125,6 @@ int cuda_device_count(std::string* why = nullptr);
 //   KVSCOPE_CUDA_SMALL_GEMM=own|bulk|cublaslt   KVSCOPE_CUDA_GEMV_PDL=0|1
 //   KVSCOPE_CUDA_DECODE_PDL=0|1   KVSCOPE_CUDA_DECODE_EDGE_LAST=0|1
 //   KVSCOPE_CUDA_DECODE_EDGE_MMA=0|1   KVSCOPE_CUDA_DECODE_FINISH_STAGED=0|1
-//   KVSCOPE_CUDA_DECODE_FINISH_CLUSTER=0|1
 //   KVSCOPE_CUDA_SIMPLE_ATTENTION=1   KVSCOPE_CUDA_PREFILL=wgmma|mma
 // Throws std::invalid_argument naming the variable, its value and the allowed ones for any
 // other value.

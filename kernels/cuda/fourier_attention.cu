@@ -737,39 +737,27 @@ void decode_t(Ctx& c, const FParams& f) {
   static_assert(kEdgeMaxSplits <= kFinishMaxEdgeSplits, "the staged finish holds every edge split");
   const bool staged = c.opt.fourier_finish_staged && f.C % kApplyOut == 0 &&
                       reinterpret_cast<uintptr_t>(f.vc) % 16 == 0;
-  // The cluster finish (CudaOptions::fourier_finish_cluster) where one launch finishes and a
-  // head's apply blocks make a portable cluster.
-  const bool cluster = c.opt.fourier_finish_cluster && p.splits_total <= kFusedSplits &&
-                       apply_blocks >= 2 && apply_blocks <= 8;
-  const auto fin =
-      staged
-          ? (cluster ? fourier_finish_kernel<T, true, true> : fourier_finish_kernel<T, true, false>)
-          : (cluster ? fourier_finish_kernel<T, false, true>
-                     : fourier_finish_kernel<T, false, false>);
+  const auto fin = staged ? fourier_finish_kernel<T, true> : fourier_finish_kernel<T, false>;
   const size_t finish_smem =
       finish_smem_bytes(p.splits_total, MP) + (staged ? finish_stage_bytes<T>(MP) : 0);
   KVS_CUDA(
       cudaFuncSetAttribute(fin, cudaFuncAttributeMaxDynamicSharedMemorySize, int(finish_smem)));
-  // `cluster_y` blocks of a column a cluster (the cluster finish's apply blocks), 1 for none.
-  const auto finish = [&](int64_t blocks, int64_t kept, int64_t r, bool premerged,
-                          int64_t cluster_y) {
+  const auto finish = [&](int64_t blocks, int64_t kept, int64_t r, bool premerged) {
     const Launch l(c.stream, dim3(unsigned(heads), unsigned(blocks)), kMergeThreads, finish_smem,
-                   pdl, dim3(1, unsigned(cluster_y), 1));
+                   pdl);
     KVS_CUDA(cudaLaunchKernelEx(&l.cfg, fin, mp, kept, r, premerged));
     KVS_LAUNCH();
   };
   if (skip & CudaOptions::kSkipFinish) return;
   if (p.splits_total <= kFusedSplits) {
-    // With the cluster finish the kept blocks are padded to whole clusters.
-    const int64_t whole = cluster ? apply_blocks : 1;
-    finish((kept_blocks + whole - 1) / whole * whole + apply_blocks, kept_blocks, 0, false, whole);
+    finish(kept_blocks + apply_blocks, kept_blocks, 0, false);
     return;
   }
   mp.rmerged =
       static_cast<float*>(c.scratch->get(size_t(heads) * kDecCols * MP * sizeof(float), 2));
   const int64_t r_blocks = (ncols * MP + kMergeOut - 1) / kMergeOut;
-  finish(kept_blocks + r_blocks, kept_blocks, r_blocks, false, 1);
-  finish(apply_blocks, 0, 0, true, 1);
+  finish(kept_blocks + r_blocks, kept_blocks, r_blocks, false);
+  finish(apply_blocks, 0, 0, true);
 }
 
 // Three K/V stages where the device's shared memory holds them, else two; false (the caller

@@ -753,59 +753,13 @@ __device__ __forceinline__ void stage_apply_exact(const FourierMergeParams& p, c
   cp_async_commit();
 }
 
-// The cluster finish (CudaOptions::fourier_finish_cluster): the apply blocks of a head are one
-// cluster. Each merges its share of R's values [j][k] (columns j < ncols) over the middle splits
-// into its own r, every split's load of a value in flight at once (kClusterBatch splits per
-// round trip), and after the cluster barrier copies the others' shares from their r
-// (distributed shared memory), zero where j >= ncols. The second barrier's arrive comes after
-// those reads; its wait, before the block may exit (apply_block), keeps every r alive until the
-// other blocks have read it. So R crosses from L2 once per head instead of once per apply
-// block, in one round trip instead of one per 4 splits.
-constexpr int kClusterBatch = 16;
-__device__ __forceinline__ void cluster_merge_r(const FourierMergeParams& p, const float* part,
-                                                const float* w, float* r) {
-  const int ncols = static_cast<int>(p.group * p.q_len), mp = static_cast<int>(p.MP);
-  const int splits = static_cast<int>(p.splits), middle = static_cast<int>(p.middle_splits);
-  const int kmax = static_cast<int>(p.M < p.L ? p.M : p.L);
-  const int mp_log2 = __ffs(mp) - 1;  // MP is a power of two
-  const int live = ncols * mp;        // R[j][k], j < ncols, at j * MP + k
-  const int blocks = static_cast<int>(cluster_blocks()), rank = static_cast<int>(cluster_rank());
-  const int per = (live + blocks - 1) / blocks;
-  const int lo = rank * per, hi = min(live, lo + per);
-  const float* pr = part + dec_rec_r(p.DK);
-  for (int i = lo + static_cast<int>(threadIdx.x); i < hi; i += kMergeThreads) {
-    const int j = i >> mp_log2, k = i & (mp - 1);
-    float acc = 0.f;
-    if (k < kmax) {
-      for (int s0 = 0; s0 < middle; s0 += kClusterBatch) {
-        float v[kClusterBatch];
-#pragma unroll
-        for (int s = 0; s < kClusterBatch; ++s)
-          v[s] = s0 + s < middle ? __ldcg(pr + (s0 + s) * p.rec + i) : 0.f;
-#pragma unroll
-        for (int s = 0; s < kClusterBatch; ++s)
-          if (s0 + s < middle) acc = fmaf(w[j * splits + s0 + s], v[s], acc);
-      }
-    }
-    r[i] = acc;
-  }
-  cluster_arrive();
-  cluster_wait();  // every block's share written
-  for (int i = static_cast<int>(threadIdx.x); i < kDecCols * mp; i += kMergeThreads) {
-    if (i >= lo && i < hi) continue;  // this block's own
-    r[i] = i < live ? ld_cluster_shared(r + i, static_cast<unsigned>(i / per)) : 0.f;
-  }
-  cluster_arrive();  // this block has read the others' r (their wait is in apply_block)
-}
-
 // Block `blk` of the compressed dims: R (merged over the splits here, or read from p.rmerged
-// with `premerged`, or merged by the cluster with kCluster) into shared memory, then kApplyOut dims
-// c of R . Vc, kApplyWays threads each. With kStaged, Vc's columns and the edge splits' exact part
-// come from `st` (FinishStage). A thread merges its kRPerThread values of R at once, every split's
-// loads of them in flight together: merged one value at a time, the loop waited on L2 for each of
-// them in turn.
+// with `premerged`) into shared memory, then kApplyOut dims c of R . Vc, kApplyWays threads each.
+// With kStaged, Vc's columns and the edge splits' exact part come from `st` (FinishStage).
+// A thread merges its kRPerThread values of R at once, every split's loads of them in flight
+// together: merged one value at a time, the loop waited on L2 for each of them in turn.
 constexpr int kRPerThread = kDecCols * 256 / kMergeThreads;
-template <class T, bool kStaged, bool kCluster>
+template <class T, bool kStaged>
 __device__ __forceinline__ void apply_block(const FourierMergeParams& p, int64_t head,
                                             const float* part, const float* w, int64_t blk,
                                             bool premerged, float* r, float* red,
@@ -819,35 +773,31 @@ __device__ __forceinline__ void apply_block(const FourierMergeParams& p, int64_t
   const int mp = static_cast<int>(p.MP), splits = static_cast<int>(p.splits);
   const int middle = static_cast<int>(p.middle_splits);  // the splits with an R
   const int mp_log2 = __ffs(mp) - 1;
-  if constexpr (kCluster) {
-    cluster_merge_r(p, part, w, r);
-  } else {
-    float acc[kRPerThread];
-    unsigned live = 0;
+  float acc[kRPerThread];
+  unsigned live = 0;
 #pragma unroll
-    for (int u = 0; u < kRPerThread; ++u) {
-      const int i = static_cast<int>(threadIdx.x) + u * kMergeThreads;
-      if (i < n && (i >> mp_log2) < ncols && (i & (mp - 1)) < kmax) live |= 1u << u;
-      acc[u] = 0.f;
-      if (premerged && (live >> u & 1u)) acc[u] = __ldcg(p.rmerged + head * kDecCols * p.MP + i);
-    }
-    if (!premerged) {
-      const float* ps = part + r_off + threadIdx.x;
+  for (int u = 0; u < kRPerThread; ++u) {
+    const int i = static_cast<int>(threadIdx.x) + u * kMergeThreads;
+    if (i < n && (i >> mp_log2) < ncols && (i & (mp - 1)) < kmax) live |= 1u << u;
+    acc[u] = 0.f;
+    if (premerged && (live >> u & 1u)) acc[u] = __ldcg(p.rmerged + head * kDecCols * p.MP + i);
+  }
+  if (!premerged) {
+    const float* ps = part + r_off + threadIdx.x;
 #pragma unroll 4
-      for (int s = 0; s < middle; ++s, ps += p.rec) {
+    for (int s = 0; s < middle; ++s, ps += p.rec) {
 #pragma unroll
-        for (int u = 0; u < kRPerThread; ++u)
-          if (live >> u & 1u) {
-            const int j = (static_cast<int>(threadIdx.x) + u * kMergeThreads) >> mp_log2;
-            acc[u] = fmaf(w[j * splits + s], __ldcg(ps + u * kMergeThreads), acc[u]);
-          }
-      }
+      for (int u = 0; u < kRPerThread; ++u)
+        if (live >> u & 1u) {
+          const int j = (static_cast<int>(threadIdx.x) + u * kMergeThreads) >> mp_log2;
+          acc[u] = fmaf(w[j * splits + s], __ldcg(ps + u * kMergeThreads), acc[u]);
+        }
     }
+  }
 #pragma unroll
-    for (int u = 0; u < kRPerThread; ++u) {
-      const int i = static_cast<int>(threadIdx.x) + u * kMergeThreads;
-      if (i < n) r[i] = acc[u];
-    }
+  for (int u = 0; u < kRPerThread; ++u) {
+    const int i = static_cast<int>(threadIdx.x) + u * kMergeThreads;
+    if (i < n) r[i] = acc[u];
   }
   if constexpr (kStaged) cp_async_wait<0>();  // this thread's copies; the barrier shows them all
   __syncthreads();
@@ -866,7 +816,6 @@ __device__ __forceinline__ void apply_block(const FourierMergeParams& p, int64_t
 #pragma unroll
   for (int j = 0; j < kDecCols; ++j) red[(way * kDecCols + j) * kApplyOut + o] = sum_j[j];
   __syncthreads();
-  if constexpr (kCluster) cluster_wait();  // the other blocks have read this block's r
   if (way != 0 || c >= p.C) return;
   const float inv_sqrt_l = p.L > 0 ? rsqrtf(static_cast<float>(p.L)) : 0.f;
   // The exact part of the compressed dims, the edge splits' only: every column's loads of a
@@ -908,9 +857,7 @@ inline size_t finish_smem_bytes(int64_t splits, int64_t MP) {
 
 // grid (heads, kept_blocks + r_blocks + apply_blocks): kept_blocks merge O, r_blocks merge R
 // into p.rmerged, the rest apply (R from p.rmerged with `premerged`, else merged by each block).
-// kCluster (r_blocks 0, clusters of 1 x apply_blocks): the kept blocks are padded to whole
-// clusters, and the apply blocks, one cluster a head, merge R together (cluster_merge_r).
-template <class T, bool kStaged, bool kCluster>
+template <class T, bool kStaged>
 __global__ void __launch_bounds__(kMergeThreads)
     fourier_finish_kernel(const FourierMergeParams p, int64_t kept_blocks, int64_t r_blocks,
                           bool premerged) {
@@ -925,15 +872,7 @@ __global__ void __launch_bounds__(kMergeThreads)
   const int64_t head = blockIdx.x;
   const int ncols = static_cast<int>(p.group * p.q_len);
   const float* part = p.partial + head * p.splits * p.rec;
-  // kCluster: the apply blocks start at a whole cluster; the blocks before it past the kept ones
-  // have nothing to do.
-  const int64_t y = blockIdx.y;
-  int64_t apply = y - kept_blocks - r_blocks;
-  if constexpr (kCluster) {
-    const int64_t c = cluster_blocks();
-    apply = y - (kept_blocks + c - 1) / c * c;
-    if (apply < 0 && y >= kept_blocks) return;
-  }
+  const int64_t y = blockIdx.y, apply = y - kept_blocks - r_blocks;
   const auto stamped_as = premerged ? DecodeTimeline::apply : DecodeTimeline::finish;
   timeline_stamp(stamped_as, DecodeTimeline::start);
   if (apply >= 0) {
@@ -955,8 +894,7 @@ __global__ void __launch_bounds__(kMergeThreads)
   else if (y < kept_blocks + r_blocks)
     merge_block<T>(p, head, part, w, y - kept_blocks, true, rest);
   else
-    apply_block<T, kStaged, kCluster>(p, head, part, w, apply, premerged, rest,
-                                      rest + kDecCols * p.MP, st);
+    apply_block<T, kStaged>(p, head, part, w, apply, premerged, rest, rest + kDecCols * p.MP, st);
   timeline_stamp(stamped_as, DecodeTimeline::end);
 }
 

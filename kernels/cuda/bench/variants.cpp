@@ -112,16 +112,15 @@ void bm_fourier(benchmark::State& st) {
 // args: fourier (0 exact, 1 Fourier), batch, q_heads, kv_heads, head_dim, tokens, cdims, m, pdl
 // (CudaOptions::fourier_decode_pdl), edge_last (CudaOptions::fourier_edge_last), edge_mma
 // (CudaOptions::fourier_edge_mma), skip (CudaOptions::fourier_decode_skip: launches left out, for
-// the time each adds to the chain; the output is wrong), finish (a bit each: 1 CudaOptions::
-// fourier_finish_staged, 2 CudaOptions::fourier_finish_cluster)
+// the time each adds to the chain; the output is wrong), staged (CudaOptions::
+// fourier_finish_staged)
 void bm_decode(benchmark::State& st) {
   CudaOptions opt;
   opt.fourier_decode_pdl = st.range(8) != 0;
   opt.fourier_edge_last = st.range(9) != 0;
   opt.fourier_edge_mma = st.range(10) != 0;
   opt.fourier_decode_skip = static_cast<unsigned>(st.range(11));
-  opt.fourier_finish_staged = (st.range(12) & 1) != 0;
-  opt.fourier_finish_cluster = (st.range(12) & 2) != 0;
+  opt.fourier_finish_staged = st.range(12) != 0;
   auto b = backend(opt);
   const DType t = DType::bf16;
   AttentionArgs a{st.range(1), st.range(2), st.range(3), st.range(4), 1, st.range(5), true, t};
@@ -316,41 +315,30 @@ int main(int argc, char** argv) {
   // sink and window, 8 finish), at the shape below: what each adds to the decode's time.
   const std::vector<int64_t> skips = {1, 2, 4, 8, 12, 13};
   const std::vector<int64_t> lengths = {4096, 32768, 131072};
+  // The defaults (CudaOptions) for pdl, edge_last, edge_mma and staged are 1, 1, 1, 1.
   reg("decode", bm_decode,
       {"fourier", "batch", "q_heads", "kv_heads", "head_dim", "tokens", "cdims", "m", "pdl",
-       "edge_last", "edge_mma", "skip", "finish"})
-      ->ArgsProduct({{0}, {8}, {32}, {8}, {128}, lengths, {64}, {256}, {1}, {1}, {0}, {0}, {0}})
-      ->ArgsProduct({{1}, {8}, {32}, {8}, {128}, lengths, {64}, {256}, {1, 0}, {1}, {0}, {0}, {0}})
-      ->ArgsProduct({{1}, {8}, {32}, {8}, {128}, {32768}, {64}, {128}, {1, 0}, {1}, {0}, {0}, {0}})
-      ->Args({0, 8, 32, 32, 128, 32768, 0, 0, 1, 1, 0, 0, 0})
+       "edge_last", "edge_mma", "skip", "staged"})
+      ->ArgsProduct({{0}, {8}, {32}, {8}, {128}, lengths, {64}, {256}, {1}, {1}, {1}, {0}, {1}})
+      ->ArgsProduct({{1}, {8}, {32}, {8}, {128}, lengths, {64}, {256}, {1, 0}, {1}, {1}, {0}, {1}})
+      ->ArgsProduct({{1}, {8}, {32}, {8}, {128}, {32768}, {64}, {128}, {1, 0}, {1}, {1}, {0}, {1}})
+      ->Args({0, 8, 32, 32, 128, 32768, 0, 0, 1, 1, 1, 0, 1})
       ->ArgsProduct(
-          {{0}, {1}, {32}, {8}, {128}, {4096, 32768}, {64}, {256}, {1}, {1}, {0}, {0}, {0}})
+          {{0}, {1}, {32}, {8}, {128}, {4096, 32768}, {64}, {256}, {1}, {1}, {1}, {0}, {1}})
       ->ArgsProduct(
-          {{1}, {1}, {32}, {8}, {128}, {4096, 32768}, {64}, {256}, {1, 0}, {1}, {0}, {0}, {0}})
+          {{1}, {1}, {32}, {8}, {128}, {4096, 32768}, {64}, {256}, {1, 0}, {1}, {1}, {0}, {1}})
       // The sink and window kernel first in the chain (CudaOptions::fourier_edge_last off).
       ->ArgsProduct(
-          {{1}, {8, 1}, {32}, {8}, {128}, {32768}, {64}, {256, 128}, {1}, {0}, {0}, {0}, {0}})
-      // The sink and window on the tensor cores (CudaOptions::fourier_edge_mma), last and first;
-      // the staged finish (finish:1), the cluster finish (finish:2) and both (finish:3), alone
-      // and with it.
+          {{1}, {8, 1}, {32}, {8}, {128}, {32768}, {64}, {256, 128}, {1}, {0}, {1}, {0}, {1}})
+      // The sink and window on the CUDA cores (edge_kernel, edge_mma:0) and the unstaged finish
+      // (staged:0), each alone and both.
       ->ArgsProduct(
-          {{1}, {8, 1}, {32}, {8}, {128}, {32768}, {64}, {256, 128}, {1}, {1, 0}, {1}, {0}, {0}})
-      ->ArgsProduct({{1},
-                     {8, 1},
-                     {32},
-                     {8},
-                     {128},
-                     {32768},
-                     {64},
-                     {256, 128},
-                     {1},
-                     {1},
-                     {0, 1},
-                     {0},
-                     {1, 2, 3}})
+          {{1}, {8, 1}, {32}, {8}, {128}, {32768}, {64}, {256, 128}, {1}, {1}, {0, 1}, {0}, {0}})
+      ->ArgsProduct(
+          {{1}, {8, 1}, {32}, {8}, {128}, {32768}, {64}, {256, 128}, {1}, {1}, {0}, {0}, {1}})
       // The chain with launches left out (skips above).
       ->ArgsProduct(
-          {{1}, {8}, {32}, {8}, {128}, {32768}, {64}, {256}, {1}, {1}, {0, 1}, skips, {0}});
+          {{1}, {8}, {32}, {8}, {128}, {32768}, {64}, {256}, {1}, {1}, {1, 0}, skips, {1}});
   reg("prefill", bm_prefill, {"fourier", "heads", "tokens", "m", "wgmma"})
       ->ArgsProduct({{0}, {32}, {1024, 4096, 16384}, {0}, {1, 0}})
       ->ArgsProduct({{1}, {32}, {4096, 16384}, {256}, {1}});
