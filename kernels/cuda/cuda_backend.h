@@ -54,8 +54,9 @@ struct CudaOptions {
   bool fourier_edge_last = true;
   // The sink and window tokens' scores and weighted sums on the tensor cores (edge_mma_kernel)
   // instead of CUDA cores (edge_kernel, also used where head_dim is not twice the kept dims).
-  // Its 192 blocks at the batch-8 decode finish on the 4 SMs the middle kernel leaves
-  // free in 95 us instead of 160 (kernels/BENCHMARKS.md, 2026-12-05).
+  // At the batch-8 decode its 192 blocks, on the 4 SMs the middle kernel leaves free,
+  // end about 100 us into the call instead of 170, before the middle kernel instead of after it
+  // (kernels/BENCHMARKS.md, 2026-12-05).
   bool fourier_edge_mma = true;
   // The Fourier decode's finish with Vc's rows copied into shared memory before its wait and the
   // edge splits' exact part right after it (fourier_finish_kernel's kStaged), instead of Vc
