@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "kernels/bench/bench.h"
-#include "kernels/convert.h"
 #include "kernels/cuda/cuda_backend.h"
 
 using namespace kvscope;
@@ -23,21 +22,7 @@ using namespace kvscope::kernels;
 namespace {
 
 bench::DeviceMeasurement g_dev;
-
-std::unique_ptr<DeviceBuffer> random_buffer(Backend& b, DType t, size_t n, uint64_t seed) {
-  std::vector<float> v(n);
-  uint64_t x = seed * 0x9e3779b97f4a7c15ull + 7;
-  for (auto& f : v) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    f = static_cast<float>(static_cast<double>(x >> 11) * 0x1.0p-53 * 2.0 - 1.0);
-  }
-  const auto bytes = encode(t, v);
-  auto buf = b.alloc(bytes.size());
-  b.upload(*buf, bytes.data(), bytes.size());
-  return buf;
-}
+using bench::random_buffer;
 
 // Times fn, which makes `calls` calls of the measured operation (bytes and flops are one call's),
 // and reports one call's time.
