@@ -60,7 +60,8 @@ struct CudaOptions {
   bool fourier_edge_mma = true;
   // The Fourier decode's finish with Vc's rows copied into shared memory before its wait and the
   // edge splits' exact part right after it (fourier_finish_kernel's kStaged), instead of Vc
-  // prefetched into L2 and both read from L2 after R is merged: 2-3 us off the chain there.
+  // prefetched into L2 and both read from L2 after R is merged: 1-3 us off the decode
+  // (kernels/BENCHMARKS.md, 2026-12-05).
   bool fourier_finish_staged = true;
   // For timing only, the output is wrong: the Fourier decode's launches to leave out, a bit each
   // (kSkip* below). The time a launch adds to the chain is the difference with and without it
