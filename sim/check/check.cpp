@@ -13,6 +13,7 @@
 
 #include "model/error.h"
 #include "sim/check/executor.h"
+#include "sim/engine/engine.h"
 #include "sim/engine/step_pricer.h"
 #include "sim/trace/trace.h"
 
@@ -160,22 +161,6 @@ ExecutorLimits limits_for(const std::string& trace, const ReplayConfig& rc) {
 }
 
 }  // namespace
-
-StepShape step_shape(const ObservedStep& s, bool decode_per_sequence, bool lm_head) {
-  StepShape shape;
-  for (const auto& it : s.items) {
-    const int hit = it.ccv_hit ? 1 : 0;
-    if (it.prefill) {
-      shape.chunks.push_back({it.q_tokens, it.kv_len, it.ccv_hit, it.cache_tokens});
-    } else {
-      ++shape.decode_seqs[hit];
-      shape.decode_kv_sum[hit] += it.kv_len;
-      if (decode_per_sequence) shape.decode_kv[hit].push_back(it.kv_len);
-    }
-    if (lm_head && it.emits) ++shape.emitting;
-  }
-  return shape;
-}
 
 void summarize(CheckResult& res, const std::vector<Method>& methods) {
   res.latency.clear();
@@ -363,15 +348,6 @@ CheckResult run_check(const std::string& trace_path, const CheckConfig& cfg,
   size_t done = 0;
   for (size_t mi = 0; mi < rc.methods.size(); ++mi) {
     const Method m = rc.methods[mi];
-    // step_shape() (what --reprice prices) must see the steps as the engine priced them.
-    const StepPricer pricer(costs, rc.model, m, rc.method_config,
-                            rc.scheduler.token_budget + rc.scheduler.max_batch, true);
-    for (size_t idx : picks[mi]) {
-      const ObservedStep& s = recorded[mi][idx];
-      const double again = pricer.price(step_shape(s, true, true)).full_ms;
-      if (std::abs(again - s.full_ms) > 1e-9 * std::max(1.0, s.full_ms))
-        throw std::logic_error("check: step_shape() prices a step unlike the engine");
-    }
     ex.set_method(m);
     MemoryStats mem;
     mem.method = m;

@@ -106,9 +106,6 @@ using ProgressFn = std::function<void(double fraction, const std::string& note)>
 CheckResult run_check(const std::string& trace_path, const CheckConfig& config,
                       const OpCostModel& costs, const ProgressFn& progress = {});
 
-// The StepShape the engine prices for a step as observed (MethodReplay::step's rules).
-StepShape step_shape(const ObservedStep& s, bool decode_per_sequence, bool lm_head);
-
 // Re-prices the steps of an earlier check (its steps.jsonl, check_outputs) with `costs`: the
 // same steps and measurements, new predictions. `rc` must describe the same model, methods and
 // scheduler as the check that measured them (model and methods are checked).

@@ -14,6 +14,25 @@ int64_t resident_weight_bytes(const ReplayConfig& config, Method method) {
   return w;
 }
 
+void add_to_step_shape(StepShape& shape, const ObservedStep::Item& item, bool decode_per_sequence,
+                       bool lm_head) {
+  const int hit = item.ccv_hit ? 1 : 0;
+  if (item.prefill) {
+    shape.chunks.push_back({item.q_tokens, item.kv_len, item.ccv_hit, item.cache_tokens});
+  } else {
+    ++shape.decode_seqs[hit];
+    shape.decode_kv_sum[hit] += item.kv_len;
+    if (decode_per_sequence) shape.decode_kv[hit].push_back(item.kv_len);
+  }
+  if (lm_head && item.emits) ++shape.emitting;
+}
+
+StepShape step_shape(const ObservedStep& step, bool decode_per_sequence, bool lm_head) {
+  StepShape shape;
+  for (const auto& item : step.items) add_to_step_shape(shape, item, decode_per_sequence, lm_head);
+  return shape;
+}
+
 int64_t kv_capacity_bytes(const ReplayConfig& config, Method method) {
   int64_t left = config.gpu_memory_bytes - resident_weight_bytes(config, method);
   if (uses_ccv(method)) left -= config.method_config.ccv.budget_bytes;
@@ -160,20 +179,9 @@ void MethodReplay::step() {
   const int64_t kv_in_step = replica_.pool.used();
 
   shape_.clear();
-  const bool per_seq = config_.decode_attention_per_sequence;
-  for (const BatchItem& it : batch_.items) {
-    const Request& r = replica_.at(it.slot);
-    const bool hit = r.ccv_hit;
-    if (it.prefill) {
-      shape_.chunks.push_back({it.q_tokens, it.kv_len, hit, r.alloc_tokens});
-      if (config_.price_lm_head && emits(r, it)) ++shape_.emitting;
-    } else {
-      ++shape_.decode_seqs[hit];
-      shape_.decode_kv_sum[hit] += it.kv_len;
-      if (per_seq) shape_.decode_kv[hit].push_back(it.kv_len);
-      if (config_.price_lm_head) ++shape_.emitting;
-    }
-  }
+  for (const BatchItem& it : batch_.items)
+    add_to_step_shape(shape_, item_of(replica_.at(it.slot), it),
+                      config_.decode_attention_per_sequence, config_.price_lm_head);
   const StepPrice price = pricer_.price(shape_);
   const double end = start + price.full_ms;
   if (config_.on_step) observe(start, kv_in_step, price);
@@ -230,17 +238,18 @@ bool MethodReplay::emits(const Request& r, const BatchItem& it) {
   return r.prefilled + it.q_tokens >= r.prefill_target && r.generated < r.output_tokens;
 }
 
+ObservedStep::Item MethodReplay::item_of(const Request& r, const BatchItem& it) {
+  return ObservedStep::Item{r.id,       it.q_tokens, it.kv_len,   r.alloc_tokens,
+                            it.prefill, r.ccv_hit,   emits(r, it)};
+}
+
 void MethodReplay::observe(double start_ms, int64_t kv_in_step, const StepPrice& price) {
   ObservedStep& o = observed_;
   o.method = method_;
   o.index = steps_seen_;
   o.start_ms = start_ms;
   o.items.clear();
-  for (const BatchItem& it : batch_.items) {
-    const Request& r = replica_.at(it.slot);
-    o.items.push_back(ObservedStep::Item{r.id, it.q_tokens, it.kv_len, r.alloc_tokens, it.prefill,
-                                         r.ccv_hit, emits(r, it)});
-  }
+  for (const BatchItem& it : batch_.items) o.items.push_back(item_of(replica_.at(it.slot), it));
   o.held.clear();
   for (uint32_t slot : replica_.running) {
     const Request& r = replica_.at(slot);

@@ -25,6 +25,16 @@ int64_t kv_capacity_bytes(const ReplayConfig& config, Method method);
 // Weights held on the GPU under `method` (the model, plus the CCV layer for CCV methods).
 int64_t resident_weight_bytes(const ReplayConfig& config, Method method);
 
+// Adds one sequence's part in a step to the shape the StepPricer prices. This is the one rule:
+// the replay prices its steps by it, and kvscope check prices recorded steps again by it
+// (step_shape()), so a re-priced step is priced as the replay priced it.
+// decode_per_sequence: ReplayConfig::decode_attention_per_sequence; lm_head:
+// ReplayConfig::price_lm_head.
+void add_to_step_shape(StepShape& shape, const ObservedStep::Item& item, bool decode_per_sequence,
+                       bool lm_head);
+// The StepShape of a recorded step, its items added by add_to_step_shape().
+StepShape step_shape(const ObservedStep& step, bool decode_per_sequence, bool lm_head);
+
 class MethodReplay final : private SchedulerEvents {
  public:
   MethodReplay(Method method, const ReplayConfig& config, const OpCostModel& costs);
@@ -51,6 +61,8 @@ class MethodReplay final : private SchedulerEvents {
   void retire(uint32_t slot, double finish_ms);
   RequestRecord record_of(const Request& r) const;
   static bool emits(const Request& r, const BatchItem& it);  // produces a token this step
+  // The sequence's part in the step, as priced and as observers see it.
+  static ObservedStep::Item item_of(const Request& r, const BatchItem& it);
   void observe(double start_ms, int64_t kv_in_step, const StepPrice& price);
 
   void on_preempt(Request& r) override;
