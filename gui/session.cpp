@@ -1,7 +1,6 @@
 #include "gui/session.h"
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -13,17 +12,14 @@
 #include "model/hardware.h"
 #include "sim/cli/options.h"
 #include "sim/io/atomic_file.h"
+#include "sim/io/number_text.h"
 
 namespace kvscope::gui {
 
 namespace {
 
 // Shortest text that reads back as the same double, so a command line reproduces the view exactly.
-std::string num(double v) {
-  char buf[64];
-  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  return ec == std::errc() ? std::string(buf, end) : std::to_string(v);
-}
+std::string num(double v) { return exact_number(v); }
 std::string num(int64_t v) { return std::to_string(v); }
 
 std::string join_lengths(const std::vector<int64_t>& ns) {

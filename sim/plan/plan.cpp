@@ -1,7 +1,6 @@
 #include "sim/plan/plan.h"
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <exception>
@@ -230,14 +229,6 @@ struct Task {
 };
 
 }  // namespace
-
-std::string exact_number(double v) {
-  if (std::isnan(v)) return "nan";
-  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  char buf[64];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, r.ptr);
-}
 
 // Searches that differ only in parameters their method ignores are the same search.
 std::string search_label(Method m, const MethodConfig& c) {

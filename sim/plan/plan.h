@@ -18,6 +18,7 @@
 #include "model/memory.h"
 #include "model/methods.h"
 #include "model/shape.h"
+#include "sim/io/number_text.h"  // exact_number(), the plan CSVs' number text
 #include "sim/replay/replay.h"
 
 namespace kvscope {
@@ -169,9 +170,6 @@ struct PlanProgress {
   std::string note;  // what just finished
 };
 using PlanProgressFn = std::function<void(const PlanProgress&)>;  // called from worker threads
-
-// The shortest decimal text that reads back as exactly `v` ("nan", "inf", "-inf" otherwise).
-std::string exact_number(double v);
 
 // Names a search by its method and the parameters that method uses, e.g.
 // "ccv threshold=0.8 l_eff=8": equal labels mean the same search.

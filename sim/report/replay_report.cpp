@@ -8,6 +8,7 @@
 
 #include "model/error.h"
 #include "sim/io/atomic_file.h"
+#include "sim/io/number_text.h"
 
 namespace kvscope {
 
@@ -29,9 +30,7 @@ class Cells {
       if (json_) buf_ += "null";
       return *this;
     }
-    char tmp[32];
-    const auto res = std::to_chars(tmp, tmp + sizeof tmp, v);
-    buf_.append(tmp, res.ptr);
+    append_exact_number(buf_, v);
     return *this;
   }
   Cells& num(int64_t v) {
