@@ -18,6 +18,7 @@
 #include <QVBoxLayout>
 
 #include "model/hardware.h"
+#include "sim/trace/trace.h"
 
 namespace kvscope::gui {
 
@@ -89,10 +90,13 @@ ParameterPanel::ParameterPanel(QWidget* parent) : QWidget(parent) {
     }
     return row;
   };
-  fi->addRow(tr("Trace"), file_row(trace_, tr("Mooncake JSONL, Azure CSV or kvscope JSONL"),
+  fi->addRow(tr("Trace"), file_row(trace_, QString::fromStdString(trace_format_descriptions()),
                                    &ParameterPanel::open_trace_requested, nullptr));
   format_ = new QComboBox();
-  format_->addItems({"auto", "mooncake", "azure", "kvscope"});
+  format_->addItem(QString::fromUtf8(kAutomaticTraceFormatName.data(),
+                                     static_cast<int>(kAutomaticTraceFormatName.size())));
+  for (const auto& t : kTraceFormats)
+    format_->addItem(QString::fromUtf8(t.name.data(), static_cast<int>(t.name.size())));
   format_->setToolTip(tr("Trace format (--format); auto detects it from the content"));
   changed_combo(format_);
   fi->addRow(tr("Trace format"), format_);

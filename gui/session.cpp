@@ -13,6 +13,7 @@
 #include "sim/cli/options.h"
 #include "sim/io/atomic_file.h"
 #include "sim/io/number_text.h"
+#include "sim/trace/trace.h"
 
 namespace kvscope::gui {
 
@@ -150,7 +151,7 @@ ReplayConfig replay_config(const Session& s, const Resolved& r) {
       cli::gpu_memory_from(s.gpu_memory_gib > 0 ? &gpu_mem : nullptr, s.gpu, *r.ops);
   c.rate_scale = s.rate_scale;
   const auto format = parse_trace_format(s.trace_format);
-  if (!format) throw cli::UsageError("--format: expected auto, mooncake, azure or kvscope");
+  if (!format) throw cli::UsageError("--format: expected " + trace_format_choices());
   c.format = *format;
   c.bad_records = s.skip_bad_records ? BadRecordPolicy::skip : BadRecordPolicy::stop;
   c.max_requests = s.max_requests;
@@ -274,9 +275,8 @@ Session session_from_json(const nlohmann::json& j, const std::string& source,
                                     std::to_string(kSessionVersion) + ")");
   top.str("trace", s.trace_path);
   top.str("trace_format", s.trace_format);
-  if (s.trace_format != "auto" && s.trace_format != "mooncake" && s.trace_format != "azure" &&
-      s.trace_format != "kvscope")
-    top.fail("trace_format", "expected auto, mooncake, azure or kvscope");
+  if (!parse_trace_format(s.trace_format) || s.trace_format == "automatic")
+    top.fail("trace_format", "expected " + trace_format_choices());
   top.str("model", s.model);
   if (s.model.empty()) top.fail("model", "must not be empty");
   top.str("profile", s.profile_path);

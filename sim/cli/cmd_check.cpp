@@ -16,6 +16,7 @@
 #include "sim/cli/commands.h"
 #include "sim/cli/options.h"
 #include "sim/cli/progress.h"
+#include "sim/trace/trace.h"
 
 namespace kvscope::cli {
 
@@ -34,9 +35,8 @@ std::string utc_date() {
 
 int run_check(const Args& args) {
   po::options_description desc("kvscope check options");
-  desc.add_options()(
-      "trace", po::value<std::string>()->required(),
-      "the trace: Mooncake JSONL, Azure LLM inference CSV or kvscope JSONL (also positional)")(
+  desc.add_options()("trace", po::value<std::string>()->required(),
+                     ("the trace: " + trace_format_descriptions() + " (also positional)").c_str())(
       "model", po::value<std::string>()->required(), "model preset or a Hugging Face config.json")(
       "backend", po::value<std::string>()->default_value("cpu"),
       "kernel backend that runs the steps: cpu or cuda")(

@@ -27,6 +27,7 @@
 #include "sim/plan/plan_report.h"
 #include "sim/replay/replay.h"
 #include "sim/report/document.h"
+#include "sim/trace/trace.h"
 
 namespace kvscope::cli {
 
@@ -205,7 +206,7 @@ int plan_body(const Args& args) {
       "model preset (llama-2-7b, llama-3.1-8b, llama-3.1-70b, mistral-7b, qwen2.5-7b, "
       "kvscope-tiny) or a Hugging Face config.json")(
       "trace", po::value<std::string>()->required(),
-      "serving trace: Mooncake JSONL, Azure CSV or kvscope JSONL")(
+      ("serving trace: " + trace_format_descriptions()).c_str())(
       "out", po::value<std::string>()->required(),
       "the report: .html (charts inline as SVG), .md (charts as .svg files beside it) or .pdf; "
       "CSV files with every number are written beside it as <stem>.<table>.csv")(

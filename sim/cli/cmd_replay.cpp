@@ -13,14 +13,14 @@
 #include "sim/cli/progress.h"
 #include "sim/replay/replay.h"
 #include "sim/report/replay_report.h"
+#include "sim/trace/trace.h"
 
 namespace kvscope::cli {
 
 int run_replay(const Args& args) {
   po::options_description desc("kvscope replay options");
-  desc.add_options()(
-      "trace", po::value<std::string>()->required(),
-      "the trace: Mooncake JSONL, Azure LLM inference CSV or kvscope JSONL (also positional)")(
+  desc.add_options()("trace", po::value<std::string>()->required(),
+                     ("the trace: " + trace_format_descriptions() + " (also positional)").c_str())(
       "model", po::value<std::string>()->required(),
       "model preset (llama-2-7b, llama-3.1-8b, llama-3.1-70b, mistral-7b, qwen2.5-7b, "
       "kvscope-tiny) or a Hugging Face config.json")(

@@ -8,6 +8,7 @@
 
 #include "model/calibration.h"
 #include "model/error.h"
+#include "sim/trace/trace.h"
 
 namespace kvscope::cli {
 
@@ -111,8 +112,10 @@ std::vector<Method> parse_method_list(const std::string& s, const std::string& o
 }
 
 void add_trace_and_scheduler_options(po::options_description& desc, bool bad_record_option) {
-  desc.add_options()("format", po::value<std::string>()->default_value("auto"),
-                     "trace format: auto (from the content), mooncake, azure, kvscope");
+  std::string formats =
+      "trace format: " + std::string(kAutomaticTraceFormatName) + " (from the content)";
+  for (const auto& t : kTraceFormats) formats += ", " + std::string(t.name);
+  desc.add_options()("format", po::value<std::string>()->default_value("auto"), formats.c_str());
   if (bad_record_option)
     desc.add_options()(
         "on-bad-record", po::value<std::string>()->default_value("stop"),
@@ -127,7 +130,7 @@ void add_trace_and_scheduler_options(po::options_description& desc, bool bad_rec
 
 void trace_and_scheduler_from(const po::variables_map& vm, ReplayConfig& config) {
   const auto format = parse_trace_format(vm["format"].as<std::string>());
-  if (!format) throw UsageError("--format: expected auto, mooncake, azure or kvscope");
+  if (!format) throw UsageError("--format: expected " + trace_format_choices());
   config.format = *format;
   if (vm.count("on-bad-record")) {
     const std::string bad = vm["on-bad-record"].as<std::string>();

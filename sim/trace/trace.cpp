@@ -10,25 +10,43 @@
 namespace kvscope {
 
 std::string_view trace_format_name(TraceFormat f) {
-  switch (f) {
-    case TraceFormat::automatic:
-      return "auto";
-    case TraceFormat::mooncake:
-      return "mooncake";
-    case TraceFormat::azure:
-      return "azure";
-    case TraceFormat::kvscope:
-      return "kvscope";
-  }
+  if (f == TraceFormat::automatic) return kAutomaticTraceFormatName;
+  for (const auto& t : kTraceFormats)
+    if (t.format == f) return t.name;
   return "?";
 }
 
 std::optional<TraceFormat> parse_trace_format(std::string_view s) {
-  if (s == "auto" || s == "automatic") return TraceFormat::automatic;
-  if (s == "mooncake") return TraceFormat::mooncake;
-  if (s == "azure") return TraceFormat::azure;
-  if (s == "kvscope") return TraceFormat::kvscope;
+  if (s == kAutomaticTraceFormatName || s == "automatic") return TraceFormat::automatic;
+  for (const auto& t : kTraceFormats)
+    if (s == t.name) return t.format;
   return std::nullopt;
+}
+
+namespace {
+
+// "a, b or c"
+std::string listed(const std::vector<std::string_view>& parts) {
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (i > 0) out += i + 1 == parts.size() ? " or " : ", ";
+    out += parts[i];
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string trace_format_descriptions() {
+  std::vector<std::string_view> parts;
+  for (const auto& t : kTraceFormats) parts.push_back(t.description);
+  return listed(parts);
+}
+
+std::string trace_format_choices() {
+  std::vector<std::string_view> parts{kAutomaticTraceFormatName};
+  for (const auto& t : kTraceFormats) parts.push_back(t.name);
+  return listed(parts);
 }
 
 namespace {

@@ -22,8 +22,27 @@ namespace kvscope {
 enum class TraceFormat { automatic, mooncake, azure, kvscope };
 enum class BadRecordPolicy { stop, skip };  // stop: the first bad record is an InputError
 
+// The formats read: the one list the CLI's help and errors, the GUI's format menu and the
+// reports take their names and descriptions from.
+struct TraceFormatInfo {
+  TraceFormat format;
+  std::string_view name;         // as --format and sessions spell it
+  std::string_view description;  // the file it reads, in words
+};
+inline constexpr TraceFormatInfo kTraceFormats[] = {
+    {TraceFormat::mooncake, "mooncake", "Mooncake JSONL"},
+    {TraceFormat::azure, "azure", "Azure LLM inference CSV"},
+    {TraceFormat::kvscope, "kvscope", "kvscope JSONL"},
+};
+// The name of detection from the content, which --format takes besides the formats' names.
+inline constexpr std::string_view kAutomaticTraceFormatName = "auto";
+
 std::string_view trace_format_name(TraceFormat f);  // auto | mooncake | azure | kvscope
 std::optional<TraceFormat> parse_trace_format(std::string_view s);  // also "automatic"
+// "Mooncake JSONL, Azure LLM inference CSV or kvscope JSONL"
+std::string trace_format_descriptions();
+// What --format accepts: "auto, mooncake, azure or kvscope"
+std::string trace_format_choices();
 
 // One request of a trace. Readers reuse a record's vectors between calls, so a caller that
 // keeps one must copy what it needs.
