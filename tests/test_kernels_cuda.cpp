@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -157,90 +158,91 @@ TEST(CudaTestReference, TabulatedSumsEqualTheSharedReference) {
 
 // The registry backend's options from the environment; needs no device.
 TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
-  const char* names[] = {"KVSCOPE_CUDA_FOURIER",
-                         "KVSCOPE_CUDA_BASIS_TABLE",
-                         "KVSCOPE_CUDA_SMALL_GEMM",
-                         "KVSCOPE_CUDA_GEMV_PDL",
-                         "KVSCOPE_CUDA_SIMPLE_ATTENTION",
-                         "KVSCOPE_CUDA_PREFILL",
-                         "KVSCOPE_CUDA_FOURIER_WGMMA",
-                         "KVSCOPE_CUDA_DECODE_PDL",
-                         "KVSCOPE_CUDA_DECODE_EDGE_LAST",
-                         "KVSCOPE_CUDA_DECODE_EDGE_MMA",
-                         "KVSCOPE_CUDA_DECODE_FINISH_STAGED"};
+  const char* names[] = {"KVSCOPE_CUDA_FOURIER", "KVSCOPE_CUDA_SMALL_GEMM",
+                         "KVSCOPE_CUDA_SIMPLE_ATTENTION"};
   for (const char* n : names) unsetenv(n);
   const CudaOptions d = cuda_options_from_env();
   EXPECT_EQ(d.fourier, CudaOptions::Fourier::fused);
-  EXPECT_TRUE(d.fourier_one_pass);
-  EXPECT_TRUE(d.fourier_basis_table);
-  EXPECT_TRUE(d.fourier_wgmma);
   EXPECT_EQ(d.small_gemm, CudaOptions::SmallGemm::own);
-  EXPECT_TRUE(d.gemv_pdl);
-  EXPECT_TRUE(d.fourier_decode_pdl);
-  EXPECT_TRUE(d.fourier_edge_last);
-  EXPECT_TRUE(d.fourier_edge_mma);
-  EXPECT_TRUE(d.fourier_finish_staged);
-  EXPECT_EQ(d.fourier_decode_skip, 0u);  // timing only: no variable sets it
   EXPECT_FALSE(d.simple_attention);
-  EXPECT_EQ(d.prefill, CudaOptions::Prefill::wgmma);
+  EXPECT_TRUE(d.sm90a_kernels);          // the device chooses: no variable sets it
+  EXPECT_EQ(d.fourier_decode_skip, 0u);  // timing only: no variable sets it
+  const std::map<std::string, std::string> defaults = {{"KVSCOPE_CUDA_FOURIER", "fused"},
+                                                       {"KVSCOPE_CUDA_SMALL_GEMM", "own"},
+                                                       {"KVSCOPE_CUDA_SIMPLE_ATTENTION", "0"}};
+  EXPECT_EQ(cuda_switches(d), defaults);
 
-  setenv("KVSCOPE_CUDA_FOURIER", "twopass", 1);
-  setenv("KVSCOPE_CUDA_BASIS_TABLE", "0", 1);
-  setenv("KVSCOPE_CUDA_SMALL_GEMM", "cublaslt", 1);
-  setenv("KVSCOPE_CUDA_GEMV_PDL", "0", 1);
-  setenv("KVSCOPE_CUDA_DECODE_PDL", "0", 1);
-  setenv("KVSCOPE_CUDA_DECODE_EDGE_LAST", "0", 1);
-  setenv("KVSCOPE_CUDA_DECODE_EDGE_MMA", "0", 1);
-  setenv("KVSCOPE_CUDA_DECODE_FINISH_STAGED", "0", 1);
-  setenv("KVSCOPE_CUDA_SIMPLE_ATTENTION", "1", 1);
-  setenv("KVSCOPE_CUDA_PREFILL", "mma", 1);
-  setenv("KVSCOPE_CUDA_FOURIER_WGMMA", "0", 1);
-  const CudaOptions o = cuda_options_from_env();
-  EXPECT_EQ(o.fourier, CudaOptions::Fourier::fused);
-  EXPECT_FALSE(o.fourier_one_pass);
-  EXPECT_FALSE(o.fourier_basis_table);
-  EXPECT_FALSE(o.fourier_wgmma);
-  EXPECT_EQ(o.small_gemm, CudaOptions::SmallGemm::cublaslt);
-  EXPECT_FALSE(o.gemv_pdl);
-  EXPECT_FALSE(o.fourier_decode_pdl);
-  EXPECT_FALSE(o.fourier_edge_last);
-  EXPECT_FALSE(o.fourier_edge_mma);
-  EXPECT_FALSE(o.fourier_finish_staged);
-  EXPECT_EQ(o.fourier_decode_skip, 0u);
-  EXPECT_TRUE(o.simple_attention);
-  EXPECT_EQ(o.prefill, CudaOptions::Prefill::mma);
   setenv("KVSCOPE_CUDA_FOURIER", "cufft", 1);
-  setenv("KVSCOPE_CUDA_BASIS_TABLE", "1", 1);
-  setenv("KVSCOPE_CUDA_SMALL_GEMM", "bulk", 1);
-  setenv("KVSCOPE_CUDA_PREFILL", "wgmma", 1);
-  EXPECT_EQ(cuda_options_from_env().prefill, CudaOptions::Prefill::wgmma);
-  EXPECT_EQ(cuda_options_from_env().small_gemm, CudaOptions::SmallGemm::bulk);
-  setenv("KVSCOPE_CUDA_SMALL_GEMM", "tile", 1);
-  EXPECT_EQ(cuda_options_from_env().small_gemm, CudaOptions::SmallGemm::tile);
-  EXPECT_EQ(cuda_options_from_env().fourier, CudaOptions::Fourier::cufft);
-  EXPECT_TRUE(cuda_options_from_env().fourier_basis_table);
+  setenv("KVSCOPE_CUDA_SMALL_GEMM", "cublaslt", 1);
+  setenv("KVSCOPE_CUDA_SIMPLE_ATTENTION", "1", 1);
+  const CudaOptions o = cuda_options_from_env();
+  EXPECT_EQ(o.fourier, CudaOptions::Fourier::cufft);
+  EXPECT_EQ(o.small_gemm, CudaOptions::SmallGemm::cublaslt);
+  EXPECT_TRUE(o.simple_attention);
+  EXPECT_EQ(o.fourier_decode_skip, 0u);
+  const std::map<std::string, std::string> set = {{"KVSCOPE_CUDA_FOURIER", "cufft"},
+                                                  {"KVSCOPE_CUDA_SMALL_GEMM", "cublaslt"},
+                                                  {"KVSCOPE_CUDA_SIMPLE_ATTENTION", "1"}};
+  EXPECT_EQ(cuda_switches(o), set);
+  // The defaults' names are accepted too.
+  setenv("KVSCOPE_CUDA_FOURIER", "fused", 1);
+  setenv("KVSCOPE_CUDA_SMALL_GEMM", "own", 1);
+  setenv("KVSCOPE_CUDA_SIMPLE_ATTENTION", "0", 1);
+  EXPECT_EQ(cuda_switches(cuda_options_from_env()), defaults);
 
   // A value it does not know is an error naming the variable, the value and what is allowed,
   // not a silent default.
-  setenv("KVSCOPE_CUDA_BASIS_TABLE", "yes", 1);
+  setenv("KVSCOPE_CUDA_SMALL_GEMM", "yes", 1);
   try {
     cuda_options_from_env();
-    ADD_FAILURE() << "KVSCOPE_CUDA_BASIS_TABLE=yes accepted";
+    ADD_FAILURE() << "KVSCOPE_CUDA_SMALL_GEMM=yes accepted";
   } catch (const std::invalid_argument& e) {
-    EXPECT_STREQ(e.what(), "KVSCOPE_CUDA_BASIS_TABLE=yes: expected one of 0, 1, or unset");
+    EXPECT_STREQ(e.what(), "KVSCOPE_CUDA_SMALL_GEMM=yes: expected one of own, cublaslt, or unset");
   }
-  setenv("KVSCOPE_CUDA_BASIS_TABLE", "1", 1);
-  setenv("KVSCOPE_CUDA_FOURIER", "onepass", 1);
-  EXPECT_THROW(cuda_options_from_env(), std::invalid_argument);
+  unsetenv("KVSCOPE_CUDA_SMALL_GEMM");
+  // The retired variants' values and variables are errors too, not silently the default.
+  for (const char* value : {"twopass", "onepass"}) {
+    setenv("KVSCOPE_CUDA_FOURIER", value, 1);
+    EXPECT_THROW(cuda_options_from_env(), std::invalid_argument) << value;
+  }
   unsetenv("KVSCOPE_CUDA_FOURIER");
-  for (const char* n : {"KVSCOPE_CUDA_DECODE_EDGE_MMA", "KVSCOPE_CUDA_DECODE_FINISH_STAGED"}) {
-    setenv(n, "on", 1);
-    EXPECT_THROW(cuda_options_from_env(), std::invalid_argument) << n;
-    setenv(n, "1", 1);
+  for (const char* value : {"bulk", "tile"}) {
+    setenv("KVSCOPE_CUDA_SMALL_GEMM", value, 1);
+    EXPECT_THROW(cuda_options_from_env(), std::invalid_argument) << value;
   }
-  EXPECT_TRUE(cuda_options_from_env().fourier_edge_mma);
-  EXPECT_TRUE(cuda_options_from_env().fourier_finish_staged);
-  for (const char* n : names) unsetenv(n);
+  unsetenv("KVSCOPE_CUDA_SMALL_GEMM");
+  setenv("KVSCOPE_CUDA_SIMPLE_ATTENTION", "on", 1);
+  EXPECT_THROW(cuda_options_from_env(), std::invalid_argument);
+  unsetenv("KVSCOPE_CUDA_SIMPLE_ATTENTION");
+  for (const char* n :
+       {"KVSCOPE_CUDA_BASIS_TABLE", "KVSCOPE_CUDA_FOURIER_WGMMA", "KVSCOPE_CUDA_GEMV_PDL",
+        "KVSCOPE_CUDA_DECODE_PDL", "KVSCOPE_CUDA_DECODE_EDGE_LAST", "KVSCOPE_CUDA_DECODE_EDGE_MMA",
+        "KVSCOPE_CUDA_DECODE_FINISH_STAGED", "KVSCOPE_CUDA_PREFILL"}) {
+    setenv(n, "0", 1);
+    try {
+      cuda_options_from_env();
+      ADD_FAILURE() << n << " accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(std::string(n) + "=0: this variant was retired"),
+                std::string::npos)
+          << e.what();
+    }
+    unsetenv(n);
+  }
+  EXPECT_EQ(cuda_switches(cuda_options_from_env()), defaults);
+}
+
+// One implementation a test runs, by name.
+struct NamedOptions {
+  const char* name;
+  CudaOptions options;
+};
+
+// The options of what a device without sm_90a runs (the mma.sync transforms and prefill).
+CudaOptions without_sm90a() {
+  CudaOptions o;
+  o.sm90a_kernels = false;
+  return o;
 }
 
 class Cuda : public ::testing::Test {
@@ -358,40 +360,28 @@ std::vector<FourierCase> compress_cases(DType t) {
   };
 }
 
-// The transforms' implementations: fused one-pass, and fused with the kept copy on the side
-// stream, each with its basis generated in the kernels or read from a table (one-pass with the
-// table is the default), and cuFFT.
-// With the table and 16-bit types the products run on warpgroup MMA where the device and build
-// have it (CudaOptions::fourier_wgmma); the last fused path keeps them on mma.sync.
-struct FourierImpls {
-  static constexpr int n = 6;
-  static constexpr const char* names[n] = {"fused one-pass ",
-                                           "fused two-pass ",
-                                           "fused one-pass, basis table ",
-                                           "fused two-pass, basis table ",
-                                           "cufft ",
-                                           "fused one-pass, basis table, mma.sync "};
-  static CudaOptions options(int i) {
-    CudaOptions o;
-    o.fourier_one_pass = i == 0 || i == 2 || i == 5;
-    o.fourier_basis_table = i == 2 || i == 3 || i == 5;
-    o.fourier_wgmma = i != 5;
-    if (i == 4) o.fourier = CudaOptions::Fourier::cufft;
-    return o;
-  }
-};
+// The transforms' implementations: the production path (the kept copy in the transform kernels
+// where it has one to do, the basis from a table where it fits, warpgroup MMA where the device
+// and build have it; float's reconstruction with the kept copy on the side stream and its basis
+// generated in the kernels), the mma.sync kernels a device without sm_90a runs, and cuFFT.
+std::vector<NamedOptions> fourier_impls() {
+  CudaOptions cufft;
+  cufft.fourier = CudaOptions::Fourier::cufft;
+  return {{"fused ", {}}, {"fused, mma.sync (no sm_90a) ", without_sm90a()}, {"cufft ", cufft}};
+}
 
 TEST_F(Cuda, CompressMatchesReferenceEveryPath) {
-  std::unique_ptr<Backend> backends[FourierImpls::n];
-  for (int i = 0; i < FourierImpls::n; ++i) backends[i] = make(FourierImpls::options(i));
+  const std::vector<NamedOptions> impls = fourier_impls();
+  std::vector<std::unique_ptr<Backend>> backends;
+  for (const NamedOptions& impl : impls) backends.push_back(make(impl.options));
   for (const DType t : kTypes)
     for (const FourierCase& c : compress_cases(t)) {
       const std::vector<float> x = round_through(t, normal(size_t(c.s.elements())));
       const ref::Fourier64 want = compress64(c.s, c.f, ref::Vec(x.begin(), x.end()));
-      for (int impl = 0; impl < FourierImpls::n; ++impl) {
+      for (size_t impl = 0; impl < impls.size(); ++impl) {
         Backend& b = *backends[impl];
-        SCOPED_TRACE(std::string(FourierImpls::names[impl]) + std::string(dtype_name(t)) +
-                     " tokens " + std::to_string(c.s.tokens));
+        SCOPED_TRACE(std::string(impls[impl].name) + std::string(dtype_name(t)) + " tokens " +
+                     std::to_string(c.s.tokens));
         auto in = upload(b, t, x, nullptr);
         const FourierBufferBytes n = fourier_buffer_bytes(c.s, c.f);
         FourierTensor out{poisoned(b, n.kept), poisoned(b, n.edge), poisoned(b, n.coeffs)};
@@ -405,17 +395,18 @@ TEST_F(Cuda, CompressMatchesReferenceEveryPath) {
 }
 
 TEST_F(Cuda, ReconstructMatchesReferenceEveryPath) {
-  std::unique_ptr<Backend> backends[FourierImpls::n];
-  for (int i = 0; i < FourierImpls::n; ++i) backends[i] = make(FourierImpls::options(i));
+  const std::vector<NamedOptions> impls = fourier_impls();
+  std::vector<std::unique_ptr<Backend>> backends;
+  for (const NamedOptions& impl : impls) backends.push_back(make(impl.options));
   for (const DType t : kTypes)
     for (const FourierCase& c : compress_cases(t)) {
       FourierTensor dev;
       const ref::Fourier64 used = upload_fourier(*backends[0], t, random_fourier(c.s, c.f), dev);
       const ref::Vec want = reconstruct64(c.s, c.f, used);
-      for (int impl = 0; impl < FourierImpls::n; ++impl) {
+      for (size_t impl = 0; impl < impls.size(); ++impl) {
         Backend& b = *backends[impl];
-        SCOPED_TRACE(std::string(FourierImpls::names[impl]) + std::string(dtype_name(t)) +
-                     " tokens " + std::to_string(c.s.tokens));
+        SCOPED_TRACE(std::string(impls[impl].name) + std::string(dtype_name(t)) + " tokens " +
+                     std::to_string(c.s.tokens));
         FourierTensor in;
         upload_fourier(b, t, used, in);
         auto out = poisoned(b, size_t(c.s.elements() * dtype_bytes(t)));
@@ -472,35 +463,23 @@ std::vector<AttnCase> fourier_attention_cases(DType t) {
   };
 }
 
-// The tiled kernels as one chain of programmatic launches (the default: the sink and window
-// after the middle kernel where its grid leaves SMs free, as in every decode case here on a
-// 132-SM H200, on the tensor cores; the staged finish), the chain with the sink and window
-// first, with the sink and window on the CUDA cores (CudaOptions::fourier_edge_mma off), with
-// the unstaged finish (fourier_finish_staged off), with both, the same kernels with the sink and
-// window on the side stream and plain launches, and the simple kernels.
+// The tiled kernels as one chain of programmatic launches (the sink and window after the middle
+// kernel where its grid leaves SMs free, as in every decode case here on a 132-SM H200, on the
+// tensor cores; the staged finish; the sink and window first where the middle grid fills the
+// device, FourierDecodeChainReadsEachPreviousOutput), and the simple kernels.
 TEST_F(Cuda, FourierAttentionMatchesReference) {
-  for (const int mode : {0, 3, 4, 5, 6, 1, 2}) {
-    const bool simple = mode == 2;
-    CudaOptions o;
-    o.simple_attention = simple;
-    o.fourier_decode_pdl = mode == 0 || mode >= 3;
-    o.fourier_edge_last = mode != 3;
-    o.fourier_edge_mma = mode != 4 && mode != 6;
-    o.fourier_finish_staged = mode != 5 && mode != 6;
-    auto b = make(o);
+  CudaOptions simple_options;
+  simple_options.simple_attention = true;
+  for (const NamedOptions& impl :
+       {NamedOptions{"fast ", CudaOptions{}}, NamedOptions{"simple ", simple_options}}) {
+    const bool simple = impl.options.simple_attention;
+    auto b = make(impl.options);
     for (const DType t : kTypes)
       for (const AttnCase& c : fourier_attention_cases(t)) {
         const AttentionArgs& a = c.a;
         if (simple && a.q_len > 1 && a.tokens > 500) continue;  // the simple kernel is slow
-        SCOPED_TRACE(std::string(simple      ? "simple "
-                                 : mode == 0 ? "fast, pdl "
-                                 : mode == 3 ? "fast, pdl, edge first "
-                                 : mode == 4 ? "fast, pdl, edge on CUDA cores "
-                                 : mode == 5 ? "fast, pdl, unstaged finish "
-                                 : mode == 6 ? "fast, pdl, edge on CUDA cores, unstaged finish "
-                                             : "fast ") +
-                     std::string(dtype_name(t)) + " q_len " + std::to_string(a.q_len) + " tokens " +
-                     std::to_string(a.tokens));
+        SCOPED_TRACE(std::string(impl.name) + std::string(dtype_name(t)) + " q_len " +
+                     std::to_string(a.q_len) + " tokens " + std::to_string(a.tokens));
         const KvShape ks{a.batch, a.kv_heads, a.tokens, a.head_dim, t};
         const size_t qn = size_t(a.batch * a.q_heads * a.q_len * a.head_dim);
         ref::Vec q;
@@ -525,33 +504,20 @@ TEST_F(Cuda, FourierAttentionMatchesReference) {
 // scratch buffers, so a read before griddepcontrol.wait, or a record overwritten while the
 // previous step still reads it, shows up as a wrong output.
 TEST_F(Cuda, FourierDecodeChainReadsEachPreviousOutput) {
-  // the chain (edge last where it can be, on the tensor cores, the staged finish; edge first;
-  // the edge on the CUDA cores; the unstaged finish; both, with the edge first), plain
-  for (const int mode : {0, 1, 3, 4, 5, 2}) {
-    const bool pdl = mode != 2;
-    CudaOptions o;
-    o.fourier_decode_pdl = pdl;
-    o.fourier_edge_last = mode != 1 && mode != 5;
-    o.fourier_edge_mma = mode != 3 && mode != 5;
-    o.fourier_finish_staged = mode != 4 && mode != 5;
-    auto b = make(o);
+  {
+    auto b = make();
     const DType t = DType::bf16;
     // batch 2, GQA 4: a few splits per head (92 middle blocks: on a 132-SM device the edge
-    // kernel runs last in mode 0), and a batch-1-like many-split case that fills the device,
-    // both finished by two launches; batch 5 x 8 KV heads: 5 groups of 8 heads, 26 middle
-    // splits each on a 132-SM device, so one launch finishes (as at the batch 8)
+    // kernel runs last), and a batch-1-like many-split case that fills the device (the edge
+    // kernel first), both finished by two launches; batch 5 x 8 KV heads: 5 groups of 8 heads,
+    // 26 middle splits each on a 132-SM device, so one launch finishes (as at the issue's
+    // batch 8)
     for (const AttnCase& c :
          {AttnCase{{2, 8, 2, 128, 1, 3000, true, t}, {range(0, 64), 256, 4, 64}},
           AttnCase{{1, 8, 2, 128, 1, 20000, true, t}, {range(0, 64), 128, 4, 64}},
           AttnCase{{5, 32, 8, 128, 1, 2048, true, t}, {range(0, 64), 128, 4, 64}}}) {
       const AttentionArgs& a = c.a;
-      SCOPED_TRACE(std::string(mode == 0   ? "pdl"
-                               : mode == 1 ? "pdl, edge first"
-                               : mode == 3 ? "pdl, edge on CUDA cores"
-                               : mode == 4 ? "pdl, unstaged finish"
-                               : mode == 5 ? "pdl, edge first on CUDA cores, unstaged finish"
-                                           : "no pdl") +
-                   " tokens " + std::to_string(a.tokens));
+      SCOPED_TRACE("tokens " + std::to_string(a.tokens));
       const KvShape ks{a.batch, a.kv_heads, a.tokens, a.head_dim, t};
       const size_t qn = size_t(a.batch * a.q_heads * a.q_len * a.head_dim);
       FourierTensor k, v;
@@ -676,15 +642,16 @@ TEST_F(Cuda, AttentionMatchesReference) {
   if (prop.major == 9 && prop.minor == 0) {
     EXPECT_TRUE(cuda_wgmma_code(0)) << "no sm_90a code in this build (CMAKE_CUDA_ARCHITECTURES)";
   }
-  const char* names[] = {"fast wgmma ", "fast mma ", "simple "};
-  for (int pass = 0; pass < 3; ++pass) {
-    CudaOptions o;
-    o.prefill = pass == 0 ? CudaOptions::Prefill::wgmma : CudaOptions::Prefill::mma;
-    o.simple_attention = pass == 2;
-    auto b = make(o);
+  CudaOptions simple_options;
+  simple_options.simple_attention = true;
+  for (const NamedOptions& impl :
+       {NamedOptions{"fast ", CudaOptions{}},
+        NamedOptions{"fast, mma.sync prefill (no sm_90a) ", without_sm90a()},
+        NamedOptions{"simple ", simple_options}}) {
+    auto b = make(impl.options);
     for (const DType t : kTypes)
       for (const AttentionArgs& a : attention_cases(t)) {
-        SCOPED_TRACE(std::string(names[pass]) + std::string(dtype_name(t)) + " q_len " +
+        SCOPED_TRACE(std::string(impl.name) + std::string(dtype_name(t)) + " q_len " +
                      std::to_string(a.q_len) + " head_dim " + std::to_string(a.head_dim));
         const size_t qn = size_t(a.batch * a.q_heads * a.q_len * a.head_dim);
         const size_t kvn = size_t(a.batch * a.kv_heads * a.tokens * a.head_dim);
@@ -700,21 +667,14 @@ TEST_F(Cuda, AttentionMatchesReference) {
 }
 
 TEST_F(Cuda, GemmMatchesReferenceBothSmallRowPaths) {
-  // The own kernels (own: the one-row kernel at rows 1, tile: the tile kernel at every row count)
-  // with and without programmatic dependent launch, then cuBLASLt.
-  const std::pair<CudaOptions::SmallGemm, bool> impls[] = {
-      {CudaOptions::SmallGemm::own, true},     {CudaOptions::SmallGemm::own, false},
-      {CudaOptions::SmallGemm::tile, true},    {CudaOptions::SmallGemm::tile, false},
-      {CudaOptions::SmallGemm::bulk, true},    {CudaOptions::SmallGemm::bulk, false},
-      {CudaOptions::SmallGemm::cublaslt, true}};
-  for (const auto& [impl, pdl] : impls) {
-    CudaOptions o;
-    o.small_gemm = impl;
-    o.gemv_pdl = pdl;
-    auto b = make(o);
-    // in = 4256: one full group of chunks per warp, then a partial one chunk by chunk (and for
-    // bulk, three tiles in two stages); in = 96: warps without chunks; in = 10272: six tiles, a
-    // stage refilled twice, and 75 features: a last block of 3 (bulk) or 11 (tile). Rows 1 (the
+  // kvscope's kernels (the one-row kernel at rows 1, the tile kernel at 2..16), then cuBLASLt.
+  CudaOptions lt;
+  lt.small_gemm = CudaOptions::SmallGemm::cublaslt;
+  for (const NamedOptions& impl :
+       {NamedOptions{"own ", CudaOptions{}}, NamedOptions{"cublaslt ", lt}}) {
+    auto b = make(impl.options);
+    // in = 4256: one full group of chunks per warp, then a partial one chunk by chunk; in = 96:
+    // warps without chunks; in = 10272 and 75 features: a last block of 11 (tile). Rows 1 (the
     // one-row kernel under own): in = 4096 one full round of a warp's loads; 10272 two rounds
     // and a partial third, 75 features a last block of 3; in = 96 lanes without vectors; no bias.
     for (const DType t : kTypes)
@@ -726,8 +686,9 @@ TEST_F(Cuda, GemmMatchesReferenceBothSmallRowPaths) {
             GemmArgs{17, 256, 1024, true}, GemmArgs{500, 384, 256, true}}) {
         GemmArgs g = g0;
         g.dtype = t;
-        SCOPED_TRACE(std::string(dtype_name(t)) + " rows " + std::to_string(g.rows) + " out " +
-                     std::to_string(g.out) + " in " + std::to_string(g.in));
+        SCOPED_TRACE(std::string(impl.name) + std::string(dtype_name(t)) + " rows " +
+                     std::to_string(g.rows) + " out " + std::to_string(g.out) + " in " +
+                     std::to_string(g.in));
         ref::Vec x, w, bias;
         auto xd = upload(*b, t, normal(size_t(g.rows * g.in)), &x);
         auto wd = upload(*b, t, normal(size_t(g.out * g.in), 0.05), &w);
@@ -744,20 +705,13 @@ TEST_F(Cuda, GemmMatchesReferenceBothSmallRowPaths) {
 // with programmatic dependent launch a kernel starts before the previous one has finished, so
 // a read of X before griddepcontrol.wait would see the poisoned buffer.
 TEST_F(Cuda, GemvChainReadsEachPreviousOutput) {
-  // rows 2 for the tile and bulk kernels, rows 1 for the one-row kernel (own).
-  for (const auto impl :
-       {CudaOptions::SmallGemm::own, CudaOptions::SmallGemm::tile, CudaOptions::SmallGemm::bulk})
-    for (const bool pdl : {true, false}) {
-      CudaOptions o;
-      o.small_gemm = impl;
-      o.gemv_pdl = pdl;
-      auto b = make(o);
+  // rows 1 for the one-row kernel, rows 2 for the tile kernel.
+  {
+    auto b = make();
+    for (const int64_t rows : {1, 2})
       for (const DType t : {DType::bf16, DType::f16}) {
-        const char* name = impl == CudaOptions::SmallGemm::own    ? " own"
-                           : impl == CudaOptions::SmallGemm::tile ? " tile"
-                                                                  : " bulk";
-        SCOPED_TRACE(std::string(dtype_name(t)) + name + (pdl ? " pdl" : " no pdl"));
-        const GemmArgs g{impl == CudaOptions::SmallGemm::own ? 1 : 2, 1024, 1024, true, t};
+        SCOPED_TRACE(std::string(dtype_name(t)) + " rows " + std::to_string(rows));
+        const GemmArgs g{rows, 1024, 1024, true, t};
         constexpr int kLinks = 6;
         ref::Vec x0;
         auto xd = upload(*b, t, normal(size_t(g.rows * g.in)), &x0);
@@ -781,7 +735,7 @@ TEST_F(Cuda, GemvChainReadsEachPreviousOutput) {
           in.assign(y.begin(), y.end());
         }
       }
-    }
+  }
 }
 
 TEST_F(Cuda, CosineMatchesReferenceIncludingZeroRows) {
@@ -839,6 +793,11 @@ TEST_F(Cuda, DeviceInfoAccountingAndTiming) {
   EXPECT_GT(d.multiprocessors, 0);
   EXPECT_GT(d.memory_bytes, int64_t{1} << 30);
   EXPECT_NE(d.driver.find("driver CUDA"), std::string::npos) << d.driver;
+  // The switches in effect, as the calibration profile's device block records them.
+  EXPECT_EQ(d.switches, cuda_switches(CudaOptions{}));
+  CudaOptions lt;
+  lt.small_gemm = CudaOptions::SmallGemm::cublaslt;
+  EXPECT_EQ(make(lt)->info().switches.at("KVSCOPE_CUDA_SMALL_GEMM"), "cublaslt");
   const int64_t before = b->allocated_bytes();
   {
     auto x = b->alloc(1000), y = b->alloc(1 << 20), z = b->alloc(0);

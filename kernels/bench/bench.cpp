@@ -305,6 +305,7 @@ nlohmann::json device_block(const Backend& b, const DeviceMeasurement& m) {
           {"multiprocessors", d.multiprocessors},
           {"memory_bytes", d.memory_bytes},
           {"driver", d.driver},
+          {"switches", d.switches},
           {"copy_bytes_per_s", m.copy_bytes_per_s},
           {"copy_buffer_bytes", m.copy_buffer_bytes},
           {"gemm_flops_per_s_bf16", m.gemm_flops_per_s_bf16},

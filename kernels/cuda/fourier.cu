@@ -578,10 +578,10 @@ __device__ __forceinline__ void warp_mma_mirror(float (&acc)[4][4][4], const TM*
   }
 }
 
-// kOnePass: the variant of CudaOptions::fourier_one_pass (the kept copy when p.copy has a job;
-// u, v in registers for 16-bit types, held to two blocks per SM). A minimum of 0 blocks leaves
-// the register budget to ptxas, as before the variant existed (an explicit 1 gives the default
-// kernel 151 registers instead of 128, and one block per SM instead of two).
+// kOnePass: the kept copy when p.copy has a job, and u, v in registers for 16-bit types, held to
+// two blocks per SM (16-bit types always run it; float where it has a kept copy to do). A
+// minimum of 0 blocks leaves the register budget to ptxas (an explicit 1 gives the kernel 151
+// registers instead of 128, and one block per SM instead of two).
 // kTable: basis tiles from p.basis (16-bit types), loaded with each step's rows.
 template <class T, int kStages, bool kOnePass, bool kTable>
 __global__ void __launch_bounds__(kThreads, uv_in_registers<T, kOnePass>() ? 2 : 0)
@@ -1090,7 +1090,7 @@ __device__ __forceinline__ void store_staged_rows(const InvParams& p, const T* s
   }
 }
 
-// kOnePass: the kept copy when p.copy has a job (CudaOptions::fourier_one_pass). kTable: basis
+// kOnePass: the kept copy when p.copy has a job (16-bit types with kept dims). kTable: basis
 // tiles from p.basis (16-bit types), loaded with each step's coefficients.
 template <class T, int kStages, bool kOnePass, bool kTable>
 __global__ void __launch_bounds__(kThreads) dct_inverse_kernel(const InvParams p) {
@@ -1494,17 +1494,18 @@ constexpr size_t kMaxBasisTableBytes = size_t(64) << 20;
 
 // The basis table for a transform over L middle tokens with kmax coefficients, covering both
 // kernels' tiles (k up to a kWgBM multiple, tokens n up to a BMI multiple of ceil(L/2)); for float
-// as hi and lo parts, and only for the warpgroup forward kernel. None (null data) when the option
-// is off, or above kMaxBasisTableBytes. Built on c.stream into
-// the scratch's basis slot unless the slot already holds this (L, kmax, type): at the issue's
-// layout 8 MB, ~10 us under ncu, against a ~300 us transform.
+// as hi and lo parts, and only for the warpgroup forward kernel. None (null data; the kernels
+// then generate the basis in every block) for float without that kernel, or above
+// kMaxBasisTableBytes. Built on c.stream into the scratch's basis slot unless the slot already
+// holds this (L, kmax, type): at the issue's layout 8 MB, ~10 us under ncu, against a ~300 us
+// transform; on the H200 the table took the issue layout's reconstruction from 0.562 to 0.428 ms
+// and its compression from 0.314 to 0.292 ms (kernels/BENCHMARKS.md).
 template <class T>
 BasisTable basis_table(Ctx& c, int64_t L, int64_t kmax) {
   using TM = typename Mma<T>::type;
   constexpr bool split = Mma<T>::split;
-  if (!c.opt.fourier_basis_table) return {};
   // float's table serves only the warpgroup forward kernel.
-  if (split && !(c.wgmma && c.opt.fourier_wgmma)) return {};
+  if (split && !c.wgmma) return {};
   // k up to a kWgBM multiple, which is also a BM multiple.
   const int64_t kpad = (kmax + kWgBM - 1) / kWgBM * kWgBM;
   const int64_t npad = ((L + 1) / 2 + BMI - 1) / BMI * BMI;
@@ -1593,7 +1594,7 @@ void compress_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv
   // 16-bit types not below 129 coefficients: the warpgroup block always multiplies 256, and at
   // M = 64 that measured 0.157 ms against 0.117 ms for the mma.sync kernel's 128
   // (kernels/BENCHMARKS.md). float's table exists only for the warpgroup kernel.
-  if (table && c.wgmma && c.opt.fourier_wgmma && (Mma<T>::split || p.kmax > BM)) {
+  if (table && c.wgmma && (Mma<T>::split || p.kmax > BM)) {
     compress_wgmma_t<T>(c, p, ctiles, copy);
     return finalize<T>(c, p, scale, coeffs);
   }
@@ -1681,12 +1682,12 @@ void reconstruct_t(Ctx& c, const KvShape& s, const FourierLayout& f, const void*
   const bool table = p.basis.data != nullptr;
   if constexpr (!Mma<T>::split) {
     // The warpgroup kernel's coefficient tiles are 16-byte groups (C a multiple of 8, aligned).
-    if (table && c.wgmma && c.opt.fourier_wgmma && p.vec_in && p.kmax <= 256) {
+    if (table && c.wgmma && p.vec_in && p.kmax <= 256) {
       if (p.kmax <= 64) return reconstruct_resident_t<T, 64>(c, p, ctiles, ntiles, copy);
       if (p.kmax <= 128) return reconstruct_resident_t<T, 128>(c, p, ctiles, ntiles, copy);
       return reconstruct_resident_t<T, 256>(c, p, ctiles, ntiles, copy);
     }
-    if (table && c.wgmma && c.opt.fourier_wgmma && p.vec_in) {
+    if (table && c.wgmma && p.vec_in) {
       const size_t smem = wg_inv_smem(copy.rows > 0);
       KVS_CUDA(cudaFuncSetAttribute(dct_inverse_wgmma_kernel<T>,
                                     cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
@@ -1725,21 +1726,18 @@ void check_layout(const KvShape& s, const FourierLayout& f) {
 
 // One K or V tensor to its compressed form, or back. The copies (kept dims, sink/window tokens)
 // read and write other bytes than the transform and run on the side stream alongside it, except
-// that the one-pass variant (CudaOptions::fourier_one_pass) has the transform kernel do the
-// kept-dims copy where it can (see KeptCopy).
+// that the one-pass transform kernels do the kept-dims copy where they can (see KeptCopy): on the
+// H200 that took the issue layout's compression from 0.418 to 0.315 ms (kernels/BENCHMARKS.md).
 template <class T>
 void compress_any(Ctx& c, const KvShape& s, const FourierLayout& f, const void* kv,
                   const FourierPtrs& out) {
   const bool cufft = c.opt.fourier == CudaOptions::Fourier::cufft;
   KeptCopy job;
-  if (!cufft && c.opt.fourier_one_pass && f.middle(s.tokens) > 0 && !f.compressed_dims.empty() &&
-      f.m > 0)
+  if (!cufft && f.middle(s.tokens) > 0 && !f.compressed_dims.empty() && f.m > 0)
     job = kept_copy_job<T>(s, f, kv, out.kept, false);
   // The one-pass kernel only where it has something to do: a kept copy, or u and v to form in
   // registers (16-bit types). For float without kept dims it would be the same work with more
   // registers.
-  const bool one_pass =
-      !cufft && c.opt.fourier_one_pass && (job.rows > 0 || uv_in_registers<T, true>());
   fork_side(c);
   {
     Ctx side = c;
@@ -1748,7 +1746,9 @@ void compress_any(Ctx& c, const KvShape& s, const FourierLayout& f, const void* 
   }
   if (cufft)
     fourier_compress_cufft(c, s, f, kv, out.coeffs);
-  else if (one_pass)
+  else if constexpr (uv_in_registers<T, true>())
+    compress_t<T, true>(c, s, f, kv, out.coeffs, job);
+  else if (job.rows > 0)
     compress_t<T, true>(c, s, f, kv, out.coeffs, job);
   else
     compress_t<T, false>(c, s, f, kv, out.coeffs);
@@ -1763,10 +1763,8 @@ void reconstruct_any(Ctx& c, const KvShape& s, const FourierLayout& f, const Fou
   // instead of two (ptxas), and ran 1.4x slower on the H200 (kernels/BENCHMARKS.md); its kept
   // copy stays on the side stream.
   KeptCopy job;
-  if (!cufft && c.opt.fourier_one_pass && !std::is_same_v<T, float> && f.middle(s.tokens) > 0 &&
-      !f.compressed_dims.empty())
+  if (!cufft && !std::is_same_v<T, float> && f.middle(s.tokens) > 0 && !f.compressed_dims.empty())
     job = kept_copy_job<T>(s, f, kv, in.kept, true);
-  const bool one_pass = job.rows > 0;  // the one-pass kernel only where it has a copy to do
   fork_side(c);
   {
     Ctx side = c;
@@ -1775,7 +1773,9 @@ void reconstruct_any(Ctx& c, const KvShape& s, const FourierLayout& f, const Fou
   }
   if (cufft)
     fourier_reconstruct_cufft(c, s, f, in.coeffs, kv);
-  else if (one_pass)
+  else if constexpr (std::is_same_v<T, float>)
+    reconstruct_t<T, false>(c, s, f, in.coeffs, kv);
+  else if (job.rows > 0)  // the one-pass kernel only where it has a copy to do
     reconstruct_t<T, true>(c, s, f, in.coeffs, kv, job);
   else
     reconstruct_t<T, false>(c, s, f, in.coeffs, kv);

@@ -159,8 +159,8 @@ __global__ void __launch_bounds__(kPThreads)
   if (k < MP)
     pout[(head * kDecCols + j) * MP + fd_row_of_k(static_cast<int>(k), static_cast<int>(MP))] =
         from_f32<T>(acc * rsqrtf(static_cast<float>(p.L)));
-  // wait_before_exit: in the chain of programmatic launches (CudaOptions::fourier_decode_pdl)
-  // where the sink-and-window kernel comes first, whose records only the finishing kernel reads.
+  // wait_before_exit: in the chain of programmatic launches where the sink-and-window kernel
+  // comes first, whose records only the finishing kernel reads.
   // One block waits for it before exiting, so that this grid finishes after it: the middle
   // kernel's wait for this grid then covers both, and the finishing kernel's wait for the middle
   // kernel covers all three. The other blocks leave at once: a middle block needs a whole SM,
@@ -695,26 +695,14 @@ __device__ __forceinline__ void merge_block(const FourierMergeParams& p, int64_t
     output_row<T>(p, head, j)[p.kdim[x]] = from_f32<T>(sum);
 }
 
-// The Vc rows an apply block multiplies (dims blk * kApplyOut .., all k < min(M, L)): an input
-// of the decode, so they are prefetched into L2 before the kernel waits for the splits, and
-// their DRAM latency overlaps the middle kernel's last blocks. (Held in registers instead, they
-// pushed the kernel into spills.)
-template <class T>
-__device__ __forceinline__ void prefetch_apply_vc(const FourierMergeParams& p, int64_t head,
-                                                  int64_t blk) {
-  const int64_t kmax = p.M < p.L ? p.M : p.L;
-  const T* vc = static_cast<const T*>(p.vc) + head * p.M * p.C + blk * kApplyOut;
-  for (int64_t k = threadIdx.x; k < kmax; k += kMergeThreads)
-    asm volatile("prefetch.global.L2 [%0];" ::"l"(vc + k * p.C));
-}
-
-// The staged finish (CudaOptions::fourier_finish_staged): an apply block copies its Vc columns
-// into shared memory before the kernel waits for the splits (cp.async; they are an input of the
-// call), and the edge splits' exact part of its dims right after the wait, copied while the
-// split weights and R are merged; so the product and the exact part read shared memory instead
-// of waiting on L2 once more each after R is merged. Where the host stages, C is whole
-// kApplyOut-column blocks of 16-bit values and Vc is 16-byte aligned.
-constexpr int kFinishMaxEdgeSplits = 8;  // at least edge_kernel's blocks per head
+// The finish's staging: an apply block copies its Vc columns into shared memory before the
+// kernel waits for the splits (cp.async; they are an input of the call), and the edge splits'
+// exact part of its dims right after the wait, copied while the split weights and R are merged;
+// so the product and the exact part read shared memory instead of waiting on L2 once more each
+// after R is merged (1-3 us off the issue's decode against Vc prefetched into L2,
+// kernels/BENCHMARKS.md, 2026-12-05). The host runs it where C is whole kApplyOut-column blocks
+// of 16-bit values and Vc is 16-byte aligned (fourier_attention.cu, fast_t).
+constexpr int kFinishMaxEdgeSplits = 8;  // at least edge_mma_kernel's blocks per head
 template <class T>
 struct FinishStage {
   T* vc;         // [min(M, L)][kApplyOut]: Vc's rows, this block's columns
@@ -755,11 +743,11 @@ __device__ __forceinline__ void stage_apply_exact(const FourierMergeParams& p, c
 
 // Block `blk` of the compressed dims: R (merged over the splits here, or read from p.rmerged
 // with `premerged`) into shared memory, then kApplyOut dims c of R . Vc, kApplyWays threads each.
-// With kStaged, Vc's columns and the edge splits' exact part come from `st` (FinishStage).
+// Vc's columns and the edge splits' exact part come from `st` (FinishStage).
 // A thread merges its kRPerThread values of R at once, every split's loads of them in flight
 // together: merged one value at a time, the loop waited on L2 for each of them in turn.
 constexpr int kRPerThread = kDecCols * 256 / kMergeThreads;
-template <class T, bool kStaged>
+template <class T>
 __device__ __forceinline__ void apply_block(const FourierMergeParams& p, int64_t head,
                                             const float* part, const float* w, int64_t blk,
                                             bool premerged, float* r, float* red,
@@ -799,16 +787,15 @@ __device__ __forceinline__ void apply_block(const FourierMergeParams& p, int64_t
     const int i = static_cast<int>(threadIdx.x) + u * kMergeThreads;
     if (i < n) r[i] = acc[u];
   }
-  if constexpr (kStaged) cp_async_wait<0>();  // this thread's copies; the barrier shows them all
+  cp_async_wait<0>();  // this thread's copies; the barrier shows them all
   __syncthreads();
   const int o = threadIdx.x % kApplyOut, way = threadIdx.x / kApplyOut;
   const int64_t c = blk * kApplyOut + o;
-  const T* vc = static_cast<const T*>(p.vc) + head * p.M * p.C;
   float sum_j[kDecCols] = {};
   if (c < p.C) {
 #pragma unroll 8
     for (int64_t k = way; k < kmax; k += kApplyWays) {
-      const float v = to_f32(kStaged ? st.vc[k * kApplyOut + o] : vc[k * p.C + c]);
+      const float v = to_f32(st.vc[k * kApplyOut + o]);
 #pragma unroll
       for (int j = 0; j < kDecCols; ++j) sum_j[j] = fmaf(r[j * mp + k], v, sum_j[j]);
     }
@@ -821,16 +808,13 @@ __device__ __forceinline__ void apply_block(const FourierMergeParams& p, int64_t
   // The exact part of the compressed dims, the edge splits' only: every column's loads of a
   // split issued together, before any store (the stores to the output could alias the records,
   // so loads after one were not moved ahead of it and each waited on L2 in turn).
-  const float* cpart = part + dec_rec_oc(p.DK, p.MP) + c;
   float exact[kDecCols] = {};
 #pragma unroll 2
   for (int e = middle; e < splits; ++e) {
 #pragma unroll
     for (int j = 0; j < kDecCols; ++j)
       if (j < ncols)
-        exact[j] = fmaf(w[j * splits + e],
-                        kStaged ? st.exact[((e - middle) * kDecCols + j) * kApplyOut + o]
-                                : __ldcg(cpart + e * p.rec + j * p.C),
+        exact[j] = fmaf(w[j * splits + e], st.exact[((e - middle) * kDecCols + j) * kApplyOut + o],
                         exact[j]);
   }
 #pragma unroll
@@ -845,7 +829,7 @@ __device__ __forceinline__ void apply_block(const FourierMergeParams& p, int64_t
 }
 
 // Shared memory of fourier_finish_kernel: the split weights, then R and the apply's partial
-// sums (or the kept dims' partial sums, which fit in the same space), then, staged, FinishStage.
+// sums (or the kept dims' partial sums, which fit in the same space), then FinishStage.
 __host__ __device__ inline int64_t finish_rest_floats(int64_t MP) {
   const int64_t apply = kDecCols * MP + int64_t(kApplyWays) * kDecCols * kApplyOut;
   const int64_t kept = int64_t(kMergeWays) * kMergeOut;
@@ -857,7 +841,7 @@ inline size_t finish_smem_bytes(int64_t splits, int64_t MP) {
 
 // grid (heads, kept_blocks + r_blocks + apply_blocks): kept_blocks merge O, r_blocks merge R
 // into p.rmerged, the rest apply (R from p.rmerged with `premerged`, else merged by each block).
-template <class T, bool kStaged>
+template <class T>
 __global__ void __launch_bounds__(kMergeThreads)
     fourier_finish_kernel(const FourierMergeParams p, int64_t kept_blocks, int64_t r_blocks,
                           bool premerged) {
@@ -865,28 +849,20 @@ __global__ void __launch_bounds__(kMergeThreads)
   float* w = fsh;                         // [8][splits]
   float* rest = w + kDecCols * p.splits;  // R [8][MP] and the partial sums
   FinishStage<T> st{};
-  if constexpr (kStaged) {
-    st.exact = rest + finish_rest_floats(p.MP);
-    st.vc = reinterpret_cast<T*>(st.exact + kFinishMaxEdgeSplits * kDecCols * kApplyOut);
-  }
+  st.exact = rest + finish_rest_floats(p.MP);
+  st.vc = reinterpret_cast<T*>(st.exact + kFinishMaxEdgeSplits * kDecCols * kApplyOut);
   const int64_t head = blockIdx.x;
   const int ncols = static_cast<int>(p.group * p.q_len);
   const float* part = p.partial + head * p.splits * p.rec;
   const int64_t y = blockIdx.y, apply = y - kept_blocks - r_blocks;
   const auto stamped_as = premerged ? DecodeTimeline::apply : DecodeTimeline::finish;
   timeline_stamp(stamped_as, DecodeTimeline::start);
-  if (apply >= 0) {
-    if constexpr (kStaged)
-      stage_apply_vc<T>(p, head, apply, st.vc);
-    else
-      prefetch_apply_vc<T>(p, head, apply);
-  }
+  if (apply >= 0) stage_apply_vc<T>(p, head, apply, st.vc);
   // The partial records (and R, premerged) are the kernels' before this one: read after here.
   grid_dependency_wait();
   timeline_stamp(stamped_as, DecodeTimeline::waited);
   allow_dependent_launch();  // e.g. a GEMV of the output, which waits for this kernel in turn
-  if constexpr (kStaged)
-    if (apply >= 0) stage_apply_exact<T>(p, part, apply, st.exact);
+  if (apply >= 0) stage_apply_exact<T>(p, part, apply, st.exact);
   split_weights(part, p.splits, p.rec, ncols, w);
   __syncthreads();
   if (y < kept_blocks)
@@ -894,7 +870,7 @@ __global__ void __launch_bounds__(kMergeThreads)
   else if (y < kept_blocks + r_blocks)
     merge_block<T>(p, head, part, w, y - kept_blocks, true, rest);
   else
-    apply_block<T, kStaged>(p, head, part, w, apply, premerged, rest, rest + kDecCols * p.MP, st);
+    apply_block<T>(p, head, part, w, apply, premerged, rest, rest + kDecCols * p.MP, st);
   timeline_stamp(stamped_as, DecodeTimeline::end);
 }
 
