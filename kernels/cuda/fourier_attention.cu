@@ -17,6 +17,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/decode.cuh"
 #include "kernels/cuda/fourier_decode.cuh"
+#include "kernels/cuda/fourier_finish.cuh"
 #include "kernels/cuda/ops.h"
 #include "kernels/cuda/prefill.cuh"
 
