@@ -35,6 +35,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -60,6 +61,9 @@ struct DeviceInfo {
   int64_t multiprocessors = 0;  // SMs, or CPU threads used
   int64_t memory_bytes = 0;
   std::string driver;  // driver/toolkit versions, or the compiler
+  // The runtime switches that choose among the backend's implementations (KVSCOPE_CUDA_*,
+  // KVSCOPE_CPU_DCT), each with the value in effect, so a calibration profile says which ran.
+  std::map<std::string, std::string> switches;
 };
 
 struct KvShape {

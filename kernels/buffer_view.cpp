@@ -6,10 +6,8 @@
 
 namespace kvscope::kernels {
 
-RandomTiler::RandomTiler(DType t, size_t tile_bytes, uint64_t seed) {
-  const size_t e = static_cast<size_t>(dtype_bytes(t));
-  std::vector<float> v(std::max<size_t>(tile_bytes / e, 1));
-  // splitmix64 -> uniform [-1, 1)
+std::vector<float> random_uniform(size_t count, uint64_t seed) {
+  std::vector<float> v(count);
   uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
   for (auto& f : v) {
     x += 0x9e3779b97f4a7c15ull;
@@ -19,7 +17,12 @@ RandomTiler::RandomTiler(DType t, size_t tile_bytes, uint64_t seed) {
     z ^= z >> 31;
     f = static_cast<float>(static_cast<double>(z >> 11) * 0x1.0p-52 - 1.0);
   }
-  tile_ = encode(t, v);
+  return v;
+}
+
+RandomTiler::RandomTiler(DType t, size_t tile_bytes, uint64_t seed) {
+  const size_t e = static_cast<size_t>(dtype_bytes(t));
+  tile_ = encode(t, random_uniform(std::max<size_t>(tile_bytes / e, 1), seed));
 }
 
 void RandomTiler::fill(Backend& b, DeviceBuffer& dst) const {

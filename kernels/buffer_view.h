@@ -37,6 +37,11 @@ class BufferView final : public DeviceBuffer {
   size_t offset_, bytes_;
 };
 
+// `count` values uniform in [-1, 1), the same for the same seed (splitmix64): fast enough to fill
+// GPU-sized inputs on the host, and random enough that the GPU's power draw (which depends on
+// bit toggling) is realistic. The benchmarks' inputs and RandomTiler's tiles.
+std::vector<float> random_uniform(size_t count, uint64_t seed);
+
 // Random values in [-1, 1) of one dtype, generated once on the host and uploaded in tiles:
 // filling gigabytes of weights element by element on the host would take longer than the
 // kernels it feeds. The values repeat every tile, which changes nothing for the kernels' speed

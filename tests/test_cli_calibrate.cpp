@@ -88,6 +88,9 @@ TEST(CliCalibrate, WritesGoogleBenchmarkJsonWithDeviceBlock) {
   EXPECT_GT(d.at("copy_bytes_per_s").get<double>(), 0.0);
   EXPECT_GT(d.at("gemm_flops_per_s_bf16").get<double>(), 0.0);
   EXPECT_FALSE(d.at("date").get<std::string>().empty());
+  // Which implementations ran: the CPU backend's one switch, with its value.
+  ASSERT_TRUE(d.contains("switches")) << d.dump();
+  EXPECT_TRUE(d["switches"].contains("KVSCOPE_CPU_DCT")) << d.dump();
   std::remove(out.c_str());
 }
 

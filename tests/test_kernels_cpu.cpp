@@ -3,9 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <limits>
+#include <map>
 #include <numbers>
 #include <random>
+#include <stdexcept>
+#include <string>
 
 #include "kernels/convert.h"
 #include "kernels/cpu/dct.h"
@@ -224,6 +228,36 @@ TEST_P(CpuCompressPath, MatchesReference) {
 
 INSTANTIATE_TEST_SUITE_P(Paths, CpuCompressPath,
                          ::testing::Values(cpu::TransformPath::fft, cpu::TransformPath::basis));
+
+// KVSCOPE_CPU_DCT: each value chooses its path, unset is the automatic choice, and a value it
+// does not know is an error naming the variable, the value and what is allowed (a typo once fell
+// back to the automatic choice without a word).
+TEST(CpuTransformPathFromEnv, ValuesAndBadValues) {
+  unsetenv("KVSCOPE_CPU_DCT");
+  EXPECT_EQ(cpu::transform_path_from_env(), cpu::TransformPath::automatic);
+  for (const cpu::TransformPath t :
+       {cpu::TransformPath::automatic, cpu::TransformPath::fft, cpu::TransformPath::basis}) {
+    setenv("KVSCOPE_CPU_DCT", cpu::transform_path_name(t), 1);
+    EXPECT_EQ(cpu::transform_path_from_env(), t) << cpu::transform_path_name(t);
+  }
+  setenv("KVSCOPE_CPU_DCT", "bassis", 1);
+  try {
+    cpu::transform_path_from_env();
+    ADD_FAILURE() << "KVSCOPE_CPU_DCT=bassis accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "KVSCOPE_CPU_DCT=bassis: expected one of auto, fft, basis, or unset");
+  }
+  unsetenv("KVSCOPE_CPU_DCT");
+}
+
+// The switch as info() reports it, for the calibration profile's device block.
+TEST(CpuTransformPathFromEnv, InfoReportsThePathInEffect) {
+  cpu::CpuBackend b;
+  cpu::set_transform_path(cpu::TransformPath::basis);
+  EXPECT_EQ(b.info().switches, (std::map<std::string, std::string>{{"KVSCOPE_CPU_DCT", "basis"}}));
+  cpu::set_transform_path(cpu::TransformPath::automatic);
+  EXPECT_EQ(b.info().switches.at("KVSCOPE_CPU_DCT"), "auto");
+}
 
 #ifdef _OPENMP
 #include <omp.h>

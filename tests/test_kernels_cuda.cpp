@@ -2,137 +2,17 @@
 // (test_kernels_backends.cpp) uses small head dims, so the tiled tensor-core kernels (head_dim
 // 64/128, M up to 256, multi-split decode, 128-row prefill tiles) and the alternative
 // implementations (cuFFT, cuBLASLt for small rows, the simple attention kernels) are checked
-// here. Fresh random inputs each run (the seed is printed), outputs poisoned with 0xFF first.
-// Without a CUDA device every test reports itself skipped.
-#include <cuda_runtime.h>
-#include <gtest/gtest.h>
-
-#include <algorithm>
-#include <cmath>
-#include <cstddef>
-#include <cstdio>
-#include <cstdlib>
-#include <random>
-#include <stdexcept>
-#include <string>
-#include <vector>
-
-#include "kernels/backend.h"
-#include "kernels/backend_factories.h"
-#include "kernels/convert.h"
-#include "kernels/cuda/cuda_backend.h"
-#include "kernels/reference/reference.h"
+// here (the exact attention, GEMM and cosine in test_kernels_cuda_ops.cpp). Fresh random inputs
+// each run (the seed is printed), outputs poisoned with 0xFF first. Without a CUDA device every
+// test reports itself skipped.
+#include "tests/kernel_cuda_testing.h"
 
 using namespace kvscope;
 using namespace kvscope::kernels;
+using namespace kvscope::kernels::cuda_testing;
 namespace ref = kvscope::kernels::reference;
 
 namespace {
-
-// Normalised max error |got - want|_max / |want|_max, as in test_kernels_backends.cpp; f16 has
-// 3 more mantissa bits than bf16.
-double tolerance(DType t) {
-  switch (t) {
-    case DType::f32:
-      return 2e-4;
-    case DType::f16:
-      return 4e-3;
-    case DType::bf16:
-      return 1.6e-2;
-  }
-  return 0;
-}
-
-uint64_t fresh_seed() {
-  static const uint64_t base = std::random_device{}();
-  static uint64_t n = 0;
-  return base + 0x9e3779b97f4a7c15ull * ++n;
-}
-
-std::vector<int64_t> range(int64_t lo, int64_t hi) {
-  std::vector<int64_t> v;
-  for (int64_t i = lo; i < hi; ++i) v.push_back(i);
-  return v;
-}
-
-// The shared reference (kernels/reference) evaluates a cosine per (token, k, dim); at the head
-// dims and lengths these tests need that takes minutes. These two do the same float64 sums with
-// the basis tabulated once per (L, M), and the first test below checks them against the shared
-// reference on a small shape.
-ref::Vec basis_table(int64_t L, int64_t M) {  // [min(M, L)][L]
-  const int64_t K = std::min(M, L);
-  ref::Vec b(size_t(K * L));
-  const double pi = 3.14159265358979323846;
-  for (int64_t k = 0; k < K; ++k)
-    for (int64_t n = 0; n < L; ++n)
-      b[size_t(k * L + n)] = std::sqrt((k == 0 ? 1.0 : 2.0) / double(L)) *
-                             std::cos(pi * (double(n) + 0.5) * double(k) / double(L));
-  return b;
-}
-
-int64_t slot_token(const KvShape& s, const FourierLayout& f, int64_t slot) {
-  if (s.tokens <= f.edge()) return slot < s.tokens ? slot : -1;
-  return slot < f.sink ? slot : s.tokens - f.window + (slot - f.sink);
-}
-
-ref::Fourier64 compress64(const KvShape& s, const FourierLayout& f, const ref::Vec& kv) {
-  const int64_t T = s.tokens, D = s.head_dim, C = int64_t(f.compressed_dims.size());
-  const int64_t E = f.edge(), M = f.m, L = f.middle(T), K = std::min(M, L);
-  const ref::Vec B = basis_table(L, M);
-  std::vector<bool> comp(size_t(D), false);
-  for (int64_t d : f.compressed_dims) comp[size_t(d)] = true;
-  ref::Fourier64 out;
-  out.kept.assign(size_t(s.batch * s.kv_heads * T * (D - C)), 0.0);
-  out.edge.assign(size_t(s.batch * s.kv_heads * E * C), 0.0);
-  out.coeffs.assign(size_t(s.batch * s.kv_heads * M * C), 0.0);
-  for (int64_t h = 0; h < s.batch * s.kv_heads; ++h) {
-    const double* x = kv.data() + h * T * D;
-    for (int64_t t = 0, j = 0; t < T; ++t)
-      for (int64_t d = 0; d < D; ++d)
-        if (!comp[size_t(d)]) out.kept[size_t(h * T * (D - C) + j++)] = x[t * D + d];
-    for (int64_t e = 0; e < E; ++e) {
-      const int64_t t = slot_token(s, f, e);
-      for (int64_t c = 0; c < C && t >= 0; ++c)
-        out.edge[size_t((h * E + e) * C + c)] = x[t * D + f.compressed_dims[size_t(c)]];
-    }
-    for (int64_t k = 0; k < K; ++k)
-      for (int64_t c = 0; c < C; ++c) {
-        double acc = 0;
-        for (int64_t n = 0; n < L; ++n)
-          acc += B[size_t(k * L + n)] * x[(f.sink + n) * D + f.compressed_dims[size_t(c)]];
-        out.coeffs[size_t((h * M + k) * C + c)] = acc;
-      }
-  }
-  return out;
-}
-
-ref::Vec reconstruct64(const KvShape& s, const FourierLayout& f, const ref::Fourier64& in) {
-  const int64_t T = s.tokens, D = s.head_dim, C = int64_t(f.compressed_dims.size());
-  const int64_t E = f.edge(), M = f.m, L = f.middle(T), K = std::min(M, L);
-  const ref::Vec B = basis_table(L, M);
-  std::vector<bool> comp(size_t(D), false);
-  for (int64_t d : f.compressed_dims) comp[size_t(d)] = true;
-  ref::Vec kv(size_t(s.elements()), 0.0);
-  for (int64_t h = 0; h < s.batch * s.kv_heads; ++h) {
-    double* x = kv.data() + h * T * D;
-    for (int64_t t = 0, j = 0; t < T; ++t)
-      for (int64_t d = 0; d < D; ++d)
-        if (!comp[size_t(d)]) x[t * D + d] = in.kept[size_t(h * T * (D - C) + j++)];
-    for (int64_t e = 0; e < E; ++e) {
-      const int64_t t = slot_token(s, f, e);
-      for (int64_t c = 0; c < C && t >= 0; ++c)
-        x[t * D + f.compressed_dims[size_t(c)]] = in.edge[size_t((h * E + e) * C + c)];
-    }
-    for (int64_t n = 0; n < L; ++n)
-      for (int64_t c = 0; c < C; ++c) {
-        double acc = 0;
-        for (int64_t k = 0; k < K; ++k)
-          acc += B[size_t(k * L + n)] * in.coeffs[size_t((h * M + k) * C + c)];
-        x[(f.sink + n) * D + f.compressed_dims[size_t(c)]] = acc;
-      }
-  }
-  return kv;
-}
 
 TEST(CudaTestReference, TabulatedSumsEqualTheSharedReference) {
   std::mt19937_64 gen(5);
@@ -157,178 +37,81 @@ TEST(CudaTestReference, TabulatedSumsEqualTheSharedReference) {
 
 // The registry backend's options from the environment; needs no device.
 TEST(CudaOptionsFromEnv, DefaultsSwitchesAndBadValues) {
-  const char* names[] = {"KVSCOPE_CUDA_FOURIER",
-                         "KVSCOPE_CUDA_BASIS_TABLE",
-                         "KVSCOPE_CUDA_SMALL_GEMM",
-                         "KVSCOPE_CUDA_GEMV_PDL",
-                         "KVSCOPE_CUDA_SIMPLE_ATTENTION",
-                         "KVSCOPE_CUDA_PREFILL",
-                         "KVSCOPE_CUDA_FOURIER_WGMMA",
-                         "KVSCOPE_CUDA_DECODE_PDL",
-                         "KVSCOPE_CUDA_DECODE_EDGE_LAST",
-                         "KVSCOPE_CUDA_DECODE_EDGE_MMA",
-                         "KVSCOPE_CUDA_DECODE_FINISH_STAGED"};
+  const char* names[] = {"KVSCOPE_CUDA_FOURIER", "KVSCOPE_CUDA_SMALL_GEMM",
+                         "KVSCOPE_CUDA_SIMPLE_ATTENTION"};
   for (const char* n : names) unsetenv(n);
   const CudaOptions d = cuda_options_from_env();
   EXPECT_EQ(d.fourier, CudaOptions::Fourier::fused);
-  EXPECT_TRUE(d.fourier_one_pass);
-  EXPECT_TRUE(d.fourier_basis_table);
-  EXPECT_TRUE(d.fourier_wgmma);
   EXPECT_EQ(d.small_gemm, CudaOptions::SmallGemm::own);
-  EXPECT_TRUE(d.gemv_pdl);
-  EXPECT_TRUE(d.fourier_decode_pdl);
-  EXPECT_TRUE(d.fourier_edge_last);
-  EXPECT_TRUE(d.fourier_edge_mma);
-  EXPECT_TRUE(d.fourier_finish_staged);
-  EXPECT_EQ(d.fourier_decode_skip, 0u);  // timing only: no variable sets it
   EXPECT_FALSE(d.simple_attention);
-  EXPECT_EQ(d.prefill, CudaOptions::Prefill::wgmma);
+  EXPECT_TRUE(d.sm90a_kernels);          // the device chooses: no variable sets it
+  EXPECT_EQ(d.fourier_decode_skip, 0u);  // timing only: no variable sets it
+  const std::map<std::string, std::string> defaults = {{"KVSCOPE_CUDA_FOURIER", "fused"},
+                                                       {"KVSCOPE_CUDA_SMALL_GEMM", "own"},
+                                                       {"KVSCOPE_CUDA_SIMPLE_ATTENTION", "0"}};
+  EXPECT_EQ(cuda_switches(d), defaults);
 
-  setenv("KVSCOPE_CUDA_FOURIER", "twopass", 1);
-  setenv("KVSCOPE_CUDA_BASIS_TABLE", "0", 1);
-  setenv("KVSCOPE_CUDA_SMALL_GEMM", "cublaslt", 1);
-  setenv("KVSCOPE_CUDA_GEMV_PDL", "0", 1);
-  setenv("KVSCOPE_CUDA_DECODE_PDL", "0", 1);
-  setenv("KVSCOPE_CUDA_DECODE_EDGE_LAST", "0", 1);
-  setenv("KVSCOPE_CUDA_DECODE_EDGE_MMA", "0", 1);
-  setenv("KVSCOPE_CUDA_DECODE_FINISH_STAGED", "0", 1);
-  setenv("KVSCOPE_CUDA_SIMPLE_ATTENTION", "1", 1);
-  setenv("KVSCOPE_CUDA_PREFILL", "mma", 1);
-  setenv("KVSCOPE_CUDA_FOURIER_WGMMA", "0", 1);
-  const CudaOptions o = cuda_options_from_env();
-  EXPECT_EQ(o.fourier, CudaOptions::Fourier::fused);
-  EXPECT_FALSE(o.fourier_one_pass);
-  EXPECT_FALSE(o.fourier_basis_table);
-  EXPECT_FALSE(o.fourier_wgmma);
-  EXPECT_EQ(o.small_gemm, CudaOptions::SmallGemm::cublaslt);
-  EXPECT_FALSE(o.gemv_pdl);
-  EXPECT_FALSE(o.fourier_decode_pdl);
-  EXPECT_FALSE(o.fourier_edge_last);
-  EXPECT_FALSE(o.fourier_edge_mma);
-  EXPECT_FALSE(o.fourier_finish_staged);
-  EXPECT_EQ(o.fourier_decode_skip, 0u);
-  EXPECT_TRUE(o.simple_attention);
-  EXPECT_EQ(o.prefill, CudaOptions::Prefill::mma);
   setenv("KVSCOPE_CUDA_FOURIER", "cufft", 1);
-  setenv("KVSCOPE_CUDA_BASIS_TABLE", "1", 1);
-  setenv("KVSCOPE_CUDA_SMALL_GEMM", "bulk", 1);
-  setenv("KVSCOPE_CUDA_PREFILL", "wgmma", 1);
-  EXPECT_EQ(cuda_options_from_env().prefill, CudaOptions::Prefill::wgmma);
-  EXPECT_EQ(cuda_options_from_env().small_gemm, CudaOptions::SmallGemm::bulk);
-  setenv("KVSCOPE_CUDA_SMALL_GEMM", "tile", 1);
-  EXPECT_EQ(cuda_options_from_env().small_gemm, CudaOptions::SmallGemm::tile);
-  EXPECT_EQ(cuda_options_from_env().fourier, CudaOptions::Fourier::cufft);
-  EXPECT_TRUE(cuda_options_from_env().fourier_basis_table);
+  setenv("KVSCOPE_CUDA_SMALL_GEMM", "cublaslt", 1);
+  setenv("KVSCOPE_CUDA_SIMPLE_ATTENTION", "1", 1);
+  const CudaOptions o = cuda_options_from_env();
+  EXPECT_EQ(o.fourier, CudaOptions::Fourier::cufft);
+  EXPECT_EQ(o.small_gemm, CudaOptions::SmallGemm::cublaslt);
+  EXPECT_TRUE(o.simple_attention);
+  EXPECT_EQ(o.fourier_decode_skip, 0u);
+  const std::map<std::string, std::string> set = {{"KVSCOPE_CUDA_FOURIER", "cufft"},
+                                                  {"KVSCOPE_CUDA_SMALL_GEMM", "cublaslt"},
+                                                  {"KVSCOPE_CUDA_SIMPLE_ATTENTION", "1"}};
+  EXPECT_EQ(cuda_switches(o), set);
+  // The defaults' names are accepted too.
+  setenv("KVSCOPE_CUDA_FOURIER", "fused", 1);
+  setenv("KVSCOPE_CUDA_SMALL_GEMM", "own", 1);
+  setenv("KVSCOPE_CUDA_SIMPLE_ATTENTION", "0", 1);
+  EXPECT_EQ(cuda_switches(cuda_options_from_env()), defaults);
 
   // A value it does not know is an error naming the variable, the value and what is allowed,
   // not a silent default.
-  setenv("KVSCOPE_CUDA_BASIS_TABLE", "yes", 1);
+  setenv("KVSCOPE_CUDA_SMALL_GEMM", "yes", 1);
   try {
     cuda_options_from_env();
-    ADD_FAILURE() << "KVSCOPE_CUDA_BASIS_TABLE=yes accepted";
+    ADD_FAILURE() << "KVSCOPE_CUDA_SMALL_GEMM=yes accepted";
   } catch (const std::invalid_argument& e) {
-    EXPECT_STREQ(e.what(), "KVSCOPE_CUDA_BASIS_TABLE=yes: expected one of 0, 1, or unset");
+    EXPECT_STREQ(e.what(), "KVSCOPE_CUDA_SMALL_GEMM=yes: expected one of own, cublaslt, or unset");
   }
-  setenv("KVSCOPE_CUDA_BASIS_TABLE", "1", 1);
-  setenv("KVSCOPE_CUDA_FOURIER", "onepass", 1);
-  EXPECT_THROW(cuda_options_from_env(), std::invalid_argument);
+  unsetenv("KVSCOPE_CUDA_SMALL_GEMM");
+  // The retired variants' values and variables are errors too, not silently the default.
+  for (const char* value : {"twopass", "onepass"}) {
+    setenv("KVSCOPE_CUDA_FOURIER", value, 1);
+    EXPECT_THROW(cuda_options_from_env(), std::invalid_argument) << value;
+  }
   unsetenv("KVSCOPE_CUDA_FOURIER");
-  for (const char* n : {"KVSCOPE_CUDA_DECODE_EDGE_MMA", "KVSCOPE_CUDA_DECODE_FINISH_STAGED"}) {
-    setenv(n, "on", 1);
-    EXPECT_THROW(cuda_options_from_env(), std::invalid_argument) << n;
-    setenv(n, "1", 1);
+  for (const char* value : {"bulk", "tile"}) {
+    setenv("KVSCOPE_CUDA_SMALL_GEMM", value, 1);
+    EXPECT_THROW(cuda_options_from_env(), std::invalid_argument) << value;
   }
-  EXPECT_TRUE(cuda_options_from_env().fourier_edge_mma);
-  EXPECT_TRUE(cuda_options_from_env().fourier_finish_staged);
-  for (const char* n : names) unsetenv(n);
+  unsetenv("KVSCOPE_CUDA_SMALL_GEMM");
+  setenv("KVSCOPE_CUDA_SIMPLE_ATTENTION", "on", 1);
+  EXPECT_THROW(cuda_options_from_env(), std::invalid_argument);
+  unsetenv("KVSCOPE_CUDA_SIMPLE_ATTENTION");
+  for (const char* n :
+       {"KVSCOPE_CUDA_BASIS_TABLE", "KVSCOPE_CUDA_FOURIER_WGMMA", "KVSCOPE_CUDA_GEMV_PDL",
+        "KVSCOPE_CUDA_DECODE_PDL", "KVSCOPE_CUDA_DECODE_EDGE_LAST", "KVSCOPE_CUDA_DECODE_EDGE_MMA",
+        "KVSCOPE_CUDA_DECODE_FINISH_STAGED", "KVSCOPE_CUDA_PREFILL"}) {
+    setenv(n, "0", 1);
+    try {
+      cuda_options_from_env();
+      ADD_FAILURE() << n << " accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(std::string(n) + "=0: this variant was retired"),
+                std::string::npos)
+          << e.what();
+    }
+    unsetenv(n);
+  }
+  EXPECT_EQ(cuda_switches(cuda_options_from_env()), defaults);
 }
 
-class Cuda : public ::testing::Test {
- protected:
-  void SetUp() override {
-    std::string why;
-    if (cuda_device_count(&why) == 0) GTEST_SKIP() << "no CUDA device here: " << why;
-    seed_ = fresh_seed();
-    gen_.seed(seed_);
-    RecordProperty("seed", std::to_string(seed_));
-  }
-  std::unique_ptr<Backend> make(const CudaOptions& o = {}) { return make_cuda_backend_with(o); }
-
-  std::vector<float> normal(size_t n, double scale = 1.0) {
-    std::normal_distribution<float> d(0.f, static_cast<float>(scale));
-    std::vector<float> v(n);
-    for (auto& x : v) x = d(gen_);
-    return v;
-  }
-  std::unique_ptr<DeviceBuffer> upload(Backend& b, DType t, const std::vector<float>& v,
-                                       ref::Vec* seen) {
-    const auto bytes = encode(t, v);
-    auto buf = b.alloc(bytes.size());
-    b.upload(*buf, bytes.data(), bytes.size());
-    if (seen) {
-      const std::vector<float> d = decode(t, bytes);
-      seen->assign(d.begin(), d.end());
-    }
-    return buf;
-  }
-  std::unique_ptr<DeviceBuffer> poisoned(Backend& b, size_t bytes) {
-    auto buf = b.alloc(bytes);
-    b.fill(*buf, 0xFF);
-    return buf;
-  }
-  std::vector<float> read(Backend& b, DType t, const DeviceBuffer& buf, size_t n) {
-    std::vector<std::byte> bytes(n * static_cast<size_t>(dtype_bytes(t)));
-    b.synchronize();
-    b.download(buf, bytes.data(), bytes.size());
-    return decode(t, bytes);
-  }
-  void expect_close(const std::string& what, const std::vector<float>& got, const ref::Vec& want,
-                    double tol) {
-    ASSERT_EQ(got.size(), want.size()) << what;
-    double max_err = 0, max_ref = 0;
-    size_t worst = 0;
-    for (size_t i = 0; i < got.size(); ++i) {
-      ASSERT_TRUE(std::isfinite(got[i])) << what << "[" << i << "] unwritten or non-finite";
-      const double e = std::abs(double(got[i]) - want[i]);
-      if (e > max_err) max_err = e, worst = i;
-      max_ref = std::max(max_ref, std::abs(want[i]));
-    }
-    const double norm = max_ref > 0 ? max_err / max_ref : max_err;
-    EXPECT_LE(norm, tol) << what << ": normalised max error " << norm << " at " << worst << " (got "
-                         << got[worst] << ", want " << want[worst] << "), seed " << seed_;
-  }
-  ref::Fourier64 upload_fourier(Backend& b, DType t, const ref::Fourier64& f, FourierTensor& dev) {
-    ref::Fourier64 seen;
-    dev.kept = upload(b, t, std::vector<float>(f.kept.begin(), f.kept.end()), &seen.kept);
-    dev.edge = upload(b, t, std::vector<float>(f.edge.begin(), f.edge.end()), &seen.edge);
-    dev.coeffs = upload(b, t, std::vector<float>(f.coeffs.begin(), f.coeffs.end()), &seen.coeffs);
-    return seen;
-  }
-
-  // Random kept and edge values and random coefficients (not only a compressed signal's: any
-  // input must come back right); coefficients past L and unused edge slots zero, as defined.
-  ref::Fourier64 random_fourier(const KvShape& s, const FourierLayout& f) {
-    const FourierBufferBytes n = fourier_buffer_bytes(s, f);
-    const size_t e = size_t(dtype_bytes(s.dtype));
-    const auto C = int64_t(f.compressed_dims.size());
-    const int64_t K = std::min(f.m, f.middle(s.tokens));
-    auto vec = [&](size_t count) {
-      const auto v = normal(count);
-      return ref::Vec(v.begin(), v.end());
-    };
-    ref::Fourier64 r{vec(n.kept / e), vec(n.edge / e), vec(n.coeffs / e)};
-    for (size_t i = 0; i < r.coeffs.size(); ++i)
-      if ((int64_t(i) / C) % f.m >= K) r.coeffs[i] = 0.0;
-    for (size_t i = 0; i < r.edge.size(); ++i)
-      if (slot_token(s, f, (int64_t(i) / C) % f.edge()) < 0) r.edge[i] = 0.0;
-    return r;
-  }
-
-  uint64_t seed_ = 0;
-  std::mt19937_64 gen_;
-};
-
-const DType kTypes[] = {DType::bf16, DType::f16, DType::f32};
+// One implementation a test runs, by name.
 
 struct FourierCase {
   KvShape s;
@@ -358,40 +141,28 @@ std::vector<FourierCase> compress_cases(DType t) {
   };
 }
 
-// The transforms' implementations: fused one-pass, and fused with the kept copy on the side
-// stream, each with its basis generated in the kernels or read from a table (one-pass with the
-// table is the default), and cuFFT.
-// With the table and 16-bit types the products run on warpgroup MMA where the device and build
-// have it (CudaOptions::fourier_wgmma); the last fused path keeps them on mma.sync.
-struct FourierImpls {
-  static constexpr int n = 6;
-  static constexpr const char* names[n] = {"fused one-pass ",
-                                           "fused two-pass ",
-                                           "fused one-pass, basis table ",
-                                           "fused two-pass, basis table ",
-                                           "cufft ",
-                                           "fused one-pass, basis table, mma.sync "};
-  static CudaOptions options(int i) {
-    CudaOptions o;
-    o.fourier_one_pass = i == 0 || i == 2 || i == 5;
-    o.fourier_basis_table = i == 2 || i == 3 || i == 5;
-    o.fourier_wgmma = i != 5;
-    if (i == 4) o.fourier = CudaOptions::Fourier::cufft;
-    return o;
-  }
-};
+// The transforms' implementations: the production path (the kept copy in the transform kernels
+// where it has one to do, the basis from a table where it fits, warpgroup MMA where the device
+// and build have it; float's reconstruction with the kept copy on the side stream and its basis
+// generated in the kernels), the mma.sync kernels a device without sm_90a runs, and cuFFT.
+std::vector<NamedOptions> fourier_impls() {
+  CudaOptions cufft;
+  cufft.fourier = CudaOptions::Fourier::cufft;
+  return {{"fused ", {}}, {"fused, mma.sync (no sm_90a) ", without_sm90a()}, {"cufft ", cufft}};
+}
 
 TEST_F(Cuda, CompressMatchesReferenceEveryPath) {
-  std::unique_ptr<Backend> backends[FourierImpls::n];
-  for (int i = 0; i < FourierImpls::n; ++i) backends[i] = make(FourierImpls::options(i));
+  const std::vector<NamedOptions> impls = fourier_impls();
+  std::vector<std::unique_ptr<Backend>> backends;
+  for (const NamedOptions& impl : impls) backends.push_back(make(impl.options));
   for (const DType t : kTypes)
     for (const FourierCase& c : compress_cases(t)) {
       const std::vector<float> x = round_through(t, normal(size_t(c.s.elements())));
       const ref::Fourier64 want = compress64(c.s, c.f, ref::Vec(x.begin(), x.end()));
-      for (int impl = 0; impl < FourierImpls::n; ++impl) {
+      for (size_t impl = 0; impl < impls.size(); ++impl) {
         Backend& b = *backends[impl];
-        SCOPED_TRACE(std::string(FourierImpls::names[impl]) + std::string(dtype_name(t)) +
-                     " tokens " + std::to_string(c.s.tokens));
+        SCOPED_TRACE(std::string(impls[impl].name) + std::string(dtype_name(t)) + " tokens " +
+                     std::to_string(c.s.tokens));
         auto in = upload(b, t, x, nullptr);
         const FourierBufferBytes n = fourier_buffer_bytes(c.s, c.f);
         FourierTensor out{poisoned(b, n.kept), poisoned(b, n.edge), poisoned(b, n.coeffs)};
@@ -405,17 +176,18 @@ TEST_F(Cuda, CompressMatchesReferenceEveryPath) {
 }
 
 TEST_F(Cuda, ReconstructMatchesReferenceEveryPath) {
-  std::unique_ptr<Backend> backends[FourierImpls::n];
-  for (int i = 0; i < FourierImpls::n; ++i) backends[i] = make(FourierImpls::options(i));
+  const std::vector<NamedOptions> impls = fourier_impls();
+  std::vector<std::unique_ptr<Backend>> backends;
+  for (const NamedOptions& impl : impls) backends.push_back(make(impl.options));
   for (const DType t : kTypes)
     for (const FourierCase& c : compress_cases(t)) {
       FourierTensor dev;
       const ref::Fourier64 used = upload_fourier(*backends[0], t, random_fourier(c.s, c.f), dev);
       const ref::Vec want = reconstruct64(c.s, c.f, used);
-      for (int impl = 0; impl < FourierImpls::n; ++impl) {
+      for (size_t impl = 0; impl < impls.size(); ++impl) {
         Backend& b = *backends[impl];
-        SCOPED_TRACE(std::string(FourierImpls::names[impl]) + std::string(dtype_name(t)) +
-                     " tokens " + std::to_string(c.s.tokens));
+        SCOPED_TRACE(std::string(impls[impl].name) + std::string(dtype_name(t)) + " tokens " +
+                     std::to_string(c.s.tokens));
         FourierTensor in;
         upload_fourier(b, t, used, in);
         auto out = poisoned(b, size_t(c.s.elements() * dtype_bytes(t)));
@@ -472,35 +244,23 @@ std::vector<AttnCase> fourier_attention_cases(DType t) {
   };
 }
 
-// The tiled kernels as one chain of programmatic launches (the default: the sink and window
-// after the middle kernel where its grid leaves SMs free, as in every decode case here on a
-// 132-SM H200, on the tensor cores; the staged finish), the chain with the sink and window
-// first, with the sink and window on the CUDA cores (CudaOptions::fourier_edge_mma off), with
-// the unstaged finish (fourier_finish_staged off), with both, the same kernels with the sink and
-// window on the side stream and plain launches, and the simple kernels.
+// The tiled kernels as one chain of programmatic launches (the sink and window after the middle
+// kernel where its grid leaves SMs free, as in every decode case here on a 132-SM H200, on the
+// tensor cores; the staged finish; the sink and window first where the middle grid fills the
+// device, FourierDecodeChainReadsEachPreviousOutput), and the simple kernels.
 TEST_F(Cuda, FourierAttentionMatchesReference) {
-  for (const int mode : {0, 3, 4, 5, 6, 1, 2}) {
-    const bool simple = mode == 2;
-    CudaOptions o;
-    o.simple_attention = simple;
-    o.fourier_decode_pdl = mode == 0 || mode >= 3;
-    o.fourier_edge_last = mode != 3;
-    o.fourier_edge_mma = mode != 4 && mode != 6;
-    o.fourier_finish_staged = mode != 5 && mode != 6;
-    auto b = make(o);
+  CudaOptions simple_options;
+  simple_options.simple_attention = true;
+  for (const NamedOptions& impl :
+       {NamedOptions{"fast ", CudaOptions{}}, NamedOptions{"simple ", simple_options}}) {
+    const bool simple = impl.options.simple_attention;
+    auto b = make(impl.options);
     for (const DType t : kTypes)
       for (const AttnCase& c : fourier_attention_cases(t)) {
         const AttentionArgs& a = c.a;
         if (simple && a.q_len > 1 && a.tokens > 500) continue;  // the simple kernel is slow
-        SCOPED_TRACE(std::string(simple      ? "simple "
-                                 : mode == 0 ? "fast, pdl "
-                                 : mode == 3 ? "fast, pdl, edge first "
-                                 : mode == 4 ? "fast, pdl, edge on CUDA cores "
-                                 : mode == 5 ? "fast, pdl, unstaged finish "
-                                 : mode == 6 ? "fast, pdl, edge on CUDA cores, unstaged finish "
-                                             : "fast ") +
-                     std::string(dtype_name(t)) + " q_len " + std::to_string(a.q_len) + " tokens " +
-                     std::to_string(a.tokens));
+        SCOPED_TRACE(std::string(impl.name) + std::string(dtype_name(t)) + " q_len " +
+                     std::to_string(a.q_len) + " tokens " + std::to_string(a.tokens));
         const KvShape ks{a.batch, a.kv_heads, a.tokens, a.head_dim, t};
         const size_t qn = size_t(a.batch * a.q_heads * a.q_len * a.head_dim);
         ref::Vec q;
@@ -525,33 +285,20 @@ TEST_F(Cuda, FourierAttentionMatchesReference) {
 // scratch buffers, so a read before griddepcontrol.wait, or a record overwritten while the
 // previous step still reads it, shows up as a wrong output.
 TEST_F(Cuda, FourierDecodeChainReadsEachPreviousOutput) {
-  // the chain (edge last where it can be, on the tensor cores, the staged finish; edge first;
-  // the edge on the CUDA cores; the unstaged finish; both, with the edge first), plain
-  for (const int mode : {0, 1, 3, 4, 5, 2}) {
-    const bool pdl = mode != 2;
-    CudaOptions o;
-    o.fourier_decode_pdl = pdl;
-    o.fourier_edge_last = mode != 1 && mode != 5;
-    o.fourier_edge_mma = mode != 3 && mode != 5;
-    o.fourier_finish_staged = mode != 4 && mode != 5;
-    auto b = make(o);
+  {
+    auto b = make();
     const DType t = DType::bf16;
     // batch 2, GQA 4: a few splits per head (92 middle blocks: on a 132-SM device the edge
-    // kernel runs last in mode 0), and a batch-1-like many-split case that fills the device,
-    // both finished by two launches; batch 5 x 8 KV heads: 5 groups of 8 heads, 26 middle
-    // splits each on a 132-SM device, so one launch finishes (as at the batch 8)
+    // kernel runs last), and a batch-1-like many-split case that fills the device (the edge
+    // kernel first), both finished by two launches; batch 5 x 8 KV heads: 5 groups of 8 heads,
+    // 26 middle splits each on a 132-SM device, so one launch finishes (as at the issue's
+    // batch 8)
     for (const AttnCase& c :
          {AttnCase{{2, 8, 2, 128, 1, 3000, true, t}, {range(0, 64), 256, 4, 64}},
           AttnCase{{1, 8, 2, 128, 1, 20000, true, t}, {range(0, 64), 128, 4, 64}},
           AttnCase{{5, 32, 8, 128, 1, 2048, true, t}, {range(0, 64), 128, 4, 64}}}) {
       const AttentionArgs& a = c.a;
-      SCOPED_TRACE(std::string(mode == 0   ? "pdl"
-                               : mode == 1 ? "pdl, edge first"
-                               : mode == 3 ? "pdl, edge on CUDA cores"
-                               : mode == 4 ? "pdl, unstaged finish"
-                               : mode == 5 ? "pdl, edge first on CUDA cores, unstaged finish"
-                                           : "no pdl") +
-                   " tokens " + std::to_string(a.tokens));
+      SCOPED_TRACE("tokens " + std::to_string(a.tokens));
       const KvShape ks{a.batch, a.kv_heads, a.tokens, a.head_dim, t};
       const size_t qn = size_t(a.batch * a.q_heads * a.q_len * a.head_dim);
       FourierTensor k, v;
@@ -652,227 +399,6 @@ TEST_F(Cuda, DecodeTimelineStampsEveryBlockAndChangesNothing) {
   b->download(*stamps, st.data(), DecodeTimeline::bytes());
   EXPECT_TRUE(std::all_of(st.begin(), st.end(), [](uint64_t x) { return x == 0; }))
       << "stamps written after they were turned off";
-}
-
-std::vector<AttentionArgs> attention_cases(DType t) {
-  return {
-      {2, 8, 2, 128, 1, 3000, true, t},    // decode, GQA 4, split-K
-      {1, 16, 2, 128, 1, 777, true, t},    // GQA 8: 8 query columns
-      {1, 8, 4, 64, 2, 1500, true, t},     // 2 queries per head, head_dim 64
-      {1, 4, 2, 128, 700, 700, true, t},   // prefill causal
-      {2, 8, 2, 128, 300, 1000, true, t},  // chunk at an unaligned position, GQA 4, 128 dims
-      {1, 2, 1, 128, 129, 129, true, t},   // one row past a 128-row tile
-      {2, 2, 1, 64, 130, 600, true, t},    // chunked prefill
-      {1, 2, 2, 128, 257, 257, false, t},  // non-causal
-      {1, 4, 4, 96, 100, 100, true, t},    // head_dim 96: simple kernel
-  };
-}
-
-TEST_F(Cuda, AttentionMatchesReference) {
-  // On a compute-capability 9.0 device the default build must carry the wgmma prefill kernel;
-  // otherwise the first two passes below would both run the mma.sync one.
-  cudaDeviceProp prop{};
-  ASSERT_EQ(cudaGetDeviceProperties(&prop, 0), cudaSuccess);
-  if (prop.major == 9 && prop.minor == 0) {
-    EXPECT_TRUE(cuda_wgmma_code(0)) << "no sm_90a code in this build (CMAKE_CUDA_ARCHITECTURES)";
-  }
-  const char* names[] = {"fast wgmma ", "fast mma ", "simple "};
-  for (int pass = 0; pass < 3; ++pass) {
-    CudaOptions o;
-    o.prefill = pass == 0 ? CudaOptions::Prefill::wgmma : CudaOptions::Prefill::mma;
-    o.simple_attention = pass == 2;
-    auto b = make(o);
-    for (const DType t : kTypes)
-      for (const AttentionArgs& a : attention_cases(t)) {
-        SCOPED_TRACE(std::string(names[pass]) + std::string(dtype_name(t)) + " q_len " +
-                     std::to_string(a.q_len) + " head_dim " + std::to_string(a.head_dim));
-        const size_t qn = size_t(a.batch * a.q_heads * a.q_len * a.head_dim);
-        const size_t kvn = size_t(a.batch * a.kv_heads * a.tokens * a.head_dim);
-        ref::Vec q, k, v;
-        auto qd = upload(*b, t, normal(qn), &q);
-        auto kd = upload(*b, t, normal(kvn), &k);
-        auto vd = upload(*b, t, normal(kvn), &v);
-        auto out = poisoned(*b, qn * size_t(dtype_bytes(t)));
-        b->attention(a, *qd, *kd, *vd, *out);
-        expect_close("o", read(*b, t, *out, qn), ref::attention(a, q, k, v), tolerance(t));
-      }
-  }
-}
-
-TEST_F(Cuda, GemmMatchesReferenceBothSmallRowPaths) {
-  // The own kernels (own: the one-row kernel at rows 1, tile: the tile kernel at every row count)
-  // with and without programmatic dependent launch, then cuBLASLt.
-  const std::pair<CudaOptions::SmallGemm, bool> impls[] = {
-      {CudaOptions::SmallGemm::own, true},     {CudaOptions::SmallGemm::own, false},
-      {CudaOptions::SmallGemm::tile, true},    {CudaOptions::SmallGemm::tile, false},
-      {CudaOptions::SmallGemm::bulk, true},    {CudaOptions::SmallGemm::bulk, false},
-      {CudaOptions::SmallGemm::cublaslt, true}};
-  for (const auto& [impl, pdl] : impls) {
-    CudaOptions o;
-    o.small_gemm = impl;
-    o.gemv_pdl = pdl;
-    auto b = make(o);
-    // in = 4256: one full group of chunks per warp, then a partial one chunk by chunk (and for
-    // bulk, three tiles in two stages); in = 96: warps without chunks; in = 10272: six tiles, a
-    // stage refilled twice, and 75 features: a last block of 3 (bulk) or 11 (tile). Rows 1 (the
-    // one-row kernel under own): in = 4096 one full round of a warp's loads; 10272 two rounds
-    // and a partial third, 75 features a last block of 3; in = 96 lanes without vectors; no bias.
-    for (const DType t : kTypes)
-      for (const GemmArgs g0 :
-           {GemmArgs{1, 2048, 4096, true}, GemmArgs{1, 75, 10272, true}, GemmArgs{1, 300, 96, true},
-            GemmArgs{1, 64, 4096, false}, GemmArgs{3, 300, 512, true},
-            GemmArgs{16, 256, 4096, false}, GemmArgs{9, 1000, 96, true},
-            GemmArgs{5, 200, 4256, true}, GemmArgs{2, 75, 10272, true},
-            GemmArgs{17, 256, 1024, true}, GemmArgs{500, 384, 256, true}}) {
-        GemmArgs g = g0;
-        g.dtype = t;
-        SCOPED_TRACE(std::string(dtype_name(t)) + " rows " + std::to_string(g.rows) + " out " +
-                     std::to_string(g.out) + " in " + std::to_string(g.in));
-        ref::Vec x, w, bias;
-        auto xd = upload(*b, t, normal(size_t(g.rows * g.in)), &x);
-        auto wd = upload(*b, t, normal(size_t(g.out * g.in), 0.05), &w);
-        auto bd = upload(*b, t, normal(size_t(g.out)), &bias);
-        auto y = poisoned(*b, size_t(g.rows * g.out * dtype_bytes(t)));
-        b->gemm(g, *xd, *wd, g.bias ? bd.get() : nullptr, *y);
-        expect_close("y", read(*b, t, *y, size_t(g.rows * g.out)),
-                     ref::gemm(g, x, w, g.bias ? &bias : nullptr), tolerance(t));
-      }
-  }
-}
-
-// Each GEMV reads the previous one's output, launched back to back with no synchronization:
-// with programmatic dependent launch a kernel starts before the previous one has finished, so
-// a read of X before griddepcontrol.wait would see the poisoned buffer.
-TEST_F(Cuda, GemvChainReadsEachPreviousOutput) {
-  // rows 2 for the tile and bulk kernels, rows 1 for the one-row kernel (own).
-  for (const auto impl :
-       {CudaOptions::SmallGemm::own, CudaOptions::SmallGemm::tile, CudaOptions::SmallGemm::bulk})
-    for (const bool pdl : {true, false}) {
-      CudaOptions o;
-      o.small_gemm = impl;
-      o.gemv_pdl = pdl;
-      auto b = make(o);
-      for (const DType t : {DType::bf16, DType::f16}) {
-        const char* name = impl == CudaOptions::SmallGemm::own    ? " own"
-                           : impl == CudaOptions::SmallGemm::tile ? " tile"
-                                                                  : " bulk";
-        SCOPED_TRACE(std::string(dtype_name(t)) + name + (pdl ? " pdl" : " no pdl"));
-        const GemmArgs g{impl == CudaOptions::SmallGemm::own ? 1 : 2, 1024, 1024, true, t};
-        constexpr int kLinks = 6;
-        ref::Vec x0;
-        auto xd = upload(*b, t, normal(size_t(g.rows * g.in)), &x0);
-        std::vector<ref::Vec> w(kLinks), bias(kLinks);
-        std::vector<std::unique_ptr<DeviceBuffer>> wd, bd, yd;
-        for (int i = 0; i < kLinks; ++i) {
-          wd.push_back(upload(*b, t, normal(size_t(g.out * g.in), 0.03), &w[size_t(i)]));
-          bd.push_back(upload(*b, t, normal(size_t(g.out), 0.1), &bias[size_t(i)]));
-          yd.push_back(poisoned(*b, size_t(g.rows * g.out * dtype_bytes(t))));
-        }
-        for (int i = 0; i < kLinks; ++i)
-          b->gemm(g, i == 0 ? *xd : *yd[size_t(i - 1)], *wd[size_t(i)], bd[size_t(i)].get(),
-                  *yd[size_t(i)]);
-        // Each link against the reference applied to the device's own previous output, so
-        // rounding does not compound along the chain.
-        ref::Vec in = x0;
-        for (int i = 0; i < kLinks; ++i) {
-          SCOPED_TRACE("link " + std::to_string(i));
-          const std::vector<float> y = read(*b, t, *yd[size_t(i)], size_t(g.rows * g.out));
-          expect_close("y", y, ref::gemm(g, in, w[size_t(i)], &bias[size_t(i)]), tolerance(t));
-          in.assign(y.begin(), y.end());
-        }
-      }
-    }
-}
-
-TEST_F(Cuda, CosineMatchesReferenceIncludingZeroRows) {
-  auto b = make();
-  for (const DType t : kTypes)
-    for (const auto& [rows, dim] : {std::pair<int64_t, int64_t>{1000, 2048}, {37, 333}, {5, 8}}) {
-      SCOPED_TRACE(std::string(dtype_name(t)) + " " + std::to_string(rows) + "x" +
-                   std::to_string(dim));
-      auto a = normal(size_t(rows * dim)), c = normal(size_t(rows * dim), 0.5);
-      for (size_t i = 0; i < a.size(); ++i) c[i] += a[i];
-      for (int64_t d = 0; d < dim; ++d) a[size_t(d)] = 0.f;  // row 0 of a is zero: cosine 0
-      ref::Vec ar, cr;
-      auto ad = upload(*b, t, a, &ar), cd = upload(*b, t, c, &cr);
-      auto rows_out = poisoned(*b, size_t(rows) * 4), whole = poisoned(*b, 4);
-      b->cosine_rows(rows, dim, t, *ad, *cd, *rows_out);
-      b->cosine_whole(rows, dim, t, *ad, *cd, *whole);
-      expect_close("rows", read(*b, DType::f32, *rows_out, size_t(rows)),
-                   ref::cosine_rows(rows, dim, ar, cr), 1e-5);
-      expect_close("whole", read(*b, DType::f32, *whole, 1), {ref::cosine_whole(rows, dim, ar, cr)},
-                   1e-5);
-    }
-}
-
-// The benchmarks' read probe refuses what it cannot measure, by name, before it launches.
-TEST(CudaReadProbe, RejectsAnotherBackend) {
-  auto cpu = make_cpu_backend();
-  auto buf = cpu->alloc(64);
-  try {
-    cuda_read_probe(*cpu, *buf, 64, true);
-    ADD_FAILURE() << "a CPU backend accepted";
-  } catch (const std::invalid_argument& e) {
-    EXPECT_STREQ(e.what(), "cuda_read_probe: not a CUDA backend");
-  }
-}
-
-TEST_F(Cuda, ReadProbeRejectsBadSizesAndReads) {
-  auto b = make();
-  auto buf = b->alloc(1 << 20);
-  EXPECT_THROW(cuda_read_probe(*b, *buf, (1 << 20) + 16, true), std::invalid_argument);
-  try {
-    cuda_read_probe(*b, *buf, 1000, false);
-    ADD_FAILURE() << "1000 bytes accepted";
-  } catch (const std::invalid_argument& e) {
-    EXPECT_STREQ(e.what(), "read_probe: bytes not a multiple of 16");
-  }
-  for (const bool pdl : {true, false}) cuda_read_probe(*b, *buf, 1 << 20, pdl);
-  EXPECT_NO_THROW(b->synchronize());
-}
-
-TEST_F(Cuda, DeviceInfoAccountingAndTiming) {
-  auto b = make();
-  const DeviceInfo d = b->info();
-  EXPECT_EQ(d.backend, "cuda");
-  EXPECT_FALSE(d.name.empty());
-  EXPECT_GT(d.multiprocessors, 0);
-  EXPECT_GT(d.memory_bytes, int64_t{1} << 30);
-  EXPECT_NE(d.driver.find("driver CUDA"), std::string::npos) << d.driver;
-  const int64_t before = b->allocated_bytes();
-  {
-    auto x = b->alloc(1000), y = b->alloc(1 << 20), z = b->alloc(0);
-    EXPECT_EQ(b->allocated_bytes() - before, 1000 + (1 << 20));
-    EXPECT_EQ(z->bytes(), 0u);
-    // Scratch used by an op is not the caller's allocation.
-    std::vector<float> h(256, 1.f);
-    auto a = b->alloc(1024), c = b->alloc(1024), o = b->alloc(4);
-    b->upload(*a, h.data(), 1024);
-    b->upload(*c, h.data(), 1024);
-    b->cosine_whole(1, 256, DType::f32, *a, *c, *o);
-    EXPECT_EQ(b->allocated_bytes() - before, 1000 + (1 << 20) + 2048 + 4);
-    // time_ms: a 256 MiB copy takes a measurable, plausible time.
-    auto s = b->alloc(256u << 20), t = b->alloc(256u << 20);
-    const double ms = b->time_ms([&] { b->copy(*s, *t, 256u << 20); }, 1, 5);
-    EXPECT_GT(ms, 0.01);
-    EXPECT_LT(ms, 1000.0);
-  }
-  EXPECT_EQ(b->allocated_bytes(), before);
-  {  // the same with the read-pass L2 flush; the copy still lands
-    CudaOptions o;
-    o.l2_flush = CudaOptions::L2Flush::read;
-    auto r = make(o);
-    std::vector<float> h(1 << 20), back(1 << 20);
-    for (size_t i = 0; i < h.size(); ++i) h[i] = static_cast<float>(i);
-    auto s = r->alloc(4u << 20), t = r->alloc(4u << 20);
-    r->upload(*s, h.data(), 4u << 20);
-    const double ms = r->time_ms([&] { r->copy(*s, *t, 4u << 20); }, 1, 3);
-    EXPECT_GT(ms, 0.0);
-    EXPECT_LT(ms, 1000.0);
-    r->download(*t, back.data(), 4u << 20);
-    EXPECT_EQ(back, h);
-  }
-  EXPECT_THROW(make(CudaOptions{.device = 1 << 20}), std::runtime_error);
 }
 
 }  // namespace

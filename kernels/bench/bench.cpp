@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/bench/step_bench.h"
+#include "kernels/buffer_view.h"
 #include "kernels/convert.h"
 #include "model/cost.h"
 
@@ -23,19 +24,9 @@ size_t esz(DType t) { return static_cast<size_t>(dtype_bytes(t)); }
 
 }  // namespace
 
-// splitmix64 -> uniform [-1, 1): fast enough to fill GPU-sized inputs on the host, and random
-// enough that the GPU's power draw (which depends on bit toggling) is realistic.
+// Uniform in [-1, 1) (random_uniform, kernels/buffer_view.h).
 std::unique_ptr<DeviceBuffer> random_buffer(Backend& b, DType t, size_t count, uint64_t seed) {
-  std::vector<float> v(count);
-  uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-  for (auto& f : v) {
-    x += 0x9e3779b97f4a7c15ull;
-    uint64_t z = x;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    f = static_cast<float>(static_cast<double>(z >> 11) * 0x1.0p-52 - 1.0);
-  }
+  const std::vector<float> v = random_uniform(count, seed);
   const auto bytes = encode(t, v);
   auto buf = b.alloc(bytes.size());
   b.upload(*buf, bytes.data(), bytes.size());
@@ -305,6 +296,7 @@ nlohmann::json device_block(const Backend& b, const DeviceMeasurement& m) {
           {"multiprocessors", d.multiprocessors},
           {"memory_bytes", d.memory_bytes},
           {"driver", d.driver},
+          {"switches", d.switches},
           {"copy_bytes_per_s", m.copy_bytes_per_s},
           {"copy_buffer_bytes", m.copy_buffer_bytes},
           {"gemm_flops_per_s_bf16", m.gemm_flops_per_s_bf16},

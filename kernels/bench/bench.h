@@ -53,7 +53,8 @@ DeviceMeasurement measure_device(Backend& b, bool quick);
 // Registers every family with Google Benchmark. `b` and `m` must outlive the run.
 void register_benchmarks(Backend& b, const DeviceMeasurement& m, bool quick);
 
-// The profile's device block: backend, name, SMs/threads, memory, the measurements, driver,
+// The profile's device block: backend, name, SMs/threads, memory, driver, the switches in effect
+// (DeviceInfo::switches: which implementations ran), the measurements,
 // date (UTC, ISO 8601).
 nlohmann::json device_block(const Backend& b, const DeviceMeasurement& m);
 

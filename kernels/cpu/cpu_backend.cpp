@@ -118,6 +118,7 @@ int team_size() {
 }  // namespace
 
 CpuBackend::CpuBackend() : allocated_(std::make_shared<std::atomic<int64_t>>(0)) {
+  transform_path();  // a bad KVSCOPE_CPU_DCT is an error here, not at the first transform
 #ifdef _OPENMP
   // Use fewer threads when the machine is already busy: a team larger than the free cores
   // waits on descheduled threads at every barrier (a step of kvscope-tiny ran 2.8x slower with
@@ -148,6 +149,7 @@ DeviceInfo CpuBackend::info() const {
 #else
              ", no OpenMP";
 #endif
+  d.switches = {{kTransformPathSwitch, transform_path_name(transform_path())}};
   return d;
 }
 

@@ -48,10 +48,17 @@ class CpuBackend final : public Backend {
 // FFT-based DCT per dim or query row (dct.h; O(L log L) each, any M), or one GEMM against the
 // cached DCT basis (O(M L) each at GEMM speed; wins for M well below L). automatic picks by
 // estimated cost (fourier.cpp, use_basis). The initial value comes from
-// KVSCOPE_CPU_DCT=fft|basis|auto; tests force each path.
+// KVSCOPE_CPU_DCT=auto|fft|basis (the first use of a CPU backend's Fourier operations, or its
+// construction, throws std::invalid_argument for another value); tests force each path.
 enum class TransformPath { automatic, fft, basis };
+inline constexpr const char* kTransformPathSwitch = "KVSCOPE_CPU_DCT";
 void set_transform_path(TransformPath t);
 TransformPath transform_path();
+// The switch's value for `t`: "auto", "fft" or "basis".
+const char* transform_path_name(TransformPath t);
+// KVSCOPE_CPU_DCT's path (automatic when unset or empty); throws std::invalid_argument naming
+// the variable, its value and the allowed ones for any other value.
+TransformPath transform_path_from_env();
 
 // Checks that `buf` holds at least `bytes`; throws std::invalid_argument naming `what`.
 void require_bytes(const DeviceBuffer& buf, size_t bytes, const char* what);

@@ -44,13 +44,7 @@ void check_tensor(const KvShape& s, const FourierLayout& f, const FourierTensor&
 }
 
 std::atomic<TransformPath>& path_setting() {
-  static std::atomic<TransformPath> setting = [] {
-    const char* env = std::getenv("KVSCOPE_CPU_DCT");
-    const std::string v = env ? env : "auto";
-    return v == "fft"     ? TransformPath::fft
-           : v == "basis" ? TransformPath::basis
-                          : TransformPath::automatic;
-  }();
+  static std::atomic<TransformPath> setting = transform_path_from_env();
   return setting;
 }
 
@@ -81,6 +75,27 @@ bool worth_parallel(const KvShape& s) {
 }
 
 }  // namespace
+
+const char* transform_path_name(TransformPath t) {
+  switch (t) {
+    case TransformPath::fft:
+      return "fft";
+    case TransformPath::basis:
+      return "basis";
+    case TransformPath::automatic:
+      break;
+  }
+  return "auto";
+}
+
+TransformPath transform_path_from_env() {
+  const char* env = std::getenv(kTransformPathSwitch);
+  if (!env || !*env) return TransformPath::automatic;
+  for (const TransformPath t : {TransformPath::automatic, TransformPath::fft, TransformPath::basis})
+    if (std::string(env) == transform_path_name(t)) return t;
+  throw std::invalid_argument(std::string(kTransformPathSwitch) + "=" + env +
+                              ": expected one of auto, fft, basis, or unset");
+}
 
 void set_transform_path(TransformPath t) { path_setting() = t; }
 TransformPath transform_path() { return path_setting(); }

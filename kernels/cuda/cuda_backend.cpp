@@ -10,7 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
-#include <initializer_list>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -119,7 +119,7 @@ class CudaBackend final : public Backend {
     ctx_.fft = cuda::fft_create();
     ctx_.lt = cuda::lt_create();
     ctx_.opt = opt;
-    ctx_.wgmma = cuda::wgmma_available(ctx_.stream);
+    ctx_.wgmma = opt.sm90a_kernels && cuda::wgmma_available(ctx_.stream);
   }
   ~CudaBackend() override {
     cudaDeviceSynchronize();
@@ -150,6 +150,7 @@ class CudaBackend final : public Backend {
                std::to_string(fft) + ", sm_" + std::to_string(prop_.major) +
                std::to_string(prop_.minor) + ", L2 " + std::to_string(prop_.l2CacheSize >> 20) +
                " MiB";
+    d.switches = cuda_switches(ctx_.opt);
     return d;
   }
 
@@ -370,44 +371,62 @@ std::string cuda_unavailable_reason() {
   return cuda_device_count(&why) > 0 ? std::string() : "no CUDA device: " + why;
 }
 
+namespace {
+
+// The environment switches and their values, the default first.
+constexpr const char* kFourierSwitch = "KVSCOPE_CUDA_FOURIER";
+constexpr const char* kSmallGemmSwitch = "KVSCOPE_CUDA_SMALL_GEMM";
+constexpr const char* kSimpleAttentionSwitch = "KVSCOPE_CUDA_SIMPLE_ATTENTION";
+const char* const kFourierValues[] = {"fused", "cufft"};
+const char* const kSmallGemmValues[] = {"own", "cublaslt"};
+const char* const kSimpleAttentionValues[] = {"0", "1"};
+
+// The index in `allowed` of the variable's value, 0 (the default) when unset or empty.
+template <size_t N>
+size_t env_choice(const char* name, const char* const (&allowed)[N]) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return 0;
+  std::string list;
+  for (size_t i = 0; i < N; ++i) {
+    if (std::string(v) == allowed[i]) return i;
+    list += list.empty() ? allowed[i] : std::string(", ") + allowed[i];
+  }
+  throw std::invalid_argument(std::string(name) + "=" + v + ": expected one of " + list +
+                              ", or unset");
+}
+
+// Switches of variants that lost their measurements and were removed (kernels/BENCHMARKS.md,
+// "Retired variants"): set, they are an error rather than silently ignored.
+const char* const kRetiredSwitches[] = {"KVSCOPE_CUDA_BASIS_TABLE",
+                                        "KVSCOPE_CUDA_FOURIER_WGMMA",
+                                        "KVSCOPE_CUDA_GEMV_PDL",
+                                        "KVSCOPE_CUDA_DECODE_PDL",
+                                        "KVSCOPE_CUDA_DECODE_EDGE_LAST",
+                                        "KVSCOPE_CUDA_DECODE_EDGE_MMA",
+                                        "KVSCOPE_CUDA_DECODE_FINISH_STAGED",
+                                        "KVSCOPE_CUDA_PREFILL"};
+
+}  // namespace
+
+std::map<std::string, std::string> cuda_switches(const CudaOptions& o) {
+  return {{kFourierSwitch, kFourierValues[o.fourier == CudaOptions::Fourier::cufft]},
+          {kSmallGemmSwitch, kSmallGemmValues[o.small_gemm == CudaOptions::SmallGemm::cublaslt]},
+          {kSimpleAttentionSwitch, kSimpleAttentionValues[o.simple_attention]}};
+}
+
 CudaOptions cuda_options_from_env() {
-  // The variable's value, which must be one of `allowed` when set.
-  auto env = [](const char* name, std::initializer_list<const char*> allowed) {
-    const char* v = std::getenv(name);
-    if (!v || !*v) return std::string();
-    std::string list;
-    for (const char* a : allowed) {
-      if (std::string(v) == a) return std::string(v);
-      list += list.empty() ? a : std::string(", ") + a;
-    }
-    throw std::invalid_argument(std::string(name) + "=" + v + ": expected one of " + list +
-                                ", or unset");
-  };
+  for (const char* name : kRetiredSwitches)
+    if (const char* v = std::getenv(name); v && *v)
+      throw std::invalid_argument(std::string(name) + "=" + v +
+                                  ": this variant was retired (kernels/BENCHMARKS.md, Retired "
+                                  "variants); the switches are " +
+                                  kFourierSwitch + ", " + kSmallGemmSwitch + " and " +
+                                  kSimpleAttentionSwitch);
   CudaOptions o;
-  const std::string fourier = env("KVSCOPE_CUDA_FOURIER", {"cufft", "twopass"});
-  if (fourier == "cufft") o.fourier = CudaOptions::Fourier::cufft;
-  if (fourier == "twopass") o.fourier_one_pass = false;
-  const std::string table = env("KVSCOPE_CUDA_BASIS_TABLE", {"0", "1"});
-  if (!table.empty()) o.fourier_basis_table = table == "1";
-  const std::string fwg = env("KVSCOPE_CUDA_FOURIER_WGMMA", {"0", "1"});
-  if (!fwg.empty()) o.fourier_wgmma = fwg == "1";
-  const std::string small = env("KVSCOPE_CUDA_SMALL_GEMM", {"own", "tile", "bulk", "cublaslt"});
-  if (small == "own") o.small_gemm = CudaOptions::SmallGemm::own;
-  if (small == "tile") o.small_gemm = CudaOptions::SmallGemm::tile;
-  if (small == "bulk") o.small_gemm = CudaOptions::SmallGemm::bulk;
-  if (small == "cublaslt") o.small_gemm = CudaOptions::SmallGemm::cublaslt;
-  const std::string pdl = env("KVSCOPE_CUDA_GEMV_PDL", {"0", "1"});
-  if (!pdl.empty()) o.gemv_pdl = pdl == "1";
-  const std::string dpdl = env("KVSCOPE_CUDA_DECODE_PDL", {"0", "1"});
-  if (!dpdl.empty()) o.fourier_decode_pdl = dpdl == "1";
-  const std::string elast = env("KVSCOPE_CUDA_DECODE_EDGE_LAST", {"0", "1"});
-  if (!elast.empty()) o.fourier_edge_last = elast == "1";
-  const std::string emma = env("KVSCOPE_CUDA_DECODE_EDGE_MMA", {"0", "1"});
-  if (!emma.empty()) o.fourier_edge_mma = emma == "1";
-  const std::string fst = env("KVSCOPE_CUDA_DECODE_FINISH_STAGED", {"0", "1"});
-  if (!fst.empty()) o.fourier_finish_staged = fst == "1";
-  if (env("KVSCOPE_CUDA_SIMPLE_ATTENTION", {"1"}) == "1") o.simple_attention = true;
-  if (env("KVSCOPE_CUDA_PREFILL", {"wgmma", "mma"}) == "mma") o.prefill = CudaOptions::Prefill::mma;
+  if (env_choice(kFourierSwitch, kFourierValues) == 1) o.fourier = CudaOptions::Fourier::cufft;
+  if (env_choice(kSmallGemmSwitch, kSmallGemmValues) == 1)
+    o.small_gemm = CudaOptions::SmallGemm::cublaslt;
+  o.simple_attention = env_choice(kSimpleAttentionSwitch, kSimpleAttentionValues) == 1;
   return o;
 }
 

@@ -2,9 +2,9 @@
 // global memory: the FlashFourierAttention analogue.
 //  - decode (q_len * group <= 8): fourier_decode.cuh computes the middle tokens' scores from the
 //    coefficients (P = Kc q_c, scores = B^T P) and accumulates the weights' DCT (R = B W), split
-//    over the tokens, one basis tile for 8 KV heads; edge_kernel does the sink and window tokens
-//    exactly; fourier_finish_kernel merges the splits and applies R to the value coefficients.
-//    Per token it reads only the kept dims of K and V.
+//    over the tokens, one basis tile for 8 KV heads; edge_mma_kernel does the sink and window
+//    tokens exactly; fourier_finish_kernel merges the splits and applies R to the value
+//    coefficients. Per token it reads only the kept dims of K and V.
 //  - prefill: prefill.cuh with the key tiles assembled in shared memory.
 //  - anything else (f32, other shapes, CudaOptions::simple_attention): one warp per query row on
 //    CUDA cores, same algebra (P, R), the basis evaluated per (k, token).
@@ -17,6 +17,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/decode.cuh"
 #include "kernels/cuda/fourier_decode.cuh"
+#include "kernels/cuda/fourier_finish.cuh"
 #include "kernels/cuda/ops.h"
 #include "kernels/cuda/prefill.cuh"
 
@@ -133,44 +134,19 @@ __global__ void __launch_bounds__(kSimpleWarps * 32) simple_fourier_kernel(const
   }
 }
 
-// Sink and window tokens, exactly. Block (head, e) of edge_kernel takes edge rows
+// Sink and window tokens, exactly. Block (head, e) of edge_mma_kernel takes edge rows
 // [e rows_per_split, (e + 1) rows_per_split) of one (batch, kv head), for all its query columns
 // at once, in chunks of kEdgeChunk rows: a chunk's K and V rows are copied into shared memory
-// together (cp.async, every copy of a thread in flight at once), then come its scores (a warp
-// per token, all columns), its softmax (a warp per column, a lane per token) and the weighted
-// sum of its value rows (a thread per column and dim); online softmax across chunks. Writes the
-// partial record at split index first_split + e (log2-domain maxima, like the middle splits;
-// no R, which the finish merges over the middle splits only).
+// together (cp.async, every copy of a thread in flight at once), then come its scores, its
+// softmax (a warp per column, a lane per token) and the weighted sum of its value rows; online
+// softmax across chunks. Writes the partial record at split index first_split + e (log2-domain
+// maxima, like the middle splits; no R, which the finish merges over the middle splits only).
 // Many short blocks rather than one block per head: a middle block needs a whole SM, so it
 // waits for every edge block on its SM to leave, and one block per head (14.5 us on an H200,
 // latency-bound at 0.5 instructions per cycle) held 64 SMs for a tenth of the decode.
 constexpr int kEdgeChunk = 32;  // = the warp size: the softmax takes a lane per token
 constexpr int kEdgeThreads = 256;
 constexpr int kEdgeMaxSplits = 8;
-// Elements per thread and staging pass where rows are not whole 16-byte groups, and query
-// elements per thread (a pass covers 8 columns of up to 256 dims).
-constexpr int kEdgeElems = 8;
-constexpr int kEdgeQ = kDecCols * 256 / kEdgeThreads;
-
-// dst[i] = load(i) for i < total, kEdgeThreads threads striding by one: each thread issues the
-// loads of its kPer items of a pass before it stores any of them.
-template <int kPer, class E, class Load>
-__device__ __forceinline__ void staged_copy(E* dst, int total, const Load& load) {
-  for (int base = 0; base < total; base += kEdgeThreads * kPer) {
-    E v[kPer];
-#pragma unroll
-    for (int u = 0; u < kPer; ++u) {
-      const int i = base + static_cast<int>(threadIdx.x) + u * kEdgeThreads;
-      v[u] = i < total ? load(i) : E{};
-    }
-#pragma unroll
-    for (int u = 0; u < kPer; ++u) {
-      const int i = base + static_cast<int>(threadIdx.x) + u * kEdgeThreads;
-      if (i < total) dst[i] = v[u];
-    }
-  }
-}
-
 // Edge rows per block, and blocks per head, for E edge rows: whole chunks, at most
 // kEdgeMaxSplits blocks (a long window takes several chunks per block).
 struct EdgeSplit {
@@ -248,142 +224,6 @@ __device__ __forceinline__ void edge_block_end(float* out, const float* mrun, co
   }
 }
 
-template <class T>
-__global__ void __launch_bounds__(kEdgeThreads)
-    edge_kernel(const FParams p, float* partial, int64_t splits, int64_t first_split,
-                int64_t rows_per_split, int64_t rec, int64_t MP, bool wait_before_exit) {
-  static_assert(kEdgeChunk == 32, "the softmax takes a lane per token of a chunk");
-  static_assert(kEdgeThreads / 32 >= kDecCols, "the softmax takes a warp per column");
-  extern __shared__ __align__(16) unsigned char esh[];
-  const int X = static_cast<int>(p.DK + p.C);  // [kept dims | compressed dims] of a row
-  T* krows = reinterpret_cast<T*>(esh);        // [kEdgeChunk][X] K rows of the chunk
-  T* vrows = krows + kEdgeChunk * X;           // [kEdgeChunk][X] V rows
-  // 2 kEdgeChunk X elements are a multiple of 16 bytes: the floats start aligned.
-  float* qs = reinterpret_cast<float*>(vrows + kEdgeChunk * X);  // [8][X] query, in row order
-  float* acc = qs + kDecCols * X;                                // [8][X] weighted sums
-  float* wts = acc + kDecCols * X;                               // [8][kEdgeChunk] scores, weights
-  float* mrun = wts + kDecCols * kEdgeChunk;                     // [8] running max (log2)
-  float* lrun = mrun + kDecCols;                                 // [8] running sum
-  float* alpha = lrun + kDecCols;                                // [8] rescale of this chunk
-  const int64_t head = blockIdx.x;
-  const int64_t b = head / p.kv_heads, kvh = head % p.kv_heads;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int ncols = static_cast<int>(p.group * p.q_len);
-  timeline_stamp(DecodeTimeline::edge, DecodeTimeline::start);
-  const EdgeRows<T> src(p, head, rows_per_split);
-  const int64_t E = src.E, r_begin = src.r_begin, r_end = src.r_end;
-  const T *kk = src.kk, *vk = src.vk, *ke = src.ke, *ve = src.ve;
-  const float scale_log2 = p.scale * 1.4426950408889634f;
-  const bool vec = src.vec;
-  // Nothing after this kernel in the decode's chain reads its output before the chain's own
-  // waits (the grid after it finishes after this one, or, where this kernel runs after the
-  // middle one, waits for this grid): let the next kernel start now.
-  allow_dependent_launch();
-  auto token = [&](int64_t r) { return src.token(p, r); };
-  // Rows r0 .. r0 + n - 1 of the edge into krows and vrows, kept dims then compressed dims; zero
-  // where the cache is shorter than the edge. As 16-byte cp.async copies where rows are whole
-  // groups (complete at the chunk's wait), else element loads, all of a thread's in flight.
-  auto stage = [&](int64_t r0, int n) {
-    if (vec) {
-      const int X8 = X / 8, DK8 = static_cast<int>(p.DK / 8);
-      for (int i = threadIdx.x; i < n * X8; i += kEdgeThreads) {
-        const int rr = i / X8, x8 = i % X8;
-        const int64_t t = token(r0 + rr);
-        const int64_t kept = t * p.DK + 8 * x8, edge = (r0 + rr) * p.C + 8 * (x8 - DK8);
-        const bool ok = t >= 0;
-        cp_async16(krows + rr * X + 8 * x8, !ok ? kk : x8 < DK8 ? kk + kept : ke + edge, ok);
-        cp_async16(vrows + rr * X + 8 * x8, !ok ? vk : x8 < DK8 ? vk + kept : ve + edge, ok);
-      }
-      cp_async_commit();
-      return;
-    }
-    auto elem = [&](const T* kept, const T* edge, int i) {
-      const int rr = i / X, x = i % X;
-      const int64_t t = token(r0 + rr);
-      if (t < 0) return from_f32<T>(0.f);
-      return x < p.DK ? kept[t * p.DK + x] : edge[(r0 + rr) * p.C + (x - p.DK)];
-    };
-    staged_copy<kEdgeElems>(krows, n * X, [&](int i) { return elem(kk, ke, i); });
-    staged_copy<kEdgeElems>(vrows, n * X, [&](int i) { return elem(vk, ve, i); });
-  };
-  if (r_begin < r_end) stage(r_begin, static_cast<int>(min(int64_t(kEdgeChunk), r_end - r_begin)));
-  // The query while the first chunk's copies are in flight.
-  // (32-bit column arithmetic: int64 division is a long software routine, per element here.)
-  const int qlen = static_cast<int>(p.q_len);
-  staged_copy<kEdgeQ>(qs, kDecCols * X, [&](int i) {
-    const int j = i / X, x = i % X;
-    if (j >= ncols) return 0.f;
-    const int64_t qh = kvh * p.group + j / qlen, qi = j % qlen;
-    const T* q =
-        static_cast<const T*>(p.q) + ((b * p.kv_heads * p.group + qh) * p.q_len + qi) * p.head_dim;
-    return to_f32(q[x < p.DK ? p.kdim[x] : p.cdim[x - p.DK]]);
-  });
-  for (int i = threadIdx.x; i < kDecCols * X; i += kEdgeThreads) acc[i] = 0.f;
-  if (threadIdx.x < kDecCols) {
-    mrun[threadIdx.x] = -INFINITY;
-    lrun[threadIdx.x] = 0.f;
-  }
-  // Query position of each column (int64 modulo is a long software routine: once, not per token).
-  int64_t qpos[kDecCols];
-#pragma unroll
-  for (int j = 0; j < kDecCols; ++j) qpos[j] = j < ncols ? p.tokens - p.q_len + j % qlen : -1;
-  for (int64_t r0 = r_begin; r0 < r_end; r0 += kEdgeChunk) {
-    const int n = static_cast<int>(min(int64_t(kEdgeChunk), r_end - r0));
-    if (r0 != r_begin) stage(r0, n);  // the first chunk's copies went out before the query
-    if (vec) cp_async_wait<0>();
-    __syncthreads();
-    for (int rr = warp; rr < n; rr += kEdgeThreads / 32) {
-      const int64_t t = token(r0 + rr);
-      float sv[kDecCols] = {};
-      for (int x = lane; x < X; x += 32) {
-        const float kv = to_f32(krows[rr * X + x]);
-#pragma unroll
-        for (int j = 0; j < kDecCols; ++j)
-          if (j < ncols) sv[j] = fmaf(qs[j * X + x], kv, sv[j]);
-      }
-#pragma unroll
-      for (int j = 0; j < kDecCols; ++j) {
-        if (j >= ncols) break;  // the same for the whole warp
-        const float s = warp_sum(sv[j]);
-        const bool ok = t >= 0 && !(p.causal && t > qpos[j]);
-        if (lane == 0) wts[j * kEdgeChunk + rr] = ok ? s * scale_log2 : -INFINITY;
-      }
-    }
-    __syncthreads();
-    if (warp < ncols) {
-      const int j = warp;
-      const float s = lane < n ? wts[j * kEdgeChunk + lane] : -INFINITY;
-      edge_softmax_step(s, lane < n, wts + j * kEdgeChunk + lane, mrun, lrun, alpha, j);
-    }
-    __syncthreads();
-    // Masked and absent tokens have weight 0 (and absent ones a zero row): no branch needed.
-    for (int i = threadIdx.x; i < ncols * X; i += kEdgeThreads) {
-      const int j = i / X, x = i % X;
-      float a = acc[i] * alpha[j];
-      for (int rr = 0; rr < n; ++rr)
-        a = fmaf(wts[j * kEdgeChunk + rr], to_f32(vrows[rr * X + x]), a);
-      acc[i] = a;
-    }
-    __syncthreads();  // before the next chunk's copies overwrite the rows
-  }
-  float* out = partial + (head * splits + first_split + blockIdx.y) * rec;
-  const int64_t o_off = dec_rec_o(), c_off = dec_rec_oc(p.DK, MP);
-  for (int i = threadIdx.x; i < ncols * X; i += kEdgeThreads) {
-    const int j = i / X, x = i % X;
-    if (x < p.DK)
-      out[o_off + j * p.DK + x] = acc[i];
-    else
-      out[c_off + j * p.C + (x - p.DK)] = acc[i];
-  }
-  edge_block_end(out, mrun, lrun, ncols, wait_before_exit);
-}
-
-size_t edge_smem_bytes(const FParams& p, size_t elem_bytes) {
-  return size_t(2) * kEdgeChunk * (p.DK + p.C) * elem_bytes +
-         (size_t(2) * kDecCols * (p.DK + p.C) + size_t(kDecCols) * kEdgeChunk + 3 * kDecCols) *
-             sizeof(float);
-}
-
 // Shared memory of edge_mma_kernel<T, X>: the chunk's K and V rows and the query columns, rows
 // padded by 16 bytes so that the 8 rows an ldmatrix reads fall in 8 different bank groups; the
 // scores (then weights) of each column, and per column the running max, sum and rescale.
@@ -397,16 +237,14 @@ struct EdgeSmem {
   static constexpr size_t bytes = 2 * rows + q + scores + 3 * kDecCols * sizeof(float);
 };
 
-// The sink and window tokens on the tensor cores (CudaOptions::fourier_edge_mma): the same
-// blocks, chunks, partial records and online softmax as edge_kernel, but per chunk
+// The sink and window tokens on the tensor cores, per chunk
 //   S^T[r, j]  = K[r, :] . Q[j, :]     two warps, one per 16 rows, X / 16 products each;
 //   O^T[x, j] += V[r, x]^T W[r, j]      a warp per 16 of the X dims, two products each,
-// with the softmax between them (a warp per column, a lane per row), where edge_kernel reduces
-// each row and column across a warp and takes a thread per column and dim. Why: where the edge
-// kernel runs after the middle one it has only the SMs the middle grid leaves free (4 of 132 at
-// the issue's shape), and there it held the chain: on the H200 (2026-12-04) the decode at batch
-// 8, N = 32768, M = 256 took 0.170 ms with edge_kernel and without the finish, 0.161 ms without
-// either, 0.184 ms whole and 0.179 ms without edge_kernel.
+// with the softmax between them (a warp per column, a lane per row). Why the tensor cores: where
+// the edge kernel runs after the middle one it has only the SMs the middle grid leaves free (4 of
+// 132 at the issue's shape), and there the CUDA-core version (retired, kernels/BENCHMARKS.md)
+// held the chain: on the H200 (2026-12-04) the decode at batch 8, N = 32768, M = 256 took 0.184
+// ms whole and 0.179 ms without that kernel.
 // X = DK + C = head_dim (the decode's tiled shapes: 64 or 128).
 template <class T, int X>
 __global__ void __launch_bounds__(kEdgeThreads)
@@ -435,7 +273,10 @@ __global__ void __launch_bounds__(kEdgeThreads)
   timeline_stamp(DecodeTimeline::edge, DecodeTimeline::start);
   const EdgeRows<T> src(p, head, rows_per_split);
   const float scale_log2 = p.scale * 1.4426950408889634f;
-  allow_dependent_launch();  // as in edge_kernel: no kernel after it reads its output early
+  // Nothing after this kernel in the decode's chain reads its output before the chain's own
+  // waits (the grid after it finishes after this one, or, where this kernel runs after the
+  // middle one, waits for this grid): let the next kernel start now.
+  allow_dependent_launch();
   // All kEdgeChunk rows from r0 into krows and vrows, kept dims then compressed dims; zero past
   // the n rows of the chunk and where the cache is shorter than the edge, so the products over
   // the whole chunk see finite values. As 16-byte cp.async copies (complete at the chunk's wait)
@@ -659,36 +500,31 @@ void decode_t(Ctx& c, const FParams& f) {
   p.rec = dec_rec_floats(DK, MP, f.C);
   p.partial = static_cast<float*>(
       c.scratch->get(size_t(heads) * p.splits_total * p.rec * sizeof(float), 0));
-  // The sink and window tokens (edge_kernel). With fourier_decode_pdl the four kernels are one
-  // chain on the stream. A middle block needs a whole SM, so where the middle grid leaves SMs
-  // free the edge kernel goes after it: its blocks run on those SMs while the middle kernel does,
-  // off the critical path (P comes first, a plain launch after whatever wrote q). Where the
-  // middle grid fills the device, the edge kernel comes first (a plain launch; one block of
-  // fourier_p_kernel waits for it before it exits), and also where fourier_edge_last is off.
-  // Without fourier_decode_pdl the edge kernel runs on the side stream alongside P and the
-  // middle.
+  // The sink and window tokens (edge_mma_kernel). The four kernels are one chain of programmatic
+  // launches on the stream: each starts while the one before it drains and reads what that one
+  // wrote only after griddepcontrol.wait. A middle block needs a whole SM, so where the middle
+  // grid leaves SMs free the edge kernel goes after it: its blocks run on those SMs while the
+  // middle kernel does, off the critical path (P comes first, a plain launch after whatever wrote
+  // q). Where the middle grid fills the device, the edge kernel comes first (a plain launch; one
+  // block of fourier_p_kernel waits for it before it exits).
   const unsigned skip = c.opt.fourier_decode_skip;  // timing only (CudaOptions)
-  const bool pdl = c.opt.fourier_decode_pdl;
-  const bool edge_last =
-      pdl && c.opt.fourier_edge_last && middle_splits > 0 && middle_splits * head_groups < c.sms;
-  if (!pdl) fork_side(c);
+  const bool edge_last = middle_splits > 0 && middle_splits * head_groups < c.sms;
   // The sink and window rows are head_dim = DK + C wide, twice DK in the tiled shapes.
-  const bool edge_mma = c.opt.fourier_edge_mma && f.head_dim == 2 * DK;
-  const auto edge = edge_mma ? edge_mma_kernel<T, 2 * DK> : edge_kernel<T>;
-  const size_t edge_smem = edge_mma ? EdgeSmem<T, 2 * DK>::bytes : edge_smem_bytes(f, sizeof(T));
+  const auto edge = edge_mma_kernel<T, 2 * DK>;
+  constexpr size_t edge_smem = EdgeSmem<T, 2 * DK>::bytes;
   KVS_CUDA(cudaFuncSetAttribute(edge, cudaFuncAttributeMaxDynamicSharedMemorySize, int(edge_smem)));
-  const auto launch_edge = [&](cudaStream_t stream, bool after_middle) {
-    const Launch l(stream, dim3(unsigned(heads), unsigned(ep.splits)), kEdgeThreads, edge_smem,
+  const auto launch_edge = [&](bool after_middle) {
+    const Launch l(c.stream, dim3(unsigned(heads), unsigned(ep.splits)), kEdgeThreads, edge_smem,
                    after_middle);
     KVS_CUDA(cudaLaunchKernelEx(&l.cfg, edge, f, p.partial, p.splits_total, middle_splits,
                                 ep.rows_per_split, p.rec, int64_t(MP), after_middle));
     KVS_LAUNCH();
   };
-  if (!edge_last && !(skip & CudaOptions::kSkipEdge)) launch_edge(pdl ? c.stream : c.side, false);
+  if (!edge_last && !(skip & CudaOptions::kSkipEdge)) launch_edge(false);
   if (middle_splits > 0) {
     auto* pm = static_cast<T*>(c.scratch->get(size_t(heads) * kDecCols * MP * sizeof(T), 1));
     if (!(skip & CudaOptions::kSkipP)) {
-      const bool after_edge = pdl && !edge_last;
+      const bool after_edge = !edge_last;
       const Launch l(c.stream, dim3(unsigned(heads), unsigned((MP + kPRows - 1) / kPRows)),
                      kPThreads, size_t(kDecCols) * (f.C + 1) * sizeof(float), after_edge);
       KVS_CUDA(cudaLaunchKernelEx(&l.cfg, fourier_p_kernel<T>, p, int64_t(MP), pm, after_edge));
@@ -699,14 +535,13 @@ void decode_t(Ctx& c, const FParams& f) {
     KVS_CUDA(
         cudaFuncSetAttribute(middle, cudaFuncAttributeMaxDynamicSharedMemorySize, int(SM::bytes)));
     const Launch l(c.stream, dim3(unsigned(middle_splits), unsigned(head_groups)), kFdThreads,
-                   SM::bytes, pdl);
+                   SM::bytes, true);
     if (!(skip & CudaOptions::kSkipMiddle)) {
       KVS_CUDA(cudaLaunchKernelEx(&l.cfg, middle, p));
       KVS_LAUNCH();
     }
   }
-  if (edge_last && !(skip & CudaOptions::kSkipEdge)) launch_edge(c.stream, true);
-  if (!pdl) join_side(c);
+  if (edge_last && !(skip & CudaOptions::kSkipEdge)) launch_edge(true);
   FourierMergeParams mp{};
   mp.partial = p.partial;
   mp.vc = f.vc;
@@ -731,20 +566,16 @@ void decode_t(Ctx& c, const FParams& f) {
   const int64_t kept_blocks = (ncols * DK + kMergeOut - 1) / kMergeOut;
   const int64_t apply_blocks = (f.C + kApplyOut - 1) / kApplyOut;
   // The finishing launches wait (griddepcontrol.wait) before they read a record; the apply
-  // blocks prefetch their Vc rows into L2 before that, or, staged (CudaOptions::
-  // fourier_finish_staged), copy them into shared memory, where the rows are whole 16-byte
-  // groups of kApplyOut columns.
+  // blocks copy their Vc rows into shared memory before that (FinishStage; fast_t checks that
+  // the rows are whole 16-byte groups of kApplyOut columns).
   static_assert(kEdgeMaxSplits <= kFinishMaxEdgeSplits, "the staged finish holds every edge split");
-  const bool staged = c.opt.fourier_finish_staged && f.C % kApplyOut == 0 &&
-                      reinterpret_cast<uintptr_t>(f.vc) % 16 == 0;
-  const auto fin = staged ? fourier_finish_kernel<T, true> : fourier_finish_kernel<T, false>;
-  const size_t finish_smem =
-      finish_smem_bytes(p.splits_total, MP) + (staged ? finish_stage_bytes<T>(MP) : 0);
+  const auto fin = fourier_finish_kernel<T>;
+  const size_t finish_smem = finish_smem_bytes(p.splits_total, MP) + finish_stage_bytes<T>(MP);
   KVS_CUDA(
       cudaFuncSetAttribute(fin, cudaFuncAttributeMaxDynamicSharedMemorySize, int(finish_smem)));
   const auto finish = [&](int64_t blocks, int64_t kept, int64_t r, bool premerged) {
     const Launch l(c.stream, dim3(unsigned(heads), unsigned(blocks)), kMergeThreads, finish_smem,
-                   pdl);
+                   true);
     KVS_CUDA(cudaLaunchKernelEx(&l.cfg, fin, mp, kept, r, premerged));
     KVS_LAUNCH();
   };
@@ -811,9 +642,15 @@ bool prefill_t(Ctx& c, const FParams& f) {
 
 template <class T, int D, int DK, int MT>
 bool fast_shape(Ctx& c, const FParams& f) {
-  // Two KV heads share a column set when their query columns fit in half of it.
-  if (f.group * f.q_len <= kDecCols / 2) return decode_pipelined<T, DK, MT, 2>(c, f);
-  if (f.group * f.q_len <= kDecCols) return decode_pipelined<T, DK, MT, 1>(c, f);
+  if (f.group * f.q_len <= kDecCols) {
+    // The decode's finish stages Vc's rows as 16-byte groups of kApplyOut columns (FinishStage):
+    // C is DK here, and Vc from Backend::alloc is aligned, so only a caller's offset pointer
+    // falls back to the simple kernel.
+    if (f.C % kApplyOut != 0 || reinterpret_cast<uintptr_t>(f.vc) % 16 != 0) return false;
+    // Two KV heads share a column set when their query columns fit in half of it.
+    if (f.group * f.q_len <= kDecCols / 2) return decode_pipelined<T, DK, MT, 2>(c, f);
+    return decode_pipelined<T, DK, MT, 1>(c, f);
+  }
   return prefill_t<T, D, DK, MT>(c, f);
 }
 

@@ -127,7 +127,7 @@ void gemm_cublaslt(Ctx& c, const GemmArgs& g, const void* x, const void* w, cons
 // products are never stored; a partial group goes chunk by chunk): a load behind a branch let
 // ptxas interleave the multiplies with the loads and keep about one chunk in flight per thread.
 //
-// Programmatic dependent launch (CudaOptions::gemv_pdl): W is a weight, so a block issues its W
+// Programmatic dependent launch: W is a weight, so a block issues its W
 // loads before griddepcontrol.wait (which returns once the previous kernel in the stream has
 // finished and its writes are visible) and reads X and writes Y after it. Every thread then
 // allows the next kernel to launch; as it does so only after its own wait, a next kernel's early
@@ -215,7 +215,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
 
 template <class T>
 void gemv_t(Ctx& c, const GemmArgs& g, const void* x, const void* w, const void* bias, void* y) {
-  const Launch l(c.stream, dim3(unsigned((g.out + 15) / 16)), kGemvWarps * 32, 0, c.opt.gemv_pdl);
+  const Launch l(c.stream, dim3(unsigned((g.out + 15) / 16)), kGemvWarps * 32, 0, true);
   const auto kernel = g.rows <= 8 ? gemv_kernel<T, 1> : gemv_kernel<T, 2>;
   KVS_CUDA(cudaLaunchKernelEx(&l.cfg, kernel, g.rows, g.out, g.in, static_cast<const T*>(x),
                               static_cast<const T*>(w),
@@ -297,148 +297,8 @@ template <class T>
 void gemv_row_t(Ctx& c, const GemmArgs& g, const void* x, const void* w, const void* bias,
                 void* y) {
   const Launch l(c.stream, dim3(unsigned((g.out + kRowWarps - 1) / kRowWarps)), kRowWarps * 32, 0,
-                 c.opt.gemv_pdl);
+                 true);
   KVS_CUDA(cudaLaunchKernelEx(&l.cfg, gemv_row_kernel<T>, g.out, g.in, static_cast<const T*>(x),
-                              static_cast<const T*>(w),
-                              g.bias ? static_cast<const T*>(bias) : nullptr, static_cast<T*>(y)));
-  KVS_LAUNCH();
-}
-
-// ---- small-rows kernel, W staged by bulk copies ---------------------------------------------
-// The register kernel above holds its W in flight in registers: 102 per thread, one 512-thread
-// block per SM, so under programmatic dependent launch the next kernel's blocks wait for an SM
-// to empty before they can issue a load. Here one thread per block asks the copy engine for the
-// block's W rows (cp.async.bulk into shared memory, completing on an mbarrier per stage) and no
-// thread holds them: three blocks fit on an SM, and the next kernel's blocks start streaming
-// while this one's are still computing.
-// A block owns 8 output features, the N side of m16n8k16 (X's rows, up to 16, are the M side),
-// for tiles of kBulkTileK elements of `in` in kBulkStages stages; its 8 warps split a tile in
-// chunks of 32. In a chunk each thread reads 8 consecutive elements of W row g from shared
-// memory and of X rows g and g+8 from global memory (X is small and read by every block, so it
-// stays in L2): as in the register kernel, the same permutation of k applies to both operands.
-// Rows are padded by 64 bytes so the 8 rows a warp reads start in alternating bank halves (4
-// wavefronts per 16-byte-per-thread read, the minimum).
-constexpr int kBulkWarps = 8;
-constexpr int kBulkFeatures = 8;
-constexpr int kBulkTileK = 2048;
-constexpr int kBulkStages = 2;
-constexpr int kBulkRowStride = kBulkTileK + 32;  // elements (16-bit)
-constexpr int kBulkGroup = 4;                    // chunks per warp with loads in flight together
-
-template <class T>
-constexpr size_t bulk_smem_bytes(int stages) {
-  return size_t(stages) * kBulkFeatures * kBulkRowStride * sizeof(T) + size_t(stages) * 8;
-}
-
-template <class T, bool kTwoRowTiles, int U>
-__device__ __forceinline__ void bulk_chunks(float (&acc)[4], int c, int64_t k0, const T* ws,
-                                            const T* x0, const T* x1) {
-  uint4 wv[U], xa[U], xb[U];
-#pragma unroll
-  for (int u = 0; u < U; ++u) {
-    const int e = (c + u * kBulkWarps) * 32;
-    wv[u] = lds16(ws + e);
-    xa[u] = ldg16(x0 + k0 + e);
-    xb[u] = kTwoRowTiles ? ldg16(x1 + k0 + e) : make_uint4(0, 0, 0, 0);
-  }
-#pragma unroll
-  for (int u = 0; u < U; ++u) {
-    const uint32_t a0[4] = {xa[u].x, xb[u].x, xa[u].y, xb[u].y};
-    const uint32_t a1[4] = {xa[u].z, xb[u].z, xa[u].w, xb[u].w};
-    const uint32_t b0[2] = {wv[u].x, wv[u].y};
-    const uint32_t b1[2] = {wv[u].z, wv[u].w};
-    mma16816<T>(acc, a0, b0);
-    mma16816<T>(acc, a1, b1);
-  }
-}
-
-template <class T, bool kTwoRowTiles>  // kTwoRowTiles: rows > 8
-__global__ void __launch_bounds__(kBulkWarps * 32, 3)
-    gemv_bulk_kernel(int64_t rows, int64_t out, int64_t in, int stages, const T* __restrict__ x,
-                     const T* __restrict__ w, const T* __restrict__ bias, T* __restrict__ y) {
-  extern __shared__ __align__(128) unsigned char gemv_smem[];
-  T* wsm = reinterpret_cast<T*>(gemv_smem);
-  auto* full = reinterpret_cast<uint64_t*>(gemv_smem + size_t(stages) * kBulkFeatures *
-                                                           kBulkRowStride * sizeof(T));
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int g = lane / 4, t = lane % 4;
-  const int64_t o0 = static_cast<int64_t>(blockIdx.x) * kBulkFeatures;
-  const int nf = static_cast<int>(out - o0 < kBulkFeatures ? out - o0 : kBulkFeatures);
-  const int64_t tiles = (in + kBulkTileK - 1) / kBulkTileK;
-  auto tile_len = [&](int64_t tile) {
-    const int64_t left = in - tile * kBulkTileK;
-    return static_cast<int>(left < kBulkTileK ? left : kBulkTileK);
-  };
-  // Thread 0: the W rows of `tile` into its stage.
-  auto issue = [&](int64_t tile) {
-    const int s = static_cast<int>(tile % stages);
-    const auto bytes = static_cast<uint32_t>(tile_len(tile) * sizeof(T));
-    mbar_arrive_expect_tx(&full[s], bytes * static_cast<uint32_t>(nf));
-    for (int f = 0; f < nf; ++f)
-      bulk_copy_g2s(wsm + (size_t(s) * kBulkFeatures + f) * kBulkRowStride,
-                    w + (o0 + f) * in + tile * kBulkTileK, bytes, &full[s]);
-  };
-  if (threadIdx.x == 0) {
-    for (int s = 0; s < stages; ++s) mbar_init(&full[s], 1);
-    mbar_init_fence();
-  }
-  __syncthreads();
-  // W is a weight: its copies may start before the previous kernel in the stream is done.
-  if (threadIdx.x == 0)
-    for (int64_t tile = 0; tile < stages && tile < tiles; ++tile) issue(tile);
-  grid_dependency_wait();
-  allow_dependent_launch();
-  const T* x0 = x + (g < rows ? g : rows - 1) * in + 8 * t;
-  const T* x1 = x + (g + 8 < rows ? g + 8 : rows - 1) * in + 8 * t;
-  float acc[4] = {};
-  for (int64_t tile = 0; tile < tiles; ++tile) {
-    const int s = static_cast<int>(tile % stages);
-    mbar_wait(&full[s], static_cast<uint32_t>((tile / stages) & 1));
-    // Rows g >= nf of the stage were never written: their products land in features that are
-    // not stored.
-    const T* ws = wsm + (size_t(s) * kBulkFeatures + g) * kBulkRowStride + 8 * t;
-    const int64_t k0 = tile * kBulkTileK;
-    const int chunks = tile_len(tile) / 32;
-    int c = warp;
-    for (; c + (kBulkGroup - 1) * kBulkWarps < chunks; c += kBulkWarps * kBulkGroup)
-      bulk_chunks<T, kTwoRowTiles, kBulkGroup>(acc, c, k0, ws, x0, x1);
-    for (; c < chunks; c += kBulkWarps) bulk_chunks<T, kTwoRowTiles, 1>(acc, c, k0, ws, x0, x1);
-    if (tile + stages < tiles) {
-      fence_proxy_async_smem();
-      __syncthreads();  // every warp is done with stage s
-      if (threadIdx.x == 0) issue(tile + stages);
-    }
-  }
-  // D: rows g and g+8 of X, features 2t and 2t+1.
-  __shared__ float red[kBulkWarps][16][kBulkFeatures];  // [warp][row][feature]
-  red[warp][g][2 * t] = acc[0];
-  red[warp][g][2 * t + 1] = acc[1];
-  red[warp][g + 8][2 * t] = acc[2];
-  red[warp][g + 8][2 * t + 1] = acc[3];
-  __syncthreads();
-  const int f = threadIdx.x % kBulkFeatures, r = threadIdx.x / kBulkFeatures;  // 16 x 8
-  if (r < 16 && r < rows && f < nf) {
-    float sum = 0.f;
-#pragma unroll
-    for (int k = 0; k < kBulkWarps; ++k) sum += red[k][r][f];
-    if (bias) sum += to_f32(bias[o0 + f]);
-    y[r * out + o0 + f] = from_f32<T>(sum);
-  }
-}
-
-template <class T>
-void gemv_bulk_t(Ctx& c, const GemmArgs& g, const void* x, const void* w, const void* bias,
-                 void* y) {
-  const int64_t tiles = (g.in + kBulkTileK - 1) / kBulkTileK;
-  const int stages = static_cast<int>(tiles < kBulkStages ? tiles : kBulkStages);
-  const Launch l(c.stream, dim3(unsigned((g.out + kBulkFeatures - 1) / kBulkFeatures)),
-                 kBulkWarps * 32, bulk_smem_bytes<T>(stages), c.opt.gemv_pdl);
-  const auto kernel = g.rows <= 8 ? gemv_bulk_kernel<T, false> : gemv_bulk_kernel<T, true>;
-  // The opt-in above 48 KB of dynamic shared memory, per launch as for the other kernels: it is
-  // a property of the function on the current device.
-  KVS_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                static_cast<int>(l.cfg.dynamicSmemBytes)));
-  KVS_CUDA(cudaLaunchKernelEx(&l.cfg, kernel, g.rows, g.out, g.in, stages, static_cast<const T*>(x),
                               static_cast<const T*>(w),
                               g.bias ? static_cast<const T*>(bias) : nullptr, static_cast<T*>(y)));
   KVS_LAUNCH();
@@ -452,23 +312,13 @@ void gemm(Ctx& c, const GemmArgs& g, const void* x, const void* w, const void* b
   if (g.rows <= 0 || g.out <= 0) return;
   if (g.bias && bias == nullptr) throw std::invalid_argument("gemm: bias requested but not given");
   const bool small = g.rows <= 16 && g.dtype != DType::f32 && g.in % 32 == 0 && aligned16(x) &&
-                     aligned16(w) && c.opt.small_gemm != CudaOptions::SmallGemm::cublaslt;
+                     aligned16(w) && c.opt.small_gemm == CudaOptions::SmallGemm::own;
   if (small) {
     const bool bf = g.dtype == DType::bf16;
-    switch (c.opt.small_gemm) {
-      case CudaOptions::SmallGemm::bulk:
-        (bf ? gemv_bulk_t<bf16> : gemv_bulk_t<f16>)(c, g, x, w, bias, y);
-        return;
-      case CudaOptions::SmallGemm::own:
-        if (g.rows == 1) {
-          (bf ? gemv_row_t<bf16> : gemv_row_t<f16>)(c, g, x, w, bias, y);
-          return;
-        }
-        break;
-      default:
-        break;
-    }
-    (bf ? gemv_t<bf16> : gemv_t<f16>)(c, g, x, w, bias, y);
+    if (g.rows == 1)
+      (bf ? gemv_row_t<bf16> : gemv_row_t<f16>)(c, g, x, w, bias, y);
+    else
+      (bf ? gemv_t<bf16> : gemv_t<f16>)(c, g, x, w, bias, y);
     return;
   }
   gemm_cublaslt(c, g, x, w, bias, y);

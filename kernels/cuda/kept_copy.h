@@ -1,7 +1,7 @@
 // Which kept-dims rows a transform block's thread copies, and when (the one-pass transforms of
-// fourier.cu, CudaOptions::fourier_one_pass). Plain C++ with no CUDA types, so the same schedule
-// that the kernels follow is checked on the host (tests/test_kept_copy_schedule.cpp): every
-// 16-byte group of every row copied exactly once, for any grid.
+// fourier.cu: 16-bit types, and float where it has kept dims). Plain C++ with no CUDA types, so the
+// same schedule that the kernels follow is checked on the host (tests/test_kept_copy_schedule.cpp):
+// every 16-byte group of every row copied exactly once, for any grid.
 //
 // A thread keeps one 16-byte group of a row (group = thread % per_row) and one row slot of a
 // pass (thread / per_row; threads past rows_per_pass * per_row idle). A pass copies

@@ -1,7 +1,7 @@
 // kvscope-decode-timeline: where the Fourier decode's time goes, block by block. Runs the decode
 // at one shape (by default the issue's: batch 8, 32 query / 8 KV heads, head dim 128, N = 32768,
 // the lower 64 dims compressed to M = 256) with the backend options of the environment
-// (cuda_options_from_env, e.g. KVSCOPE_CUDA_DECODE_EDGE_MMA=0), and prints for each timed call
+// (cuda_options_from_env, e.g. KVSCOPE_CUDA_SIMPLE_ATTENTION=1), and prints for each timed call
 // (L2 flushed, CUDA events) its time and, for each kernel of the chain (P, the middle splits, the
 // sink and window, the finish and, where it takes two launches, the finish's apply), when its
 // blocks started, finished waiting for the kernel before them and ended

@@ -14,10 +14,10 @@ cat "$OUT/env.txt"
 timeout 90 "$B/tests/test_kernels_cuda" > "$OUT/tests.log" 2>&1; echo "test_kernels_cuda rc=$?" | tee -a "$OUT/tests.log"
 timeout 60 "$B/tests/test_kernels_backends" --gtest_filter='*cuda*:*RoundTrip*' >> "$OUT/tests.log" 2>&1
 echo "test_kernels_backends rc=$?" | tee -a "$OUT/tests.log"
-# The same table with the kept copy on the side stream (CudaOptions::fourier_one_pass = false).
-KVSCOPE_CUDA_FOURIER=twopass timeout 60 "$B/tests/test_kernels_backends" \
-  --gtest_filter='*cuda*:*RoundTrip*' >> "$OUT/tests.log" 2>&1
-echo "test_kernels_backends (two-pass) rc=$?" | tee -a "$OUT/tests.log"
+# The same table on the reference paths (cuFFT transforms, cuBLASLt for small rows).
+KVSCOPE_CUDA_FOURIER=cufft KVSCOPE_CUDA_SMALL_GEMM=cublaslt timeout 60 \
+  "$B/tests/test_kernels_backends" --gtest_filter='*cuda*:*RoundTrip*' >> "$OUT/tests.log" 2>&1
+echo "test_kernels_backends (cufft, cublaslt) rc=$?" | tee -a "$OUT/tests.log"
 timeout 150 python3 "$PEERS" > "$OUT/torch_peers.json" 2> "$OUT/torch_peers.err"; echo "torch_peers rc=$?"
 timeout 240 "$B/sim/kvscope" calibrate --backend cuda --out "$OUT/h100.json" 2> "$OUT/calibrate.log"
 echo "calibrate rc=$?"

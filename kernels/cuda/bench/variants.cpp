@@ -1,4 +1,6 @@
-// kvscope-cuda-variants: the CUDA backend's alternative implementations side by side, at the
+// kvscope-cuda-variants: the CUDA backend's production paths beside its reference paths (cuFFT,
+// cuBLASLt, the kernels a device without sm_90a runs) and the decode chain with launches left
+// out, at the
 // issue's target shapes and at the shapes of the PyTorch peer script (shared/bench/
 // torch_peers.py), so kernels/BENCHMARKS.md can say which is faster and by how much. Rows carry
 // bytes, the floor (bytes / measured copy bandwidth, or FLOPs / measured GEMM peak when larger)
@@ -48,11 +50,9 @@ void run(benchmark::State& st, Backend& b, const std::function<void()>& fn, doub
 // Each row's backend: the defaults, with the row's axes applied by the caller.
 std::unique_ptr<Backend> backend(const CudaOptions& o = {}) { return make_cuda_backend_with(o); }
 
-// The small-rows GEMM of a row's axes cublaslt and kernel (0 own, 1 bulk, 2 tile).
-CudaOptions::SmallGemm small_gemm(int64_t cublaslt, int64_t kernel) {
-  if (cublaslt) return CudaOptions::SmallGemm::cublaslt;
-  if (kernel == 1) return CudaOptions::SmallGemm::bulk;
-  return kernel == 2 ? CudaOptions::SmallGemm::tile : CudaOptions::SmallGemm::own;
+// The small-rows GEMM of a row's axis cublaslt.
+CudaOptions::SmallGemm small_gemm(int64_t cublaslt) {
+  return cublaslt ? CudaOptions::SmallGemm::cublaslt : CudaOptions::SmallGemm::own;
 }
 
 FourierLayout lower(int64_t c, int64_t m) {
@@ -64,15 +64,12 @@ FourierLayout lower(int64_t c, int64_t m) {
   return f;
 }
 
-// args: cufft, f32, heads, tokens, head_dim, cdims, m, reconstruct, one-pass fused variant,
-// basis table (CudaOptions::fourier_basis_table), warpgroup-MMA transforms
-// (CudaOptions::fourier_wgmma)
+// args: cufft, f32, heads, tokens, head_dim, cdims, m, reconstruct, sm90a (CudaOptions::
+// sm90a_kernels: 0 runs the mma.sync transforms a device without sm_90a runs)
 void bm_fourier(benchmark::State& st) {
   CudaOptions o;
   if (st.range(0)) o.fourier = CudaOptions::Fourier::cufft;
-  o.fourier_one_pass = st.range(8) != 0;
-  o.fourier_basis_table = st.range(9) != 0;
-  o.fourier_wgmma = st.range(10) != 0;
+  o.sm90a_kernels = st.range(8) != 0;
   auto b = backend(o);
   const DType t = st.range(1) ? DType::f32 : DType::bf16;
   const KvShape s{1, st.range(2), st.range(3), st.range(4), t};
@@ -94,18 +91,12 @@ void bm_fourier(benchmark::State& st) {
       bytes, 0.0, t);
 }
 
-// args: fourier (0 exact, 1 Fourier), batch, q_heads, kv_heads, head_dim, tokens, cdims, m, pdl
-// (CudaOptions::fourier_decode_pdl), edge_last (CudaOptions::fourier_edge_last), edge_mma
-// (CudaOptions::fourier_edge_mma), skip (CudaOptions::fourier_decode_skip: launches left out, for
-// the time each adds to the chain; the output is wrong), staged (CudaOptions::
-// fourier_finish_staged)
+// args: fourier (0 exact, 1 Fourier), batch, q_heads, kv_heads, head_dim, tokens, cdims, m, skip
+// (CudaOptions::fourier_decode_skip: launches left out, for the time each adds to the chain; the
+// output is wrong)
 void bm_decode(benchmark::State& st) {
   CudaOptions opt;
-  opt.fourier_decode_pdl = st.range(8) != 0;
-  opt.fourier_edge_last = st.range(9) != 0;
-  opt.fourier_edge_mma = st.range(10) != 0;
-  opt.fourier_decode_skip = static_cast<unsigned>(st.range(11));
-  opt.fourier_finish_staged = st.range(12) != 0;
+  opt.fourier_decode_skip = static_cast<unsigned>(st.range(8));
   auto b = backend(opt);
   const DType t = DType::bf16;
   AttentionArgs a{st.range(1), st.range(2), st.range(3), st.range(4), 1, st.range(5), true, t};
@@ -132,11 +123,12 @@ void bm_decode(benchmark::State& st) {
   }
 }
 
-// args: fourier, heads, tokens, m, wgmma (CudaOptions::Prefill; the exact kernel only)
+// args: fourier, heads, tokens, m, sm90a (CudaOptions::sm90a_kernels: 0 runs the mma.sync
+// prefill a device without sm_90a runs; the exact kernel only)
 // (32 q heads = kv heads, head_dim 128, causal prefill)
 void bm_prefill(benchmark::State& st) {
   CudaOptions opt;
-  opt.prefill = st.range(4) ? CudaOptions::Prefill::wgmma : CudaOptions::Prefill::mma;
+  opt.sm90a_kernels = st.range(4) != 0;
   auto b = backend(opt);
   const DType t = DType::bf16;
   AttentionArgs a{1, st.range(1), st.range(1), 128, st.range(2), st.range(2), true, t};
@@ -159,14 +151,11 @@ void bm_prefill(benchmark::State& st) {
   }
 }
 
-// args: cublaslt, rows, out, in, read_flush (L2 flushed by a read pass instead of a memset), pdl
-// (CudaOptions::gemv_pdl), kernel (where cublaslt:0: 0 CudaOptions::SmallGemm::own, 1 bulk,
-// 2 tile)
+// args: cublaslt, rows, out, in, read_flush (L2 flushed by a read pass instead of a memset)
 void bm_gemm(benchmark::State& st) {
   CudaOptions o;
-  o.small_gemm = small_gemm(st.range(0), st.range(6));
+  o.small_gemm = small_gemm(st.range(0));
   if (st.range(4)) o.l2_flush = CudaOptions::L2Flush::read;
-  o.gemv_pdl = st.range(5) != 0;
   auto b = backend(o);
   const GemmArgs g{st.range(1), st.range(2), st.range(3), true, DType::bf16};
   auto x = random_buffer(*b, g.dtype, size_t(g.rows * g.in), 10);
@@ -183,16 +172,15 @@ void bm_gemm(benchmark::State& st) {
 // own weights (together more than twice the L2, so every call reads its W from HBM), timed as
 // one interval and divided by the count. One event pair around one launch adds ~3 us to a
 // ~10 us kernel (kernels/BENCHMARKS.md); back to back, each launch's latency overlaps the
-// previous kernel, as in a model step; with CudaOptions::gemv_pdl (pdl:1) each GEMV's blocks may
-// also start and load their weights while the previous one finishes.
+// previous kernel, as in a model step; kvscope's GEMVs are programmatic dependent launches, so
+// each one's blocks may also start and load their weights while the previous one finishes.
 // read_flush: the L2 flushed by a read pass instead of a memset, whose dirty lines the first
 // calls would otherwise write back while they read.
-// args: cublaslt, rows, out, in, copies, pdl, kernel (as for gemm), read_flush
+// args: cublaslt, rows, out, in, copies, read_flush
 void bm_gemm_stream(benchmark::State& st) {
   CudaOptions o;
-  o.small_gemm = small_gemm(st.range(0), st.range(6));
-  o.gemv_pdl = st.range(5) != 0;
-  if (st.range(7)) o.l2_flush = CudaOptions::L2Flush::read;
+  o.small_gemm = small_gemm(st.range(0));
+  if (st.range(5)) o.l2_flush = CudaOptions::L2Flush::read;
   auto b = backend(o);
   const GemmArgs g{st.range(1), st.range(2), st.range(3), true, DType::bf16};
   const int64_t copies = st.range(4);
@@ -272,80 +260,49 @@ int main(int argc, char** argv) {
         ->Unit(benchmark::kMillisecond)
         ->MinTime(0.2);
   };
-  const std::vector<std::string> fa{"cufft", "f32",   "heads",   "tokens", "head_dim", "cdims",
-                                    "m",     "recon", "onepass", "table",  "wgmma"};
+  const std::vector<std::string> fa{"cufft", "f32", "heads", "tokens", "head_dim",
+                                    "cdims", "m",   "recon", "sm90a"};
   // The layout (64 KV heads x 32768 x 128, lower 64 dims -> M = 256), fused and cuFFT;
   // torch_peers' [64, 32768, 64] all-compressed shape (its rfft+slice peer is f32) in f32 and
-  // bf16; M = 64 and 1024 for the trend. The fused rows run with and without
-  // CudaOptions::fourier_one_pass (onepass:1) and, for 16-bit types,
-  // CudaOptions::fourier_basis_table (table:1).
+  // bf16; M = 64 and 1024 for the trend.
   reg("fourier", bm_fourier, fa)
-      ->ArgsProduct({{0}, {0}, {64}, {32768}, {128}, {64}, {256}, {0, 1}, {0, 1}, {0, 1}, {1}});
+      ->ArgsProduct({{0, 1}, {0}, {64}, {32768}, {128}, {64}, {256}, {0, 1}, {1}});
   reg("fourier", bm_fourier, fa)
-      ->ArgsProduct({{1}, {0}, {64}, {32768}, {128}, {64}, {256}, {0, 1}, {0}, {0}, {1}});
+      ->ArgsProduct({{0, 1}, {0, 1}, {64}, {32768}, {64}, {64}, {256}, {0, 1}, {1}});
   reg("fourier", bm_fourier, fa)
-      ->ArgsProduct({{0}, {0}, {64}, {32768}, {64}, {64}, {256}, {0, 1}, {0, 1}, {0, 1}, {1}});
+      ->ArgsProduct({{0}, {0}, {64}, {32768}, {64}, {64}, {64, 1024}, {0, 1}, {1}});
+  // The transforms' mma.sync kernels (what a device without sm_90a runs) beside the warpgroup
+  // ones (sm90a:1 above).
   reg("fourier", bm_fourier, fa)
-      ->ArgsProduct({{0}, {1}, {64}, {32768}, {64}, {64}, {256}, {0, 1}, {0, 1}, {0, 1}, {1}});
+      ->ArgsProduct({{0}, {0}, {64}, {32768}, {128, 64}, {64}, {256}, {0, 1}, {0}});
   reg("fourier", bm_fourier, fa)
-      ->ArgsProduct({{1}, {0, 1}, {64}, {32768}, {64}, {64}, {256}, {0}, {0}, {0}, {1}});
-  reg("fourier", bm_fourier, fa)
-      ->ArgsProduct({{0}, {0}, {64}, {32768}, {64}, {64}, {64, 1024}, {0, 1}, {1}, {0, 1}, {1}});
-  // The transforms' mma.sync kernels beside the warpgroup ones (wgmma:1 above, the default).
-  reg("fourier", bm_fourier, fa)
-      ->ArgsProduct({{0}, {0}, {64}, {32768}, {128, 64}, {64}, {256}, {0, 1}, {1}, {1}, {0}});
-  reg("fourier", bm_fourier, fa)
-      ->ArgsProduct({{0}, {0}, {64}, {32768}, {64}, {64}, {64, 1024}, {0, 1}, {1}, {1}, {0}});
+      ->ArgsProduct({{0}, {0}, {64}, {32768}, {64}, {64}, {64, 1024}, {0, 1}, {0}});
   // Launches left out of the decode's chain (CudaOptions::fourier_decode_skip: 1 P, 2 middle, 4
   // sink and window, 8 finish), at the shape below: what each adds to the decode's time.
   const std::vector<int64_t> skips = {1, 2, 4, 8, 12, 13};
   const std::vector<int64_t> lengths = {4096, 32768, 131072};
-  // The defaults (CudaOptions) for pdl, edge_last, edge_mma and staged are 1, 1, 1, 1.
   reg("decode", bm_decode,
-      {"fourier", "batch", "q_heads", "kv_heads", "head_dim", "tokens", "cdims", "m", "pdl",
-       "edge_last", "edge_mma", "skip", "staged"})
-      ->ArgsProduct({{0}, {8}, {32}, {8}, {128}, lengths, {64}, {256}, {1}, {1}, {1}, {0}, {1}})
-      ->ArgsProduct({{1}, {8}, {32}, {8}, {128}, lengths, {64}, {256}, {1, 0}, {1}, {1}, {0}, {1}})
-      ->ArgsProduct({{1}, {8}, {32}, {8}, {128}, {32768}, {64}, {128}, {1, 0}, {1}, {1}, {0}, {1}})
-      ->Args({0, 8, 32, 32, 128, 32768, 0, 0, 1, 1, 1, 0, 1})
-      ->ArgsProduct(
-          {{0}, {1}, {32}, {8}, {128}, {4096, 32768}, {64}, {256}, {1}, {1}, {1}, {0}, {1}})
-      ->ArgsProduct(
-          {{1}, {1}, {32}, {8}, {128}, {4096, 32768}, {64}, {256}, {1, 0}, {1}, {1}, {0}, {1}})
-      // The sink and window kernel first in the chain (CudaOptions::fourier_edge_last off).
-      ->ArgsProduct(
-          {{1}, {8, 1}, {32}, {8}, {128}, {32768}, {64}, {256, 128}, {1}, {0}, {1}, {0}, {1}})
-      // The sink and window on the CUDA cores (edge_kernel, edge_mma:0) and the unstaged finish
-      // (staged:0), each alone and both.
-      ->ArgsProduct(
-          {{1}, {8, 1}, {32}, {8}, {128}, {32768}, {64}, {256, 128}, {1}, {1}, {0, 1}, {0}, {0}})
-      ->ArgsProduct(
-          {{1}, {8, 1}, {32}, {8}, {128}, {32768}, {64}, {256, 128}, {1}, {1}, {0}, {0}, {1}})
+      {"fourier", "batch", "q_heads", "kv_heads", "head_dim", "tokens", "cdims", "m", "skip"})
+      ->ArgsProduct({{0, 1}, {8}, {32}, {8}, {128}, lengths, {64}, {256}, {0}})
+      ->ArgsProduct({{1}, {8}, {32}, {8}, {128}, {32768}, {64}, {128}, {0}})
+      ->Args({0, 8, 32, 32, 128, 32768, 0, 0, 0})
+      ->ArgsProduct({{0, 1}, {1}, {32}, {8}, {128}, {4096, 32768}, {64}, {256}, {0}})
+      ->ArgsProduct({{1}, {1}, {32}, {8}, {128}, {32768}, {64}, {128}, {0}})
       // The chain with launches left out (skips above).
-      ->ArgsProduct(
-          {{1}, {8}, {32}, {8}, {128}, {32768}, {64}, {256}, {1}, {1}, {1, 0}, skips, {1}});
-  reg("prefill", bm_prefill, {"fourier", "heads", "tokens", "m", "wgmma"})
+      ->ArgsProduct({{1}, {8}, {32}, {8}, {128}, {32768}, {64}, {256}, skips});
+  reg("prefill", bm_prefill, {"fourier", "heads", "tokens", "m", "sm90a"})
       ->ArgsProduct({{0}, {32}, {1024, 4096, 16384}, {0}, {1, 0}})
       ->ArgsProduct({{1}, {32}, {4096, 16384}, {256}, {1}});
-  reg("gemm", bm_gemm, {"cublaslt", "rows", "out", "in", "read_flush", "pdl", "kernel"})
-      ->ArgsProduct({{0, 1}, {1, 2, 4, 8, 16}, {2048}, {4096}, {0}, {1}, {0}})
-      ->ArgsProduct({{0}, {1}, {2048}, {4096}, {0, 1}, {1}, {2}})
-      // llama-3.1-8b's decode layers at one row: QKV, MLP up and gate, down; one-row and tile
-      // kernels.
-      ->ArgsProduct({{0}, {1}, {6144, 28672}, {4096}, {0}, {1}, {0, 2}})
-      ->ArgsProduct({{0}, {1}, {4096}, {14336}, {0}, {1}, {0, 2}})
-      ->ArgsProduct({{0}, {1, 2, 4, 8, 16}, {2048}, {4096}, {0}, {1}, {1}})
-      ->ArgsProduct({{1}, {1024, 16384, 65536}, {2048}, {4096}, {0}, {1}, {0}})
-      ->ArgsProduct({{0, 1}, {1}, {2048}, {4096}, {1}, {1}, {0}})
-      ->ArgsProduct({{0}, {1}, {2048}, {4096}, {1}, {1}, {1}})
-      ->ArgsProduct({{0}, {1}, {2048}, {4096}, {0, 1}, {0}, {0, 1}});
+  reg("gemm", bm_gemm, {"cublaslt", "rows", "out", "in", "read_flush"})
+      ->ArgsProduct({{0, 1}, {1, 2, 4, 8, 16}, {2048}, {4096}, {0}})
+      // llama-3.1-8b's decode layers at one row: QKV, MLP up and gate, down.
+      ->ArgsProduct({{0}, {1}, {6144, 28672}, {4096}, {0}})
+      ->ArgsProduct({{0}, {1}, {4096}, {14336}, {0}})
+      ->ArgsProduct({{1}, {1024, 16384, 65536}, {2048}, {4096}, {0}})
+      ->ArgsProduct({{0, 1}, {1}, {2048}, {4096}, {1}});
   // 8 copies of the 16.8 MB weights: 134 MB, more than twice the H100's and the H200's L2.
-  reg("gemm_stream", bm_gemm_stream,
-      {"cublaslt", "rows", "out", "in", "copies", "pdl", "kernel", "read_flush"})
-      ->ArgsProduct({{0, 1}, {1, 16}, {2048}, {4096}, {8}, {1}, {0}, {0, 1}})
-      ->ArgsProduct({{0}, {1}, {2048}, {4096}, {8}, {1}, {2}, {0, 1}})
-      ->ArgsProduct({{0}, {1, 16}, {2048}, {4096}, {8}, {1}, {1}, {0}})
-      ->ArgsProduct({{0}, {1, 16}, {2048}, {4096}, {8}, {0}, {0, 1, 2}, {0}});
+  reg("gemm_stream", bm_gemm_stream, {"cublaslt", "rows", "out", "in", "copies", "read_flush"})
+      ->ArgsProduct({{0, 1}, {1, 16}, {2048}, {4096}, {8}, {0, 1}});
   // 16.8 MB: the weights of the 4096 -> 2048 bf16 layer.
   reg("read_stream", bm_read_stream, {"bytes", "copies", "pdl", "read_flush"})
       ->ArgsProduct({{16777216}, {1, 8}, {1, 0}, {0, 1}});
