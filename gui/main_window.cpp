@@ -324,7 +324,7 @@ void MainWindow::schedule_recompute() {
 void MainWindow::recompute_now() {
   QString pricing;
   try {
-    const Resolved r = resolve(session_);
+    const Resolved r = resolve(session_, profiles_);
     rows_ =
         kvscope::analytic_rows(r.shape, r.config, *r.ops, session_.p, context_lengths(session_));
     pricing = tr("%1: %2 layers, d1 %3, d2 %4.  Operations priced by %5.")
@@ -413,8 +413,7 @@ bool MainWindow::open_profile(const QString& path) {
   Session s = session_;
   try {
     // Fit it now so a bad profile is refused with its file and field, before it is used.
-    const CalibrationProfile profile = load_profile(file);
-    (void)CalibratedCostModel(profile);
+    const CalibrationProfile& profile = profiles_.get(file).profile;
     // An explicit --gpu must name the profile's device: follow the profile when the current
     // preset does not, so its replay gets that device's memory too.
     auto matches = [&](const std::string& preset) {
@@ -568,7 +567,7 @@ bool MainWindow::start_replay() {
     return false;
   }
   try {
-    const Resolved r = resolve(session_);
+    const Resolved r = resolve(session_, profiles_);
     ReplayConfig cfg = replay_config(session_, r);
     replay_session_ = session_;
     replay_config_ = cfg;

@@ -14,6 +14,7 @@
 
 #include "gui/charts.h"
 #include "gui/fidelity.h"
+#include "gui/profile_cache.h"
 #include "gui/replay_runner.h"
 #include "gui/session.h"
 #include "model/analytic.h"
@@ -129,6 +130,8 @@ class MainWindow : public QMainWindow {
   std::shared_ptr<const ReplayViews> views_;
   std::shared_ptr<const CheckOutput> check_;  // what the Fidelity view shows
   bool recompute_pending_ = false;
+
+  ProfileCache profiles_;  // the session's calibration profile, fitted once
 
   ParameterPanel* panel_ = nullptr;
   QTabWidget* tabs_ = nullptr;
