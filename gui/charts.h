@@ -11,8 +11,8 @@
 #include <QPointF>
 #include <QString>
 
-#include "gui/analytic.h"
 #include "gui/chart_view.h"
+#include "model/analytic.h"
 #include "sim/check/check_report.h"
 #include "sim/replay/replay.h"
 

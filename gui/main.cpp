@@ -12,11 +12,11 @@
 #include <QTimer>
 
 #include "gui/main_window.h"
-#include "kernels/cpu/openmp_wait.h"
+#include "kernels/backend.h"
 #include "sim/replay/replay.h"
 
 int main(int argc, char** argv) {
-  kvscope::kernels::cpu::use_passive_openmp_wait(argv);
+  kvscope::kernels::prepare_process_for_backends(argv);
   QApplication app(argc, argv);
   QApplication::setOrganizationName("kvscope");
   QApplication::setApplicationName("kvscope-gui");

@@ -1,20 +1,15 @@
 #include "gui/main_window.h"
 
-#include <cmath>
-
 #include <QAction>
 #include <QApplication>
 #include <QClipboard>
 #include <QCloseEvent>
-#include <QComboBox>
 #include <QDir>
 #include <QDockWidget>
 #include <QDragEnterEvent>
 #include <QDropEvent>
 #include <QFileDialog>
 #include <QFileInfo>
-#include <QHBoxLayout>
-#include <QHeaderView>
 #include <QLabel>
 #include <QMenuBar>
 #include <QMimeData>
@@ -22,22 +17,24 @@
 #include <QPushButton>
 #include <QScrollArea>
 #include <QSettings>
-#include <QSplitter>
 #include <QStatusBar>
 #include <QTabWidget>
-#include <QTableView>
 #include <QTimer>
 #include <QToolBar>
 #include <QVBoxLayout>
 
+#include "gui/analytic_view.h"
 #include "gui/chart_view.h"
+#include "gui/fidelity_view.h"
 #include "gui/file_kind.h"
 #include "gui/number_table.h"
 #include "gui/parameter_panel.h"
+#include "gui/replay_view.h"
+#include "gui/summary_view.h"
 #include "model/calibration.h"
 #include "model/error.h"
 #include "model/hardware.h"
-#include "sim/cli/options.h"
+#include "model/shape.h"
 #include "sim/report/replay_report.h"
 
 namespace kvscope::gui {
@@ -47,7 +44,6 @@ namespace {
 constexpr int kMaxRecent = 10;
 
 QString qs(const std::string& s) { return QString::fromStdString(s); }
-QString bytes_text(double b) { return qs(cli::human_bytes(b)); }
 
 // Error text for the banner: InputError and UsageError already say where the problem is.
 QString describe(const std::exception& e) { return QString::fromUtf8(e.what()); }
@@ -59,7 +55,7 @@ MainWindow::MainWindow(ReplayFn replay, QWidget* parent) : QMainWindow(parent) {
   setAcceptDrops(true);
   runner_ = new ReplayRunner(std::move(replay), this);
 
-  // ---- Central: error banner over the three views ----
+  // ---- Central: error banner over the four views ----
   auto* central = new QWidget();
   auto* v = new QVBoxLayout(central);
   v->setContentsMargins(4, 4, 4, 4);
@@ -70,11 +66,29 @@ MainWindow::MainWindow(ReplayFn replay, QWidget* parent) : QMainWindow(parent) {
       "QLabel { background: #fdecea; color: #611a15; border: 1px solid #f5c2c0; padding: 6px; }");
   error_->hide();
   v->addWidget(error_);
+  analytic_ = new AnalyticView();
+  replay_ = new ReplayView();
+  summary_ = new SummaryView();
+  fidelity_ = new FidelityView();
   tabs_ = new QTabWidget();
-  tabs_->addTab(build_analytic_tab(), tr("Analytic"));
-  tabs_->addTab(build_replay_tab(), tr("Replay"));
-  tabs_->addTab(build_summary_tab(), tr("Summary"));
-  tabs_->addTab(build_fidelity_tab(), tr("Fidelity"));
+  tabs_->addTab(analytic_, tr("Analytic"));
+  tabs_->addTab(replay_, tr("Replay"));
+  tabs_->addTab(summary_, tr("Summary"));
+  tabs_->addTab(fidelity_, tr("Fidelity"));
+  charts_ = analytic_->charts() + replay_->charts() + fidelity_->charts();
+  for (ChartView* c : charts_) {
+    connect(c, &ChartView::activated, this, [this](ChartView* view) { current_chart_ = view; });
+    connect(c, &ChartView::export_requested, this, &MainWindow::export_chart);
+  }
+  connect(summary_, &SummaryView::use_hit_rate_requested, this, [this](double p) {
+    Session s = session_;
+    s.p = p;
+    set_session(s);
+    set_view(View::analytic);
+  });
+  // File > Export > Table acts on the table last clicked.
+  connect(fidelity_, &FidelityView::table_activated, this,
+          [this](NumberTable* t) { current_table_ = t; });
   connect(tabs_, &QTabWidget::currentChanged, this, [this](int i) {
     session_.view = static_cast<View>(i);
     current_chart_ = nullptr;
@@ -169,138 +183,6 @@ MainWindow::MainWindow(ReplayFn replay, QWidget* parent) : QMainWindow(parent) {
 MainWindow::~MainWindow() {
   runner_->cancel();
   runner_->wait();
-}
-
-// ---- Building the views --------------------------------------------------------------------
-
-ChartView* MainWindow::add_chart(const QString& id, const QString& title) {
-  auto* c = new ChartView(id, title);
-  charts_.push_back(c);
-  connect(c, &ChartView::activated, this, [this](ChartView* view) { current_chart_ = view; });
-  connect(c, &ChartView::export_requested, this, &MainWindow::export_chart);
-  return c;
-}
-
-QWidget* MainWindow::build_analytic_tab() {
-  auto* outer = new QWidget();
-  auto* ov = new QVBoxLayout(outer);
-  ov->setContentsMargins(0, 0, 0, 0);
-  pricing_ = new QLabel();
-  pricing_->setTextInteractionFlags(Qt::TextSelectableByMouse);
-  ov->addWidget(pricing_);
-  auto* w = new QSplitter(Qt::Vertical);
-  ov->addWidget(w, 1);
-  auto* charts = new QSplitter(Qt::Horizontal);
-  charts->addWidget(add_chart("cost_vs_n", tr("Prefill time over N: T_tran vs T_ccv")));
-  charts->addWidget(add_chart("kv_vs_n", tr("KV cache per sequence over N")));
-  w->addWidget(charts);
-  analytic_table_ = new NumberTable(this);
-  analytic_view_ = new QTableView();
-  analytic_view_->setModel(analytic_table_);
-  analytic_view_->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
-  w->addWidget(analytic_view_);
-  w->setStretchFactor(0, 3);
-  w->setStretchFactor(1, 1);
-  w->setSizes({560, 240});  // the charts first; the table scrolls
-  return outer;
-}
-
-QWidget* MainWindow::build_replay_tab() {
-  auto* w = new QWidget();
-  auto* grid = new QVBoxLayout(w);
-  auto* top = new QSplitter(Qt::Horizontal);
-  top->addWidget(add_chart("memory_over_time", tr("Memory over time")));
-  top->addWidget(add_chart("hit_rate_over_time", tr("CCV hit rate p over time")));
-  auto* bottom = new QSplitter(Qt::Horizontal);
-  auto* latency = new QWidget();
-  auto* lv = new QVBoxLayout(latency);
-  lv->setContentsMargins(0, 0, 0, 0);
-  lv->setSpacing(2);
-  auto* metric_row = new QHBoxLayout();
-  metric_row->addWidget(new QLabel(tr("Latency:")));
-  latency_metric_ = new QComboBox();
-  for (LatencyMetric m : {LatencyMetric::ttft, LatencyMetric::tbt, LatencyMetric::e2e})
-    latency_metric_->addItem(latency_metric_label(m), static_cast<int>(m));
-  connect(latency_metric_, &QComboBox::currentIndexChanged, this, [this] {
-    if (result_)
-      show_latency_chart(chart("latency"), *result_,
-                         static_cast<LatencyMetric>(latency_metric_->currentData().toInt()));
-  });
-  metric_row->addWidget(latency_metric_);
-  metric_row->addStretch(1);
-  lv->addLayout(metric_row);
-  lv->addWidget(add_chart("latency", tr("Latency percentiles")), 1);
-  bottom->addWidget(latency);
-  bottom->addWidget(add_chart("step_breakdown", tr("Step time by kernel (full-layer model)")));
-  auto* split = new QSplitter(Qt::Vertical);
-  split->addWidget(top);
-  split->addWidget(bottom);
-  split->setSizes({420, 420});
-  grid->addWidget(split);
-  for (const char* id : {"memory_over_time", "hit_rate_over_time", "latency", "step_breakdown"})
-    chart(id)->set_placeholder(tr("Open a trace and run a replay (Replay > Run)"));
-  return w;
-}
-
-QWidget* MainWindow::build_summary_tab() {
-  auto* w = new QWidget();
-  auto* v = new QVBoxLayout(w);
-  trace_stats_ = new QLabel(tr("No replay yet."));
-  trace_stats_->setWordWrap(true);
-  trace_stats_->setTextInteractionFlags(Qt::TextSelectableByMouse);
-  v->addWidget(trace_stats_);
-  summary_table_ = new NumberTable(this);
-  summary_view_ = new QTableView();
-  summary_view_->setModel(summary_table_);
-  summary_view_->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
-  summary_view_->verticalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
-  v->addWidget(summary_view_, 1);
-  use_measured_p_ = new QPushButton(tr("Use the measured hit rate as p in the analytic view"));
-  use_measured_p_->setEnabled(false);
-  connect(use_measured_p_, &QPushButton::clicked, this, [this] {
-    if (!result_) return;
-    for (const MethodResult& m : result_->methods)
-      if (uses_ccv(m.summary.method)) {
-        Session s = session_;
-        s.p = m.summary.hit_rate;
-        set_session(s);
-        set_view(View::analytic);
-        return;
-      }
-  });
-  v->addWidget(use_measured_p_, 0, Qt::AlignLeft);
-  return w;
-}
-
-QWidget* MainWindow::build_fidelity_tab() {
-  auto* w = new QWidget();
-  auto* v = new QVBoxLayout(w);
-  check_header_ = new QLabel();
-  check_header_->setWordWrap(true);
-  check_header_->setTextInteractionFlags(Qt::TextSelectableByMouse);
-  v->addWidget(check_header_);
-  auto table_view = [&](NumberTable*& table) {
-    table = new NumberTable(this);
-    auto* view = new QTableView();
-    view->setModel(table);
-    view->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
-    // File > Export > Table acts on the table last clicked.
-    connect(view, &QTableView::pressed, this, [this, table] { current_table_ = table; });
-    return view;
-  };
-  // The latency table beside the chart, the short memory table under both: the chart keeps
-  // enough width for its legend.
-  auto* top = new QSplitter(Qt::Horizontal);
-  top->addWidget(table_view(fidelity_table_));
-  top->addWidget(add_chart("pred_vs_meas", tr("Predicted vs measured step time")));
-  top->setSizes({560, 480});
-  auto* split = new QSplitter(Qt::Vertical);
-  split->addWidget(top);
-  split->addWidget(table_view(fidelity_memory_table_));
-  split->setSizes({600, 150});
-  v->addWidget(split, 1);
-  show_fidelity();
-  return w;
 }
 
 void MainWindow::build_menus() {
@@ -400,7 +282,7 @@ void MainWindow::set_session(const Session& s) {
   if (session_.check_path != shown_check) {
     if (session_.check_path.empty()) {
       check_.reset();
-      show_fidelity();
+      fidelity_->show_check(check_.get());
     } else if (load_check(QString::fromStdString(session_.check_path))) {
       session_.check_path = check_->files.opened.toStdString();
     } else {
@@ -440,58 +322,23 @@ void MainWindow::schedule_recompute() {
 }
 
 void MainWindow::recompute_now() {
+  QString pricing;
   try {
-    const Resolved r = resolve(session_);
-    rows_ = gui::analytic_rows(r, session_.p, context_lengths(session_));
-    pricing_->setText(tr("%1: %2 layers, d1 %3, d2 %4.  Operations priced by %5.")
-                          .arg(qs(r.shape.name))
-                          .arg(r.shape.layers)
-                          .arg(r.shape.d1())
-                          .arg(r.config.ccv.resolved_d2(r.shape))
-                          .arg(qs(r.ops->describe())));
+    const Resolved r = resolve(session_, profiles_);
+    rows_ =
+        kvscope::analytic_rows(r.shape, r.config, *r.ops, session_.p, context_lengths(session_));
+    pricing = tr("%1: %2 layers, d1 %3, d2 %4.  Operations priced by %5.")
+                  .arg(qs(r.shape.name))
+                  .arg(r.shape.layers)
+                  .arg(r.shape.d1())
+                  .arg(r.config.ccv.resolved_d2(r.shape))
+                  .arg(qs(r.ops->describe()));
   } catch (const std::exception& e) {
     show_error(tr("Analytic view not updated: %1").arg(describe(e)));
     return;
   }
   clear_error();
-  show_cost_chart(chart("cost_vs_n"), rows_);
-  show_memory_chart(chart("kv_vs_n"), rows_,
-                    session_.methods.empty() ? all_methods() : session_.methods);
-
-  const QStringList cols{tr("T_tran paper (ms)"),
-                         tr("T_ccv paper (ms)"),
-                         tr("speedup paper"),
-                         tr("T_tran full (ms)"),
-                         tr("T_ccv full (ms)"),
-                         tr("speedup full"),
-                         tr("T_sa (ms)"),
-                         tr("T_l (ms)"),
-                         tr("T_cos (ms)"),
-                         tr("KV baseline (bytes)"),
-                         tr("KV fourier (bytes)"),
-                         tr("KV ccv at p (bytes)"),
-                         tr("KV fourier+ccv at p (bytes)"),
-                         tr("CCV entry (bytes)")};
-  QStringList row_names;
-  std::vector<std::vector<double>> values;
-  std::vector<std::vector<QString>> shown;
-  for (const AnalyticRow& r : rows_) {
-    row_names << tr("N = %1").arg(r.n_tokens);
-    const std::vector<double> ms = {r.paper.t_tran_ms, r.paper.t_ccv_ms, r.paper.speedup(),
-                                    r.full.t_tran_ms,  r.full.t_ccv_ms,  r.full.speedup(),
-                                    r.terms.t_sa_ms,   r.terms.t_l_ms,   r.terms.t_cos_ms};
-    const std::vector<double> bytes = {
-        static_cast<double>(r.kv_baseline_bytes), static_cast<double>(r.kv_fourier_bytes),
-        r.kv_ccv_bytes, r.kv_fourier_ccv_bytes, static_cast<double>(r.ccv_entry_bytes)};
-    std::vector<double> row = ms;
-    row.insert(row.end(), bytes.begin(), bytes.end());
-    std::vector<QString> text;
-    for (double x : ms) text.push_back(format_value(x));
-    for (double b : bytes) text.push_back(bytes_text(b));
-    values.push_back(std::move(row));
-    shown.push_back(std::move(text));
-  }
-  analytic_table_->set(row_names, cols, std::move(values), std::move(shown));
+  analytic_->show_rows(rows_, pricing, session_.methods.empty() ? all_methods() : session_.methods);
   setWindowTitle(tr("kvscope - %1").arg(QFileInfo(qs(session_.model)).fileName()));
 }
 
@@ -566,8 +413,7 @@ bool MainWindow::open_profile(const QString& path) {
   Session s = session_;
   try {
     // Fit it now so a bad profile is refused with its file and field, before it is used.
-    const CalibrationProfile profile = load_profile(file);
-    (void)CalibratedCostModel(profile);
+    const CalibrationProfile& profile = profiles_.get(file).profile;
     // An explicit --gpu must name the profile's device: follow the profile when the current
     // preset does not, so its replay gets that device's memory too.
     auto matches = [&](const std::string& preset) {
@@ -645,34 +491,16 @@ bool MainWindow::load_check(const QString& path) {
     show_error(tr("Check result not opened: %1").arg(describe(e)));
     return false;
   }
-  show_fidelity();
+  fidelity_->show_check(check_.get());
   return true;
 }
 
-void MainWindow::show_fidelity() {
-  ChartView* scatter = chart("pred_vs_meas");
-  if (!check_) {
-    check_header_->setText(
-        tr("No check result. Open one with File > Open check result, or drop a kvscope check "
-           "--out folder (or its check_summary.json) on the window."));
-    fidelity_table_->reset();
-    fidelity_memory_table_->reset();
-    scatter->clear();
-    scatter->set_placeholder(tr("Open a check result (File > Open check result)"));
-    return;
-  }
-  show_latency_fidelity(fidelity_table_, check_->summary);
-  show_memory_fidelity(fidelity_memory_table_, check_->summary);
-  const std::size_t left_out = show_pred_vs_meas(scatter, check_->steps);
-  QString header = gui::check_header_text(*check_);
-  if (left_out > 0)
-    header += '\n' + tr("%1 steps with a predicted or measured time of 0 are not in the chart "
-                        "(log axes).")
-                         .arg(left_out);
-  check_header_->setText(header);
-}
-
-QString MainWindow::check_header_text() const { return check_header_->text(); }
+NumberTable* MainWindow::analytic_table() const { return analytic_->table(); }
+NumberTable* MainWindow::summary_table() const { return summary_->table(); }
+NumberTable* MainWindow::fidelity_table() const { return fidelity_->latency_table(); }
+NumberTable* MainWindow::fidelity_memory_table() const { return fidelity_->memory_table(); }
+QString MainWindow::check_header_text() const { return fidelity_->header_text(); }
+QComboBox* MainWindow::latency_metric_combo() const { return replay_->latency_metric_combo(); }
 
 QStringList MainWindow::recent_files() const {
   return QSettings().value("recent_files").toStringList();
@@ -739,7 +567,7 @@ bool MainWindow::start_replay() {
     return false;
   }
   try {
-    const Resolved r = resolve(session_);
+    const Resolved r = resolve(session_, profiles_);
     ReplayConfig cfg = replay_config(session_, r);
     replay_session_ = session_;
     replay_config_ = cfg;
@@ -771,125 +599,8 @@ void MainWindow::update_run_state() {
 
 void MainWindow::show_replay_result() {
   if (!result_) return;
-  show_memory_timeline(chart("memory_over_time"), *views_);
-  show_hit_rate_timeline(chart("hit_rate_over_time"), *views_);
-  show_latency_chart(chart("latency"), *result_,
-                     static_cast<LatencyMetric>(latency_metric_->currentData().toInt()));
-  show_step_breakdown(chart("step_breakdown"), *result_, *views_);
-  show_summary();
-}
-
-void MainWindow::show_summary() {
-  const ReplayResult& r = *result_;
-  const TraceStats& t = r.trace;
-  trace_stats_->setText(
-      tr("%1Trace %2 (%3): %4 requests, %5 skipped records, %6 input and %7 output tokens over "
-         "%8 s. Steps priced by %9.")
-          .arg(r.cancelled ? tr("[cancelled, partial] ") : QString(), qs(t.path), qs(t.format))
-          .arg(t.requests)
-          .arg(t.skipped_records)
-          .arg(t.input_tokens)
-          .arg(t.output_tokens)
-          .arg(format_value(t.duration_s))
-          .arg(qs(replay_cost_model_)));
-
-  enum Kind { count, ms, seconds, bytes, ratio, rate };
-  struct Metric {
-    QString name;
-    Kind kind;
-    std::function<double(const MethodSummary&)> get;
-  };
-  auto d = [](int64_t v) { return static_cast<double>(v); };
-  // Differences from the baseline exist only when the baseline ran too.
-  auto vs_base = [](const MethodSummary& s, double v) { return s.has_baseline ? v : std::nan(""); };
-  const std::vector<Metric> metrics = {
-      {tr("requests served"), count, [&](const MethodSummary& s) { return d(s.requests); }},
-      {tr("requests rejected (KV never fits)"), count,
-       [&](const MethodSummary& s) { return d(s.rejected); }},
-      {tr("TTFT p50 (ms)"), ms, [](const MethodSummary& s) { return s.ttft_ms.p50; }},
-      {tr("TTFT p90 (ms)"), ms, [](const MethodSummary& s) { return s.ttft_ms.p90; }},
-      {tr("TTFT p99 (ms)"), ms, [](const MethodSummary& s) { return s.ttft_ms.p99; }},
-      {tr("TTFT mean (ms)"), ms, [](const MethodSummary& s) { return s.ttft_ms.mean; }},
-      {tr("TBT p50 (ms)"), ms, [](const MethodSummary& s) { return s.tbt_ms.p50; }},
-      {tr("TBT p90 (ms)"), ms, [](const MethodSummary& s) { return s.tbt_ms.p90; }},
-      {tr("TBT p99 (ms)"), ms, [](const MethodSummary& s) { return s.tbt_ms.p99; }},
-      {tr("TBT mean (ms)"), ms, [](const MethodSummary& s) { return s.tbt_ms.mean; }},
-      {tr("E2E p50 (ms)"), ms, [](const MethodSummary& s) { return s.e2e_ms.p50; }},
-      {tr("E2E p90 (ms)"), ms, [](const MethodSummary& s) { return s.e2e_ms.p90; }},
-      {tr("E2E p99 (ms)"), ms, [](const MethodSummary& s) { return s.e2e_ms.p99; }},
-      {tr("E2E mean (ms)"), ms, [](const MethodSummary& s) { return s.e2e_ms.mean; }},
-      {tr("makespan (s)"), seconds, [](const MethodSummary& s) { return s.makespan_s; }},
-      {tr("throughput (generated tokens/s)"), rate,
-       [](const MethodSummary& s) { return s.throughput_tokens_per_s; }},
-      {tr("generated tokens"), count,
-       [&](const MethodSummary& s) { return d(s.generated_tokens); }},
-      {tr("prefill tokens (recomputation included)"), count,
-       [&](const MethodSummary& s) { return d(s.prefill_tokens); }},
-      {tr("steps"), count, [&](const MethodSummary& s) { return d(s.steps); }},
-      {tr("weights (bytes)"), bytes, [&](const MethodSummary& s) { return d(s.weight_bytes); }},
-      {tr("peak total: weights + KV + CCV cache (bytes)"), bytes,
-       [&](const MethodSummary& s) { return d(s.peak_total_bytes); }},
-      {tr("peak KV (bytes)"), bytes, [&](const MethodSummary& s) { return d(s.peak_kv_bytes); }},
-      {tr("mean KV, time-weighted (bytes)"), bytes,
-       [](const MethodSummary& s) { return s.mean_kv_bytes; }},
-      {tr("KV pool capacity (bytes)"), bytes,
-       [&](const MethodSummary& s) { return d(s.kv_capacity_bytes); }},
-      {tr("peak CCV cache (bytes)"), bytes,
-       [&](const MethodSummary& s) { return d(s.peak_ccv_cache_bytes); }},
-      {tr("mean CCV cache, time-weighted (bytes)"), bytes,
-       [](const MethodSummary& s) { return s.mean_ccv_cache_bytes; }},
-      {tr("CCV hit rate p"), ratio, [](const MethodSummary& s) { return s.hit_rate; }},
-      {tr("CCV lookups"), count, [&](const MethodSummary& s) { return d(s.ccv_lookups); }},
-      {tr("CCV hits"), count, [&](const MethodSummary& s) { return d(s.ccv_hits); }},
-      {tr("CCV insertions"), count, [&](const MethodSummary& s) { return d(s.ccv_insertions); }},
-      {tr("CCV evictions"), count, [&](const MethodSummary& s) { return d(s.ccv_evictions); }},
-      {tr("CCV expirations"), count, [&](const MethodSummary& s) { return d(s.ccv_expirations); }},
-      {tr("preemptions"), count, [&](const MethodSummary& s) { return d(s.preemptions); }},
-      {tr("busy time, paper model (ms)"), ms,
-       [](const MethodSummary& s) { return s.busy_paper_ms; }},
-      {tr("busy time, full-layer model (ms)"), ms,
-       [](const MethodSummary& s) { return s.busy_full_ms; }},
-      {tr("time saved vs baseline, full-layer model (ms)"), ms,
-       [&](const MethodSummary& s) { return vs_base(s, s.time_saved_vs_baseline_ms); }},
-      {tr("time saved vs baseline, paper model (ms)"), ms,
-       [&](const MethodSummary& s) { return vs_base(s, s.time_saved_vs_baseline_paper_ms); }},
-  };
-  QStringList rows, cols;
-  for (const MethodResult& m : r.methods) cols << method_label(m.summary.method);
-  std::vector<std::vector<double>> values;
-  std::vector<std::vector<QString>> shown;
-  for (const Metric& metric : metrics) {
-    rows << metric.name;
-    std::vector<double> vrow;
-    std::vector<QString> srow;
-    for (const MethodResult& m : r.methods) {
-      const double x = metric.get(m.summary);
-      vrow.push_back(x);
-      if (std::isnan(x)) {
-        srow.push_back(tr("n/a (no baseline)"));
-        continue;
-      }
-      switch (metric.kind) {
-        case count:
-          srow.push_back(QString::number(static_cast<qlonglong>(x)));
-          break;
-        case bytes:
-          srow.push_back(bytes_text(x));
-          break;
-        case ratio:
-          srow.push_back(QString::number(x, 'f', 4));
-          break;
-        default:
-          srow.push_back(format_value(x));
-      }
-    }
-    values.push_back(std::move(vrow));
-    shown.push_back(std::move(srow));
-  }
-  summary_table_->set(rows, cols, std::move(values), std::move(shown));
-  bool any_ccv = false;
-  for (const MethodResult& m : r.methods) any_ccv |= uses_ccv(m.summary.method);
-  use_measured_p_->setEnabled(any_ccv);
+  replay_->show_result(result_, views_);
+  summary_->show_result(*result_, replay_cost_model_);
 }
 
 // ---- Output -------------------------------------------------------------------------------
@@ -921,25 +632,25 @@ ChartView* MainWindow::current_chart() const {
 NumberTable* MainWindow::current_table() const {
   switch (session_.view) {
     case View::summary:
-      return summary_table_;
+      return summary_->table();
     case View::fidelity:
-      return current_table_ ? current_table_ : fidelity_table_;
+      return current_table_ ? current_table_ : fidelity_->latency_table();
     default:
-      return analytic_table_;
+      return analytic_->table();
   }
 }
 
 QString MainWindow::table_name(const NumberTable* t) const {
-  if (t == summary_table_) return "summary";
-  if (t == fidelity_table_) return "fidelity";
-  if (t == fidelity_memory_table_) return "fidelity_memory";
+  if (t == summary_->table()) return "summary";
+  if (t == fidelity_->latency_table()) return "fidelity";
+  if (t == fidelity_->memory_table()) return "fidelity_memory";
   return "analytic";
 }
 
 QString MainWindow::table_corner(const NumberTable* t) const {
-  if (t == summary_table_) return tr("metric");
-  if (t == fidelity_table_) return tr("method, step kind");
-  if (t == fidelity_memory_table_) return tr("method");
+  if (t == summary_->table()) return tr("metric");
+  if (t == fidelity_->latency_table()) return tr("method, step kind");
+  if (t == fidelity_->memory_table()) return tr("method");
   return tr("context length");
 }
 
@@ -987,9 +698,9 @@ bool MainWindow::export_all(const QString& dir) {
       return false;
     }
   }
-  std::vector<NumberTable*> tables{analytic_table_};
-  if (result_) tables.push_back(summary_table_);
-  if (check_) tables.insert(tables.end(), {fidelity_table_, fidelity_memory_table_});
+  std::vector<NumberTable*> tables{analytic_->table()};
+  if (result_) tables.push_back(summary_->table());
+  if (check_) tables.insert(tables.end(), {fidelity_->latency_table(), fidelity_->memory_table()});
   for (NumberTable* t : tables)
     if (!t->save_csv(d.filePath(table_name(t) + ".csv"), table_corner(t), &error)) {
       show_error(error);

@@ -1,8 +1,8 @@
-// kvscope-gui's main window: the parameter panel (a dock), four views (analytic, replay, summary,
-// and fidelity: a kvscope check result), menus for files, exports, sessions and the replay, drag
-// and drop, and an error banner.
-// It holds a Session and shows what model/ and sim/ compute from it; a replay runs through a
-// ReplayRunner so the window stays responsive.
+// kvscope-gui's main window: the parameter panel (a dock), the tabs holding the four views
+// (AnalyticView, ReplayView, SummaryView and FidelityView: a kvscope check result), menus for
+// files, exports, sessions and the replay, drag and drop, and an error banner.
+// It holds a Session and hands each view what model/ and sim/ compute from it; a replay runs
+// through a ReplayRunner so the window stays responsive.
 #pragma once
 
 #include <memory>
@@ -12,11 +12,12 @@
 #include <QMainWindow>
 #include <QStringList>
 
-#include "gui/analytic.h"
 #include "gui/charts.h"
 #include "gui/fidelity.h"
+#include "gui/profile_cache.h"
 #include "gui/replay_runner.h"
 #include "gui/session.h"
+#include "model/analytic.h"
 
 class QComboBox;
 class QLabel;
@@ -24,13 +25,16 @@ class QMenu;
 class QProgressBar;
 class QPushButton;
 class QTabWidget;
-class QTableView;
 
 namespace kvscope::gui {
 
+class AnalyticView;
 class ChartView;
+class FidelityView;
 class NumberTable;
 class ParameterPanel;
+class ReplayView;
+class SummaryView;
 
 class MainWindow : public QMainWindow {
   Q_OBJECT
@@ -60,12 +64,12 @@ class MainWindow : public QMainWindow {
   void set_view(View v);
   ChartView* chart(const QString& id) const;  // cost_vs_n, kv_vs_n, ..., pred_vs_meas
   QList<ChartView*> charts() const { return charts_; }
-  NumberTable* analytic_table() const { return analytic_table_; }
-  NumberTable* summary_table() const { return summary_table_; }
-  NumberTable* fidelity_table() const { return fidelity_table_; }  // latency per method and kind
-  NumberTable* fidelity_memory_table() const { return fidelity_memory_table_; }
+  NumberTable* analytic_table() const;
+  NumberTable* summary_table() const;
+  NumberTable* fidelity_table() const;  // latency per method and kind
+  NumberTable* fidelity_memory_table() const;
   QString check_header_text() const;  // the Fidelity view's lines above its tables
-  QComboBox* latency_metric_combo() const { return latency_metric_; }
+  QComboBox* latency_metric_combo() const;
   const std::vector<AnalyticRow>& analytic_rows() const { return rows_; }
   // Recomputes the analytic view now (it is otherwise recomputed right after a change).
   void recompute_now();
@@ -99,18 +103,11 @@ class MainWindow : public QMainWindow {
 
  private:
   void build_menus();
-  QWidget* build_analytic_tab();
-  QWidget* build_replay_tab();
-  QWidget* build_summary_tab();
-  QWidget* build_fidelity_tab();
-  ChartView* add_chart(const QString& id, const QString& title);
   void on_panel_changed();
   void mark_stale_replay();
   void schedule_recompute();
   void show_replay_result();
-  void show_summary();
   bool load_check(const QString& path);  // reads and shows it; on failure reports and keeps all
-  void show_fidelity();
   void update_run_state();
   void show_error(const QString& message);
   void clear_error();
@@ -134,22 +131,18 @@ class MainWindow : public QMainWindow {
   std::shared_ptr<const CheckOutput> check_;  // what the Fidelity view shows
   bool recompute_pending_ = false;
 
+  ProfileCache profiles_;  // the session's calibration profile, fitted once
+
   ParameterPanel* panel_ = nullptr;
   QTabWidget* tabs_ = nullptr;
-  QList<ChartView*> charts_;
+  AnalyticView* analytic_ = nullptr;
+  ReplayView* replay_ = nullptr;
+  SummaryView* summary_ = nullptr;
+  FidelityView* fidelity_ = nullptr;
+  QList<ChartView*> charts_;  // every view's, in the order of the tabs
   ChartView* current_chart_ = nullptr;
-  NumberTable* analytic_table_ = nullptr;
-  NumberTable* summary_table_ = nullptr;
-  NumberTable* fidelity_table_ = nullptr;
-  NumberTable* fidelity_memory_table_ = nullptr;
   NumberTable* current_table_ = nullptr;  // the table last clicked in the Fidelity view
-  QTableView* analytic_view_ = nullptr;
-  QTableView* summary_view_ = nullptr;
-  QLabel* trace_stats_ = nullptr;
-  QLabel* check_header_ = nullptr;
-  QLabel* pricing_ = nullptr;  // what priced the analytic view
-  QComboBox* latency_metric_ = nullptr;
-  QPushButton* use_measured_p_ = nullptr;
+
   QLabel* error_ = nullptr;
   QLabel* status_note_ = nullptr;
   QProgressBar* progress_ = nullptr;

@@ -166,4 +166,12 @@ std::vector<std::string> available_backends();
 // Throws std::runtime_error naming the reason when the backend is not available here.
 std::unique_ptr<Backend> make_backend(const std::string& name);
 
+// For a program's main(), first thing, before any backend runs: lets the CPU backend's idle
+// OpenMP threads sleep rather than spin (kernels/cpu/openmp_wait.h says why). This may execute
+// the program again with the same arguments.
+void prepare_process_for_backends(char** argv);
+// How the CPU backend's idle threads wait in this process: "passive", "active", "spin N" or
+// "default (spin, then sleep)".
+std::string cpu_thread_wait_policy();
+
 }  // namespace kvscope::kernels

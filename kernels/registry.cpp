@@ -1,8 +1,10 @@
-// Picking a backend by name, and the buffer sizes of the Fourier-compressed form.
+// Picking a backend by name, the buffer sizes of the Fourier-compressed form, and the process
+// setup a program runs before any backend.
 #include <stdexcept>
 
 #include "kernels/backend.h"
 #include "kernels/backend_factories.h"
+#include "kernels/cpu/openmp_wait.h"
 
 namespace kvscope::kernels {
 
@@ -36,5 +38,9 @@ std::unique_ptr<Backend> make_backend(const std::string& name) {
   if (name == "cuda") return make_cuda_backend();
   throw std::runtime_error("unknown kernel backend '" + name + "' (known: cpu, cuda)");
 }
+
+void prepare_process_for_backends(char** argv) { cpu::use_passive_openmp_wait(argv); }
+
+std::string cpu_thread_wait_policy() { return cpu::openmp_wait_policy(); }
 
 }  // namespace kvscope::kernels

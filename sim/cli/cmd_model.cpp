@@ -2,10 +2,11 @@
 #include <cstdio>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
-#include "model/cost.h"
+#include "model/analytic.h"
 #include "model/memory.h"
 #include "sim/cli/commands.h"
 #include "sim/cli/options.h"
@@ -14,30 +15,24 @@ namespace kvscope::cli {
 
 namespace {
 
-struct Row {
-  int64_t n = 0;
-  PaperTerms terms;
-  PassCost paper, full;
-  int64_t kv_baseline = 0, kv_fourier = 0;
-  double kv_ccv = 0, kv_fourier_ccv = 0;
-  int64_t ccv_entry = 0;
-};
-
-nlohmann::json row_json(const Row& r) {
+nlohmann::json row_json(const AnalyticRow& r) {
   return {
-      {"n", r.n},
+      {"n", r.n_tokens},
       {"t_tran_ms", r.paper.t_tran_ms},
       {"t_ccv_ms", r.paper.t_ccv_ms},
       {"speedup", r.paper.speedup()},
-      {"terms", {{"t_sa_ms", r.terms.t_sa_ms}, {"t_l_ms", r.terms.t_l_ms}, {"t_cos_ms", r.terms.t_cos_ms}}},
+      {"terms",
+       {{"t_sa_ms", r.terms.t_sa_ms}, {"t_l_ms", r.terms.t_l_ms}, {"t_cos_ms", r.terms.t_cos_ms}}},
       {"full_layer",
-       {{"t_tran_ms", r.full.t_tran_ms}, {"t_ccv_ms", r.full.t_ccv_ms}, {"speedup", r.full.speedup()}}},
+       {{"t_tran_ms", r.full.t_tran_ms},
+        {"t_ccv_ms", r.full.t_ccv_ms},
+        {"speedup", r.full.speedup()}}},
       {"kv_bytes",
-       {{"baseline", r.kv_baseline},
-        {"fourier", r.kv_fourier},
-        {"ccv", r.kv_ccv},
-        {"fourier_ccv", r.kv_fourier_ccv}}},
-      {"ccv_entry_bytes", r.ccv_entry},
+       {{"baseline", r.kv_baseline_bytes},
+        {"fourier", r.kv_fourier_bytes},
+        {"ccv", r.kv_ccv_bytes},
+        {"fourier_ccv", r.kv_fourier_ccv_bytes}}},
+      {"ccv_entry_bytes", r.ccv_entry_bytes},
   };
 }
 
@@ -74,33 +69,19 @@ int run_model(const Args& args) {
     throw UsageError("--t-sa, --t-l and --t-cos go together: give all three or none");
   if (vm.count("ref-n") && explicit_terms == 0)
     throw UsageError("--ref-n only applies to explicit --t-sa/--t-l/--t-cos");
-  PaperTerms given;
+  std::optional<GivenPaperTerms> given;
   if (explicit_terms == 3) {
-    given = {vm["t-sa"].as<double>(), vm["t-l"].as<double>(), vm["t-cos"].as<double>()};
-    for (double v : {given.t_sa_ms, given.t_l_ms, given.t_cos_ms})
+    given = GivenPaperTerms{
+        {vm["t-sa"].as<double>(), vm["t-l"].as<double>(), vm["t-cos"].as<double>()}, 0};
+    for (double v : {given->terms.t_sa_ms, given->terms.t_l_ms, given->terms.t_cos_ms})
       if (!(v >= 0.0)) throw UsageError("--t-sa/--t-l/--t-cos: must be non-negative times in ms");
+    if (vm.count("ref-n"))
+      given->ref_n_tokens = parse_tokens(vm["ref-n"].as<std::string>(), "--ref-n");
   }
-  const int64_t ref_n = vm.count("ref-n") ? parse_tokens(vm["ref-n"].as<std::string>(), "--ref-n") : 0;
 
   const auto ops = cost_model_from(vm);
   const int64_t d2 = cfg.ccv.resolved_d2(shape);
-  std::vector<Row> rows;
-  for (int64_t n : ns) {
-    Row r;
-    r.n = n;
-    if (explicit_terms == 3)
-      r.terms = ref_n > 0 ? scale_paper_terms(given, ref_n, n) : given;
-    else
-      r.terms = paper_terms(*ops, shape, d2, n);
-    r.paper = paper_cost(r.terms, shape.layers, cfg.ccv.l_eff, p);
-    r.full = full_layer_cost(*ops, shape, cfg.ccv, n, p);
-    r.kv_baseline = sequence_kv_bytes(shape, Method::baseline, cfg, n);
-    r.kv_fourier = sequence_kv_bytes(shape, Method::fourier, cfg, n);
-    r.kv_ccv = expected_sequence_kv_bytes(shape, Method::ccv, cfg, n, p);
-    r.kv_fourier_ccv = expected_sequence_kv_bytes(shape, Method::fourier_ccv, cfg, n, p);
-    r.ccv_entry = ccv_entry_bytes(shape, cfg.ccv, n);
-    rows.push_back(r);
-  }
+  const std::vector<AnalyticRow> rows = analytic_rows(shape, cfg, *ops, p, ns, given);
 
   const std::string terms_source =
       explicit_terms == 3 ? std::string("explicit") : ops->describe();
@@ -122,7 +103,7 @@ int run_model(const Args& args) {
     out["weight_bytes"] = model_weight_bytes(shape);
     out["ccv_layer_weight_bytes"] = ccv_layer_weight_bytes(shape, cfg.ccv);
     out["rows"] = nlohmann::json::array();
-    for (const Row& r : rows) out["rows"].push_back(row_json(r));
+    for (const AnalyticRow& r : rows) out["rows"].push_back(row_json(r));
     std::cout << std::setprecision(17) << out.dump(2) << "\n";
     return kOk;
   }
@@ -137,13 +118,13 @@ int run_model(const Args& args) {
   std::printf("%9s %12s %12s %8s %12s %12s %8s %11s %11s %11s %11s\n", "N", "T_tran ms",
               "T_ccv ms", "speedup", "full T_tran", "full T_ccv", "speedup", "KV base",
               "KV fourier", "KV ccv", "KV f+ccv");
-  for (const Row& r : rows) {
+  for (const AnalyticRow& r : rows) {
     std::printf("%9lld %12.4f %12.4f %8.3f %12.4f %12.4f %8.3f %11s %11s %11s %11s\n",
-                static_cast<long long>(r.n), r.paper.t_tran_ms, r.paper.t_ccv_ms,
+                static_cast<long long>(r.n_tokens), r.paper.t_tran_ms, r.paper.t_ccv_ms,
                 r.paper.speedup(), r.full.t_tran_ms, r.full.t_ccv_ms, r.full.speedup(),
-                human_bytes(static_cast<double>(r.kv_baseline)).c_str(),
-                human_bytes(static_cast<double>(r.kv_fourier)).c_str(),
-                human_bytes(r.kv_ccv).c_str(), human_bytes(r.kv_fourier_ccv).c_str());
+                human_bytes(static_cast<double>(r.kv_baseline_bytes)).c_str(),
+                human_bytes(static_cast<double>(r.kv_fourier_bytes)).c_str(),
+                human_bytes(r.kv_ccv_bytes).c_str(), human_bytes(r.kv_fourier_ccv_bytes).c_str());
   }
   std::cout << "\nKV bytes are per sequence; the CCV columns are expectations at hit probability p.\n"
                "full = the full-layer model (projections, MLP, norms), which the paper's model leaves out.\n";

@@ -3,7 +3,7 @@
 #include <iostream>
 #include <string>
 
-#include "kernels/cpu/openmp_wait.h"
+#include "kernels/backend.h"
 #include "sim/cli/commands.h"
 #include "sim/cli/options.h"
 
@@ -22,7 +22,7 @@ void print_help() {
 
 int main(int argc, char** argv) {
   using namespace kvscope::cli;
-  kvscope::kernels::cpu::use_passive_openmp_wait(argv);
+  kvscope::kernels::prepare_process_for_backends(argv);
   if (argc < 2) {
     print_help();
     return kUsage;
@@ -34,8 +34,8 @@ int main(int argc, char** argv) {
   }
   if (name == "--version") {
     std::cout << "kvscope 0.1.0\n"
-              << "CPU backend's idle OpenMP threads: "
-              << kvscope::kernels::cpu::openmp_wait_policy() << "\n";
+              << "CPU backend's idle OpenMP threads: " << kvscope::kernels::cpu_thread_wait_policy()
+              << "\n";
     return kOk;
   }
   for (const auto& c : commands()) {

@@ -1,6 +1,8 @@
 // The analytic view: its charts and table hold exactly what model/ computes for the parameters
 // shown, they follow the panel live, and the copied command line reproduces them headless.
+#include <chrono>
 #include <cmath>
+#include <filesystem>
 
 #include <QAbstractAxis>
 #include <QDir>
@@ -12,6 +14,7 @@
 #include <QSignalSpy>
 #include <QSlider>
 #include <QSpinBox>
+#include <QTemporaryDir>
 #include <QTest>
 
 #include <nlohmann/json.hpp>
@@ -20,9 +23,11 @@
 #include "gui/main_window.h"
 #include "gui/number_table.h"
 #include "gui/parameter_panel.h"
+#include "gui/profile_cache.h"
 #include "gui_test_util.h"
 #include "model/calibration.h"
 #include "model/cost.h"
+#include "model/error.h"
 #include "model/hardware.h"
 #include "model/memory.h"
 
@@ -223,6 +228,34 @@ class TestGuiAnalytic : public QObject {
     w.set_session(s);
     QVERIFY2(w.error_text().contains("--gpu") && w.error_text().contains("cpu backend"),
              qPrintable(w.error_text()));
+  }
+
+  void aProfileIsFittedOncePerFileVersion() {
+    // The analytic view resolves its session on every change: the same file, unchanged, must
+    // give the same fitted model; a rewritten file a new fit; a missing one the library's error.
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const std::string path = dir.filePath("profile.json").toStdString();
+    const std::string source = KVSCOPE_SOURCE_DIR "/kernels/profiles/";
+    std::filesystem::copy_file(source + "cpu-2core.json", path);
+    ProfileCache cache;
+    const auto first = cache.get(path).model;
+    QCOMPARE(cache.get(path).model.get(), first.get());
+    Session s = test_session();
+    s.gpu = "cpu-2core";
+    s.profile_path = path;
+    QCOMPARE(resolve(s, cache).ops.get(), static_cast<const OpCostModel*>(first.get()));
+
+    std::filesystem::copy_file(source + "cpu-2core-kvscope-tiny.json", path,
+                               std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::last_write_time(
+        path, std::filesystem::last_write_time(path) + std::chrono::seconds(2));
+    const auto second = cache.get(path).model;
+    QVERIFY(second.get() != first.get());
+    QCOMPARE(second->fit_report(), CalibratedCostModel(load_profile(path)).fit_report());
+
+    std::filesystem::remove(path);
+    QVERIFY_THROWS_EXCEPTION(InputError, cache.get(path));
   }
 
   void badParametersAreShownNotThrown() {
