@@ -1,7 +1,10 @@
 #include "gui/charts.h"
 
+#include "model/kv_format.h"
+
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 
 #include <QBarCategoryAxis>
 #include <QBarSeries>
@@ -25,33 +28,18 @@ ByteUnit byte_unit_for(double max_bytes) {
 }
 
 QString method_label(Method m) {
-  switch (m) {
-    case Method::baseline:
-      return "baseline";
-    case Method::fourier:
-      return "Fourier";
-    case Method::ccv:
-      return "CCV";
-    case Method::fourier_ccv:
-      return "Fourier+CCV";
-  }
-  return {};
+  const KvFormatInfo& f = kv_format_info(m);
+  return QString::fromUtf8(std::string(m.with_ccv ? f.ccv_label : f.label).c_str());
 }
 
 namespace {
 
+// One colour per method, in the order of all_methods().
 QColor method_color(Method m) {
-  switch (m) {
-    case Method::baseline:
-      return QColor(0x44, 0x55, 0x66);
-    case Method::fourier:
-      return QColor(0xe0, 0x7b, 0x1a);
-    case Method::ccv:
-      return QColor(0x2a, 0x9d, 0x4a);
-    case Method::fourier_ccv:
-      return QColor(0x7b, 0x3f, 0xb0);
-  }
-  return Qt::black;
+  static const QColor palette[] = {QColor(0x44, 0x55, 0x66), QColor(0xe0, 0x7b, 0x1a),
+                                   QColor(0x2a, 0x9d, 0x4a), QColor(0x7b, 0x3f, 0xb0),
+                                   QColor(0x1f, 0x77, 0xb4), QColor(0xd6, 0x27, 0x28)};
+  return palette[method_index(m) % std::size(palette)];
 }
 
 QLineSeries* add_line(ChartView* v, const QString& name, const QList<QPointF>& pts, QColor color,

@@ -134,7 +134,7 @@ ParameterPanel::ParameterPanel(QWidget* parent) : QWidget(parent) {
     auto* b = new QCheckBox(QString::fromStdString(std::string(method_name(m))));
     b->setToolTip(tr("Replay and chart this method (--method)"));
     connect(b, &QCheckBox::toggled, this, &ParameterPanel::emit_changed);
-    methods_[static_cast<int>(m)] = b;
+    methods_[method_index(m)] = b;
     mg->addWidget(b);
   }
   top->addWidget(methods);
@@ -259,7 +259,7 @@ ParameterPanel::ParameterPanel(QWidget* parent) : QWidget(parent) {
 
 QPushButton* ParameterPanel::threshold_preset(int i) const { return presets_[i]; }
 
-QCheckBox* ParameterPanel::method_box(Method m) const { return methods_[static_cast<int>(m)]; }
+QCheckBox* ParameterPanel::method_box(Method m) const { return methods_[method_index(m)]; }
 
 void ParameterPanel::emit_changed() {
   if (!loading_) emit changed();

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <QWidget>
+#include <vector>
 
 #include "gui/session.h"
 
@@ -59,7 +60,7 @@ class ParameterPanel : public QWidget {
   QComboBox* model_ = nullptr;
   QLabel* profile_ = nullptr;
   QComboBox* gpu_ = nullptr;
-  QCheckBox* methods_[4] = {};
+  std::vector<QCheckBox*> methods_ = std::vector<QCheckBox*>(all_methods().size());  // [method_index]
   QDoubleSpinBox* p_ = nullptr;
   QSpinBox* n_min_ = nullptr;
   QSpinBox* n_max_ = nullptr;

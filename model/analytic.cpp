@@ -3,16 +3,10 @@
 namespace kvscope {
 
 double AnalyticRow::kv_bytes(Method m) const {
-  switch (m) {
-    case Method::baseline:
-      return static_cast<double>(kv_baseline_bytes);
-    case Method::fourier:
-      return static_cast<double>(kv_fourier_bytes);
-    case Method::ccv:
-      return kv_ccv_bytes;
-    case Method::fourier_ccv:
-      return kv_fourier_ccv_bytes;
-  }
+  if (m == Method::baseline) return static_cast<double>(kv_baseline_bytes);
+  if (m == Method::fourier) return static_cast<double>(kv_fourier_bytes);
+  if (m == Method::ccv) return kv_ccv_bytes;
+  if (m == Method::fourier_ccv) return kv_fourier_ccv_bytes;
   return 0;
 }
 

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <sstream>
 
+#include "model/kv_format.h"
+
 namespace kvscope {
 
 // Causal attention computes half the score matrix (rounded to the exact count of pairs).
@@ -142,14 +144,12 @@ PaperTerms scale_paper_terms(const PaperTerms& at_ref, int64_t ref_n, int64_t n)
 }
 
 LayerCost layer_cost(const OpCostModel& ops, const ModelShape& s, Method method,
-                     const FourierConfig& fourier, int64_t batch, int64_t q_tokens,
-                     int64_t kv_len) {
+                     const MethodConfig& config, int64_t batch, int64_t q_tokens, int64_t kv_len) {
   const int64_t rows = batch * q_tokens;
   const double e = static_cast<double>(dtype_bytes(s.dtype));
   LayerCost c;
   c.qkv_ms = ops.gemm_ms(GemmShape{rows, s.d1() + 2 * s.kv_width(), s.hidden, s.qkv_bias, s.dtype});
-  const int64_t cdims = uses_fourier(method) ? fourier.resolved_count(s.head_dim) : 0;
-  c.attention_ms = layer_attention_ms(ops, s, method, fourier, cdims, batch, q_tokens, kv_len);
+  c.attention_ms = layer_attention_ms(ops, s, method, config, batch, q_tokens, kv_len);
   c.o_proj_ms = ops.gemm_ms(GemmShape{rows, s.hidden, s.d1(), false, s.dtype});
   // Gate and up as one GEMM of width 2*intermediate, then down.
   c.mlp_ms = ops.gemm_ms(GemmShape{rows, 2 * s.intermediate, s.hidden, false, s.dtype}) +
@@ -162,17 +162,14 @@ LayerCost layer_cost(const OpCostModel& ops, const ModelShape& s, Method method,
 }
 
 double layer_attention_ms(const OpCostModel& ops, const ModelShape& s, Method method,
-                          const FourierConfig& fourier, int64_t compressed_dims, int64_t batch,
-                          int64_t q_tokens, int64_t kv_len) {
-  AttentionShape a{batch, s.heads, s.kv_heads, s.head_dim, q_tokens, kv_len, true, s.dtype};
-  if (!uses_fourier(method)) return ops.attention_ms(a);
-  return ops.fourier_attention_ms(FourierAttentionShape{
-      a, compressed_dims, fourier.m, fourier.sink_tokens + fourier.window_tokens});
+                          const MethodConfig& config, int64_t batch, int64_t q_tokens,
+                          int64_t kv_len) {
+  return make_kv_format(method, s, config)->attention_ms(ops, batch, q_tokens, kv_len, 0);
 }
 
 PassCost full_layer_cost(const OpCostModel& ops, const ModelShape& s, const CcvConfig& ccv,
                          int64_t n, double p) {
-  const LayerCost layer = layer_cost(ops, s, Method::baseline, FourierConfig{}, 1, n, n);
+  const LayerCost layer = layer_cost(ops, s, Method::baseline, MethodConfig{}, 1, n, n);
   const int64_t d2 = ccv.resolved_d2(s);
   const double t_l = ops.gemm_ms(GemmShape{n, d2, s.d1(), true, s.dtype});
   const double t_cos = ops.cosine_ms(n, d2, s.dtype);

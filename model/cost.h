@@ -144,16 +144,14 @@ struct LayerCost {
 };
 
 // One layer processing q_tokens new tokens per sequence over kv_len cached tokens, batch
-// sequences, with the attention over the cache in the method's form.
+// sequences, with the attention over the cache in the method's KV format (model/kv_format.h).
 LayerCost layer_cost(const OpCostModel& ops, const ModelShape& s, Method method,
-                     const FourierConfig& fourier, int64_t batch, int64_t q_tokens, int64_t kv_len);
+                     const MethodConfig& config, int64_t batch, int64_t q_tokens, int64_t kv_len);
 
-// The attention part of layer_cost alone. `compressed_dims` is
-// fourier.resolved_count(s.head_dim), resolved once by callers that price many steps (the
-// replay); it is ignored for methods without the Fourier cache.
+// The attention part of layer_cost alone: the method's KV format's attention_ms.
 double layer_attention_ms(const OpCostModel& ops, const ModelShape& s, Method method,
-                          const FourierConfig& fourier, int64_t compressed_dims, int64_t batch,
-                          int64_t q_tokens, int64_t kv_len);
+                          const MethodConfig& config, int64_t batch, int64_t q_tokens,
+                          int64_t kv_len);
 
 // The full-layer counterpart of paper_cost for one prefill of n tokens.
 PassCost full_layer_cost(const OpCostModel& ops, const ModelShape& s, const CcvConfig& ccv,

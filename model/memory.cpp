@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "model/kv_format.h"
+
 namespace kvscope {
 
 // Exact cache: each token stores one K and one V vector per KV head, head_dim elements each:
@@ -26,26 +28,22 @@ int64_t fourier_layer_kv_bytes(const ModelShape& s, const FourierConfig& f, int6
   return 2 * s.kv_heads * per_head * dtype_bytes(s.dtype);
 }
 
-namespace {
-int64_t layer_bytes(const ModelShape& s, Method method, const MethodConfig& cfg, int64_t tokens) {
-  return uses_fourier(method) ? fourier_layer_kv_bytes(s, cfg.fourier, tokens)
-                              : exact_layer_kv_bytes(s, tokens);
+int64_t layers_holding_kv(const ModelShape& s, Method method, const CcvConfig& c, bool ccv_hit) {
+  return uses_ccv(method) && ccv_hit ? c.l_eff : s.layers;
 }
-}  // namespace
 
 // A CCV hit lets the remaining layers reuse the cached CCV instead of attending, so they hold no
 // KV for that sequence: only the first l_eff layers do. A miss computes every layer.
 int64_t sequence_kv_bytes(const ModelShape& s, Method method, const MethodConfig& cfg,
                           int64_t tokens, bool ccv_hit) {
-  const int64_t per_layer = layer_bytes(s, method, cfg, tokens);
-  const int64_t layers = uses_ccv(method) && ccv_hit ? cfg.ccv.l_eff : s.layers;
-  return layers * per_layer;
+  return layers_holding_kv(s, method, cfg.ccv, ccv_hit) *
+         make_kv_format(method, s, cfg)->layer_bytes(tokens);
 }
 
 // E[bytes] = l_eff * layer + (1 - p) * (layers - l_eff) * layer
 double expected_sequence_kv_bytes(const ModelShape& s, Method method, const MethodConfig& cfg,
                                   int64_t tokens, double p) {
-  const double per_layer = static_cast<double>(layer_bytes(s, method, cfg, tokens));
+  const double per_layer = static_cast<double>(make_kv_format(method, s, cfg)->layer_bytes(tokens));
   if (!uses_ccv(method)) return static_cast<double>(s.layers) * per_layer;
   const double l_eff = static_cast<double>(cfg.ccv.l_eff);
   const double remain = static_cast<double>(s.layers - cfg.ccv.l_eff);

@@ -3,38 +3,42 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <stdexcept>
 
 #include "model/error.h"
+#include "model/kv_format.h"
 #include "model/shape.h"
 
 namespace kvscope {
 
 std::string_view method_name(Method m) {
-  switch (m) {
-    case Method::baseline:
-      return "baseline";
-    case Method::fourier:
-      return "fourier";
-    case Method::ccv:
-      return "ccv";
-    case Method::fourier_ccv:
-      return "fourier_ccv";
-  }
-  return "?";
+  const KvFormatInfo& f = kv_format_info(m);
+  return m.with_ccv ? f.ccv_name : f.method_name;
 }
 
 std::optional<Method> parse_method(std::string_view s) {
-  if (s == "baseline") return Method::baseline;
-  if (s == "fourier") return Method::fourier;
-  if (s == "ccv") return Method::ccv;
-  if (s == "fourier_ccv" || s == "fourier+ccv") return Method::fourier_ccv;
+  if (s == "fourier+ccv") return Method::fourier_ccv;
+  for (Method m : all_methods())
+    if (method_name(m) == s) return m;
   return std::nullopt;
 }
 
 const std::vector<Method>& all_methods() {
-  static const std::vector<Method> m = {Method::baseline, Method::fourier, Method::ccv,
-                                        Method::fourier_ccv};
-  return m;
+  static const std::vector<Method> all = [] {
+    std::vector<Method> v;
+    const auto formats = kv_format_registry().size();
+    for (bool ccv : {false, true})
+      for (size_t f = 0; f < formats; ++f) v.push_back(Method{static_cast<uint8_t>(f), ccv});
+    return v;
+  }();
+  return all;
+}
+
+size_t method_index(Method m) {
+  const auto& all = all_methods();
+  const auto it = std::find(all.begin(), all.end(), m);
+  if (it == all.end()) throw std::logic_error("method_index: an unregistered KV format");
+  return static_cast<size_t>(it - all.begin());
 }
 
 std::vector<int64_t> FourierConfig::resolve_dims(int64_t head_dim) const {

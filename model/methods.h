@@ -11,13 +11,42 @@ namespace kvscope {
 
 struct ModelShape;
 
-enum class Method { baseline, fourier, ccv, fourier_ccv };
+// A method: how the KV cache is stored (an index into kv_format_registry(), model/kv_format.h)
+// and whether CCV caching is on. kvscope's four methods are the two registered formats, exact
+// and Fourier, each with CCV off and on.
+struct Method {
+  uint8_t format = 0;
+  bool with_ccv = false;
 
-std::string_view method_name(Method m);                  // baseline | fourier | ccv | fourier_ccv
+  static const Method baseline, fourier, ccv, fourier_ccv;
+
+  friend constexpr bool operator==(Method a, Method b) {
+    return a.format == b.format && a.with_ccv == b.with_ccv;
+  }
+  friend constexpr bool operator!=(Method a, Method b) { return !(a == b); }
+  friend constexpr bool operator<(Method a, Method b) {  // the order of all_methods()
+    return a.with_ccv != b.with_ccv ? a.with_ccv < b.with_ccv : a.format < b.format;
+  }
+};
+// Indices of the registered formats (kv_format_registry() keeps this order).
+inline constexpr uint8_t kExactKvFormat = 0, kFourierKvFormat = 1;
+inline constexpr Method Method::baseline{kExactKvFormat, false};
+inline constexpr Method Method::fourier{kFourierKvFormat, false};
+inline constexpr Method Method::ccv{kExactKvFormat, true};
+inline constexpr Method Method::fourier_ccv{kFourierKvFormat, true};
+
+// baseline | fourier | ccv | fourier_ccv: the format's method name, or its CCV name.
+std::string_view method_name(Method m);
 std::optional<Method> parse_method(std::string_view s);  // also accepts "fourier+ccv"
+// Every registered format without CCV, then every one with it: baseline, fourier, ccv,
+// fourier_ccv (the order of every table and chart).
 const std::vector<Method>& all_methods();
-inline bool uses_fourier(Method m) { return m == Method::fourier || m == Method::fourier_ccv; }
-inline bool uses_ccv(Method m) { return m == Method::ccv || m == Method::fourier_ccv; }
+// The position of `m` in all_methods() (charts and tables keyed by method use it).
+size_t method_index(Method m);
+inline bool uses_ccv(Method m) { return m.with_ccv; }
+// For code about the Fourier format's own parameters (FourierConfig: sweeps over M, labels,
+// the kernels kvscope check and calibrate run); bytes and costs go through the format.
+inline bool uses_fourier(Method m) { return m.format == kFourierKvFormat; }
 
 // Fourier-approximated KV cache. In every layer and KV head, the compressed head dimensions of
 // K and V keep only `m` spectral coefficients for the tokens between the sink and the window;
@@ -56,6 +85,13 @@ struct CcvConfig {
 
   int64_t resolved_d2(const ModelShape& shape) const;
   void validate(const ModelShape& shape) const;
+};
+
+// The parameters of every method: each format's and CCV's (model/kv_format.h says what a new
+// format adds here).
+struct MethodConfig {
+  FourierConfig fourier;
+  CcvConfig ccv;
 };
 
 // The paper's threshold presets: aggressive 0.7, balanced 0.8, conservative 0.9; or a number in

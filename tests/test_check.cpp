@@ -166,11 +166,11 @@ TEST(StepPricerForCheck, PerSequenceDecodeLmHeadAndFourierRebuild) {
   step.decode_kv[0] = {1000, 9000};
   const StepPricer batched(ops, s, Method::baseline, cfg, 8192, false);
   const StepPricer per_seq(ops, s, Method::baseline, cfg, 8192, true);
-  const double one = layer_attention_ms(ops, s, Method::baseline, cfg.fourier, 0, 1, 1, 1000) +
-                     layer_attention_ms(ops, s, Method::baseline, cfg.fourier, 0, 1, 1, 9000);
+  const double one = layer_attention_ms(ops, s, Method::baseline, cfg, 1, 1, 1000) +
+                     layer_attention_ms(ops, s, Method::baseline, cfg, 1, 1, 9000);
   EXPECT_NEAR(per_seq.price(step).attention_ms, 32 * one, 1e-9);
   EXPECT_NEAR(batched.price(step).attention_ms,
-              32 * layer_attention_ms(ops, s, Method::baseline, cfg.fourier, 0, 2, 1, 5000), 1e-9);
+              32 * layer_attention_ms(ops, s, Method::baseline, cfg, 2, 1, 5000), 1e-9);
   // The LM head: one vocab x hidden GEMM over the sequences producing a token.
   const double without = per_seq.price(step).dense_ms;
   step.emitting = 2;
@@ -186,13 +186,13 @@ TEST(StepPricerForCheck, PerSequenceDecodeLmHeadAndFourierRebuild) {
   const double comp = ops.fourier_compress_ms(f);
   f.tokens = 4096;
   const double rec = ops.fourier_reconstruct_ms(f);
-  const double attn = layer_attention_ms(ops, s, Method::fourier, cfg.fourier, c, 1, 2048, 6144);
+  const double attn = layer_attention_ms(ops, s, Method::fourier, cfg, 1, 2048, 6144);
   EXPECT_NEAR(fourier.price(chunk).attention_ms, 32 * (attn + 2 * (comp + rec)), 1e-9);
   // A cache within sink + window is exact: attended exactly, nothing to rebuild.
   StepShape tiny;
   tiny.chunks.push_back({60, 60, false, 60});
   EXPECT_NEAR(fourier.price(tiny).attention_ms,
-              32 * layer_attention_ms(ops, s, Method::baseline, cfg.fourier, c, 1, 60, 60), 1e-9);
+              32 * layer_attention_ms(ops, s, Method::baseline, cfg, 1, 60, 60), 1e-9);
 }
 
 TEST(StepObserver, SeesEveryStepWithTheKvThePoolHolds) {

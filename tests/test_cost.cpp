@@ -87,7 +87,7 @@ TEST(FullLayer, HitSkipsAttentionButNotTheMlp) {
   CcvConfig ccv;
   const PassCost miss = full_layer_cost(ops, s, ccv, 4096, 0.0);
   const PassCost hit = full_layer_cost(ops, s, ccv, 4096, 1.0);
-  const LayerCost layer = layer_cost(ops, s, Method::baseline, FourierConfig{}, 1, 4096, 4096);
+  const LayerCost layer = layer_cost(ops, s, Method::baseline, MethodConfig{}, 1, 4096, 4096);
   EXPECT_NEAR(miss.t_tran_ms, 32 * layer.total_ms(), 1e-9);
   EXPECT_LT(hit.t_ccv_ms, miss.t_ccv_ms);
   // Even at p = 1 the MLP of every layer is paid: the full-layer speedup stays far below the

@@ -57,12 +57,12 @@ TEST(StepPricer, AMixedStepAddsUpItsParts) {
   const StepPrice p = pricer.price(s);
 
   const double L = 32, le = static_cast<double>(f.cfg.ccv.l_eff), lr = L - le;
-  const LayerCost all = layer_cost(f.ops, f.shape, Method::baseline, f.cfg.fourier, 1, 102, 102);
-  const LayerCost miss = layer_cost(f.ops, f.shape, Method::baseline, f.cfg.fourier, 1, 2, 2);
+  const LayerCost all = layer_cost(f.ops, f.shape, Method::baseline, f.cfg, 1, 102, 102);
+  const LayerCost miss = layer_cost(f.ops, f.shape, Method::baseline, f.cfg, 1, 2, 2);
   const double dec =
-      layer_cost(f.ops, f.shape, Method::ccv, f.cfg.fourier, 2, 1, 2000).attention_ms;
+      layer_cost(f.ops, f.shape, Method::ccv, f.cfg, 2, 1, 2000).attention_ms;
   const double pre =
-      layer_cost(f.ops, f.shape, Method::ccv, f.cfg.fourier, 1, 100, 500).attention_ms;
+      layer_cost(f.ops, f.shape, Method::ccv, f.cfg, 1, 100, 500).attention_ms;
   const PaperTerms t100 = paper_terms(f.ops, f.shape, f.d2(), 100);
   expect_rel(p.attention_ms, le * (dec + pre) + lr * dec);
   expect_rel(p.dense_ms, le * all.qkv_ms + lr * miss.qkv_ms + L * (all.o_proj_ms + all.mlp_ms));
@@ -82,7 +82,7 @@ TEST(StepPricer, FourierAttendsOverTheCompressedCache) {
   s.decode_seqs[0] = 3;
   s.decode_kv_sum[0] = 3 * 20000;
   const double want =
-      32 * layer_cost(f.ops, f.shape, Method::fourier, f.cfg.fourier, 3, 1, 20000).attention_ms;
+      32 * layer_cost(f.ops, f.shape, Method::fourier, f.cfg, 3, 1, 20000).attention_ms;
   expect_rel(pricer.price(s).attention_ms, want);
   const StepPricer base(f.ops, f.shape, Method::baseline, f.cfg, 8192);
   EXPECT_LT(pricer.price(s).attention_ms, base.price(s).attention_ms);  // fewer bytes to read

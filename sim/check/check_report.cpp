@@ -373,20 +373,21 @@ void write_check_svg(std::ostream& out, const CheckResult& r, const std::string&
     if (s.measured_ms <= 0 || s.predicted_ms <= 0) continue;
     const double x = X(s.measured_ms), y = Y(s.predicted_ms);
     const char* c = kind_colour[static_cast<int>(s.kind)];
-    switch (s.method) {
-      case Method::baseline:
+    // One marker shape per method, in the order of all_methods().
+    switch (method_index(s.method) % 4) {
+      case 0:
         out << "<circle cx=\"" << x << "\" cy=\"" << y << "\" r=\"3\" fill=\"" << c
             << "\" fill-opacity=\"0.6\"/>\n";
         break;
-      case Method::fourier:
+      case 1:
         out << "<rect x=\"" << x - 3 << "\" y=\"" << y - 3 << "\" width=\"6\" height=\"6\" fill=\""
             << c << "\" fill-opacity=\"0.6\"/>\n";
         break;
-      case Method::ccv:
+      case 2:
         out << "<polygon points=\"" << x << "," << y - 4 << " " << x - 4 << "," << y + 3 << " "
             << x + 4 << "," << y + 3 << "\" fill=\"" << c << "\" fill-opacity=\"0.6\"/>\n";
         break;
-      case Method::fourier_ccv:
+      default:
         out << "<polygon points=\"" << x << "," << y - 4 << " " << x + 4 << "," << y << " " << x
             << "," << y + 4 << " " << x - 4 << "," << y << "\" fill=\"" << c
             << "\" fill-opacity=\"0.6\"/>\n";

@@ -11,10 +11,14 @@ constexpr int64_t kTabulatedTokens = int64_t{1} << 21;
 
 KvPool::KvPool(const ModelShape& shape, Method method, const MethodConfig& config,
                int64_t capacity_bytes)
-    : shape_(shape), method_(method), config_(config), capacity_(capacity_bytes) {}
+    : format_(make_kv_format(method, shape, config)),
+      layers_{layers_holding_kv(shape, method, config.ccv, false),
+              layers_holding_kv(shape, method, config.ccv, true)},
+      capacity_(capacity_bytes) {}
 
+// sequence_kv_bytes() of model/memory.h, with the format bound once for the pool.
 int64_t KvPool::direct(int64_t tokens, bool ccv_hit) const {
-  return sequence_kv_bytes(shape_, method_, config_, tokens, ccv_hit);
+  return layers_[ccv_hit ? 1 : 0] * format_->layer_bytes(tokens);
 }
 
 void KvPool::extend(Table& t, bool ccv_hit, int64_t to) const {

@@ -3,8 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
+#include "model/kv_format.h"
 #include "model/memory.h"
 
 namespace kvscope {
@@ -49,9 +51,8 @@ class KvPool {
   const Run& run_at(const Table& t, int64_t tokens) const;  // the run holding `tokens`
   int64_t direct(int64_t tokens, bool ccv_hit) const;
 
-  ModelShape shape_;
-  Method method_;
-  MethodConfig config_;
+  std::unique_ptr<KvFormat> format_;
+  int64_t layers_[2];  // layers holding KV, [ccv_hit]
   int64_t capacity_;
   int64_t used_ = 0;
   mutable Table tables_[2];  // [ccv_hit]

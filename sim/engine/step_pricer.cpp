@@ -13,7 +13,7 @@ StepPricer::StepPricer(const OpCostModel& ops, const ModelShape& shape, Method m
       method_(method),
       config_(config),
       d2_(config.ccv.resolved_d2(shape)),
-      compressed_dims_(uses_fourier(method) ? config.fourier.resolved_count(shape.head_dim) : 0),
+      format_(make_kv_format(method, shape, config)),
       dense_memo_(static_cast<size_t>(max_step_tokens) + 1),
       ccv_memo_(uses_ccv(method) ? static_cast<size_t>(max_step_tokens) + 1 : 0) {
   const int64_t l_eff = uses_ccv(method) ? config.ccv.l_eff : shape.layers;
@@ -27,7 +27,7 @@ const StepPricer::Dense& StepPricer::dense(int64_t rows) const {
   Dense& d = memo ? dense_memo_[static_cast<size_t>(rows)] : dense_scratch_;
   if (!memo || d.qkv_ms < 0) {
     // layer_cost's projections, MLP and norms do not depend on the method or the context.
-    const LayerCost c = layer_cost(ops_, shape_, Method::baseline, config_.fourier, 1, rows, rows);
+    const LayerCost c = layer_cost(ops_, shape_, Method::baseline, config_, 1, rows, rows);
     d = Dense{c.qkv_ms, c.o_proj_ms + c.mlp_ms, c.norms_ms};
   }
   return d;
@@ -43,29 +43,6 @@ const StepPricer::Ccv& StepPricer::ccv_ops(int64_t rows) const {
   return c;
 }
 
-double StepPricer::attention_ms(int64_t seqs, int64_t q_tokens, int64_t kv_len,
-                                int64_t cache_tokens) const {
-  // A cache no longer than sink + window has no middle: memory.h counts it exact, and it is
-  // attended exactly.
-  const bool exact =
-      uses_fourier(method_) &&
-      std::max(kv_len, cache_tokens) <= config_.fourier.sink_tokens + config_.fourier.window_tokens;
-  return layer_attention_ms(ops_, shape_, exact ? Method::baseline : method_, config_.fourier,
-                            compressed_dims_, seqs, q_tokens, kv_len);
-}
-
-double StepPricer::fourier_rebuild_ms(int64_t q_tokens, int64_t kv_len) const {
-  const int64_t edge = config_.fourier.sink_tokens + config_.fourier.window_tokens;
-  FourierCompressShape f{shape_.kv_heads,   kv_len, shape_.head_dim, compressed_dims_,
-                         config_.fourier.m, edge,   shape_.dtype};
-  double ms = ops_.fourier_compress_ms(f);
-  if (kv_len > q_tokens) {
-    f.tokens = kv_len - q_tokens;
-    ms += ops_.fourier_reconstruct_ms(f);
-  }
-  return 2.0 * ms;  // K and V
-}
-
 StepPrice StepPricer::price(const StepShape& step) const {
   const bool ccv = uses_ccv(method_);
   const int64_t layers = shape_.layers;
@@ -73,12 +50,10 @@ StepPrice StepPricer::price(const StepShape& step) const {
   int64_t rows = 0, miss_rows = 0, prompt_rows[2] = {0, 0};
   double attn_all = 0, attn_miss = 0, paper = 0;
 
-  const int64_t edge = config_.fourier.sink_tokens + config_.fourier.window_tokens;
   auto group = [&](int64_t seqs, int64_t q, int64_t kv, bool hit, bool prefill,
                    int64_t cache_tokens = 0) {
-    double a = attention_ms(seqs, q, kv, cache_tokens);
-    if (prefill && uses_fourier(method_) && std::max(cache_tokens, kv) > edge)
-      a += fourier_rebuild_ms(q, kv);
+    double a = format_->attention_ms(ops_, seqs, q, kv, cache_tokens);
+    if (prefill) a += format_->prefill_upkeep_ms(ops_, q, kv, cache_tokens);
     const int64_t r = seqs * q;
     rows += r;
     attn_all += a;

@@ -4,9 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "model/cost.h"
+#include "model/kv_format.h"
 #include "model/memory.h"
 
 namespace kvscope {
@@ -48,10 +50,9 @@ struct StepPrice {
 };
 
 // Per layer, a step runs (L layers; CCV methods compute the first L_eff fully):
-//   (with the Fourier cache, a prefill chunk first rebuilds its sequence's compressed form:
-//   the cached prefix reconstructed, then the whole context compressed, for K and V, since the
-//   DCT basis depends on the middle's length and every coefficient changes as tokens arrive;
-//   caches that fit in sink + window are held exact and attended exactly, as memory.h counts)
+//   each sequence group's attention in the method's KV format (model/kv_format.h), and for a
+//   prefill chunk the format's upkeep of its cache (the Fourier cache rebuilds its compressed
+//   form), both counted as attention;
 //   projections, MLP, norms over all the step's tokens in every layer, except that in the
 //   remaining L - L_eff layers CCV hits skip the QKV projection and attention (they reuse the
 //   cached context); attention per sequence group;
@@ -77,19 +78,13 @@ class StepPricer {
   };
   const Dense& dense(int64_t rows) const;
   const Ccv& ccv_ops(int64_t rows) const;
-  // cache_tokens: the tokens the sequence's cache holds room for (0: kv_len); it decides the
-  // cache's form.
-  double attention_ms(int64_t seqs, int64_t q_tokens, int64_t kv_len,
-                      int64_t cache_tokens = 0) const;
-  // A prefill chunk's rebuild of its Fourier cache (K and V), per layer holding KV.
-  double fourier_rebuild_ms(int64_t q_tokens, int64_t kv_len) const;
 
   const OpCostModel& ops_;
   ModelShape shape_;
   Method method_;
   MethodConfig config_;
   int64_t d2_;
-  int64_t compressed_dims_;
+  std::unique_ptr<KvFormat> format_;  // the method's: attention and upkeep of its caches
   double full_layers_, remain_layers_;  // L_eff and L - L_eff; L and 0 without CCV
   bool decode_per_sequence_;
   // The dense and CCV ops depend on the row count alone: priced once per count. This assumes

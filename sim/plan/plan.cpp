@@ -9,6 +9,7 @@
 #include <sstream>
 #include <thread>
 
+#include "model/kv_format.h"
 #include "model/error.h"
 
 namespace kvscope {
@@ -248,7 +249,7 @@ PlanResult make_plan(const PlanConfig& config, const OpCostModel& costs, const R
   const ModelShape& shape = config.replay.model;
   // Like run_replay, only the parameters of methods that run must be valid.
   for (Method m : config.methods) {
-    if (uses_fourier(m)) config.replay.method_config.fourier.validate(shape.head_dim);
+    make_kv_format(m, shape, config.replay.method_config);  // validates the format's parameters
     if (uses_ccv(m)) config.replay.method_config.ccv.validate(shape);
   }
 

@@ -35,9 +35,11 @@ void validate(const ReplayConfig& c) {
     throw InputError(src, "hit_window_s", "must be a positive number of seconds");
   if (c.model.layers <= 0) throw InputError(src, "--model", "no model shape given");
   // Only the configuration of a method that runs must make sense.
-  bool fourier = false, ccv = false;
-  for (Method m : c.methods) fourier = fourier || uses_fourier(m), ccv = ccv || uses_ccv(m);
-  if (fourier) c.method_config.fourier.validate(c.model.head_dim);
+  bool ccv = false;
+  for (Method m : c.methods) {
+    make_kv_format(m, c.model, c.method_config);  // validates the format's parameters
+    ccv = ccv || uses_ccv(m);
+  }
   if (ccv) c.method_config.ccv.validate(c.model);
 }
 
