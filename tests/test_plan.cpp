@@ -20,16 +20,10 @@ namespace {
 // saturation, then 1e9 ms; TBT 10 ms. With a 2 s TTFT SLO the highest scale meeting it is
 // exactly 0.95 * capacity.
 double capacity_of(Method m, const MethodConfig& c) {
-  switch (m) {
-    case Method::baseline:
-      return 3.0;
-    case Method::fourier:
-      return 5.0 * static_cast<double>(c.fourier.m) / 256.0;
-    case Method::ccv:
-      return 7.3 * c.ccv.threshold / 0.8;
-    case Method::fourier_ccv:
-      return 11.1 * static_cast<double>(c.ccv.l_eff) / 8.0;
-  }
+  if (m == Method::baseline) return 3.0;
+  if (m == Method::fourier) return 5.0 * static_cast<double>(c.fourier.m) / 256.0;
+  if (m == Method::ccv) return 7.3 * c.ccv.threshold / 0.8;
+  if (m == Method::fourier_ccv) return 11.1 * static_cast<double>(c.ccv.l_eff) / 8.0;
   return 1;
 }
 
