@@ -9,10 +9,13 @@
 #include <iomanip>
 #include <ostream>
 #include <sstream>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "kernels/bench/step_bench.h"
 #include "kernels/buffer_view.h"
+#include "kernels/cases.h"
 #include "kernels/convert.h"
 #include "model/cost.h"
 
@@ -34,12 +37,7 @@ std::unique_ptr<DeviceBuffer> random_buffer(Backend& b, DType t, size_t count, u
 }
 
 FourierLayout layout_of(int64_t cdims, int64_t m) {
-  FourierLayout f;
-  for (int64_t d = 0; d < cdims; ++d) f.compressed_dims.push_back(d);
-  f.m = m;
-  f.sink = 4;
-  f.window = 64;
-  return f;
+  return {dim_range(0, cdims), m, kBenchFourierSink, kBenchFourierWindow};
 }
 
 namespace {
@@ -176,14 +174,48 @@ void bm_cosine(benchmark::State& st, Ctx c, bool whole) {
   report(st, c, cosine_work(rows, dim, t), t, total);
 }
 
-using Axes = std::vector<std::vector<int64_t>>;
-
 benchmark::internal::Benchmark* family(const char* name, std::function<void(benchmark::State&)> fn,
                                        const std::vector<std::string>& arg_names, bool quick) {
   auto* r = benchmark::RegisterBenchmark(name, [fn](benchmark::State& st) { fn(st); });
   r->ArgNames(arg_names)->UseManualTime()->Unit(benchmark::kMillisecond);
   r->MinTime(quick ? 0.05 : 0.25);
   return r;
+}
+
+int64_t bf16_axis(const KernelCase& k) { return k.dtype == DType::bf16 ? 1 : 0; }
+
+// A row's cdims axis. The benchmarks rebuild the layout from it (layout_of), so a row must hold
+// that layout: anything else would be measured under a name that says otherwise.
+int64_t cdims_axis(const KernelCase& k) {
+  const auto cdims = static_cast<int64_t>(k.dims.size());
+  const FourierLayout want = layout_of(cdims, k.m);
+  if (k.dims != want.compressed_dims || k.sink != want.sink || k.window != want.window)
+    throw std::logic_error("kernel_cases: a benchmark row's Fourier layout is not layout_of(" +
+                           std::to_string(cdims) + ", " + std::to_string(k.m) + ")");
+  return cdims;
+}
+
+// The attention families time decode (one query) or a whole causal prefill (every token a
+// query); a row between the two has no family to be measured in.
+bool is_prefill_row(const KernelCase& k) {
+  if (k.q_len != 1 && (k.q_len != k.tokens || !k.causal))
+    throw std::logic_error(
+        "kernel_cases: a benchmark attention row is neither a decode nor a "
+        "causal prefill (q_len " +
+        std::to_string(k.q_len) + ", tokens " + std::to_string(k.tokens) + ")");
+  return k.q_len != 1;
+}
+
+std::vector<int64_t> compress_axes(const KernelCase& k) {
+  return {bf16_axis(k), k.batch * k.kv_heads, k.tokens, k.head_dim, cdims_axis(k), k.m};
+}
+
+std::vector<int64_t> fourier_attention_axes(const KernelCase& k) {
+  return {bf16_axis(k), k.batch, k.q_heads, k.kv_heads, k.head_dim, k.tokens, cdims_axis(k), k.m};
+}
+
+std::vector<int64_t> attention_axes(const KernelCase& k) {
+  return {bf16_axis(k), k.batch, k.q_heads, k.kv_heads, k.head_dim, k.tokens};
 }
 
 }  // namespace
@@ -211,77 +243,75 @@ DeviceMeasurement measure_device(Backend& b, bool quick) {
 
 void register_benchmarks(Backend& b, const DeviceMeasurement& m, bool quick) {
   const Ctx c{&b, &m};
-  // ---- copy ----
-  family(
-      "copy", [c](benchmark::State& st) { bm_copy(st, c); }, {"mib"}, quick)
-      ->ArgsProduct(quick ? Axes{{16, 32, 64}} : Axes{{64, 512, 2048}});
+  const std::vector<KernelCase> cases = kernel_cases(quick ? case_bench_quick : case_bench_full);
+  // Adds, in table order, a row for every case `take` accepts, its axes given by `args`.
+  auto rows = [&cases](benchmark::internal::Benchmark* r,
+                       const std::function<bool(const KernelCase&)>& take,
+                       const std::function<std::vector<int64_t>(const KernelCase&)>& args) {
+    for (const KernelCase& k : cases)
+      if (take(k)) r->Args(args(k));
+  };
+  auto is = [](KernelOp op) { return [op](const KernelCase& k) { return k.op == op; }; };
+  auto is_decode = [](KernelOp op) {
+    return [op](const KernelCase& k) { return k.op == op && !is_prefill_row(k); };
+  };
+  auto is_prefill = [](KernelOp op) {
+    return [op](const KernelCase& k) { return k.op == op && is_prefill_row(k); };
+  };
 
-  // ---- spectral compression and reconstruction: issue target 64 KV-head-seqs x N=32768 x
-  // 64 of 128 dims -> M=256 ----
+  rows(family(
+           "copy", [c](benchmark::State& st) { bm_copy(st, c); }, {"mib"}, quick),
+       is(KernelOp::copy), [](const KernelCase& k) { return std::vector<int64_t>{k.bytes >> 20}; });
+
   const std::vector<std::string> comp_axes{"bf16", "heads", "tokens", "head_dim", "cdims", "m"};
-  const Axes comp = quick ? Axes{{1}, {2, 8}, {1024, 4096}, {64}, {32}, {64}}
-                          : Axes{{1}, {8, 64}, {8192, 32768}, {128}, {64}, {256}};
-  family(
-      "fourier_compress", [c](benchmark::State& st) { bm_compress(st, c, false); }, comp_axes,
-      quick)
-      ->ArgsProduct(comp);
-  family(
-      "fourier_reconstruct", [c](benchmark::State& st) { bm_compress(st, c, true); }, comp_axes,
-      quick)
-      ->ArgsProduct(comp);
+  rows(family(
+           "fourier_compress", [c](benchmark::State& st) { bm_compress(st, c, false); }, comp_axes,
+           quick),
+       is(KernelOp::compress), compress_axes);
+  rows(family(
+           "fourier_reconstruct", [c](benchmark::State& st) { bm_compress(st, c, true); },
+           comp_axes, quick),
+       is(KernelOp::reconstruct), compress_axes);
 
-  // ---- attention over the Fourier cache: issue target batch 8, 32 q / 8 kv heads, head dim
-  // 128, N=32768, lower 64 dims compressed to M=256 ----
   const std::vector<std::string> fa_axes{"bf16",     "batch",  "q_heads", "kv_heads",
                                          "head_dim", "tokens", "cdims",   "m"};
-  family(
-      "fourier_attention_decode", [c](benchmark::State& st) { bm_fourier_attention(st, c, false); },
-      fa_axes, quick)
-      ->ArgsProduct(quick ? Axes{{1}, {1, 4}, {8}, {2}, {64}, {1024, 4096, 16384}, {32}, {64}}
-                          : Axes{{1}, {1, 8}, {32}, {8}, {128}, {4096, 32768}, {64}, {256}});
-  family(
-      "fourier_attention_prefill", [c](benchmark::State& st) { bm_fourier_attention(st, c, true); },
-      fa_axes, quick)
-      ->ArgsProduct(quick ? Axes{{1}, {1}, {4}, {2}, {64}, {256, 512, 1024}, {32}, {64}}
-                          : Axes{{1}, {1}, {32}, {8}, {128}, {1024, 4096}, {64}, {256}});
+  rows(family(
+           "fourier_attention_decode",
+           [c](benchmark::State& st) { bm_fourier_attention(st, c, false); }, fa_axes, quick),
+       is_decode(KernelOp::fourier_attention), fourier_attention_axes);
+  rows(family(
+           "fourier_attention_prefill",
+           [c](benchmark::State& st) { bm_fourier_attention(st, c, true); }, fa_axes, quick),
+       is_prefill(KernelOp::fourier_attention), fourier_attention_axes);
 
-  // ---- exact attention (T_sa): decode at the Fourier target's shape, prefill 32 heads x
-  // 128 causal up to N=16384 ----
   const std::vector<std::string> at_axes{"bf16",     "batch",    "q_heads",
                                          "kv_heads", "head_dim", "tokens"};
-  family(
-      "attention_decode", [c](benchmark::State& st) { bm_attention(st, c, false); }, at_axes, quick)
-      ->ArgsProduct(quick ? Axes{{1}, {1, 4}, {8}, {2}, {64}, {1024, 4096, 16384}}
-                          : Axes{{1}, {1, 8}, {32}, {8}, {128}, {4096, 32768}});
-  family(
-      "attention_prefill", [c](benchmark::State& st) { bm_attention(st, c, true); }, at_axes, quick)
-      ->ArgsProduct(quick ? Axes{{1}, {1}, {4}, {4}, {64}, {256, 512, 1024}}
-                          : Axes{{1}, {1}, {32}, {32}, {128}, {1024, 4096, 16384}});
+  rows(family(
+           "attention_decode", [c](benchmark::State& st) { bm_attention(st, c, false); }, at_axes,
+           quick),
+       is_decode(KernelOp::attention), attention_axes);
+  rows(family(
+           "attention_prefill", [c](benchmark::State& st) { bm_attention(st, c, true); }, at_axes,
+           quick),
+       is_prefill(KernelOp::attention), attention_axes);
 
-  // ---- GEMM (T_l and the dense layers): the CCV layer 4096 -> 2048 from decode (N=1) to
-  // N=16384, and Llama-3-8B-sized dense layers ----
-  auto* g = family(
-      "gemm", [c](benchmark::State& st) { bm_gemm(st, c); }, {"bf16", "rows", "out", "in", "bias"},
-      quick);
-  if (quick) {
-    g->ArgsProduct({{1}, {1, 16, 256}, {512}, {1024}, {1}});
-    g->ArgsProduct({{1}, {1, 64}, {1536}, {512}, {0}});
-  } else {
-    g->ArgsProduct({{1}, {1, 4, 16, 64, 256, 1024, 4096, 16384}, {2048}, {4096}, {1}});
-    g->ArgsProduct({{1}, {1, 16, 512, 4096}, {6144, 4096, 28672}, {4096}, {0}});
-    g->ArgsProduct({{1}, {1, 16, 512, 4096}, {4096}, {14336}, {0}});
-  }
+  rows(family(
+           "gemm", [c](benchmark::State& st) { bm_gemm(st, c); },
+           {"bf16", "rows", "out", "in", "bias"}, quick),
+       is(KernelOp::gemm), [](const KernelCase& k) {
+         return std::vector<int64_t>{bf16_axis(k), k.rows, k.out, k.in, k.bias ? 1 : 0};
+       });
 
-  // ---- cosine checks (T_cos): 65536 x 2048 ----
   const std::vector<std::string> cos_axes{"bf16", "rows", "dim"};
-  const Axes cos =
-      quick ? Axes{{0, 1}, {256, 1024, 4096}, {512}} : Axes{{0, 1}, {4096, 16384, 65536}, {2048}};
-  family(
-      "cosine_rows", [c](benchmark::State& st) { bm_cosine(st, c, false); }, cos_axes, quick)
-      ->ArgsProduct(cos);
-  family(
-      "cosine_whole", [c](benchmark::State& st) { bm_cosine(st, c, true); }, cos_axes, quick)
-      ->ArgsProduct(cos);
+  auto cosine_axes = [](const KernelCase& k) {
+    return std::vector<int64_t>{bf16_axis(k), k.rows, k.in};
+  };
+  rows(family(
+           "cosine_rows", [c](benchmark::State& st) { bm_cosine(st, c, false); }, cos_axes, quick),
+       is(KernelOp::cosine_rows), cosine_axes);
+  rows(family(
+           "cosine_whole", [c](benchmark::State& st) { bm_cosine(st, c, true); }, cos_axes, quick),
+       is(KernelOp::cosine_whole), cosine_axes);
 }
 
 nlohmann::json device_block(const Backend& b, const DeviceMeasurement& m) {
@@ -361,8 +391,8 @@ nlohmann::json calibrate(const std::string& backend, bool quick, std::ostream& p
   profile["kvscope"] = {{"profile_version", 1},
                         {"quick", quick},
                         {"filter", filter},
-                        {"fourier_sink", 4},
-                        {"fourier_window", 64}};
+                        {"fourier_sink", kBenchFourierSink},
+                        {"fourier_window", kBenchFourierWindow}};
   if (steps != nullptr)
     profile["kvscope"]["step_model"] = {
         {"model", steps->model.name},  {"max_context", steps->max_context},

@@ -14,7 +14,8 @@
 //   attention_prefill/(same axes)                     causal, q_len = tokens
 //   gemm/bf16/rows/out/in/bias                        the CCV linear layer and dense layers
 //   cosine_rows/bf16/rows/dim, cosine_whole/bf16/rows/dim
-// Fourier layouts use sink 4, window 64 and the lowest `cdims` head dims.
+// Fourier layouts use sink 4, window 64 and the lowest `cdims` head dims. The rows (shapes) of
+// every family are the case_bench_quick and case_bench_full rows of kernels/cases.h.
 #pragma once
 
 #include <cstdint>
@@ -44,7 +45,7 @@ struct DeviceMeasurement {
 std::unique_ptr<DeviceBuffer> random_buffer(Backend& b, DType t, size_t count, uint64_t seed);
 
 // The benchmarks' Fourier layout: the lowest `cdims` head dims compressed to m coefficients,
-// sink 4, window 64.
+// sink 4, window 64 (kBenchFourierSink, kBenchFourierWindow: kernels/cases.h).
 FourierLayout layout_of(int64_t cdims, int64_t m);
 
 // quick: sizes for CI and the 2-core CPU; otherwise the full GPU sizes.

@@ -311,6 +311,10 @@ std::vector<int64_t> geometric_grid(int64_t lo, int64_t max, int per_octave) {
   return {g.begin(), g.end()};
 }
 
+// These rows are not in the table of kernel shapes (kernels/cases.h) that the other benchmarks
+// and the tests draw from: each is a function of one model's shapes (ModelShape, its Fourier and
+// CCV settings) and of the replay's limits (max_context, max_rows, max_seqs), over grids made
+// when the model is named, so there is no fixed list to put there.
 void register_step_benchmarks(Backend& b, const DeviceMeasurement& m, const StepBenchConfig& c) {
   const Ctx ctx{&b, &m, std::make_shared<ArenaStore>(b)};
   const ModelShape& s = c.model;

@@ -1,8 +1,8 @@
 // kvscope-cuda-variants: the CUDA backend's production paths beside its reference paths (cuFFT,
 // cuBLASLt, the kernels a device without sm_90a runs) and the decode chain with launches left
-// out, at the
-// issue's target shapes and at the shapes of the PyTorch peer script (shared/bench/
-// torch_peers.py), so kernels/BENCHMARKS.md can say which is faster and by how much. Rows carry
+// out, at the issue's target shapes and at the shapes of the PyTorch peer scripts
+// (kernels/cuda/bench/torch_*.py; the shapes are the case_cuda_variants rows of kernels/cases.h),
+// so kernels/BENCHMARKS.md can say which is faster and by how much. Rows carry
 // bytes, the floor (bytes / measured copy bandwidth, or FLOPs / measured GEMM peak when larger)
 // and the percentage of it reached. The calibration profile comes from kvscope-bench /
 // `kvscope calibrate`; this binary only compares variants.
@@ -11,11 +11,14 @@
 
 #include <cmath>
 #include <functional>
+#include <initializer_list>
 #include <iostream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "kernels/bench/bench.h"
+#include "kernels/cases.h"
 #include "kernels/cuda/cuda_backend.h"
 
 using namespace kvscope;
@@ -55,15 +58,6 @@ CudaOptions::SmallGemm small_gemm(int64_t cublaslt) {
   return cublaslt ? CudaOptions::SmallGemm::cublaslt : CudaOptions::SmallGemm::own;
 }
 
-FourierLayout lower(int64_t c, int64_t m) {
-  FourierLayout f;
-  for (int64_t d = 0; d < c; ++d) f.compressed_dims.push_back(d);
-  f.m = m;
-  f.sink = 4;
-  f.window = 64;
-  return f;
-}
-
 // args: cufft, f32, heads, tokens, head_dim, cdims, m, reconstruct, sm90a (CudaOptions::
 // sm90a_kernels: 0 runs the mma.sync transforms a device without sm_90a runs)
 void bm_fourier(benchmark::State& st) {
@@ -73,7 +67,7 @@ void bm_fourier(benchmark::State& st) {
   auto b = backend(o);
   const DType t = st.range(1) ? DType::f32 : DType::bf16;
   const KvShape s{1, st.range(2), st.range(3), st.range(4), t};
-  const FourierLayout f = lower(st.range(5), st.range(6));
+  const FourierLayout f = bench::layout_of(st.range(5), st.range(6));
   const bool recon = st.range(7) != 0;
   auto kv = random_buffer(*b, t, size_t(s.elements()), 1);
   FourierTensor ft = alloc_fourier_tensor(*b, s, f);
@@ -104,7 +98,7 @@ void bm_decode(benchmark::State& st) {
   auto q = random_buffer(*b, t, qn, 2), o = b->alloc(qn * 2);
   const KvShape s{a.batch, a.kv_heads, a.tokens, a.head_dim, t};
   if (st.range(0)) {
-    const FourierLayout f = lower(st.range(6), st.range(7));
+    const FourierLayout f = bench::layout_of(st.range(6), st.range(7));
     FourierTensor k = alloc_fourier_tensor(*b, s, f), v = alloc_fourier_tensor(*b, s, f);
     auto kv = random_buffer(*b, t, size_t(s.elements()), 3);
     b->fourier_compress(s, f, *kv, k);
@@ -137,7 +131,7 @@ void bm_prefill(benchmark::State& st) {
   const double flops = 4.0 * double(a.tokens) * double(a.tokens) * 128.0 * double(a.q_heads) / 2;
   const KvShape s{1, a.kv_heads, a.tokens, 128, t};
   if (st.range(0)) {
-    const FourierLayout f = lower(64, st.range(3));
+    const FourierLayout f = bench::layout_of(64, st.range(3));
     FourierTensor k = alloc_fourier_tensor(*b, s, f), v = alloc_fourier_tensor(*b, s, f);
     auto kv = random_buffer(*b, t, n, 7);
     b->fourier_compress(s, f, *kv, k);
@@ -239,6 +233,129 @@ void bm_cosine(benchmark::State& st) {
       4.0 * double(rows * dim), 0.0, DType::bf16);
 }
 
+// The shapes are the case_cuda_variants rows of kernels/cases.h, by group; the variants each
+// group runs are here. A row the family's arguments cannot describe (its bm_ function fixes the
+// rest) is refused rather than measured under a name that says otherwise.
+void require(bool ok, const KernelCase& k, const char* what) {
+  if (!ok) throw std::logic_error("kernel_cases: row of '" + k.name + "': " + what);
+}
+
+int64_t cdims(const KernelCase& k) {
+  const auto n = static_cast<int64_t>(k.dims.size());
+  const FourierLayout f = bench::layout_of(n, k.m);
+  require(k.dims == f.compressed_dims && k.sink == f.sink && k.window == f.window, k,
+          "not the benchmarks' Fourier layout (bench::layout_of)");
+  return n;
+}
+
+std::vector<KernelCase> group(const char* name) { return kernel_cases(case_cuda_variants, name); }
+
+template <class Reg>
+void register_rows(Reg reg) {
+  // The transforms: fused (sm90a:1 the warpgroup kernels, 0 the mma.sync ones a device without
+  // sm_90a runs) beside cuFFT.
+  const std::vector<std::string> fa{"cufft", "f32", "heads", "tokens", "head_dim",
+                                    "cdims", "m",   "recon", "sm90a"};
+  auto fourier = [&](const char* shapes, const std::vector<int64_t>& cufft, int64_t sm90a) {
+    auto* r = reg("fourier", bm_fourier, fa);
+    for (const KernelCase& k : group(shapes)) {
+      require(k.batch == 1, k, "batch is not 1 (heads stands for batch x kv_heads)");
+      for (const int64_t f : cufft)
+        r->Args({f, k.dtype == DType::f32 ? 1 : 0, k.kv_heads, k.tokens, k.head_dim, cdims(k), k.m,
+                 k.op == KernelOp::reconstruct ? 1 : 0, sm90a});
+    }
+  };
+  fourier("fourier_issue", {0, 1}, 1);
+  fourier("fourier_torch_peer", {0, 1}, 1);
+  fourier("fourier_m_trend", {0}, 1);
+  fourier("fourier_head_dims", {0}, 0);
+  fourier("fourier_m_trend", {0}, 0);
+
+  // Decode over the Fourier cache (fourier:1) beside exact attention at the same shape
+  // (fourier:0), then with launches left out of the Fourier chain (CudaOptions::
+  // fourier_decode_skip: 1 P, 2 middle, 4 sink and window, 8 finish): what each adds to the time.
+  auto* decode =
+      reg("decode", bm_decode,
+          {"fourier", "batch", "q_heads", "kv_heads", "head_dim", "tokens", "cdims", "m", "skip"});
+  auto decode_rows = [&](const std::vector<KernelCase>& shapes, const std::vector<int64_t>& paths,
+                         int64_t skip) {
+    for (const KernelCase& k : shapes) {
+      require(k.op == KernelOp::fourier_attention && k.q_len == 1 && k.dtype == DType::bf16, k,
+              "not a bf16 Fourier decode");
+      for (const int64_t p : paths)
+        decode->Args(
+            {p, k.batch, k.q_heads, k.kv_heads, k.head_dim, k.tokens, cdims(k), k.m, skip});
+    }
+  };
+  decode_rows(group("decode_issue"), {0, 1}, 0);
+  decode_rows(group("decode_issue_m128"), {1}, 0);
+  decode_rows(group("decode_mha"), {0}, 0);
+  decode_rows(group("decode_one_sequence"), {0, 1}, 0);
+  decode_rows(group("decode_one_sequence_m128"), {1}, 0);
+  std::vector<KernelCase> chain;
+  for (const KernelCase& k : group("decode_issue"))
+    if (k.tokens == 32768) chain.push_back(k);
+  for (const int64_t skip : {1, 2, 4, 8, 12, 13}) decode_rows(chain, {1}, skip);
+
+  // Causal prefill: exact (sm90a:1 the warpgroup kernel, 0 the mma.sync one) and Fourier.
+  auto* prefill = reg("prefill", bm_prefill, {"fourier", "heads", "tokens", "m", "sm90a"});
+  auto prefill_rows = [&](const char* shapes, int64_t sm90a) {
+    for (const KernelCase& k : group(shapes)) {
+      const bool f = k.op == KernelOp::fourier_attention;
+      require(k.batch == 1 && k.q_heads == k.kv_heads && k.head_dim == 128 && k.q_len == k.tokens &&
+                  k.dtype == DType::bf16 && (!f || cdims(k) == 64),
+              k, "not a bf16 prefill of q = kv heads x 128 (Fourier: lower 64 dims)");
+      prefill->Args({f ? 1 : 0, k.q_heads, k.tokens, k.m, sm90a});
+    }
+  };
+  prefill_rows("prefill_exact", 1);
+  prefill_rows("prefill_exact", 0);
+  prefill_rows("prefill_fourier", 1);
+
+  // GEMM: kvscope's own small-rows GEMV beside cuBLASLt (cublaslt), the L2 flushed by a memset
+  // or by a read pass (read_flush).
+  auto gemm_row = [](const KernelCase& k) {
+    require(k.op == KernelOp::gemm && k.bias && k.dtype == DType::bf16, k,
+            "not a bf16 GEMM with bias");
+    return k;
+  };
+  auto* gemm = reg("gemm", bm_gemm, {"cublaslt", "rows", "out", "in", "read_flush"});
+  auto gemm_rows = [&](const std::vector<KernelCase>& shapes, const std::vector<int64_t>& lt,
+                       int64_t read_flush) {
+    for (const KernelCase& k : shapes)
+      for (const int64_t l : lt) gemm->Args({l, gemm_row(k).rows, k.out, k.in, read_flush});
+  };
+  const std::vector<KernelCase> ccv_decode = group("gemm_ccv_decode");
+  auto ccv_rows = [&](std::initializer_list<int64_t> rows) {
+    std::vector<KernelCase> out;
+    for (const int64_t n : rows)
+      for (const KernelCase& k : ccv_decode)
+        if (k.rows == n) out.push_back(k);
+    return out;
+  };
+  gemm_rows(ccv_decode, {0, 1}, 0);
+  gemm_rows(group("gemm_llama_decode"), {0}, 0);
+  gemm_rows(group("gemm_ccv_prefill"), {1}, 0);
+  gemm_rows(ccv_rows({1}), {0, 1}, 1);
+  // 8 copies of the 16.8 MB weights: 134 MB, more than twice the H100's and the H200's L2.
+  auto* stream =
+      reg("gemm_stream", bm_gemm_stream, {"cublaslt", "rows", "out", "in", "copies", "read_flush"});
+  for (const int64_t read_flush : {0, 1})
+    for (const KernelCase& k : ccv_rows({1, 16}))
+      for (const int64_t l : {0, 1})
+        stream->Args({l, gemm_row(k).rows, k.out, k.in, 8, read_flush});
+  // One weight of the CCV layer (16.8 MB), read as its GEMV reads it.
+  const KernelCase ccv = gemm_row(ccv_decode.front());
+  reg("read_stream", bm_read_stream, {"bytes", "copies", "pdl", "read_flush"})
+      ->ArgsProduct({{ccv.out * ccv.in * dtype_bytes(ccv.dtype)}, {1, 8}, {1, 0}, {0, 1}});
+
+  auto* cosine = reg("cosine", bm_cosine, {"whole", "rows", "dim"});
+  for (const KernelCase& k : group("cosine_ccv")) {
+    require(k.dtype == DType::bf16, k, "not bf16");
+    cosine->Args({k.op == KernelOp::cosine_whole ? 1 : 0, k.rows, k.in});
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -260,53 +377,12 @@ int main(int argc, char** argv) {
         ->Unit(benchmark::kMillisecond)
         ->MinTime(0.2);
   };
-  const std::vector<std::string> fa{"cufft", "f32", "heads", "tokens", "head_dim",
-                                    "cdims", "m",   "recon", "sm90a"};
-  // The issue's layout (64 KV heads x 32768 x 128, lower 64 dims -> M = 256), fused and cuFFT;
-  // torch_peers' [64, 32768, 64] all-compressed shape (its rfft+slice peer is f32) in f32 and
-  // bf16; M = 64 and 1024 for the trend.
-  reg("fourier", bm_fourier, fa)
-      ->ArgsProduct({{0, 1}, {0}, {64}, {32768}, {128}, {64}, {256}, {0, 1}, {1}});
-  reg("fourier", bm_fourier, fa)
-      ->ArgsProduct({{0, 1}, {0, 1}, {64}, {32768}, {64}, {64}, {256}, {0, 1}, {1}});
-  reg("fourier", bm_fourier, fa)
-      ->ArgsProduct({{0}, {0}, {64}, {32768}, {64}, {64}, {64, 1024}, {0, 1}, {1}});
-  // The transforms' mma.sync kernels (what a device without sm_90a runs) beside the warpgroup
-  // ones (sm90a:1 above).
-  reg("fourier", bm_fourier, fa)
-      ->ArgsProduct({{0}, {0}, {64}, {32768}, {128, 64}, {64}, {256}, {0, 1}, {0}});
-  reg("fourier", bm_fourier, fa)
-      ->ArgsProduct({{0}, {0}, {64}, {32768}, {64}, {64}, {64, 1024}, {0, 1}, {0}});
-  // Launches left out of the decode's chain (CudaOptions::fourier_decode_skip: 1 P, 2 middle, 4
-  // sink and window, 8 finish), at the issue's shape below: what each adds to the decode's time.
-  const std::vector<int64_t> skips = {1, 2, 4, 8, 12, 13};
-  const std::vector<int64_t> lengths = {4096, 32768, 131072};
-  reg("decode", bm_decode,
-      {"fourier", "batch", "q_heads", "kv_heads", "head_dim", "tokens", "cdims", "m", "skip"})
-      ->ArgsProduct({{0, 1}, {8}, {32}, {8}, {128}, lengths, {64}, {256}, {0}})
-      ->ArgsProduct({{1}, {8}, {32}, {8}, {128}, {32768}, {64}, {128}, {0}})
-      ->Args({0, 8, 32, 32, 128, 32768, 0, 0, 0})
-      ->ArgsProduct({{0, 1}, {1}, {32}, {8}, {128}, {4096, 32768}, {64}, {256}, {0}})
-      ->ArgsProduct({{1}, {1}, {32}, {8}, {128}, {32768}, {64}, {128}, {0}})
-      // The chain with launches left out (skips above).
-      ->ArgsProduct({{1}, {8}, {32}, {8}, {128}, {32768}, {64}, {256}, skips});
-  reg("prefill", bm_prefill, {"fourier", "heads", "tokens", "m", "sm90a"})
-      ->ArgsProduct({{0}, {32}, {1024, 4096, 16384}, {0}, {1, 0}})
-      ->ArgsProduct({{1}, {32}, {4096, 16384}, {256}, {1}});
-  reg("gemm", bm_gemm, {"cublaslt", "rows", "out", "in", "read_flush"})
-      ->ArgsProduct({{0, 1}, {1, 2, 4, 8, 16}, {2048}, {4096}, {0}})
-      // llama-3.1-8b's decode layers at one row: QKV, MLP up and gate, down.
-      ->ArgsProduct({{0}, {1}, {6144, 28672}, {4096}, {0}})
-      ->ArgsProduct({{0}, {1}, {4096}, {14336}, {0}})
-      ->ArgsProduct({{1}, {1024, 16384, 65536}, {2048}, {4096}, {0}})
-      ->ArgsProduct({{0, 1}, {1}, {2048}, {4096}, {1}});
-  // 8 copies of the 16.8 MB weights: 134 MB, more than twice the H100's and the H200's L2.
-  reg("gemm_stream", bm_gemm_stream, {"cublaslt", "rows", "out", "in", "copies", "read_flush"})
-      ->ArgsProduct({{0, 1}, {1, 16}, {2048}, {4096}, {8}, {0, 1}});
-  // 16.8 MB: the weights of the 4096 -> 2048 bf16 layer.
-  reg("read_stream", bm_read_stream, {"bytes", "copies", "pdl", "read_flush"})
-      ->ArgsProduct({{16777216}, {1, 8}, {1, 0}, {0, 1}});
-  reg("cosine", bm_cosine, {"whole", "rows", "dim"})->ArgsProduct({{0, 1}, {4096, 65536}, {2048}});
+  try {
+    register_rows(reg);
+  } catch (const std::exception& e) {
+    std::cerr << "kvscope-cuda-variants: " << e.what() << "\n";
+    return 1;
+  }
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;
