@@ -123,6 +123,34 @@ TEST(SvgChart, BarsAndTitlesAreEscapedAndWellFormed) {
   EXPECT_EQ(xmllint(path), 0);
 }
 
+TEST(SvgChart, ScatterDrawsEachSeriesShapeAndClipsItsLines) {
+  ScatterChart c;
+  c.title = "pred <vs> meas";
+  c.log_x = c.log_y = c.same_range = true;
+  c.series = {{{1, 10, 100}, {1.1, 9, 110}, "#aa0000", Marker::circle},
+              {{2, -1, 20}, {2, 3, NAN}, "#00aa00", Marker::square},  // one point on log axes
+              {{5}, {5}, "#0000aa", Marker::triangle},
+              {{50}, {45}, "#0000aa", Marker::diamond}};
+  c.lines = {{1.0, false}, {1.1, true}, {0.9, true}, {-1, true}};  // the last: no such line
+  c.legend = {{LegendEntry::Key::swatch, Marker::circle, "#aa0000", "red & co", ""},
+              {LegendEntry::Key::marker, Marker::diamond, "", "diamonds", "median 1%"}};
+  const std::string svg = svg_scatter_chart(c);
+  EXPECT_EQ(count(svg, "fill-opacity=\"0.6\""), 3u + 1u + 1u + 1u);
+  EXPECT_EQ(count(svg, "<circle"), 3u);
+  EXPECT_EQ(count(svg, "<polygon"), 2u + 1u);  // the triangle, the diamond and its legend key
+  EXPECT_EQ(count(svg, "stroke-dasharray=\"4,3\""), 2u);
+  EXPECT_NE(svg.find("red &amp; co"), std::string::npos);
+  EXPECT_NE(svg.find(">median 1%<"), std::string::npos);
+  EXPECT_NE(svg.find("height=\"" + std::to_string(kScatterHeightPx) + "\""), std::string::npos);
+  // One range on both axes: 1 to 1000 (the points span 1 to 110), so y = x runs corner to
+  // corner of the plot and the 1.1x line leaves it through the top edge.
+  EXPECT_NE(svg.find(">1000<"), std::string::npos);
+  const std::string path = temp_path("scatter.svg");
+  write(path, svg);
+  EXPECT_EQ(xmllint(path), 0);
+  EXPECT_NE(svg_scatter_chart(ScatterChart{}).find("no data"), std::string::npos);
+}
+
 TEST(SvgChart, TickLabels) {
   EXPECT_EQ(tick_label(0), "0");
   EXPECT_EQ(tick_label(1500), "1500");

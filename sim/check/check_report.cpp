@@ -7,10 +7,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
-#include <sstream>
+#include <iterator>
 
 #include "model/error.h"
 #include "sim/io/atomic_file.h"
+#include "sim/report/svg_chart.h"
 
 namespace kvscope::check {
 
@@ -32,29 +33,6 @@ std::string mib(int64_t bytes) {
   char b[48];
   std::snprintf(b, sizeof b, "%.2f MiB", static_cast<double>(bytes) / 1048576.0);
   return b;
-}
-
-std::string xml_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        o += "&amp;";
-        break;
-      case '<':
-        o += "&lt;";
-        break;
-      case '>':
-        o += "&gt;";
-        break;
-      case '"':
-        o += "&quot;";
-        break;
-      default:
-        o += c;
-    }
-  }
-  return o;
 }
 
 std::vector<const CheckStep*> worst_steps(const CheckResult& r, int n) {
@@ -322,110 +300,51 @@ nlohmann::json check_json(const CheckResult& r, const nlohmann::json& run, int w
 }
 
 void write_check_svg(std::ostream& out, const CheckResult& r, const std::string& title) {
-  const double W = 720, H = 560, left = 80, right = 170, top = 50, bottom = 60;
-  const double pw = W - left - right, ph = H - top - bottom;
-  double lo = 1e300, hi = 0;
-  for (const auto& s : r.steps)
-    for (double v : {s.predicted_ms, s.measured_ms})
-      if (v > 0) lo = std::min(lo, v), hi = std::max(hi, v);
-  if (hi <= 0) lo = 0.1, hi = 1;
-  double l0 = std::floor(std::log10(lo)), l1 = std::ceil(std::log10(hi));
-  if (l1 <= l0) l1 = l0 + 1;
-  auto X = [&](double v) { return left + pw * (std::log10(v) - l0) / (l1 - l0); };
-  auto Y = [&](double v) { return top + ph - ph * (std::log10(v) - l0) / (l1 - l0); };
-  const char* kind_colour[] = {"#1f77b4", "#2ca02c", "#ff7f0e"};  // prefill, decode, mixed
-  out << std::fixed << std::setprecision(1);
-  out << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H
-      << "\" viewBox=\"0 0 " << W << " " << H
-      << "\" font-family=\"sans-serif\" font-size=\"12\">\n";
-  out << "<rect x=\"0\" y=\"0\" width=\"" << W << "\" height=\"" << H << "\" fill=\"white\"/>\n";
-  out << "<text x=\"" << W / 2 << "\" y=\"24\" text-anchor=\"middle\" font-size=\"14\">"
-      << xml_escape(title) << "</text>\n";
-  // Grid and decade labels.
-  for (double d = l0; d <= l1 + 1e-9; d += 1) {
-    const double v = std::pow(10.0, d);
-    std::ostringstream lab;
-    lab << std::defaultfloat << v;
-    out << "<line x1=\"" << X(v) << "\" y1=\"" << top << "\" x2=\"" << X(v) << "\" y2=\""
-        << top + ph << "\" stroke=\"#dddddd\"/>\n";
-    out << "<line x1=\"" << left << "\" y1=\"" << Y(v) << "\" x2=\"" << left + pw << "\" y2=\""
-        << Y(v) << "\" stroke=\"#dddddd\"/>\n";
-    out << "<text x=\"" << X(v) << "\" y=\"" << top + ph + 18 << "\" text-anchor=\"middle\">"
-        << lab.str() << "</text>\n";
-    out << "<text x=\"" << left - 8 << "\" y=\"" << Y(v) + 4 << "\" text-anchor=\"end\">"
-        << lab.str() << "</text>\n";
-  }
-  out << "<rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << pw << "\" height=\"" << ph
-      << "\" fill=\"none\" stroke=\"#444444\"/>\n";
-  // y = x and the +-10% band.
-  const double a = std::pow(10.0, l0), b = std::pow(10.0, l1);
-  out << "<line x1=\"" << X(a) << "\" y1=\"" << Y(a) << "\" x2=\"" << X(b) << "\" y2=\"" << Y(b)
-      << "\" stroke=\"#444444\"/>\n";
-  // |predicted - measured| / measured = 10%: predicted = 1.1x and 0.9x measured, each drawn
-  // until it leaves the plot (the top edge for 1.1x, the right edge for 0.9x).
-  for (double f : {1.1, 0.9}) {
-    const double x_end = f > 1 ? b / f : b;
-    out << "<line x1=\"" << X(a) << "\" y1=\"" << Y(a * f) << "\" x2=\"" << X(x_end) << "\" y2=\""
-        << Y(x_end * f) << "\" stroke=\"#888888\" stroke-dasharray=\"4,3\"/>\n";
-  }
-  // Points: colour by step kind, shape by method.
-  for (const auto& s : r.steps) {
-    if (s.measured_ms <= 0 || s.predicted_ms <= 0) continue;
-    const double x = X(s.measured_ms), y = Y(s.predicted_ms);
-    const char* c = kind_colour[static_cast<int>(s.kind)];
-    // One marker shape per method, in the order of all_methods().
-    switch (method_index(s.method) % 4) {
-      case 0:
-        out << "<circle cx=\"" << x << "\" cy=\"" << y << "\" r=\"3\" fill=\"" << c
-            << "\" fill-opacity=\"0.6\"/>\n";
-        break;
-      case 1:
-        out << "<rect x=\"" << x - 3 << "\" y=\"" << y - 3 << "\" width=\"6\" height=\"6\" fill=\""
-            << c << "\" fill-opacity=\"0.6\"/>\n";
-        break;
-      case 2:
-        out << "<polygon points=\"" << x << "," << y - 4 << " " << x - 4 << "," << y + 3 << " "
-            << x + 4 << "," << y + 3 << "\" fill=\"" << c << "\" fill-opacity=\"0.6\"/>\n";
-        break;
-      default:
-        out << "<polygon points=\"" << x << "," << y - 4 << " " << x + 4 << "," << y << " " << x
-            << "," << y + 4 << " " << x - 4 << "," << y << "\" fill=\"" << c
-            << "\" fill-opacity=\"0.6\"/>\n";
-        break;
+  using report::LegendEntry;
+  using report::Marker;
+  constexpr StepKind kinds[] = {StepKind::prefill, StepKind::decode, StepKind::mixed};
+  constexpr const char* kind_colour[] = {"#1f77b4", "#2ca02c", "#ff7f0e"};  // in kinds' order
+  // One shape per method, in the order of all_methods().
+  constexpr Marker method_marker[] = {Marker::circle, Marker::square, Marker::triangle,
+                                      Marker::diamond};
+  report::ScatterChart c;
+  c.title = title;
+  c.x_label = "measured step time (ms)";
+  c.y_label = "predicted step time (ms)";
+  c.log_x = c.log_y = c.same_range = true;
+  // y = x and the +-10% band: |predicted - measured| / measured = 10% at 1.1x and 0.9x.
+  c.lines = {{1.0, false}, {1.1, true}, {0.9, true}};
+  // Colour by step kind, shape by method.
+  for (size_t k = 0; k < std::size(kinds); ++k)
+    c.legend.push_back({LegendEntry::Key::swatch, Marker::circle, kind_colour[k],
+                        std::string(step_kind_name(kinds[k])), ""});
+  const auto& methods = all_methods();
+  for (size_t m = 0; m < methods.size(); ++m) {
+    const Marker shape = method_marker[m % std::size(method_marker)];
+    bool ran = false;
+    for (size_t k = 0; k < std::size(kinds); ++k) {
+      report::ScatterSeries s;
+      s.colour = kind_colour[k];
+      s.marker = shape;
+      for (const auto& step : r.steps)
+        if (step.method == methods[m] && step.kind == kinds[k]) {
+          s.x.push_back(step.measured_ms);
+          s.y.push_back(step.predicted_ms);
+        }
+      ran = ran || !s.x.empty();
+      if (!s.x.empty()) c.series.push_back(std::move(s));
     }
+    if (!ran) continue;
+    std::string errors;
+    for (const auto& e : r.latency)
+      if (e.method == methods[m] && e.kind == "all")
+        errors = "median " + pct(e.median) + ", p90 " + pct(e.p90);
+    c.legend.push_back(
+        {LegendEntry::Key::marker, shape, "", std::string(method_name(methods[m])), errors});
   }
-  out << "<text x=\"" << left + pw / 2 << "\" y=\"" << H - 16
-      << "\" text-anchor=\"middle\">measured step time (ms)</text>\n";
-  out << "<text x=\"20\" y=\"" << top + ph / 2
-      << "\" text-anchor=\"middle\" transform=\"rotate(-90 20 " << top + ph / 2
-      << ")\">predicted step time (ms)</text>\n";
-  // Legend.
-  double ly = top + 10;
-  const double lx = left + pw + 16;
-  const char* kinds[] = {"prefill", "decode", "mixed"};
-  for (int k = 0; k < 3; ++k, ly += 18)
-    out << "<rect x=\"" << lx << "\" y=\"" << ly - 9 << "\" width=\"10\" height=\"10\" fill=\""
-        << kind_colour[k] << "\"/><text x=\"" << lx + 16 << "\" y=\"" << ly << "\">" << kinds[k]
-        << "</text>\n";
-  ly += 8;
-  const char* shapes[] = {"baseline: circle", "fourier: square", "ccv: triangle",
-                          "fourier_ccv: diamond"};
-  for (const char* s : shapes) {
-    out << "<text x=\"" << lx << "\" y=\"" << ly << "\">" << s << "</text>\n";
-    ly += 16;
-  }
-  ly += 8;
-  out << "<text x=\"" << lx << "\" y=\"" << ly << "\">dashed: +-10%</text>\n";
-  ly += 22;
-  for (const auto& e : r.latency) {
-    if (e.kind != "all") continue;
-    out << "<text x=\"" << lx << "\" y=\"" << ly << "\">" << method_name(e.method) << "</text>\n";
-    ly += 15;
-    out << "<text x=\"" << lx + 8 << "\" y=\"" << ly << "\">median " << pct(e.median) << ", p90 "
-        << pct(e.p90) << "</text>\n";
-    ly += 18;
-  }
-  out << "</svg>\n";
+  c.legend.push_back({LegendEntry::Key::line, Marker::circle, "", "predicted = measured", ""});
+  c.legend.push_back({LegendEntry::Key::dashed_line, Marker::circle, "#888888", "+-10%", ""});
+  out << report::svg_scatter_chart(c);
 }
 
 void write_steps_jsonl(std::ostream& out, const CheckResult& r, const nlohmann::json& run) {

@@ -82,16 +82,17 @@ Axis make_axis(double mn, double mx, bool log, bool from_zero) {
 
 struct Plot {
   double x0 = kLeft, x1 = kW - kRight, y0 = kH - kBottom, y1 = kTop;  // y0 bottom, y1 top
+  double height = kH;                                                 // of the whole chart
   double px(const Axis& a, double v) const { return x0 + a.frac(v) * (x1 - x0); }
   double py(const Axis& a, double v) const { return y0 - a.frac(v) * (y0 - y1); }
 };
 
-void open_svg(std::ostringstream& o, const std::string& title) {
+void open_svg(std::ostringstream& o, const std::string& title, int height_px = kChartHeightPx) {
   o << "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.2\" baseProfile=\"tiny\" width=\""
-    << kChartWidthPx << "\" height=\"" << kChartHeightPx << "\" viewBox=\"0 0 " << kChartWidthPx
-    << " " << kChartHeightPx << "\" font-family=\"" << kFont << "\">\n"
+    << kChartWidthPx << "\" height=\"" << height_px << "\" viewBox=\"0 0 " << kChartWidthPx << " "
+    << height_px << "\" font-family=\"" << kFont << "\">\n"
     << "<title>" << xml_escape(title) << "</title>\n"
-    << "<rect x=\"0\" y=\"0\" width=\"" << kChartWidthPx << "\" height=\"" << kChartHeightPx
+    << "<rect x=\"0\" y=\"0\" width=\"" << kChartWidthPx << "\" height=\"" << height_px
     << "\" fill=\"#ffffff\"/>\n"
     << "<text x=\"" << num(kW / 2) << "\" y=\"20\" font-size=\"15\" font-weight=\"bold\" "
     << "text-anchor=\"middle\" fill=\"#222222\">" << xml_escape(title) << "</text>\n";
@@ -131,13 +132,25 @@ void frame(std::ostringstream& o, const Plot& p, const Axis& ya, const std::stri
     << "\" y2=\"" << num(p.y0) << "\" stroke=\"#444444\" stroke-width=\"1\"/>\n"
     << "<line x1=\"" << num(p.x0) << "\" y1=\"" << num(p.y0) << "\" x2=\"" << num(p.x0)
     << "\" y2=\"" << num(p.y1) << "\" stroke=\"#444444\" stroke-width=\"1\"/>\n";
-  o << "<text x=\"" << num((p.x0 + p.x1) / 2) << "\" y=\"" << num(kH - 10)
+  o << "<text x=\"" << num((p.x0 + p.x1) / 2) << "\" y=\"" << num(p.height - 10)
     << "\" font-size=\"12\" text-anchor=\"middle\" fill=\"#222222\">" << xml_escape(x_label)
     << "</text>\n";
   const double yl = (p.y0 + p.y1) / 2;
   o << "<text x=\"16\" y=\"" << num(yl) << "\" font-size=\"12\" text-anchor=\"middle\" "
     << "fill=\"#222222\" transform=\"rotate(-90 16 " << num(yl) << ")\">" << xml_escape(y_label)
     << "</text>\n";
+}
+
+// Tick marks and labels under the x axis.
+void x_ticks(std::ostringstream& o, const Plot& p, const Axis& xa) {
+  for (double t : xa.ticks) {
+    const double x = p.px(xa, t);
+    o << "<line x1=\"" << num(x) << "\" y1=\"" << num(p.y0) << "\" x2=\"" << num(x) << "\" y2=\""
+      << num(p.y0 + 4) << "\" stroke=\"#444444\" stroke-width=\"1\"/>\n"
+      << "<text x=\"" << num(x) << "\" y=\"" << num(p.y0 + 17)
+      << "\" font-size=\"11\" text-anchor=\"middle\" fill=\"#444444\">" << tick_label(t)
+      << "</text>\n";
+  }
 }
 
 void no_data(std::ostringstream& o, const Plot& p) {
@@ -258,14 +271,7 @@ std::string svg_line_chart(const LineChart& c) {
     o << "</svg>\n";
     return o.str();
   }
-  for (double t : xa.ticks) {
-    const double x = p.px(xa, t);
-    o << "<line x1=\"" << num(x) << "\" y1=\"" << num(p.y0) << "\" x2=\"" << num(x) << "\" y2=\""
-      << num(p.y0 + 4) << "\" stroke=\"#444444\" stroke-width=\"1\"/>\n"
-      << "<text x=\"" << num(x) << "\" y=\"" << num(p.y0 + 17)
-      << "\" font-size=\"11\" text-anchor=\"middle\" fill=\"#444444\">" << tick_label(t)
-      << "</text>\n";
-  }
+  x_ticks(o, p, xa);
   for (const auto& r : c.references) {
     if (!ya.accepts(r.y)) continue;
     const double y = p.py(ya, r.y);
@@ -356,6 +362,133 @@ std::string svg_bar_chart(const BarChart& c) {
         << "</text>\n";
     }
   }
+  o << "</svg>\n";
+  return o.str();
+}
+
+namespace {
+
+// A marker centred on (x, y), about 7 px across whatever its shape.
+void marker(std::ostringstream& o, Marker m, double x, double y, const std::string& colour,
+            const char* opacity) {
+  const std::string fill = "fill=\"" + colour + "\" fill-opacity=\"" + opacity + "\"/>\n";
+  switch (m) {
+    case Marker::circle:
+      o << "<circle cx=\"" << num(x) << "\" cy=\"" << num(y) << "\" r=\"3\" " << fill;
+      break;
+    case Marker::square:
+      o << "<rect x=\"" << num(x - 3) << "\" y=\"" << num(y - 3) << "\" width=\"6\" height=\"6\" "
+        << fill;
+      break;
+    case Marker::triangle:
+      o << "<polygon points=\"" << num(x) << "," << num(y - 4) << " " << num(x - 4) << ","
+        << num(y + 3) << " " << num(x + 4) << "," << num(y + 3) << "\" " << fill;
+      break;
+    case Marker::diamond:
+      o << "<polygon points=\"" << num(x) << "," << num(y - 4) << " " << num(x + 4) << "," << num(y)
+        << " " << num(x) << "," << num(y + 4) << " " << num(x - 4) << "," << num(y) << "\" "
+        << fill;
+      break;
+  }
+}
+
+constexpr const char* kGrey = "#444444";
+
+// The legend column right of a scatter plot; a little space between groups of keys of one kind.
+void scatter_legend(std::ostringstream& o, const Plot& p, const std::vector<LegendEntry>& entries) {
+  const double x = p.x1 + 16;
+  double y = p.y1 + 10;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const LegendEntry& e = entries[i];
+    if (i > 0 && e.key != entries[i - 1].key) y += 8;
+    const std::string colour = e.colour.empty() ? std::string(kGrey) : e.colour;
+    switch (e.key) {
+      case LegendEntry::Key::marker:
+        marker(o, e.marker, x + 5, y - 4, colour, "1");
+        break;
+      case LegendEntry::Key::swatch:
+        o << "<rect x=\"" << num(x) << "\" y=\"" << num(y - 9) << "\" width=\"10\" height=\"10\" "
+          << "fill=\"" << colour << "\"/>\n";
+        break;
+      case LegendEntry::Key::line:
+      case LegendEntry::Key::dashed_line:
+        o << "<line x1=\"" << num(x) << "\" y1=\"" << num(y - 4) << "\" x2=\"" << num(x + 18)
+          << "\" y2=\"" << num(y - 4) << "\" stroke=\"" << colour << "\" stroke-width=\"1.5\""
+          << (e.key == LegendEntry::Key::dashed_line ? " stroke-dasharray=\"4,3\"" : "") << "/>\n";
+        break;
+    }
+    o << "<text x=\"" << num(x + 24) << "\" y=\"" << num(y)
+      << "\" font-size=\"11\" fill=\"#222222\">" << xml_escape(e.label) << "</text>\n";
+    y += 16;
+    if (!e.detail.empty()) {
+      o << "<text x=\"" << num(x + 24) << "\" y=\"" << num(y)
+        << "\" font-size=\"10\" fill=\"#444444\">" << xml_escape(e.detail) << "</text>\n";
+      y += 16;
+    }
+  }
+}
+
+}  // namespace
+
+std::string svg_scatter_chart(const ScatterChart& c) {
+  double xmn = std::numeric_limits<double>::infinity(), xmx = -xmn, ymn = xmn, ymx = -xmn;
+  Axis probe_x, probe_y;
+  probe_x.log = c.log_x;
+  probe_y.log = c.log_y;
+  for (const auto& s : c.series)
+    for (size_t i = 0; i < std::min(s.x.size(), s.y.size()); ++i) {
+      if (!probe_x.accepts(s.x[i]) || !probe_y.accepts(s.y[i])) continue;
+      xmn = std::min(xmn, s.x[i]);
+      xmx = std::max(xmx, s.x[i]);
+      ymn = std::min(ymn, s.y[i]);
+      ymx = std::max(ymx, s.y[i]);
+    }
+  const bool any = xmn <= xmx;
+  if (c.same_range) {
+    xmn = ymn = std::min(xmn, ymn);
+    xmx = ymx = std::max(xmx, ymx);
+  }
+  // A scatter's points need not start at zero: its linear axes fit the data.
+  const Axis xa = make_axis(xmn, xmx, c.log_x, false);
+  const Axis ya = make_axis(ymn, ymx, c.log_y, false);
+  Plot p;
+  p.x0 = 80;
+  p.x1 = kW - 180;
+  p.y1 = 50;
+  p.y0 = kScatterHeightPx - 60;
+  p.height = kScatterHeightPx;
+
+  std::ostringstream o;
+  open_svg(o, c.title, kScatterHeightPx);
+  for (double t : xa.ticks) {
+    const double x = p.px(xa, t);
+    o << "<line x1=\"" << num(x) << "\" y1=\"" << num(p.y0) << "\" x2=\"" << num(x) << "\" y2=\""
+      << num(p.y1) << "\" stroke=\"#dddddd\" stroke-width=\"1\"/>\n";
+  }
+  frame(o, p, ya, c.x_label, c.y_label);
+  x_ticks(o, p, xa);
+  scatter_legend(o, p, c.legend);
+  if (!any) {
+    no_data(o, p);
+    o << "</svg>\n";
+    return o.str();
+  }
+  for (const auto& l : c.lines) {
+    if (!(l.slope > 0)) continue;
+    // y = slope * x rises with x, so the part inside the plot runs from where it enters at the
+    // left or bottom edge to where it leaves at the right or top edge.
+    const double from = std::max(xa.lo, ya.lo / l.slope), to = std::min(xa.hi, ya.hi / l.slope);
+    if (!(from < to)) continue;
+    o << "<line x1=\"" << num(p.px(xa, from)) << "\" y1=\"" << num(p.py(ya, from * l.slope))
+      << "\" x2=\"" << num(p.px(xa, to)) << "\" y2=\"" << num(p.py(ya, to * l.slope))
+      << "\" stroke=\"" << (l.dashed ? "#888888" : kGrey) << "\" stroke-width=\"1\""
+      << (l.dashed ? " stroke-dasharray=\"4,3\"" : "") << "/>\n";
+  }
+  // Translucent, so that where points pile up the pile shows.
+  for (const auto& s : c.series)
+    for (size_t i = 0; i < std::min(s.x.size(), s.y.size()); ++i)
+      if (xa.accepts(s.x[i]) && ya.accepts(s.y[i]))
+        marker(o, s.marker, p.px(xa, s.x[i]), p.py(ya, s.y[i]), s.colour, "0.6");
   o << "</svg>\n";
   return o.str();
 }
