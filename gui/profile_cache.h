@@ -1,6 +1,6 @@
 // Calibration profiles loaded and fitted once per file. The analytic view is recomputed after
 // every change of a parameter (each step of a dragged slider), and loading and fitting a step
-// profile (kernels/profiles/h200-llama-3.1-8b.json: 10,000 lines) each time would make the
+// profile (results/profiles/h200-llama-3.1-8b.json: 10,000 lines) each time would make the
 // window lag; a profile is read again only when its file's modification time or size changes.
 #pragma once
 

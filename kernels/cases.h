@@ -8,7 +8,7 @@
 // float64 reference is O(N^2) direct sums and CI has 2 cores), the quick benchmarks' fit a 2-core
 // CPU, the full ones are the GPU targets. A benchmark row's name in a profile is its
 // family and its shape axes (bench.h), which model/calibration.cpp parses back: a row changed here
-// changes what the shipped profiles in kernels/profiles/ can be compared with.
+// changes what the shipped profiles in results/profiles/ can be compared with.
 //
 // The step benchmarks (kernels/bench/step_bench.cpp) are not in the table: their rows are grids
 // over one model's own shapes, made when a model is named.

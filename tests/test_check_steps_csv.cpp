@@ -88,7 +88,7 @@ TEST(StepsCsv, WhatCheckWritesReadsBack) {
 }
 
 TEST(StepsCsv, ReadsTheRepositoryH100CheckStepByStep) {
-  const std::string dir = std::string(KVSCOPE_SOURCE_DIR) + "/sim/fidelity/h100-llama-3.1-8b";
+  const std::string dir = std::string(KVSCOPE_SOURCE_DIR) + "/results/fidelity/h100-llama-3.1-8b";
   const auto rows = read_steps_csv(dir + "/steps.csv");
   const CheckSummary summary = load_check_summary(dir + "/check_summary.json");
   // One row per step the summary counts, per method and kind.

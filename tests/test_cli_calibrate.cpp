@@ -15,7 +15,7 @@ namespace {
 bool built_without_bench(const kvscope::testing::CliResult& r) {
   return r.exit_code != 0 && r.err.find("built without Google Benchmark") != std::string::npos;
 }
-const std::string kShipped = std::string(KVSCOPE_SOURCE_DIR) + "/kernels/profiles/cpu-2core.json";
+const std::string kShipped = std::string(KVSCOPE_SOURCE_DIR) + "/results/profiles/cpu-2core.json";
 }  // namespace
 
 TEST(CliModelProfile, ShippedCpuProfileDrivesTheModel) {

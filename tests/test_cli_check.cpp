@@ -1,6 +1,6 @@
 // kvscope check end to end on the CPU backend: the first requests of the Mooncake trace, shrunk
 // (--length-scale) for kvscope-tiny, every method, a few steps each, priced by the kvscope-tiny
-// step tables measured on a 2-core CPU (kernels/profiles/cpu-2core-kvscope-tiny.json). KV memory
+// step tables measured on a 2-core CPU (results/profiles/cpu-2core-kvscope-tiny.json). KV memory
 // must match the memory model to the byte; the outputs must be complete and consistent, and
 // check_summary.json must follow the schema `kvscope plan --check` reads. (Latency accuracy on a
 // shared CI machine is recorded in sim/FIDELITY.md, not asserted.)
@@ -21,7 +21,7 @@ namespace {
 
 const std::string kSource = KVSCOPE_SOURCE_DIR;
 const std::string kTrace = kSource + "/traces/mooncake/conversation_trace.jsonl";
-const std::string kProfile = kSource + "/kernels/profiles/cpu-2core-kvscope-tiny.json";
+const std::string kProfile = kSource + "/results/profiles/cpu-2core-kvscope-tiny.json";
 // Sanitizer builds run the kernels unoptimised, ~100x slower: they check fewer, smaller steps.
 #if defined(__SANITIZE_ADDRESS__)
 constexpr bool kSanitized = true;
@@ -123,15 +123,15 @@ TEST(CliCheck, RunsEveryMethodsStepsWithExactKvMemory) {
   EXPECT_NE(rj.at("latency"), s.at("latency"));
 }
 
-// The GPU checks shipped in sim/fidelity/ (sim/FIDELITY.md): the recorded steps, priced again
+// The GPU checks shipped in results/fidelity/ (sim/FIDELITY.md): the recorded steps, priced again
 // with the shipped profile, give the recorded check summary, so its figures are the model's as
 // it stands and not those of an earlier build.
 TEST(CliCheck, ShippedGpuChecksRepriceToTheirSummaries) {
   for (const std::string gpu : {"h100", "h200"}) {
     SCOPED_TRACE(gpu);
-    const std::string dir = kSource + "/sim/fidelity/" + gpu + "-llama-3.1-8b";
+    const std::string dir = kSource + "/results/fidelity/" + gpu + "-llama-3.1-8b";
     const auto r = run_cli("check " + kTrace + " --model llama-3.1-8b --profile " + kSource +
-                           "/kernels/profiles/" + gpu + "-llama-3.1-8b.json --reprice " + dir +
+                           "/results/profiles/" + gpu + "-llama-3.1-8b.json --reprice " + dir +
                            "/steps.jsonl --json");
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const auto got = nlohmann::json::parse(r.out);

@@ -293,7 +293,7 @@ TEST(CliPlan, MarkdownWritesItsChartsBeside) {
 
 TEST(CliPlan, ACalibrationProfileNamesItsDeviceAndDate) {
   const std::string dir = fresh_dir("profile");
-  const std::string profile = std::string(KVSCOPE_SOURCE_DIR) + "/kernels/profiles/cpu-2core.json";
+  const std::string profile = std::string(KVSCOPE_SOURCE_DIR) + "/results/profiles/cpu-2core.json";
   const kvscope::CalibrationProfile p = kvscope::load_profile(profile);
   const auto r =
       run_cli("plan --model kvscope-tiny --profile '" + profile + "' --trace '" + kTrace +

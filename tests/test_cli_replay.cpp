@@ -156,7 +156,7 @@ TEST(CliReplay, GpuMemoryIsTheProfilesDeviceUnlessGiven) {
   // An H200 profile prices the run and, without --gpu-mem, sizes it too: the memory the
   // calibration recorded for its device, not the default --gpu preset's (an H100's 80 GiB).
   const std::string profile =
-      std::string(KVSCOPE_SOURCE_DIR) + "/kernels/profiles/h200-llama-3.1-8b.json";
+      std::string(KVSCOPE_SOURCE_DIR) + "/results/profiles/h200-llama-3.1-8b.json";
   nlohmann::json p;
   std::ifstream(profile) >> p;
   const int64_t device_bytes = p.at("device").at("memory_bytes").get<int64_t>();

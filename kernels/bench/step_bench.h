@@ -44,7 +44,7 @@ struct StepBenchConfig {
 
 // The rotated inputs of one point (a GEMM's weight, attention's K and V, ...) are copies that
 // together hold at least this much: an H100's 50 MB L2 ten times over and a server CPU's L3 (32
-// MB on the 2-core EPYC of kernels/profiles/) sixteen times over. Far more than the cache, not
+// MB on the 2-core EPYC of results/profiles/) sixteen times over. Far more than the cache, not
 // just past it: a GPU's L2 does not replace strictly least-recently-used lines, so a rotation
 // only two or three times its size still finds part of a copy there, which a step (where every
 // other layer's weights and caches pass between two uses of one layer's) never does.

@@ -226,7 +226,7 @@ void add_cost_options(po::options_description& desc) {
   desc.add_options()("gpu", po::value<std::string>()->default_value("h100-sxm"),
                      "hardware preset for the roofline cost model: h100-sxm, h200, cpu-2core")(
       "profile", po::value<std::string>(),
-      "calibration profile from `kvscope calibrate` (e.g. kernels/profiles/h100.json): price "
+      "calibration profile from `kvscope calibrate` (e.g. results/profiles/h100.json): price "
       "operations with constants fitted to measured kernels instead of the roofline; an "
       "explicit --gpu must name the profile's device");
 }

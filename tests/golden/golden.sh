@@ -37,8 +37,8 @@ raw="$out/.raw"
 mkdir -p "$raw"
 
 # Where the shipped data lives.
-profiles=kernels/profiles
-fidelity=sim/fidelity
+profiles=results/profiles
+fidelity=results/fidelity
 trace=traces/mooncake/conversation_trace.jsonl
 
 # Copies $raw/FILE to $out/NAME with run-dependent text replaced.

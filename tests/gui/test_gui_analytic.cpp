@@ -200,7 +200,7 @@ class TestGuiAnalytic : public QObject {
   }
 
   void aCalibrationProfilePricesTheCharts() {
-    const QString profile = KVSCOPE_SOURCE_DIR "/kernels/profiles/cpu-2core.json";
+    const QString profile = KVSCOPE_SOURCE_DIR "/results/profiles/cpu-2core.json";
     MainWindow w(kvscope::gui::testing::no_replay());
     w.set_session(test_session());
     QVERIFY2(w.open_file(profile), qPrintable(w.error_text()));
@@ -236,7 +236,7 @@ class TestGuiAnalytic : public QObject {
     QTemporaryDir dir;
     QVERIFY(dir.isValid());
     const std::string path = dir.filePath("profile.json").toStdString();
-    const std::string source = KVSCOPE_SOURCE_DIR "/kernels/profiles/";
+    const std::string source = KVSCOPE_SOURCE_DIR "/results/profiles/";
     std::filesystem::copy_file(source + "cpu-2core.json", path);
     ProfileCache cache;
     const auto first = cache.get(path).model;

@@ -1,4 +1,4 @@
-// The Fidelity view: the repository's H100 check output (sim/fidelity/h100-llama-3.1-8b) opened
+// The Fidelity view: the repository's H100 check output (results/fidelity/h100-llama-3.1-8b) opened
 // as a folder or through any of its files shows exactly what load_check_summary and
 // check::read_steps_csv read; bad check files are refused with file, line and field and leave
 // the view as it was; sessions keep the check result; the view exports like the others.
@@ -35,7 +35,7 @@ using kvscope::gui::testing::series_names;
 
 namespace {
 
-const QString kCheckDir = QStringLiteral(KVSCOPE_SOURCE_DIR "/sim/fidelity/h100-llama-3.1-8b");
+const QString kCheckDir = QStringLiteral(KVSCOPE_SOURCE_DIR "/results/fidelity/h100-llama-3.1-8b");
 
 // The header's verdict on the targets, counted here from the summary itself (rows without steps
 // have nothing to meet).

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The measurements behind kernels/BENCHMARKS.md and kernels/profiles/h100.json: the CUDA tests,
+# The measurements behind kernels/BENCHMARKS.md and results/profiles/h100.json: the CUDA tests,
 # the PyTorch peers (shared/bench/torch_peers.py), `kvscope calibrate`, the variant rows of the
 # issue's targets, then the remaining variant comparisons, all on the same GPU in one session.
 # (BENCHMARKS.md's current figures ran these parts in two calls, A and B, with the filters below.)

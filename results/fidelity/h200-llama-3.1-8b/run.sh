@@ -2,7 +2,7 @@
 # kvscope check on the H200, as run for sim/FIDELITY.md: the CUDA tests, then llama-3.1-8b's step
 # tables (kvscope calibrate --model), then the steps the replay schedules for the first 200
 # Mooncake conversation requests, all four methods, on the same GPU.
-#   sim/fidelity/h200-llama-3.1-8b/run.sh BIN_DIR [OUT_DIR]
+#   results/fidelity/h200-llama-3.1-8b/run.sh BIN_DIR [OUT_DIR]
 # BIN_DIR holds bin/kvscope, bin/test_kernels_cuda and bin/test_kernels_backends (a build with
 # -DKVSCOPE_CUDA=ON -DKVSCOPE_GUI=OFF -DKVSCOPE_PDF=OFF -DCMAKE_CUDA_ARCHITECTURES=90a) and lib/
 # with the shared libraries the GPU machine lacks (Boost.Program_options, Google Benchmark,
