@@ -60,7 +60,8 @@ class ParameterPanel : public QWidget {
   QComboBox* model_ = nullptr;
   QLabel* profile_ = nullptr;
   QComboBox* gpu_ = nullptr;
-  std::vector<QCheckBox*> methods_ = std::vector<QCheckBox*>(all_methods().size());  // [method_index]
+  std::vector<QCheckBox*> methods_ =
+      std::vector<QCheckBox*>(all_methods().size());  // [method_index]
   QDoubleSpinBox* p_ = nullptr;
   QSpinBox* n_min_ = nullptr;
   QSpinBox* n_max_ = nullptr;

@@ -11,7 +11,9 @@ class ExactKv final : public KvFormat {
  public:
   explicit ExactKv(const ModelShape& shape) : shape_(shape) {}
 
-  int64_t layer_bytes(int64_t tokens) const override { return exact_layer_kv_bytes(shape_, tokens); }
+  int64_t layer_bytes(int64_t tokens) const override {
+    return exact_layer_kv_bytes(shape_, tokens);
+  }
 
   double attention_ms(const OpCostModel& ops, int64_t seqs, int64_t q_tokens, int64_t kv_len,
                       int64_t) const override {

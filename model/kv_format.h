@@ -56,11 +56,11 @@ class KvFormat {
 
 // A registered format.
 struct KvFormatInfo {
-  std::string_view name;          // "exact", "fourier"
-  std::string_view method_name;   // the method without CCV: "baseline", "fourier"
-  std::string_view ccv_name;      // with CCV: "ccv", "fourier_ccv"
-  std::string_view label;         // for charts: "baseline", "Fourier"
-  std::string_view ccv_label;     // "CCV", "Fourier+CCV"
+  std::string_view name;         // "exact", "fourier"
+  std::string_view method_name;  // the method without CCV: "baseline", "fourier"
+  std::string_view ccv_name;     // with CCV: "ccv", "fourier_ccv"
+  std::string_view label;        // for charts: "baseline", "Fourier"
+  std::string_view ccv_label;    // "CCV", "Fourier+CCV"
   std::unique_ptr<KvFormat> (*make)(const ModelShape& shape, const MethodConfig& config);
 };
 

@@ -24,8 +24,8 @@ class FourierKv final : public KvFormat {
 
   double attention_ms(const OpCostModel& ops, int64_t seqs, int64_t q_tokens, int64_t kv_len,
                       int64_t cache_tokens) const override {
-    const AttentionShape a{seqs,    shape_.heads, shape_.kv_heads, shape_.head_dim,
-                           q_tokens, kv_len,      true,            shape_.dtype};
+    const AttentionShape a{seqs,   shape_.heads, shape_.kv_heads, shape_.head_dim, q_tokens,
+                           kv_len, true,         shape_.dtype};
     // A cache no longer than sink + window has no middle: memory.h counts it exact, and it is
     // attended exactly.
     if (!has_middle(kv_len, cache_tokens)) return ops.attention_ms(a);
@@ -38,8 +38,8 @@ class FourierKv final : public KvFormat {
   double prefill_upkeep_ms(const OpCostModel& ops, int64_t q_tokens, int64_t kv_len,
                            int64_t cache_tokens) const override {
     if (!has_middle(kv_len, cache_tokens)) return 0.0;
-    FourierCompressShape s{shape_.kv_heads, kv_len, shape_.head_dim, compressed_,
-                           f_.m,            edge_,  shape_.dtype};
+    FourierCompressShape s{shape_.kv_heads, kv_len,      shape_.head_dim, compressed_, f_.m,
+                           edge_,           shape_.dtype};
     double ms = ops.fourier_compress_ms(s);
     if (kv_len > q_tokens) {
       s.tokens = kv_len - q_tokens;

@@ -59,10 +59,8 @@ TEST(StepPricer, AMixedStepAddsUpItsParts) {
   const double L = 32, le = static_cast<double>(f.cfg.ccv.l_eff), lr = L - le;
   const LayerCost all = layer_cost(f.ops, f.shape, Method::baseline, f.cfg, 1, 102, 102);
   const LayerCost miss = layer_cost(f.ops, f.shape, Method::baseline, f.cfg, 1, 2, 2);
-  const double dec =
-      layer_cost(f.ops, f.shape, Method::ccv, f.cfg, 2, 1, 2000).attention_ms;
-  const double pre =
-      layer_cost(f.ops, f.shape, Method::ccv, f.cfg, 1, 100, 500).attention_ms;
+  const double dec = layer_cost(f.ops, f.shape, Method::ccv, f.cfg, 2, 1, 2000).attention_ms;
+  const double pre = layer_cost(f.ops, f.shape, Method::ccv, f.cfg, 1, 100, 500).attention_ms;
   const PaperTerms t100 = paper_terms(f.ops, f.shape, f.d2(), 100);
   expect_rel(p.attention_ms, le * (dec + pre) + lr * dec);
   expect_rel(p.dense_ms, le * all.qkv_ms + lr * miss.qkv_ms + L * (all.o_proj_ms + all.mlp_ms));

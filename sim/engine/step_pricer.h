@@ -84,7 +84,7 @@ class StepPricer {
   Method method_;
   MethodConfig config_;
   int64_t d2_;
-  std::unique_ptr<KvFormat> format_;  // the method's: attention and upkeep of its caches
+  std::unique_ptr<KvFormat> format_;    // the method's: attention and upkeep of its caches
   double full_layers_, remain_layers_;  // L_eff and L - L_eff; L and 0 without CCV
   bool decode_per_sequence_;
   // The dense and CCV ops depend on the row count alone: priced once per count. This assumes

@@ -9,8 +9,8 @@
 #include <sstream>
 #include <thread>
 
-#include "model/kv_format.h"
 #include "model/error.h"
+#include "model/kv_format.h"
 
 namespace kvscope {
 
